@@ -1,0 +1,27 @@
+"""SVU models. Inside this folder, modules import each other only as `from .x import y` (the Hub
+copies these files flat next to config.json for `trust_remote_code=True`)."""
+
+from .backbones import FAMILIES, tiny_backbone_config
+from .configuration_svu import SVUConfig
+from .layer_sum import WeightedLayerSum
+from .modeling_svu import (
+    TASK_MODELS,
+    SVUForNoteTranscription,
+    SVUForSingerID,
+    SVUForTechniqueClassification,
+    SVUModel,
+    SVUPreTrainedModel,
+)
+
+__all__ = [
+    "FAMILIES",
+    "TASK_MODELS",
+    "SVUConfig",
+    "SVUForNoteTranscription",
+    "SVUForSingerID",
+    "SVUForTechniqueClassification",
+    "SVUModel",
+    "SVUPreTrainedModel",
+    "WeightedLayerSum",
+    "tiny_backbone_config",
+]

@@ -1,0 +1,108 @@
+"""The backbone families SVU wraps, and what differs between them.
+
+Each family is a transformers audio encoder whose hidden states are summed by SVU:
+the CNN-projection output plus one state per transformer layer (13 for base models).
+"""
+
+from dataclasses import dataclass, field
+
+from transformers import (
+    Data2VecAudioConfig,
+    HubertConfig,
+    PretrainedConfig,
+    Wav2Vec2Config,
+    WavLMConfig,
+)
+
+
+@dataclass(frozen=True)
+class BackboneFamily:
+    model_type: str
+    config_class: type
+    paper_name: str
+    default_checkpoint: str
+    # Wav2Vec2FeatureExtractor.do_normalize of the family's pre-trained checkpoints.
+    do_normalize: bool
+    # Linear layers LoRA/adapters can target (names as in the transformers module tree).
+    lora_target_modules: tuple = ("q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dense", "output_dense")
+    aliases: tuple = field(default=())
+
+    def supports_attention_mask(self, config: PretrainedConfig) -> bool:
+        """Whether the backbone should see the attention mask (as its feature extractor returns one).
+
+        Group-norm CNNs (wav2vec2-base, HuBERT/MERT-base) normalise each channel over the whole
+        input, padding included, so they are fed zero-padded audio without a mask, like in
+        transformers; their batched outputs then differ slightly from one-by-one outputs.
+        """
+        if self.model_type in ("wavlm", "data2vec-audio"):
+            return True
+        return getattr(config, "feat_extract_norm", "group") == "layer"
+
+
+FAMILIES = {
+    "wav2vec2": BackboneFamily(
+        "wav2vec2", Wav2Vec2Config, "Wav2Vec2.0", "facebook/wav2vec2-base-960h", do_normalize=True,
+        aliases=("w2v2",),
+    ),
+    "wavlm": BackboneFamily(
+        "wavlm", WavLMConfig, "WavLM", "microsoft/wavlm-base-plus", do_normalize=False,
+        # WavLM's attention passes q/k/v_proj weights straight to F.multi_head_attention_forward,
+        # so LoRA on them never runs (and gets no gradient); only the FFN and out_proj paths work.
+        lora_target_modules=("intermediate_dense", "output_dense"),
+    ),
+    "hubert": BackboneFamily(
+        "hubert", HubertConfig, "MERT", "m-a-p/MERT-v0-public", do_normalize=True, aliases=("mert",),
+    ),
+    "data2vec-audio": BackboneFamily(
+        "data2vec-audio", Data2VecAudioConfig, "Map-Music2Vec", "m-a-p/music2vec-v1", do_normalize=True,
+        aliases=("data2vec", "music2vec"),
+    ),
+}
+
+_ALIASES = {alias: name for name, fam in FAMILIES.items() for alias in (name, *fam.aliases)}
+
+
+def family_of(config: PretrainedConfig) -> BackboneFamily:
+    """The family of a backbone config; ValueError for anything SVU does not support."""
+    model_type = getattr(config, "model_type", None)
+    if model_type not in FAMILIES:
+        raise ValueError(
+            f"Unsupported backbone family {model_type!r}; SVU supports {sorted(FAMILIES)}."
+        )
+    return FAMILIES[model_type]
+
+
+def resolve_family_name(name: str) -> str:
+    """'mert' -> 'hubert', 'music2vec' -> 'data2vec-audio', ...; ValueError when unknown."""
+    key = name.lower()
+    if key not in _ALIASES:
+        raise ValueError(f"Unknown backbone family {name!r}; expected one of {sorted(_ALIASES)}.")
+    return _ALIASES[key]
+
+
+def tiny_backbone_config(family: str = "wav2vec2", **overrides) -> PretrainedConfig:
+    """A tiny randomly-initialisable backbone config for tests and demos.
+
+    The CNN keeps the real kernels and strides (one frame = 320 samples = 20 ms at 16 kHz) so frame
+    targets line up exactly as with the real checkpoints; only widths and depths shrink.
+    """
+    fam = FAMILIES[resolve_family_name(family)]
+    kwargs = dict(
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16,) * 7,
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        layerdrop=0.0,
+        mask_time_prob=0.0,
+    )
+    if fam.model_type == "wavlm":
+        kwargs.update(num_buckets=16, max_bucket_distance=40)
+    if fam.model_type == "data2vec-audio":
+        kwargs.update(num_conv_pos_embeddings=5, conv_pos_kernel_size=5)
+    kwargs.update(overrides)
+    return fam.config_class(**kwargs)

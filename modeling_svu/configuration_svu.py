@@ -1,0 +1,151 @@
+"""Configuration of SVU models: a backbone sub-config plus the layer sum, head and task options."""
+
+from transformers import AutoConfig, PretrainedConfig
+
+from .backbones import FAMILIES, family_of
+from .note_labels import num_transcription_logits
+
+TASKS = ("singer_id", "technique", "transcription")
+
+
+class SVUConfig(PretrainedConfig):
+    r"""
+    Configuration for [`SVUModel`] and its task heads.
+
+    Args:
+        backbone_config (`dict` or `PretrainedConfig`, *optional*):
+            Config of the SSL backbone: a `Wav2Vec2Config`, `WavLMConfig`, `HubertConfig` (MERT-v0) or
+            `Data2VecAudioConfig` (music2vec), or its dict. Defaults to a wav2vec2-base config.
+            Its `layerdrop` is forced to `0.0`: a dropped layer would drop a hidden state from the sum.
+        task (`str`, *optional*, defaults to `"singer_id"`):
+            One of `"singer_id"`, `"technique"`, `"transcription"`. Selects the class `AutoModel` maps to.
+        layer_norm_per_layer (`bool`, *optional*, defaults to `False`):
+            Apply a parameter-free LayerNorm to each hidden state before the weighted sum. Off in the paper.
+        pooling (`str`, *optional*, defaults to `"mean"`):
+            Time pooling of the classification heads. Only `"mean"` (padding masked, as in the paper).
+        classifier_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout on the (pooled) weighted-sum features before the linear head.
+        normalize_audio (`bool`, *optional*, defaults to `True`):
+            Zero-mean/unit-variance normalisation of each input waveform by the feature extractor, following
+            the backbone checkpoint's own convention (True for wav2vec2-base, False for WavLM-base-plus).
+        sampling_rate (`int`, *optional*, defaults to 16000):
+            Input sampling rate in Hz; all supported backbones take 16 kHz mono.
+        chunk_seconds (`float`, *optional*, defaults to 5.0):
+            Chunk length used in training and for windowed inference (5 s singer ID / transcription,
+            3 s technique in the paper).
+        class_weights (`list[float]`, *optional*):
+            Per-class weights of the cross entropy (the paper uses `1 / n_c ** 0.2` for technique).
+        lowest_midi (`int`, *optional*, defaults to 36):
+            Transcription only. MIDI note of octave 0, pitch class 0 (36 = C2).
+        num_octaves (`int`, *optional*, defaults to 4):
+            Transcription only. Octaves covered (36-83 for the defaults); the octave output has one more
+            class for "no note".
+        onset_pos_weight (`float`, *optional*, defaults to 15.0):
+            Transcription only. `pos_weight` of the onset BCE.
+        onset_threshold (`float`, *optional*, defaults to 0.4):
+            Transcription decoding: minimum onset probability of an onset frame.
+        onset_window (`int`, *optional*, defaults to 3):
+            Transcription decoding: an onset frame is the maximum within +-`onset_window` frames.
+        silence_threshold (`float`, *optional*, defaults to 0.5):
+            Transcription decoding: a note ends at the first frame with silence probability >= this.
+    """
+
+    model_type = "svu"
+    sub_configs = {"backbone_config": AutoConfig}
+
+    def __init__(
+        self,
+        backbone_config=None,
+        task: str = "singer_id",
+        layer_norm_per_layer: bool = False,
+        pooling: str = "mean",
+        classifier_dropout: float = 0.0,
+        normalize_audio: bool = True,
+        sampling_rate: int = 16000,
+        chunk_seconds: float = 5.0,
+        class_weights=None,
+        lowest_midi: int = 36,
+        num_octaves: int = 4,
+        onset_pos_weight: float = 15.0,
+        onset_threshold: float = 0.4,
+        onset_window: int = 3,
+        silence_threshold: float = 0.5,
+        **kwargs,
+    ):
+        if backbone_config is None:
+            backbone_config = FAMILIES["wav2vec2"].config_class()
+        elif isinstance(backbone_config, dict):
+            backbone_config = dict(backbone_config)
+            model_type = backbone_config.pop("model_type", None)
+            if model_type not in FAMILIES:
+                raise ValueError(
+                    f"Unsupported backbone family {model_type!r}; SVU supports {sorted(FAMILIES)}."
+                )
+            backbone_config = AutoConfig.for_model(model_type, **backbone_config)
+        family_of(backbone_config)
+        backbone_config.layerdrop = 0.0
+        self.backbone_config = backbone_config
+        self.task = task
+        self.layer_norm_per_layer = layer_norm_per_layer
+        self.pooling = pooling
+        self.classifier_dropout = classifier_dropout
+        self.normalize_audio = normalize_audio
+        self.sampling_rate = sampling_rate
+        self.chunk_seconds = chunk_seconds
+        self.class_weights = list(class_weights) if class_weights is not None else None
+        self.lowest_midi = lowest_midi
+        self.num_octaves = num_octaves
+        self.onset_pos_weight = onset_pos_weight
+        self.onset_threshold = onset_threshold
+        self.onset_window = onset_window
+        self.silence_threshold = silence_threshold
+        num_labels = kwargs.pop("num_labels", None)
+        super().__init__(**kwargs)
+        if num_labels is not None and self.id2label is not None and num_labels != len(self.id2label):
+            raise ValueError(
+                f"num_labels={num_labels} does not match id2label, which has {len(self.id2label)} labels."
+            )
+        if num_labels is not None and kwargs.get("id2label") is None:
+            self.num_labels = num_labels
+        self.validate()
+
+    def validate(self):
+        """Cross-field checks; ValueError quoting the offending values."""
+        if self.task not in TASKS:
+            raise ValueError(f"Unknown task {self.task!r}; expected one of {TASKS}.")
+        if self.pooling != "mean":
+            raise ValueError(f"Unknown pooling {self.pooling!r}; only 'mean' is supported.")
+        if self.sampling_rate != 16000:
+            raise ValueError(f"sampling_rate={self.sampling_rate}: the supported backbones take 16000 Hz.")
+        if self.backbone_config.layerdrop != 0.0:
+            raise ValueError("backbone_config.layerdrop must be 0.0: a dropped layer drops a hidden state.")
+        if self.class_weights is not None and self.task != "transcription":
+            if len(self.class_weights) != self.num_labels:
+                raise ValueError(
+                    f"class_weights has {len(self.class_weights)} entries for {self.num_labels} labels."
+                )
+        if not (0 < self.num_octaves and 0 <= self.lowest_midi <= 127 - 12 * self.num_octaves):
+            raise ValueError(
+                f"lowest_midi={self.lowest_midi}, num_octaves={self.num_octaves} leave the MIDI range 0-127."
+            )
+
+    @property
+    def num_hidden_states(self) -> int:
+        """States summed by the layer sum: the CNN-projection output + one per transformer layer."""
+        return self.backbone_config.num_hidden_layers + 1
+
+    @property
+    def frame_hop_samples(self) -> int:
+        """Samples per output frame (320 for every supported base backbone)."""
+        hop = 1
+        for stride in self.backbone_config.conv_stride:
+            hop *= stride
+        return hop
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.frame_hop_samples / self.sampling_rate
+
+    @property
+    def num_transcription_logits(self) -> int:
+        return num_transcription_logits(self.num_octaves)

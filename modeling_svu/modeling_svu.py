@@ -1,0 +1,362 @@
+"""SVU models: any supported SSL backbone -> softmax-weighted sum of all hidden states -> a small head.
+
+Classes (all share the parameter layout ``backbone.*``, ``layer_sum.weight``, ``head.*``):
+    SVUModel                       features only (the weighted sum per frame)
+    SVUForSingerID                 masked mean pooling -> linear (Artist20)
+    SVUForTechniqueClassification  masked mean pooling -> linear, weighted CE (VocalSet)
+    SVUForNoteTranscription        frame-wise linear -> onset/silence/octave/pitch-class (MIR-ST500)
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
+from transformers.utils import ModelOutput
+
+from .backbones import FAMILIES, family_of, resolve_family_name, tiny_backbone_config
+from .configuration_svu import SVUConfig
+from .layer_sum import WeightedLayerSum
+from .note_labels import IGNORE_INDEX, logit_slices
+
+
+@dataclass
+class SVUModelOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_frames, hidden_size)`):
+            The softmax-weighted sum of all backbone hidden states.
+        frame_mask (`torch.BoolTensor` of shape `(batch_size, num_frames)`):
+            True for frames computed from real (non-padded) audio.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            The `num_hidden_layers + 1` backbone states, returned when `output_hidden_states=True`.
+        layer_weights (`torch.FloatTensor` of shape `(num_hidden_layers + 1,)`):
+            The normalised (softmax) layer weights used for the sum.
+    """
+
+    last_hidden_state: Optional[torch.FloatTensor] = None
+    frame_mask: Optional[torch.BoolTensor] = None
+    hidden_states: Optional[tuple] = None
+    layer_weights: Optional[torch.FloatTensor] = None
+
+
+@dataclass
+class SVUClassifierOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): (weighted) cross entropy, when `labels` are given.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`): class scores before softmax.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): backbone states, with `output_hidden_states=True`.
+        layer_weights (`torch.FloatTensor` of shape `(num_hidden_layers + 1,)`): normalised layer weights.
+    """
+
+    loss: Optional[torch.FloatTensor] = None
+    logits: Optional[torch.FloatTensor] = None
+    hidden_states: Optional[tuple] = None
+    layer_weights: Optional[torch.FloatTensor] = None
+
+
+@dataclass
+class SVUTranscriptionOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): the paper's combined loss, when `labels` are given.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_frames, 2 + num_octaves + 1 + 13)`):
+            per-frame onset, silence, octave and pitch-class logits (layout in `note_labels.logit_slices`).
+        frame_mask (`torch.BoolTensor` of shape `(batch_size, num_frames)`): frames of real audio.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): backbone states, with `output_hidden_states=True`.
+        layer_weights (`torch.FloatTensor` of shape `(num_hidden_layers + 1,)`): normalised layer weights.
+    """
+
+    loss: Optional[torch.FloatTensor] = None
+    logits: Optional[torch.FloatTensor] = None
+    frame_mask: Optional[torch.BoolTensor] = None
+    hidden_states: Optional[tuple] = None
+    layer_weights: Optional[torch.FloatTensor] = None
+
+
+class SVUPreTrainedModel(PreTrainedModel):
+    config_class = SVUConfig
+    base_model_prefix = "svu"
+    main_input_name = "input_values"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = True
+    # The task this class solves; `AutoModel` in a saved repo maps to the class of its task.
+    task: Optional[str] = None
+
+    def _init_weights(self, module):
+        # Only SVU's own modules; the backbone initialises itself (or is loaded pre-trained).
+        if isinstance(module, WeightedLayerSum):
+            nn.init.zeros_(module.weight)
+        elif isinstance(module, nn.Linear) and module is getattr(self, "head", None):
+            module.weight.data.normal_(mean=0.0, std=self.config.backbone_config.initializer_range)
+            module.bias.data.zero_()
+
+    # ----- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_backbone(cls, backbone="wav2vec2", id2label=None, **config_overrides):
+        """Wrap a backbone in this SVU task model.
+
+        Args:
+            backbone: a family name (`"wav2vec2"`, `"wavlm"`, `"mert"`/`"hubert"`, `"music2vec"`/
+                `"data2vec-audio"`) for the paper's pre-trained checkpoint; a Hub id or local path of a
+                pre-trained backbone (weights loaded); `"tiny-<family>"` for a tiny random backbone; or a
+                backbone config object (random init).
+            id2label: `{index: name}` of the classes (classification tasks).
+            config_overrides: any other `SVUConfig` field, e.g. `class_weights=[...]`, `chunk_seconds=3.0`.
+        """
+        pretrained = None
+        if isinstance(backbone, str) and backbone.startswith("tiny-"):
+            backbone = tiny_backbone_config(backbone[len("tiny-"):])
+        elif isinstance(backbone, str):
+            try:
+                backbone = FAMILIES[resolve_family_name(backbone)].default_checkpoint
+            except ValueError:
+                pass  # not a family name: a Hub id or a local path
+            pretrained = backbone
+            backbone = AutoConfig.from_pretrained(pretrained)
+        family = family_of(backbone)
+        task = config_overrides.pop("task", cls.task or "singer_id")
+        config_overrides.setdefault("normalize_audio", _checkpoint_normalizes(pretrained, family))
+        if id2label is not None:
+            id2label = {int(k): v for k, v in dict(id2label).items()}
+            config_overrides["label2id"] = {v: k for k, v in id2label.items()}
+        config = SVUConfig(backbone_config=backbone, task=task, id2label=id2label, **config_overrides)
+        model = cls(config)
+        if pretrained is not None:
+            weights = AutoModel.from_pretrained(pretrained, config=config.backbone_config).state_dict()
+            model.backbone.load_state_dict(weights)
+        return model
+
+    def feature_extractor(self) -> Wav2Vec2FeatureExtractor:
+        """The feature extractor matching this model's backbone (normalisation, attention mask)."""
+        return Wav2Vec2FeatureExtractor(
+            feature_size=1,
+            sampling_rate=self.config.sampling_rate,
+            padding_value=0.0,
+            do_normalize=self.config.normalize_audio,
+            return_attention_mask=family_of(self.config.backbone_config).supports_attention_mask(
+                self.config.backbone_config
+            ),
+        )
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save weights (safetensors only), config with a full `auto_map`, the code and the feature extractor."""
+        kwargs["safe_serialization"] = True
+        type(self).register_for_auto_class("AutoModel")
+        auto_map = {"AutoConfig": "configuration_svu.SVUConfig", "AutoModel": f"modeling_svu.{type(self).__name__}"}
+        if self.config.task in ("singer_id", "technique"):
+            auto_map["AutoModelForAudioClassification"] = f"modeling_svu.{type(self).__name__}"
+        self.config.auto_map = auto_map
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            self.feature_extractor().save_pretrained(save_directory)
+
+    # ----- two-stage fine-tuning --------------------------------------------------------------
+
+    def freeze_backbone(self):
+        """Stage 1: only the layer weights and the head train. The frozen backbone runs in eval mode."""
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.train(self.training)
+
+    def freeze_feature_encoder(self):
+        """Freeze the CNN feature encoder (it stays frozen in stage 2, as in the paper)."""
+        for p in self.backbone.feature_extractor.parameters():
+            p.requires_grad_(False)
+
+    def unfreeze_transformer(self):
+        """Stage 2: the backbone trains except its CNN feature encoder."""
+        for p in self.backbone.parameters():
+            p.requires_grad_(True)
+        self.freeze_feature_encoder()
+        self.train(self.training)
+
+    def set_stage(self, stage: int):
+        """Apply the trainable set of the paper's stage 1 or 2 (idempotent)."""
+        if stage == 1:
+            self.freeze_backbone()
+        elif stage == 2:
+            self.unfreeze_transformer()
+        else:
+            raise ValueError(f"stage must be 1 or 2, got {stage!r}.")
+
+    def backbone_is_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.backbone.parameters())
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.backbone_is_frozen():
+            # A frozen backbone is a fixed feature extractor: no dropout or SpecAugment, so stage 1
+            # sees the same features every epoch (and cached features are exact).
+            self.backbone.eval()
+        return self
+
+    def layer_weights(self) -> torch.Tensor:
+        """The learnt, softmax-normalised weight of each hidden state (index 0 = CNN projection)."""
+        return self.layer_sum.normalized_weights().detach()
+
+    # ----- shared forward pieces --------------------------------------------------------------
+
+    def _check_input(self, input_values: torch.Tensor):
+        if input_values.dim() != 2:
+            raise ValueError(
+                f"input_values must be (batch, samples) mono audio; got shape {tuple(input_values.shape)}."
+            )
+        if input_values.numel() == 0:
+            raise ValueError(f"input_values is empty (shape {tuple(input_values.shape)}).")
+        min_samples = self.min_input_samples()
+        if input_values.shape[1] < min_samples:
+            raise ValueError(
+                f"input_values has {input_values.shape[1]} samples; the backbone needs at least "
+                f"{min_samples} ({1000 * min_samples / self.config.sampling_rate:.0f} ms) for one frame."
+            )
+
+    def min_input_samples(self) -> int:
+        """The receptive field of one output frame (400 samples = 25 ms for the base backbones)."""
+        cfg = self.config.backbone_config
+        field, jump = 1, 1
+        for kernel, stride in zip(cfg.conv_kernel, cfg.conv_stride):
+            field += (kernel - 1) * jump
+            jump *= stride
+        return field
+
+    def _features(self, input_values, attention_mask=None, output_hidden_states=False) -> SVUModelOutput:
+        self._check_input(input_values)
+        family = family_of(self.config.backbone_config)
+        backbone_mask = attention_mask if family.supports_attention_mask(self.config.backbone_config) else None
+        no_grad = self.backbone_is_frozen() and not input_values.requires_grad
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not no_grad):
+            out = self.backbone(input_values, attention_mask=backbone_mask, output_hidden_states=True)
+        hidden_states = out.hidden_states
+        features = self.layer_sum(hidden_states)
+        if attention_mask is not None:
+            frame_mask = self.backbone._get_feature_vector_attention_mask(features.shape[1], attention_mask)
+        else:
+            frame_mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+        return SVUModelOutput(
+            last_hidden_state=features,
+            frame_mask=frame_mask,
+            hidden_states=hidden_states if output_hidden_states else None,
+            layer_weights=self.layer_sum.normalized_weights(),
+        )
+
+
+class SVUModel(SVUPreTrainedModel):
+    """Backbone + weighted layer sum: per-frame features for any downstream head."""
+
+    def __init__(self, config: SVUConfig):
+        super().__init__(config)
+        self.backbone = AutoModel.from_config(config.backbone_config)
+        self.layer_sum = WeightedLayerSum(config.num_hidden_states, layer_norm=config.layer_norm_per_layer)
+        self.post_init()
+
+    def forward(self, input_values, attention_mask=None, output_hidden_states=False, **kwargs) -> SVUModelOutput:
+        return self._features(input_values, attention_mask, output_hidden_states)
+
+
+def masked_mean(features: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over time of (batch, frames, hidden) features, ignoring frames where the mask is False."""
+    mask = frame_mask.unsqueeze(-1).to(features.dtype)
+    return (features * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+class _SVUForClassification(SVUModel):
+    """Masked mean pooling of the weighted sum, then dropout and a linear layer."""
+
+    def __init__(self, config: SVUConfig):
+        super().__init__(config)
+        if config.id2label is None:
+            raise ValueError("A classification model needs id2label (or num_labels) in its config.")
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.head = nn.Linear(config.backbone_config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs
+    ) -> SVUClassifierOutput:
+        features = self._features(input_values, attention_mask, output_hidden_states)
+        pooled = masked_mean(features.last_hidden_state, features.frame_mask)
+        logits = self.head(self.dropout(pooled))
+        loss = None
+        if labels is not None:
+            weight = None
+            if self.config.class_weights is not None:
+                weight = torch.tensor(self.config.class_weights, dtype=logits.dtype, device=logits.device)
+            loss = nn.functional.cross_entropy(logits, labels.view(-1).long(), weight=weight)
+        return SVUClassifierOutput(
+            loss=loss, logits=logits, hidden_states=features.hidden_states, layer_weights=features.layer_weights
+        )
+
+
+class SVUForSingerID(_SVUForClassification):
+    """Singer identification (Artist20 in the paper): one singer label per chunk."""
+
+    task = "singer_id"
+
+
+class SVUForTechniqueClassification(_SVUForClassification):
+    """Singing technique classification (VocalSet): weighted cross entropy via `config.class_weights`."""
+
+    task = "technique"
+
+
+class SVUForNoteTranscription(SVUModel):
+    """Frame-wise note transcription: onset, silence, octave and pitch-class logits per 20 ms frame."""
+
+    task = "transcription"
+
+    def __init__(self, config: SVUConfig):
+        super().__init__(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.head = nn.Linear(config.backbone_config.hidden_size, config.num_transcription_logits)
+        self.post_init()
+
+    def forward(
+        self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs
+    ) -> SVUTranscriptionOutput:
+        """`labels`: float (batch, frames, 4) from `note_labels.notes_to_frame_targets`, -100 on padding."""
+        features = self._features(input_values, attention_mask, output_hidden_states)
+        logits = self.head(self.dropout(features.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = self.transcription_loss(logits, labels, features.frame_mask)
+        return SVUTranscriptionOutput(
+            loss=loss,
+            logits=logits,
+            frame_mask=features.frame_mask,
+            hidden_states=features.hidden_states,
+            layer_weights=features.layer_weights,
+        )
+
+    def transcription_loss(self, logits, labels, frame_mask):
+        """BCE(onset, pos_weight) + BCE(silence) + CE(octave) + CE(pitch class) over real, labelled frames."""
+        if labels.dim() != 3 or labels.shape[-1] != 4:
+            raise ValueError(f"transcription labels must be (batch, frames, 4); got {tuple(labels.shape)}.")
+        num_frames = min(logits.shape[1], labels.shape[1])
+        logits, labels, frame_mask = logits[:, :num_frames], labels[:, :num_frames], frame_mask[:, :num_frames]
+        valid = frame_mask & (labels[..., 0] != IGNORE_INDEX)
+        logits, labels = logits[valid], labels[valid]
+        slices = logit_slices(self.config.num_octaves)
+        pos_weight = torch.tensor(self.config.onset_pos_weight, dtype=logits.dtype, device=logits.device)
+        bce = nn.functional.binary_cross_entropy_with_logits
+        onset = bce(logits[:, slices["onset"]].squeeze(-1), labels[:, 0], pos_weight=pos_weight)
+        silence = bce(logits[:, slices["silence"]].squeeze(-1), labels[:, 1])
+        octave = nn.functional.cross_entropy(logits[:, slices["octave"]], labels[:, 2].long())
+        pitch_class = nn.functional.cross_entropy(logits[:, slices["pitch_class"]], labels[:, 3].long())
+        return onset + silence + octave + pitch_class
+
+
+TASK_MODELS = {cls.task: cls for cls in (SVUForSingerID, SVUForTechniqueClassification, SVUForNoteTranscription)}
+
+
+def _checkpoint_normalizes(pretrained: Optional[str], family) -> bool:
+    """`do_normalize` of a pre-trained checkpoint's feature extractor, else the family's convention."""
+    if pretrained is not None:
+        try:
+            return bool(Wav2Vec2FeatureExtractor.from_pretrained(pretrained).do_normalize)
+        except OSError:
+            pass
+    return family.do_normalize

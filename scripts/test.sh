@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# README command (b): set up a fresh machine, then the whole test suite (pytest exits 5 on zero tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+python -m pytest tests -q -p no:cacheprovider "$@"
