@@ -223,19 +223,23 @@ class SVUPreTrainedModel(PreTrainedModel):
             jump *= stride
         return field
 
-    def _features(self, input_values, attention_mask=None, output_hidden_states=False) -> SVUModelOutput:
+    def _hidden_states(self, input_values, attention_mask=None):
+        """All backbone hidden states and the frame mask (True = frame of real audio)."""
         self._check_input(input_values)
         family = family_of(self.config.backbone_config)
         backbone_mask = attention_mask if family.supports_attention_mask(self.config.backbone_config) else None
         no_grad = self.backbone_is_frozen() and not input_values.requires_grad
         with torch.set_grad_enabled(torch.is_grad_enabled() and not no_grad):
-            out = self.backbone(input_values, attention_mask=backbone_mask, output_hidden_states=True)
-        hidden_states = out.hidden_states
-        features = self.layer_sum(hidden_states)
+            states = self.backbone(input_values, attention_mask=backbone_mask, output_hidden_states=True).hidden_states
         if attention_mask is not None:
-            frame_mask = self.backbone._get_feature_vector_attention_mask(features.shape[1], attention_mask)
+            frame_mask = self.backbone._get_feature_vector_attention_mask(states[0].shape[1], attention_mask)
         else:
-            frame_mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+            frame_mask = torch.ones(states[0].shape[:2], dtype=torch.bool, device=states[0].device)
+        return states, frame_mask
+
+    def _features(self, input_values, attention_mask=None, output_hidden_states=False) -> SVUModelOutput:
+        hidden_states, frame_mask = self._hidden_states(input_values, attention_mask)
+        features = self.layer_sum(hidden_states)
         return SVUModelOutput(
             last_hidden_state=features,
             frame_mask=frame_mask,
@@ -279,6 +283,26 @@ class _SVUForClassification(SVUModel):
     ) -> SVUClassifierOutput:
         features = self._features(input_values, attention_mask, output_hidden_states)
         pooled = masked_mean(features.last_hidden_state, features.frame_mask)
+        return self._classify(pooled, labels, features.hidden_states)
+
+    def pooled_layer_states(self, input_values, attention_mask=None) -> torch.Tensor:
+        """Masked time-mean of every hidden state, (batch, num_hidden_layers + 1, hidden_size).
+
+        Mean pooling commutes with the weighted sum, so `classify_pooled(pooled_layer_states(x))` equals
+        `forward(x)` up to float rounding: with a frozen backbone these can be cached once for stage 1.
+        """
+        states, frame_mask = self._hidden_states(input_values, attention_mask)
+        if self.layer_sum.layer_norm:
+            states = [nn.functional.layer_norm(h, h.shape[-1:]) for h in states]
+        return torch.stack([masked_mean(h, frame_mask) for h in states], dim=1)
+
+    def classify_pooled(self, pooled_layer_states, labels=None) -> SVUClassifierOutput:
+        """Classify from `pooled_layer_states` output (e.g. a stage-1 feature cache), skipping the backbone."""
+        weights = self.layer_sum.normalized_weights().to(pooled_layer_states.dtype)
+        pooled = torch.einsum("l,blh->bh", weights, pooled_layer_states)
+        return self._classify(pooled, labels, None)
+
+    def _classify(self, pooled, labels, hidden_states) -> SVUClassifierOutput:
         logits = self.head(self.dropout(pooled))
         loss = None
         if labels is not None:
@@ -287,7 +311,7 @@ class _SVUForClassification(SVUModel):
                 weight = torch.tensor(self.config.class_weights, dtype=logits.dtype, device=logits.device)
             loss = nn.functional.cross_entropy(logits, labels.view(-1).long(), weight=weight)
         return SVUClassifierOutput(
-            loss=loss, logits=logits, hidden_states=features.hidden_states, layer_weights=features.layer_weights
+            loss=loss, logits=logits, hidden_states=hidden_states, layer_weights=self.layer_sum.normalized_weights()
         )
 
 

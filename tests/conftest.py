@@ -1,0 +1,28 @@
+"""Shared test helpers: tiny random backbones of every family and generated sung tones."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+FAMILIES = ["wav2vec2", "wavlm", "hubert", "data2vec-audio"]
+SR = 16000
+
+
+def sung_tone(f0=220.0, seconds=1.0, sr=SR, vibrato_hz=5.5, vibrato_cents=30.0, seed=0) -> np.ndarray:
+    """A short harmonic tone with vibrato and a little breath noise (float32, peak ~0.5)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    inst_f0 = f0 * 2 ** (vibrato_cents / 1200 * np.sin(2 * np.pi * vibrato_hz * t))
+    phase = 2 * np.pi * np.cumsum(inst_f0) / sr
+    wave = sum(np.sin(k * phase) / k for k in range(1, 8))
+    wave = wave + 0.02 * rng.standard_normal(len(t))
+    return (0.5 * wave / np.abs(wave).max()).astype(np.float32)
+
+
+@pytest.fixture
+def tone():
+    return sung_tone
