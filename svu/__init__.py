@@ -1,1 +1,1 @@
-"""The `svu` command line: `svu data prepare ...`, `svu transcribe ...`, `svu demo`."""
+"""The `svu` command line: `svu data prepare ...`, `svu transcribe ...`."""

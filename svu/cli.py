@@ -7,7 +7,6 @@ import importlib
 SUBCOMMANDS = {
     "data": "dataset_scripts.cli",
     "transcribe": "svu.transcribe",
-    "demo": "svu.demo",
 }
 
 
