@@ -1,0 +1,119 @@
+"""Preprocessing shared by every corpus: decode, resample, trim, chunk, filter, encode.
+
+All functions work on float32 mono waveforms at ``SAMPLING_RATE`` (16 kHz, what every backbone
+takes). Policies (ours where the paper is silent):
+
+* **Chunking** (`chunk_waveform`): consecutive, non-overlapping chunks from sample 0. The last,
+  partial chunk is kept, zero-padded to full length, only if it holds at least half a chunk
+  (``min_last_fraction=0.5``); otherwise it is dropped. So a 7.3 s file gives 2 chunks of 3 s
+  (the 1.3 s rest < 1.5 s is dropped) and 1 chunk of 5 s (the 2.3 s rest < 2.5 s is dropped);
+  an 8 s file gives 2 chunks of 5 s (the 3 s rest is padded). A file shorter than half a chunk
+  gives no chunk (and is reported as such by the builders).
+* **RMS filter** (`passes_rms_filter`, the paper's Artist20 rule): mean over non-overlapping
+  512-sample frames (frame = hop = 512; a trailing partial frame is ignored) of the frame RMS
+  must be > 0.01.
+* **Silence trimming** (`trim_silence`, VocalSet): leading and trailing 512-sample frames whose
+  RMS is more than ``top_db`` (40 dB) below the loudest frame are cut; inner silences stay.
+* **Vocal separation** (`Separator`): any callable ``separate(waveform, sr) -> waveform``
+  (e.g. a wrapper around HT-Demucs) applied before chunking; the default `identity_separation`
+  assumes the audio is already a vocal stem.
+"""
+
+import io
+from typing import Callable, Iterator
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLING_RATE = 16000
+RMS_FRAME = 512
+RMS_THRESHOLD = 0.01
+
+Separator = Callable[[np.ndarray, int], np.ndarray]
+
+
+def identity_separation(waveform: np.ndarray, sampling_rate: int) -> np.ndarray:
+    """Default separation hook: the audio is assumed to be an isolated vocal already."""
+    return waveform
+
+
+def to_mono(waveform: np.ndarray) -> np.ndarray:
+    """(N,) or (N, C) -> (N,) float32 by channel mean."""
+    waveform = np.asarray(waveform, dtype=np.float32)
+    return waveform.mean(axis=1) if waveform.ndim == 2 else waveform
+
+
+def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE) -> np.ndarray:
+    """Mono float32 at ``target_sr`` (soxr, high quality)."""
+    waveform = to_mono(waveform)
+    if orig_sr == target_sr:
+        return waveform
+    return soxr.resample(waveform, orig_sr, target_sr, quality="HQ").astype(np.float32)
+
+
+def load_audio(path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Decode any FFmpeg-readable file (wav, flac, mp3, ...) to float32 mono at ``sampling_rate``.
+
+    Raises ``ValueError`` naming the file when it cannot be decoded or holds no samples.
+    """
+    from torchcodec.decoders import AudioDecoder
+
+    try:
+        samples = AudioDecoder(str(path), sample_rate=sampling_rate, num_channels=1).get_all_samples()
+        waveform = samples.data.numpy().mean(axis=0).astype(np.float32)
+    except Exception as error:  # torchcodec raises RuntimeError/ValueError with FFmpeg's message
+        raise ValueError(f"cannot decode audio file {path}: {str(error).splitlines()[0]}") from None
+    if waveform.size == 0 or not np.isfinite(waveform).all():
+        raise ValueError(f"audio file {path} is empty or holds non-finite samples")
+    return waveform
+
+
+def frame_rms(waveform: np.ndarray, frame: int = RMS_FRAME) -> np.ndarray:
+    """RMS of each non-overlapping ``frame``-sample frame (trailing partial frame ignored)."""
+    num_frames = len(waveform) // frame
+    frames = np.asarray(waveform[: num_frames * frame], dtype=np.float64).reshape(num_frames, frame)
+    return np.sqrt((frames**2).mean(axis=1))
+
+
+def passes_rms_filter(chunk: np.ndarray, threshold: float = RMS_THRESHOLD, frame: int = RMS_FRAME) -> bool:
+    """The paper's silence filter: mean frame RMS over 512-sample frames > ``threshold``."""
+    rms = frame_rms(chunk, frame)
+    return bool(rms.size and rms.mean() > threshold)
+
+
+def trim_silence(waveform: np.ndarray, top_db: float = 40.0, frame: int = RMS_FRAME) -> np.ndarray:
+    """Cut leading/trailing frames more than ``top_db`` below the loudest frame (whole frames)."""
+    rms = frame_rms(waveform, frame)
+    if rms.size == 0 or rms.max() == 0:
+        return waveform[:0]
+    loud = np.flatnonzero(20 * np.log10(np.maximum(rms, 1e-10) / rms.max()) > -top_db)
+    return waveform[loud[0] * frame : (loud[-1] + 1) * frame]
+
+
+def num_chunks(num_samples: int, chunk_samples: int, min_last_fraction: float = 0.5) -> int:
+    full, rest = divmod(num_samples, chunk_samples)
+    return full + int(rest > 0 and rest >= min_last_fraction * chunk_samples)
+
+
+def chunk_waveform(
+    waveform: np.ndarray, chunk_samples: int, min_last_fraction: float = 0.5
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start_sample, chunk)``; see the module docstring for the last-chunk policy."""
+    for index in range(num_chunks(len(waveform), chunk_samples, min_last_fraction)):
+        start = index * chunk_samples
+        chunk = waveform[start : start + chunk_samples]
+        if len(chunk) < chunk_samples:
+            chunk = np.pad(chunk, (0, chunk_samples - len(chunk)))
+        yield start, chunk
+
+
+def encode_wav(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> bytes:
+    """16-bit PCM WAV bytes, what the ``datasets.Audio`` column stores (clipped to [-1, 1])."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(waveform, -1.0, 1.0), sampling_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def audio_cell(waveform: np.ndarray, name: str, sampling_rate: int = SAMPLING_RATE) -> dict:
+    return {"bytes": encode_wav(waveform, sampling_rate), "path": name}

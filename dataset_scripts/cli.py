@@ -1,0 +1,88 @@
+"""`svu data prepare <corpus> --data-dir D --output O [--seed N] [--push-to-hub REPO]`."""
+
+import argparse
+import json
+import sys
+
+from .prepare import CORPORA, load_prepared, prepare
+
+
+def parse_option(text: str):
+    """``key=value`` with the value read as JSON when it parses (numbers, lists), else a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--option expects key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def summary_table(meta: dict) -> str:
+    """Files found/used/skipped (with reasons), chunks per split and class, hours per split."""
+    report = meta["report"]
+    lines = [
+        f"{meta['corpus']} ({meta['task']}, {meta['chunk_seconds']:g} s chunks)",
+        f"files: {report['files_found']} found, {report['files_used']} used, {report['files_skipped']} skipped",
+    ]
+    for reason, names in report["skipped"].items():
+        shown = ", ".join(names[:5]) + (f", ... (+{len(names) - 5})" if len(names) > 5 else "")
+        lines.append(f"  skipped {len(names)}: {reason}: {shown}")
+    if report.get("chunks_dropped_rms"):
+        lines.append(f"chunks dropped by the RMS filter: {report['chunks_dropped_rms']}")
+    lines.extend(report.get("messages", []))
+    splits = list(report["chunks"])
+    classes = sorted({name for counts in report["chunks"].values() for name in counts})
+    if meta["task"] == "transcription":
+        rows = [("songs", *(len(report["chunks"][s]) for s in splits))]
+        rows.append(("chunks", *(sum(report["chunks"][s].values()) for s in splits)))
+    else:
+        rows = [(name, *(report["chunks"][s].get(name, 0) for s in splits)) for name in meta["label_names"] or classes]
+        rows.append(("total chunks", *(sum(report["chunks"][s].values()) for s in splits)))
+    rows.append(("hours", *(report["hours"][s] for s in splits)))
+    width = max(len(str(row[0])) for row in rows) + 2
+    lines.append("".ljust(width) + "".join(s.rjust(12) for s in splits))
+    lines.extend(str(row[0]).ljust(width) + "".join(str(v).rjust(12) for v in row[1:]) for row in rows)
+    if meta.get("class_weights"):
+        weights = ", ".join(f"{n}={w:.3f}" for n, w in zip(meta["label_names"], meta["class_weights"]))
+        lines.append(f"class weights (1/n_c^0.2, train): {weights}")
+    return "\n".join(lines)
+
+
+def run_prepare(args) -> int:
+    options = dict(args.option or [])
+    if args.task:
+        options["task"] = args.task
+    if args.split:
+        options["split"] = args.split
+    try:
+        prepare(args.corpus, args.output, data_dir=args.data_dir, seed=args.seed, force=args.force, **options)
+    except ValueError as error:
+        print(f"svu data prepare: {error}", file=sys.stderr)
+        return 2
+    _, meta = load_prepared(args.output)
+    print(summary_table(meta))
+    print(f"saved to {args.output}")
+    if args.push_to_hub:
+        from .hub import push_prepared
+
+        push_prepared(args.output, args.push_to_hub, private=args.private)
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    data = subparsers.add_parser("data", help="prepare corpora as datasets folders")
+    actions = data.add_subparsers(dest="data_command", required=True)
+    parser = actions.add_parser("prepare", help="build a corpus into a DatasetDict folder + svu_meta.json")
+    parser.add_argument("corpus", choices=CORPORA)
+    parser.add_argument("--data-dir", help="root of the downloaded corpus (not needed for synthetic)")
+    parser.add_argument("--output", required=True, help="folder to write (DatasetDict.save_to_disk + svu_meta.json)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--task", help="synthetic: technique | singer_id | transcription")
+    parser.add_argument("--split", help="artist20: paper (4/1/1, default) | official (3/1/2)")
+    parser.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
+                        help="builder option, repeatable (e.g. num_singers=4, clip_seconds=3)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
+    parser.add_argument("--push-to-hub", metavar="REPO", help="upload the prepared dataset (Parquet) to this Hub repo")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repo")
+    parser.set_defaults(func=run_prepare)

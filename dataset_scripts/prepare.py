@@ -1,0 +1,171 @@
+"""`prepare(corpus, output_dir, ...)`: build a corpus once, save it, and reload it when unchanged.
+
+The output folder is a ``DatasetDict.save_to_disk`` folder (splits train/validation/test) plus
+``svu_meta.json``::
+
+    {"corpus", "task", "label_names", "class_weights" (1/n_c^0.2 from train; classification only),
+     "chunk_seconds", "fingerprint", "report" (files found/used/skipped with reasons, chunks per
+     split and class, hours per split), "options"}
+
+Re-running with the same corpus, data files (relative path, size, mtime), seed and options finds
+the same fingerprint and loads the saved folder instead of rebuilding (``force=True`` rebuilds).
+Before saving, a leakage check fails the preparation if one singer (technique), recording/album
+(singer ID) or song (transcription) lands in two splits.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import datasets
+
+from .common import SPLITS, check_no_leakage, class_weights, write_json
+
+META_FILE = "svu_meta.json"
+SCHEMA_VERSION = 1
+
+
+def builder_class(corpus: str):
+    # imported lazily: each corpus module is independent of the others
+    if corpus == "synthetic":
+        from .synthetic import Synthetic
+
+        return Synthetic
+    if corpus == "vocalset":
+        from .vocalset import VocalSet
+
+        return VocalSet
+    if corpus == "mir_st500":
+        from .mir_st500 import MirST500
+
+        return MirST500
+    if corpus == "artist20":
+        from .artist20 import Artist20
+
+        return Artist20
+    raise ValueError(f"unknown corpus {corpus!r}; expected one of synthetic, vocalset, mir_st500, artist20")
+
+
+CORPORA = ("synthetic", "vocalset", "mir_st500", "artist20")
+
+
+def _describe(value):
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}"
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    return value
+
+
+def data_listing(data_dir) -> list:
+    """(relative path, size, mtime_ns) of every file under ``data_dir`` (the fingerprint's input)."""
+    if data_dir is None:
+        return []
+    root = Path(data_dir)
+    listing = []
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath, name)
+            stat = path.stat()
+            listing.append((str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns))
+    return sorted(listing)
+
+
+def fingerprint(corpus: str, data_dir, seed: int, options: dict) -> str:
+    payload = {
+        "schema": SCHEMA_VERSION,
+        "corpus": corpus,
+        "seed": seed,
+        "options": {key: _describe(value) for key, value in sorted(options.items())},
+        "data": data_listing(data_dir),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def leakage_groups(dataset: datasets.DatasetDict, task: str) -> tuple:
+    """(what, {split: set of groups}) that must not be shared between splits for ``task``."""
+    if task == "transcription":
+        return "song", {split: set(dataset[split]["song_id"]) for split in dataset}
+    if task == "technique":
+        return "singer", {split: set(dataset[split]["singer"]) for split in dataset}
+    # singer ID: every singer is in every split, but a recording (album) is in one split only
+    album = lambda clip_id: clip_id.rsplit("/", 1)[0] if clip_id.count("/") >= 2 else clip_id
+    return "recording/album", {split: {album(c) for c in dataset[split]["clip_id"]} for split in dataset}
+
+
+def summarize(dataset: datasets.DatasetDict, task: str, label_names, chunk_seconds: float) -> dict:
+    summary = {"chunks": {}, "hours": {}}
+    for split in dataset:
+        column = "label" if task != "transcription" else "song_id"
+        counts = Counter(dataset[split][column])
+        if task != "transcription":
+            counts = {label_names[label]: counts.get(label, 0) for label in range(len(label_names))}
+        summary["chunks"][split] = dict(sorted(counts.items()))
+        summary["hours"][split] = round(len(dataset[split]) * chunk_seconds / 3600.0, 4)
+    return summary
+
+
+def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool = False, **options) -> datasets.DatasetDict:
+    """Build ``corpus`` into ``output_dir`` (or reload it if the fingerprint matches); see module doc.
+
+    ``options`` go to the corpus builder's config (e.g. ``task=``, ``split=``, sizes), except
+    ``separate`` (a vocal-separation callable) which goes to the builder itself.
+    """
+    builder_cls = builder_class(corpus)
+    if corpus != "synthetic" and data_dir is None:
+        raise ValueError(f"corpus {corpus!r} needs data_dir (the folder holding the downloaded corpus)")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ValueError(f"data_dir {data_dir} is not a folder")
+    output_dir = Path(output_dir)
+    key = fingerprint(corpus, data_dir, seed, options)
+    meta_path = output_dir / META_FILE
+    if not force and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("fingerprint") == key:
+            return datasets.load_from_disk(str(output_dir))
+
+    builder_kwargs = {k: options.pop(k) for k in ("separate",) if k in options}
+    config_kwargs = dict(options)
+    if corpus == "synthetic":
+        config_kwargs["seed"] = seed
+    else:
+        builder_kwargs["seed"] = seed
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".svu-build-", dir=output_dir.parent) as scratch:
+        builder = builder_cls(data_dir=None if data_dir is None else str(data_dir),
+                              cache_dir=os.path.join(scratch, "cache"), **builder_kwargs, **config_kwargs)
+        builder.download_and_prepare(download_mode="force_redownload")
+        dataset = datasets.DatasetDict({split: builder.as_dataset(split=split) for split in SPLITS})
+        task = builder.task
+        what, groups = leakage_groups(dataset, task)
+        check_no_leakage(groups, what)
+        label_names = list(builder.label_names)
+        meta = {
+            "corpus": corpus,
+            "task": task,
+            "label_names": label_names,
+            "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if task != "transcription" else None,
+            "chunk_seconds": builder.chunk_seconds,
+            "fingerprint": key,
+            "report": {**builder.report.to_dict(), **summarize(dataset, task, label_names, builder.chunk_seconds)},
+            "options": {"seed": seed, **{k: _describe(v) for k, v in options.items()}},
+        }
+        staged = Path(scratch) / "dataset"
+        dataset.save_to_disk(str(staged))
+        write_json(staged / META_FILE, meta)
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        shutil.move(str(staged), str(output_dir))
+    return datasets.load_from_disk(str(output_dir))
+
+
+def load_prepared(path) -> tuple:
+    """(DatasetDict, meta dict) of a folder written by `prepare`."""
+    path = Path(path)
+    if not (path / META_FILE).is_file():
+        raise ValueError(f"{path} is not a prepared SVU dataset (no {META_FILE}); run `svu data prepare` first")
+    return datasets.load_from_disk(str(path)), json.loads((path / META_FILE).read_text())

@@ -1,0 +1,364 @@
+"""A synthetic singing corpus: deterministic from a seed, generated on the fly, no download.
+
+Voices are additive harmonic sources (spectral tilt ``k^-tilt``) shaped by a three-formant
+envelope, with jitter (slow random f0 wobble), shimmer (random amplitude wobble) and formant-
+shaped breath noise. Everything is derived from ``numpy.random.default_rng([seed, ...ids])`` per
+clip, so equal seeds give bit-identical corpora and clips do not depend on generation order.
+
+Singers (``make_singers``): singer ``i`` of ``n`` has a median pitch spread evenly from MIDI 45
+(A2) to 69 (A4), a formant scale from 0.82 to 1.22 (vocal-tract length), a tilt and a breath
+level of its own, and a home vowel; so singers differ clearly in f0 range *and* timbre.
+
+Tasks (option ``task``), each with its split rule (ours, mirroring the real corpora):
+
+* ``technique`` (like VocalSet): 6 classes, acoustically real:
+  straight (steady pitch), vibrato (5-6.5 Hz, +-60-100 cents), trill (pitch alternating 1-2
+  semitones at 6-8 Hz), breathy (steep tilt, strong noise), vocal_fry (55-75 Hz irregular
+  pulses: heavy jitter and shimmer, flat tilt), spoken (gliding, falling pitch in 150-300 ms
+  syllables separated by short pauses, a new vowel per syllable). Each singer records
+  ``clips_per_class`` clips of ``clip_seconds`` per technique, cut into 3 s chunks.
+  Split **by held-out singers**: the last ``max(1, round(n/4))`` singers are test, the one
+  before them validation, the rest train (needs ``num_singers >= 3``).
+* ``singer_id`` (like Artist20): ``num_singers`` classes; each singer records
+  ``recordings_per_singer`` melodies ("albums", straight or vibrato, home vowel), cut into 5 s
+  chunks, RMS-filtered like Artist20. Split **by held-out recordings**: per singer the last
+  recording is test, the one before validation, the rest train, so every singer is in every split
+  (needs ``recordings_per_singer >= 3``).
+* ``transcription`` (like MIR-ST500): ``num_songs`` songs of ``song_seconds`` s, melodies of
+  notes 0.25-0.7 s long separated by 60-200 ms of silence (clear boundaries), pitch a random walk
+  kept in MIDI 40-79 (inside the model's 36-83), 15 ms attack / 30 ms release inside the
+  labelled note, light vibrato; labels are exact. Cut into 5 s chunks with notes cut at chunk
+  edges (see `common.py`). Split **by song**: the last ``max(1, round(n/5))`` songs are test,
+  the ``max(1, round(n/10))`` before them validation, the rest train (needs ``num_songs >= 3``).
+
+Default sizes give a few minutes of audio per task (technique 4.8 min, singer_id 4 min,
+transcription 3.3 min); the size options shrink it for tests (~20-60 s).
+"""
+
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+
+from .audio import SAMPLING_RATE
+from .common import (
+    PrepareReport,
+    classification_examples,
+    classification_features,
+    transcription_examples,
+    transcription_features,
+)
+
+TASKS = ("technique", "singer_id", "transcription")
+TECHNIQUES = ("straight", "vibrato", "trill", "breathy", "vocal_fry", "spoken")
+CHUNK_SECONDS = {"technique": 3.0, "singer_id": 5.0, "transcription": 5.0}
+# (F1, F2, F3) in Hz of an average adult voice
+VOWELS = {
+    "a": (800.0, 1200.0, 2500.0),
+    "e": (500.0, 1900.0, 2600.0),
+    "i": (320.0, 2300.0, 3000.0),
+    "o": (500.0, 900.0, 2500.0),
+    "u": (350.0, 750.0, 2400.0),
+}
+FORMANT_BANDWIDTHS = np.array([90.0, 110.0, 160.0])
+FORMANT_GAINS = np.array([1.0, 0.6, 0.3])
+CONTROL_HOP = 64  # samples between updates of the harmonic gains
+MAX_HARMONIC_HZ = 6000.0
+
+
+def midi_to_hz(midi):
+    return 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
+
+
+@dataclass(frozen=True)
+class Singer:
+    name: str
+    median_midi: float
+    formant_scale: float
+    tilt: float
+    breath: float
+    vowel: str
+
+
+def make_singers(num_singers: int, seed: int = 0) -> list:
+    rng = np.random.default_rng([seed, 7])
+    spread = np.linspace(0.0, 1.0, num_singers) if num_singers > 1 else np.zeros(1)
+    scales = 0.82 + 0.40 * spread[rng.permutation(num_singers)]
+    vowels = list(VOWELS)
+    return [
+        Singer(
+            name=f"singer{i:02d}",
+            median_midi=float(45.0 + 24.0 * spread[i]),
+            formant_scale=float(scales[i]),
+            tilt=float(rng.uniform(0.9, 1.4)),
+            breath=float(rng.uniform(0.01, 0.04)),
+            vowel=vowels[i % len(vowels)],
+        )
+        for i in range(num_singers)
+    ]
+
+
+def smooth_noise(rng, num_samples: int, rate_hz: float) -> np.ndarray:
+    """Zero-mean unit-ish random signal with changes at about ``rate_hz`` (linear interpolation)."""
+    num_points = int(num_samples * rate_hz / SAMPLING_RATE) + 2
+    points = rng.standard_normal(num_points)
+    return np.interp(np.arange(num_samples) * rate_hz / SAMPLING_RATE, np.arange(num_points), points)
+
+
+def formant_envelope(freqs: np.ndarray, formants: np.ndarray) -> np.ndarray:
+    """Sum of three resonance bumps evaluated at ``freqs`` (any shape); ``formants`` (..., 3)."""
+    freqs = freqs[..., None]
+    bumps = FORMANT_GAINS / (1.0 + ((freqs - formants) / FORMANT_BANDWIDTHS) ** 2)
+    return bumps.sum(axis=-1) + 0.03
+
+
+def synthesize(f0, amplitude, formants, tilt, breath, rng, jitter=0.003, shimmer=0.03) -> np.ndarray:
+    """Per-sample f0 (Hz), amplitude and formants (N, 3) -> float32 waveform peaking at 0.5."""
+    num_samples = len(f0)
+    f0 = f0 * (1.0 + jitter * smooth_noise(rng, num_samples, 40.0))
+    phase = 2.0 * np.pi * np.cumsum(f0) / SAMPLING_RATE
+    control = slice(None, None, CONTROL_HOP)
+    f0_control, formants_control = f0[control], formants[control]
+    wave = np.zeros(num_samples)
+    for k in range(1, int(MAX_HARMONIC_HZ / f0.min()) + 1):
+        gain = formant_envelope(k * f0_control, formants_control) * k**-tilt * (k * f0_control < MAX_HARMONIC_HZ)
+        wave += np.repeat(gain, CONTROL_HOP)[:num_samples] * np.sin(k * phase)
+    wave *= 1.0 + shimmer * smooth_noise(rng, num_samples, 60.0)
+    wave /= np.abs(wave).max() + 1e-9
+    noise_spectrum = np.fft.rfft(rng.standard_normal(num_samples))
+    bins = np.fft.rfftfreq(num_samples, 1.0 / SAMPLING_RATE)
+    noise = np.fft.irfft(noise_spectrum * formant_envelope(bins, formants.mean(axis=0)), num_samples)
+    wave += breath * noise / (np.abs(noise).max() + 1e-9)
+    wave *= amplitude
+    return (0.5 * wave / (np.abs(wave).max() + 1e-9)).astype(np.float32)
+
+
+def note_envelope(num_samples: int, attack: float = 0.015, release: float = 0.03) -> np.ndarray:
+    attack_n, release_n = int(attack * SAMPLING_RATE), int(release * SAMPLING_RATE)
+    envelope = np.ones(num_samples)
+    envelope[:attack_n] = np.linspace(0.0, 1.0, attack_n)[: num_samples]
+    envelope[num_samples - min(release_n, num_samples) :] *= np.linspace(1.0, 0.0, min(release_n, num_samples))
+    return envelope
+
+
+def render_notes(notes, num_samples: int, vibrato_cents, vibrato_hz, rng) -> tuple:
+    """Per-sample f0 and amplitude tracks for (onset_s, offset_s, midi) notes; silence between."""
+    f0 = np.full(num_samples, np.nan)
+    amplitude = np.zeros(num_samples)
+    for onset, offset, pitch in notes:
+        start, end = int(round(onset * SAMPLING_RATE)), min(int(round(offset * SAMPLING_RATE)), num_samples)
+        f0[start:end] = midi_to_hz(pitch)
+        amplitude[start:end] = note_envelope(end - start) * rng.uniform(0.7, 1.0)
+    # the source keeps running through the gaps (silent there) so the phase stays continuous
+    voiced = ~np.isnan(f0)
+    f0 = np.interp(np.arange(num_samples), np.flatnonzero(voiced), f0[voiced])
+    t = np.arange(num_samples) / SAMPLING_RATE
+    f0 = f0 * 2.0 ** (vibrato_cents / 1200.0 * np.sin(2 * np.pi * vibrato_hz * t))
+    return f0, amplitude
+
+
+def steady_formants(singer: Singer, vowel: str, num_samples: int) -> np.ndarray:
+    return np.tile(np.array(VOWELS[vowel]) * singer.formant_scale, (num_samples, 1))
+
+
+def technique_clip(singer: Singer, technique: str, seconds: float, rng) -> np.ndarray:
+    """One clip of ``technique`` sung by ``singer``: sustained notes near the singer's median."""
+    n = int(seconds * SAMPLING_RATE)
+    t = np.arange(n) / SAMPLING_RATE
+    vowel = list(VOWELS)[rng.integers(len(VOWELS))]
+    formants = steady_formants(singer, vowel, n)
+    note_seconds = rng.uniform(1.0, 2.0)
+    pitches = singer.median_midi + rng.integers(-4, 5, size=int(seconds / note_seconds) + 1)
+    midi = pitches[np.minimum((t / note_seconds).astype(int), len(pitches) - 1)].astype(np.float64)
+    amplitude = np.ones(n)
+    tilt, breath, jitter, shimmer = singer.tilt, singer.breath, 0.003, 0.03
+    if technique == "straight":
+        midi = midi + 0.05 * smooth_noise(rng, n, 2.0)
+    elif technique == "vibrato":
+        midi = midi + rng.uniform(0.6, 1.0) * np.sin(2 * np.pi * rng.uniform(5.0, 6.5) * t)
+    elif technique == "trill":
+        square = np.tanh(6.0 * np.sin(2 * np.pi * rng.uniform(6.0, 8.0) * t))
+        midi = midi + rng.integers(1, 3) * 0.5 * (square + 1.0)
+    elif technique == "breathy":
+        tilt, breath = tilt + 1.5, 0.8
+    elif technique == "vocal_fry":
+        midi = np.full(n, 12 * np.log2(rng.uniform(55.0, 75.0) / 440.0) + 69.0)
+        tilt, jitter, shimmer = 0.4, 0.15, 0.6
+    elif technique == "spoken":
+        syllable = rng.uniform(0.15, 0.3)
+        position = (t % syllable) / syllable
+        amplitude = np.clip(np.sin(np.pi * position) * 1.6, 0.0, 1.0) * (position < 0.8)
+        phrase = t % 1.5
+        midi = singer.median_midi - 3.0 + 2.0 - 3.0 * phrase / 1.5 + 0.7 * smooth_noise(rng, n, 4.0)
+        syllable_vowels = rng.integers(len(VOWELS), size=int(seconds / syllable) + 1)
+        vowel_table = np.array(list(VOWELS.values())) * singer.formant_scale
+        formants = vowel_table[syllable_vowels[(t / syllable).astype(int)]]
+    else:
+        raise ValueError(f"unknown technique {technique!r}; expected one of {TECHNIQUES}")
+    amplitude = amplitude * note_envelope(n, 0.05, 0.05)
+    return synthesize(midi_to_hz(midi), amplitude, formants, tilt, breath, rng, jitter, shimmer)
+
+
+def random_melody(rng, seconds: float, median_midi: float, legato: bool = False) -> list:
+    """(onset, offset, midi) notes filling ``seconds``: clear gaps, pitch within MIDI 40-79."""
+    notes, time, pitch = [], rng.uniform(0.05, 0.3), int(round(median_midi))
+    while True:
+        duration = rng.uniform(0.25, 0.7)
+        if time + duration > seconds - 0.05:
+            return notes
+        pitch = int(np.clip(pitch + rng.integers(-4, 5), median_midi - 7, median_midi + 7))
+        pitch = int(np.clip(pitch, 40, 79))
+        notes.append((round(time, 4), round(time + duration, 4), float(pitch)))
+        time += duration + (rng.uniform(0.02, 0.05) if legato else rng.uniform(0.06, 0.2))
+
+
+def melody_clip(singer: Singer, notes, seconds: float, rng, vibrato_cents: float = 20.0) -> np.ndarray:
+    n = int(seconds * SAMPLING_RATE)
+    f0, amplitude = render_notes(notes, n, vibrato_cents, rng.uniform(5.0, 6.0), rng)
+    formants = steady_formants(singer, singer.vowel, n) * (1.0 + 0.03 * smooth_noise(rng, n, 3.0))[:, None]
+    return synthesize(f0, amplitude, formants, singer.tilt, singer.breath, rng)
+
+
+def technique_split(singer_index: int, num_singers: int) -> str:
+    num_test = max(1, round(num_singers / 4))
+    if singer_index >= num_singers - num_test:
+        return "test"
+    return "validation" if singer_index == num_singers - num_test - 1 else "train"
+
+
+def recording_split(recording_index: int, recordings_per_singer: int) -> str:
+    return {recordings_per_singer - 1: "test", recordings_per_singer - 2: "validation"}.get(recording_index, "train")
+
+
+def song_split(song_index: int, num_songs: int) -> str:
+    num_test, num_validation = max(1, round(num_songs / 5)), max(1, round(num_songs / 10))
+    if song_index >= num_songs - num_test:
+        return "test"
+    return "validation" if song_index >= num_songs - num_test - num_validation else "train"
+
+
+@dataclass
+class SyntheticConfig(datasets.BuilderConfig):
+    """Sizes of the synthetic corpus; ``None`` means the task's default (module docstring)."""
+
+    task: str = "technique"
+    seed: int = 0
+    num_singers: int | None = None  # technique: 8, singer_id: 6, transcription: 4
+    clips_per_class: int = 1  # technique
+    recordings_per_singer: int = 4  # singer_id
+    clip_seconds: float | None = None  # technique: 6.0, singer_id: 10.0
+    num_songs: int = 10  # transcription
+    song_seconds: float = 20.0  # transcription
+    techniques: tuple = TECHNIQUES
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.task not in TASKS:
+            raise ValueError(f"synthetic task {self.task!r} unknown; expected one of {TASKS}")
+        unknown = set(self.techniques) - set(TECHNIQUES)
+        if unknown:
+            raise ValueError(f"unknown synthetic techniques {sorted(unknown)}; expected among {TECHNIQUES}")
+        self.techniques = tuple(self.techniques)
+        if self.num_singers is None:
+            self.num_singers = {"technique": 8, "singer_id": 6, "transcription": 4}[self.task]
+        if self.clip_seconds is None:
+            self.clip_seconds = {"technique": 6.0, "singer_id": 10.0, "transcription": 0.0}[self.task]
+        minimum = {"technique": ("num_singers", 3), "singer_id": ("recordings_per_singer", 3),
+                   "transcription": ("num_songs", 3)}[self.task]
+        if getattr(self, minimum[0]) < minimum[1]:
+            raise ValueError(f"synthetic {self.task} needs {minimum[0]} >= {minimum[1]}, got {getattr(self, minimum[0])}")
+
+
+class Synthetic(datasets.GeneratorBasedBuilder):
+    """Synthetic singing for the three tasks, through the same chunking code as the real corpora."""
+
+    BUILDER_CONFIG_CLASS = SyntheticConfig
+    DEFAULT_WRITER_BATCH_SIZE = 64
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.report = PrepareReport()
+
+    @property
+    def task(self) -> str:
+        return self.config.task
+
+    @property
+    def chunk_seconds(self) -> float:
+        return CHUNK_SECONDS[self.config.task]
+
+    @property
+    def label_names(self) -> list:
+        if self.task == "technique":
+            return list(self.config.techniques)
+        if self.task == "singer_id":
+            return [singer.name for singer in make_singers(self.config.num_singers, self.config.seed)]
+        return []
+
+    def _info(self):
+        if self.task == "transcription":
+            features = transcription_features(self.chunk_seconds)
+        else:
+            features = classification_features(self.label_names)
+        return datasets.DatasetInfo(description="SVU synthetic singing corpus", features=features)
+
+    def _split_generators(self, dl_manager):
+        return [datasets.SplitGenerator(name=split, gen_kwargs={"split": split}) for split in ("train", "validation", "test")]
+
+    def _generate_examples(self, split):
+        generate = {"technique": self._technique, "singer_id": self._singer_id, "transcription": self._transcription}
+        for key, example in generate[self.task](split):
+            yield key, example
+
+    def _technique(self, split):
+        config = self.config
+        singers = make_singers(config.num_singers, config.seed)
+        for s, singer in enumerate(singers):
+            if technique_split(s, len(singers)) != split:
+                continue
+            for c, technique in enumerate(config.techniques):
+                for clip in range(config.clips_per_class):
+                    self.report.files_found += 1
+                    rng = np.random.default_rng([config.seed, 1, s, TECHNIQUES.index(technique), clip])
+                    wave = technique_clip(singer, technique, config.clip_seconds, rng)
+                    clip_id = f"{singer.name}/{technique}/{clip}"
+                    for example in classification_examples(
+                        wave, clip_id=clip_id, label=technique, singer=singer.name,
+                        chunk_seconds=self.chunk_seconds, report=self.report,
+                    ):
+                        yield f"{clip_id}#{example['chunk_index']}", example
+
+    def _singer_id(self, split):
+        config = self.config
+        for s, singer in enumerate(make_singers(config.num_singers, config.seed)):
+            for recording in range(config.recordings_per_singer):
+                if recording_split(recording, config.recordings_per_singer) != split:
+                    continue
+                self.report.files_found += 1
+                rng = np.random.default_rng([config.seed, 2, s, recording])
+                notes = random_melody(rng, config.clip_seconds, singer.median_midi, legato=True)
+                wave = melody_clip(singer, notes, config.clip_seconds, rng, vibrato_cents=rng.choice([10.0, 70.0]))
+                clip_id = f"{singer.name}/recording{recording}"
+                for example in classification_examples(
+                    wave, clip_id=clip_id, label=singer.name, singer=singer.name,
+                    chunk_seconds=self.chunk_seconds, report=self.report, rms_threshold=0.01,
+                ):
+                    yield f"{clip_id}#{example['chunk_index']}", example
+
+    def _transcription(self, split):
+        config = self.config
+        singers = make_singers(config.num_singers, config.seed)
+        for song in range(config.num_songs):
+            if song_split(song, config.num_songs) != split:
+                continue
+            self.report.files_found += 1
+            self.report.files_used += 1
+            rng = np.random.default_rng([config.seed, 3, song])
+            singer = singers[song % len(singers)]
+            notes = random_melody(rng, config.song_seconds, singer.median_midi)
+            wave = melody_clip(singer, notes, config.song_seconds, rng)
+            song_id = f"song{song:03d}"
+            for index, example in enumerate(
+                transcription_examples(wave, notes, song_id=song_id, chunk_seconds=self.chunk_seconds)
+            ):
+                yield f"{song_id}#{index}", example
