@@ -62,9 +62,9 @@ FAMILIES = {
 _ALIASES = {alias: name for name, fam in FAMILIES.items() for alias in (name, *fam.aliases)}
 
 
-def family_of(config: PretrainedConfig) -> BackboneFamily:
-    """The family of a backbone config; ValueError for anything SVU does not support."""
-    model_type = getattr(config, "model_type", None)
+def family_of(config) -> BackboneFamily:
+    """The family of a backbone config (or of a `model_type` string); ValueError for unsupported ones."""
+    model_type = config if isinstance(config, str) or config is None else getattr(config, "model_type", None)
     if model_type not in FAMILIES:
         raise ValueError(
             f"Unsupported backbone family {model_type!r}; SVU supports {sorted(FAMILIES)}."

@@ -1,11 +1,29 @@
 """Configuration of SVU models: a backbone sub-config plus the layer sum, head and task options."""
 
+import copy
+
 from transformers import AutoConfig, PretrainedConfig
 
 from .backbones import FAMILIES, family_of
 from .note_labels import num_transcription_logits
 
 TASKS = ("singer_id", "technique", "transcription")
+
+
+def _copy_backbone_config(value) -> PretrainedConfig:
+    """A copy of `value` (a supported backbone config or its dict) as a config object."""
+    if value is None:
+        return FAMILIES["wav2vec2"].config_class()
+    if isinstance(value, dict):
+        value = dict(value)
+        return family_of(value.pop("model_type", None)).config_class(**value)
+    if not isinstance(value, PretrainedConfig):
+        raise ValueError(
+            f"backbone_config must be a backbone config or its dict, got {type(value).__name__} {value!r}; "
+            "use SVUFor...from_backbone(name_or_path) for names and paths."
+        )
+    family_of(value)
+    return copy.deepcopy(value)
 
 
 class SVUConfig(PretrainedConfig):
@@ -15,8 +33,8 @@ class SVUConfig(PretrainedConfig):
     Args:
         backbone_config (`dict` or `PretrainedConfig`, *optional*):
             Config of the SSL backbone: a `Wav2Vec2Config`, `WavLMConfig`, `HubertConfig` (MERT-v0) or
-            `Data2VecAudioConfig` (music2vec), or its dict. Defaults to a wav2vec2-base config.
-            Its `layerdrop` is forced to `0.0`: a dropped layer would drop a hidden state from the sum.
+            `Data2VecAudioConfig` (music2vec), or its dict. Defaults to a wav2vec2-base config. It is copied,
+            and the copy's `layerdrop` is forced to `0.0`: a dropped layer would drop a hidden state from the sum.
         task (`str`, *optional*, defaults to `"singer_id"`):
             One of `"singer_id"`, `"technique"`, `"transcription"`. Selects the class `AutoModel` maps to.
         layer_norm_per_layer (`bool`, *optional*, defaults to `False`):
@@ -26,8 +44,9 @@ class SVUConfig(PretrainedConfig):
         classifier_dropout (`float`, *optional*, defaults to 0.0):
             Dropout on the (pooled) weighted-sum features before the linear head.
         normalize_audio (`bool`, *optional*, defaults to `True`):
-            Zero-mean/unit-variance normalisation of each input waveform by the feature extractor, following
-            the backbone checkpoint's own convention (True for wav2vec2-base, False for WavLM-base-plus).
+            `do_normalize` of the saved feature extractor: zero-mean/unit-variance normalisation of each input
+            waveform. `from_backbone` copies it from the backbone checkpoint's preprocessor config, else uses the
+            family's convention (True for wav2vec2-base, MERT-v0, music2vec; False for WavLM-base-plus).
         sampling_rate (`int`, *optional*, defaults to 16000):
             Input sampling rate in Hz; all supported backbones take 16 kHz mono.
         chunk_seconds (`float`, *optional*, defaults to 5.0):
@@ -72,17 +91,7 @@ class SVUConfig(PretrainedConfig):
         silence_threshold: float = 0.5,
         **kwargs,
     ):
-        if backbone_config is None:
-            backbone_config = FAMILIES["wav2vec2"].config_class()
-        elif isinstance(backbone_config, dict):
-            backbone_config = dict(backbone_config)
-            model_type = backbone_config.pop("model_type", None)
-            if model_type not in FAMILIES:
-                raise ValueError(
-                    f"Unsupported backbone family {model_type!r}; SVU supports {sorted(FAMILIES)}."
-                )
-            backbone_config = AutoConfig.for_model(model_type, **backbone_config)
-        family_of(backbone_config)
+        backbone_config = _copy_backbone_config(backbone_config)
         backbone_config.layerdrop = 0.0
         self.backbone_config = backbone_config
         self.task = task
@@ -117,8 +126,6 @@ class SVUConfig(PretrainedConfig):
             raise ValueError(f"Unknown pooling {self.pooling!r}; only 'mean' is supported.")
         if self.sampling_rate != 16000:
             raise ValueError(f"sampling_rate={self.sampling_rate}: the supported backbones take 16000 Hz.")
-        if self.backbone_config.layerdrop != 0.0:
-            raise ValueError("backbone_config.layerdrop must be 0.0: a dropped layer drops a hidden state.")
         if self.class_weights is not None and self.task != "transcription":
             if len(self.class_weights) != self.num_labels:
                 raise ValueError(

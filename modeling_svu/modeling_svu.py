@@ -5,6 +5,19 @@ Classes (all share the parameter layout ``backbone.*``, ``layer_sum.weight``, ``
     SVUForSingerID                 masked mean pooling -> linear (Artist20)
     SVUForTechniqueClassification  masked mean pooling -> linear, weighted CE (VocalSet)
     SVUForNoteTranscription        frame-wise linear -> onset/silence/octave/pitch-class (MIR-ST500)
+
+Padding. Pass the `attention_mask` the model's `feature_extractor()` returns: pooling and the transcription
+loss always ignore padded frames, and the backbone sees the mask when its family supports it. Whether a
+zero-padded example in a batch gives the same output as the example alone depends on the backbone:
+    same (up to float rounding, ~1e-6):
+        wav2vec2, HuBERT and WavLM with a layer-norm CNN (`feat_extract_norm="layer"`: the large models)
+    different, as in transformers:
+        wav2vec2-base and HuBERT/MERT-v0-base (group-norm CNN, fed zero-padded audio without a mask, so
+        padding also enters the mean pooling); WavLM-base-plus (group-norm CNN: the padding changes
+        every channel's normalisation even with the mask); data2vec-audio/music2vec (layer-norm CNN, but
+        its stacked positional convolutions see padded frames: the last frames, within their receptive
+        field, differ)
+For exact results with those, batch equal-length chunks (as training does) or run examples one by one.
 """
 
 from dataclasses import dataclass
@@ -124,6 +137,8 @@ class SVUPreTrainedModel(PreTrainedModel):
             id2label = {int(k): v for k, v in dict(id2label).items()}
             config_overrides["label2id"] = {v: k for k, v in id2label.items()}
         config = SVUConfig(backbone_config=backbone, task=task, id2label=id2label, **config_overrides)
+        if cls.task is not None and task != cls.task:
+            raise ValueError(f"{cls.__name__} is the {cls.task!r} model, got task={task!r}; use TASK_MODELS[{task!r}].")
         model = cls(config)
         if pretrained is not None:
             weights = AutoModel.from_pretrained(pretrained, config=config.backbone_config).state_dict()
@@ -147,7 +162,7 @@ class SVUPreTrainedModel(PreTrainedModel):
         kwargs["safe_serialization"] = True
         type(self).register_for_auto_class("AutoModel")
         auto_map = {"AutoConfig": "configuration_svu.SVUConfig", "AutoModel": f"modeling_svu.{type(self).__name__}"}
-        if self.config.task in ("singer_id", "technique"):
+        if isinstance(self, _SVUForClassification):
             auto_map["AutoModelForAudioClassification"] = f"modeling_svu.{type(self).__name__}"
         self.config.auto_map = auto_map
         super().save_pretrained(save_directory, *args, **kwargs)
@@ -200,19 +215,26 @@ class SVUPreTrainedModel(PreTrainedModel):
 
     # ----- shared forward pieces --------------------------------------------------------------
 
-    def _check_input(self, input_values: torch.Tensor):
+    def _check_input(self, input_values: torch.Tensor, attention_mask=None):
+        shape = tuple(input_values.shape)
         if input_values.dim() != 2:
-            raise ValueError(
-                f"input_values must be (batch, samples) mono audio; got shape {tuple(input_values.shape)}."
-            )
+            raise ValueError(f"input_values must be (batch, samples) mono audio; got shape {shape}.")
         if input_values.numel() == 0:
-            raise ValueError(f"input_values is empty (shape {tuple(input_values.shape)}).")
+            raise ValueError(f"input_values is empty (shape {shape}).")
+        if not input_values.is_floating_point():
+            raise ValueError(f"input_values must be float audio in [-1, 1]; got dtype {input_values.dtype}.")
+        lengths = [shape[1]] * shape[0]
+        if attention_mask is not None:
+            if tuple(attention_mask.shape) != shape:
+                raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}; input_values has {shape}.")
+            lengths = attention_mask.sum(-1).tolist()
         min_samples = self.min_input_samples()
-        if input_values.shape[1] < min_samples:
-            raise ValueError(
-                f"input_values has {input_values.shape[1]} samples; the backbone needs at least "
-                f"{min_samples} ({1000 * min_samples / self.config.sampling_rate:.0f} ms) for one frame."
-            )
+        for index, length in enumerate(lengths):
+            if length < min_samples:
+                raise ValueError(
+                    f"example {index} has {int(length)} samples; the backbone needs at least "
+                    f"{min_samples} ({1000 * min_samples / self.config.sampling_rate:.0f} ms) for one frame."
+                )
 
     def min_input_samples(self) -> int:
         """The receptive field of one output frame (400 samples = 25 ms for the base backbones)."""
@@ -225,7 +247,7 @@ class SVUPreTrainedModel(PreTrainedModel):
 
     def _hidden_states(self, input_values, attention_mask=None):
         """All backbone hidden states and the frame mask (True = frame of real audio)."""
-        self._check_input(input_values)
+        self._check_input(input_values, attention_mask)
         family = family_of(self.config.backbone_config)
         backbone_mask = attention_mask if family.supports_attention_mask(self.config.backbone_config) else None
         no_grad = self.backbone_is_frozen() and not input_values.requires_grad
@@ -272,8 +294,6 @@ class _SVUForClassification(SVUModel):
 
     def __init__(self, config: SVUConfig):
         super().__init__(config)
-        if config.id2label is None:
-            raise ValueError("A classification model needs id2label (or num_labels) in its config.")
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.head = nn.Linear(config.backbone_config.hidden_size, config.num_labels)
         self.post_init()
@@ -298,6 +318,12 @@ class _SVUForClassification(SVUModel):
 
     def classify_pooled(self, pooled_layer_states, labels=None) -> SVUClassifierOutput:
         """Classify from `pooled_layer_states` output (e.g. a stage-1 feature cache), skipping the backbone."""
+        expected = (self.config.num_hidden_states, self.config.backbone_config.hidden_size)
+        if pooled_layer_states.dim() != 3 or tuple(pooled_layer_states.shape[1:]) != expected:
+            raise ValueError(
+                f"pooled_layer_states must be (batch, {expected[0]}, {expected[1]}); "
+                f"got {tuple(pooled_layer_states.shape)}."
+            )
         weights = self.layer_sum.normalized_weights().to(pooled_layer_states.dtype)
         pooled = torch.einsum("l,blh->bh", weights, pooled_layer_states)
         return self._classify(pooled, labels, None)
@@ -306,10 +332,16 @@ class _SVUForClassification(SVUModel):
         logits = self.head(self.dropout(pooled))
         loss = None
         if labels is not None:
+            labels = labels.reshape(-1).long()
+            if labels.numel() != logits.shape[0]:
+                raise ValueError(f"labels has {labels.numel()} entries for a batch of {logits.shape[0]}.")
+            low, high = labels.min().item(), labels.max().item()
+            if low < 0 or high >= self.config.num_labels:
+                raise ValueError(f"labels must be class indices in [0, {self.config.num_labels}); got [{low}, {high}].")
             weight = None
             if self.config.class_weights is not None:
                 weight = torch.tensor(self.config.class_weights, dtype=logits.dtype, device=logits.device)
-            loss = nn.functional.cross_entropy(logits, labels.view(-1).long(), weight=weight)
+            loss = nn.functional.cross_entropy(logits, labels, weight=weight)
         return SVUClassifierOutput(
             loss=loss, logits=logits, hidden_states=hidden_states, layer_weights=self.layer_sum.normalized_weights()
         )
