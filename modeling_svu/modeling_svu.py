@@ -26,12 +26,14 @@ from typing import Optional
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput
 
 from .backbones import FAMILIES, family_of, resolve_family_name, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
-from .note_labels import IGNORE_INDEX, logit_slices
+from .long_audio import transcribe_array
+from .note_labels import IGNORE_INDEX, decode_logits, logit_slices
 
 
 @dataclass
@@ -162,7 +164,8 @@ class SVUPreTrainedModel(PreTrainedModel):
         kwargs["safe_serialization"] = True
         type(self).register_for_auto_class("AutoModel")
         auto_map = {"AutoConfig": "configuration_svu.SVUConfig", "AutoModel": f"modeling_svu.{type(self).__name__}"}
-        if isinstance(self, _SVUForClassification):
+        # Transcription too: its `singing-transcription` pipeline loads the model through this auto class.
+        if isinstance(self, (_SVUForClassification, SVUForNoteTranscription)):
             auto_map["AutoModelForAudioClassification"] = f"modeling_svu.{type(self).__name__}"
         self.config.auto_map = auto_map
         super().save_pretrained(save_directory, *args, **kwargs)
@@ -403,6 +406,56 @@ class SVUForNoteTranscription(SVUModel):
         octave = nn.functional.cross_entropy(logits[:, slices["octave"]], labels[:, 2].long())
         pitch_class = nn.functional.cross_entropy(logits[:, slices["pitch_class"]], labels[:, 3].long())
         return onset + silence + octave + pitch_class
+
+    def decode(self, logits, frame_mask=None) -> list:
+        """Notes ``[(onset_s, offset_s, midi), ...]`` of each batch item, decoded as in the paper with the
+        config's thresholds. `logits` (batch, frames, 20); frames where `frame_mask` is False are cut off."""
+        config = self.config
+        notes = []
+        for i, item_logits in enumerate(logits):
+            if frame_mask is not None:
+                item_logits = item_logits[: int(frame_mask[i].sum())]
+            notes.append(
+                decode_logits(
+                    item_logits,
+                    frame_seconds=config.frame_seconds,
+                    num_octaves=config.num_octaves,
+                    lowest_midi=config.lowest_midi,
+                    onset_threshold=config.onset_threshold,
+                    onset_window=config.onset_window,
+                    silence_threshold=config.silence_threshold,
+                )
+            )
+        return notes
+
+    def transcribe(self, audio, sampling_rate: Optional[int] = None, **kwargs) -> list:
+        """Notes ``[(onset_s, offset_s, midi), ...]`` of a 1-D waveform (array or tensor) of any length.
+
+        The audio must be at `config.sampling_rate` (16 kHz). Keyword arguments go to
+        `long_audio.stitched_posteriors`: `chunk_seconds`, `overlap_seconds`, `batch_size`, `progress`, ...
+        """
+        if sampling_rate is not None and sampling_rate != self.config.sampling_rate:
+            raise ValueError(
+                f"audio is at {sampling_rate} Hz; resample it to {self.config.sampling_rate} Hz first "
+                "(or use the singing-transcription pipeline with a file path)."
+            )
+        return transcribe_array(self, audio, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Also saves the `singing-transcription` pipeline code, so that
+        `pipeline(model=save_directory, trust_remote_code=True)` works."""
+        from .pipeline_svu import TASK, SingingTranscriptionPipeline
+
+        self.config.custom_pipelines = {
+            TASK: {
+                "impl": "pipeline_svu.SingingTranscriptionPipeline",
+                "pt": ("AutoModelForAudioClassification",),
+                "type": "audio",
+            }
+        }
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            custom_object_save(SingingTranscriptionPipeline, save_directory)
 
 
 TASK_MODELS = {cls.task: cls for cls in (SVUForSingerID, SVUForTechniqueClassification, SVUForNoteTranscription)}

@@ -1,0 +1,171 @@
+"""Transcribe recordings of any length with a model trained on fixed-length chunks.
+
+The audio arrives as a stream of sample blocks and is cut into windows of `chunk_seconds` that overlap by
+`overlap_seconds`. Window starts are whole frames apart, so every window's frames lie on one global frame
+grid (frame ``g`` covers samples ``[g * hop, g * hop + receptive_field)``). Where two windows overlap, each
+frame is taken from the window in which it lies farther from the edge (the seam is the middle of the
+overlap), and the stitched posteriors are decoded once, in a streaming `NoteDecoder`: a note crossing a
+seam is neither split nor doubled. Memory is bounded by one batch of windows, whatever the file length.
+
+Frames whose input is digital silence (RMS below `silence_floor`, default 1e-4 = -80 dBFS) are forced to
+silence (ours): a silent recording gives no notes whatever the model's weights.
+"""
+
+from typing import Iterable, Iterator, Optional
+
+import numpy as np
+import torch
+from transformers.utils.logging import tqdm
+
+from .note_labels import NoteDecoder, logits_to_posteriors
+
+DEFAULT_OVERLAP_SECONDS = 1.0
+DEFAULT_BATCH_SIZE = 8
+BLOCK_SECONDS = 30.0
+
+
+def array_blocks(audio, block_samples: int) -> Iterator[np.ndarray]:
+    """An in-memory 1-D waveform as a stream of blocks."""
+    if hasattr(audio, "detach"):
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be 1-D mono samples; got shape {audio.shape}.")
+    for start in range(0, len(audio), block_samples):
+        yield audio[start : start + block_samples]
+
+
+def iter_windows(blocks: Iterable[np.ndarray], window_samples: int, hop_samples: int, min_samples: int, sampling_rate: int):
+    """Yield ``(start_sample, window, is_last)``: windows every `hop_samples`, the last one cut at the end.
+
+    Raises ValueError on NaN/infinite samples and on audio shorter than `min_samples` (one frame).
+    """
+    buffer, buffer_start, next_start = np.zeros(0, dtype=np.float32), 0, 0
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        if not np.isfinite(block).all():
+            first_bad = buffer_start + len(buffer) + int(np.flatnonzero(~np.isfinite(block))[0])
+            raise ValueError(f"audio has NaN or infinite samples (first at {first_bad / sampling_rate:.3f} s).")
+        buffer = np.concatenate([buffer, block])
+        # A window is emitted once audio exists after it, so the window reaching the end is known to be last.
+        while buffer_start + len(buffer) - next_start > window_samples:
+            offset = next_start - buffer_start
+            yield next_start, buffer[offset : offset + window_samples], False
+            next_start += hop_samples
+            buffer, buffer_start = buffer[next_start - buffer_start :], next_start
+    tail = buffer[next_start - buffer_start :]
+    if len(tail) < min_samples:
+        total = buffer_start + len(buffer)
+        raise ValueError(
+            f"audio has {total} samples ({1000 * total / sampling_rate:.1f} ms at {sampling_rate} Hz); "
+            f"at least {min_samples} samples ({1000 * min_samples / sampling_rate:.0f} ms) are needed for one frame."
+        )
+    yield next_start, tail, True
+
+
+def _frame_rms(window: np.ndarray, num_frames: int, hop: int, field: int) -> np.ndarray:
+    energy = np.concatenate([[0.0], np.cumsum(window.astype(np.float64) ** 2)])
+    starts = np.arange(num_frames) * hop
+    ends = np.minimum(starts + field, len(window))
+    return np.sqrt((energy[ends] - energy[starts]) / np.maximum(ends - starts, 1))
+
+
+def stitched_posteriors(
+    model,
+    blocks: Iterable[np.ndarray],
+    *,
+    feature_extractor=None,
+    chunk_seconds: Optional[float] = None,
+    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    silence_floor: Optional[float] = 1e-4,
+    total_samples: Optional[int] = None,
+    progress: bool = True,
+) -> Iterator[tuple]:
+    """Yield ``(first_frame, onset_prob, silence_prob, pitch_index)`` runs covering every frame once, in order."""
+    config = model.config
+    sampling_rate, hop = config.sampling_rate, config.frame_hop_samples
+    field = model.min_input_samples()
+    chunk_frames = int(round((chunk_seconds or config.chunk_seconds) * sampling_rate / hop))
+    overlap_frames = int(round(overlap_seconds * sampling_rate / hop))
+    window_samples, hop_samples = chunk_frames * hop, (chunk_frames - overlap_frames) * hop
+    frames_per_window = (window_samples - field) // hop + 1
+    hop_frames = chunk_frames - overlap_frames
+    if window_samples < field or hop_frames < 1 or frames_per_window <= hop_frames:
+        raise ValueError(
+            f"overlap_seconds={overlap_seconds} with chunk_seconds={chunk_frames * hop / sampling_rate}: the overlap "
+            f"must span at least {2 * hop / sampling_rate * 1000:.0f} ms and be shorter than the chunk."
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    feature_extractor = feature_extractor or model.feature_extractor()
+    seam = (frames_per_window - hop_frames) // 2  # frames of the overlap taken from the earlier window
+    total_windows = None
+    if total_samples is not None:
+        total_windows = 1 + max(0, -(-(total_samples - window_samples) // hop_samples))
+    bar = tqdm(total=total_windows, unit="chunk", desc="transcribing", disable=not progress)
+    emitted = 0  # global frames already yielded
+
+    def run(batch):
+        nonlocal emitted
+        inputs = feature_extractor(
+            [window for _, window, _ in batch], sampling_rate=sampling_rate, return_tensors="pt"
+        )
+        device = next(model.parameters()).device
+        with torch.inference_mode():
+            logits = model(
+                inputs["input_values"].to(device), attention_mask=inputs.get("attention_mask")
+            ).logits.float().cpu()
+        for (start, window, is_last), window_logits in zip(batch, logits):
+            onset, silence, pitch = logits_to_posteriors(window_logits, config.num_octaves)
+            if silence_floor is not None:
+                quiet = _frame_rms(window, len(onset), hop, field) < silence_floor
+                onset[quiet], silence[quiet], pitch[quiet] = 0.0, 1.0, -1
+            first = start // hop
+            stop = len(onset) if is_last else hop_frames + seam
+            keep = slice(emitted - first, stop)
+            yield emitted, onset[keep], silence[keep], pitch[keep]
+            emitted = first + stop
+        bar.update(len(batch))
+
+    was_training = model.training
+    model.eval()
+    try:
+        batch = []
+        for window in iter_windows(blocks, window_samples, hop_samples, field, sampling_rate):
+            # Windows of one batch have the same length (no padding), so batching never changes the frames.
+            if batch and (len(batch) == batch_size or len(window[1]) != len(batch[0][1])):
+                yield from run(batch)
+                batch = []
+            batch.append(window)
+        yield from run(batch)
+    finally:
+        bar.close()
+        model.train(was_training)
+
+
+def transcribe_blocks(model, blocks: Iterable[np.ndarray], **kwargs) -> list:
+    """Notes ``[(onset_s, offset_s, midi), ...]`` of a stream of 1-D sample blocks at the model's sampling rate.
+
+    Keyword arguments are those of `stitched_posteriors`; the decoding thresholds come from `model.config`.
+    """
+    config = model.config
+    decoder = NoteDecoder(
+        frame_seconds=config.frame_seconds,
+        lowest_midi=config.lowest_midi,
+        num_octaves=config.num_octaves,
+        onset_threshold=config.onset_threshold,
+        onset_window=config.onset_window,
+        silence_threshold=config.silence_threshold,
+    )
+    notes = []
+    for _, onset, silence, pitch in stitched_posteriors(model, blocks, **kwargs):
+        notes += decoder.push(onset, silence, pitch)
+    return notes + decoder.finish()
+
+
+def transcribe_array(model, audio, **kwargs) -> list:
+    """Notes of an in-memory 1-D waveform at the model's sampling rate (see `transcribe_blocks`)."""
+    block = int(BLOCK_SECONDS * model.config.sampling_rate)
+    kwargs.setdefault("total_samples", len(audio))
+    return transcribe_blocks(model, array_blocks(audio, block), **kwargs)
