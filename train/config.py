@@ -1,0 +1,174 @@
+"""The training config: one dataclass, read from YAML, overridden field by field from the command line.
+
+    cfg = load_config("train/configs/technique_wav2vec2.yaml", overrides=["--epochs", "3"])
+
+Every field can be set in the YAML file or as `--field value` (YAML syntax for the value, so
+`--dataset.options.task technique`, `--lora_target_modules "[q_proj, v_proj]"` and `--push_to_hub null` work).
+Unknown fields are one clear error line, raised before anything is built.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+
+from modeling_svu.backbones import resolve_family_name
+from modeling_svu.configuration_svu import TASKS
+
+FINETUNE_METHODS = ("two_stage", "lora", "adapter", "frozen")
+ADAPTER_METHODS = ("ia3", "loha")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+
+
+@dataclass
+class DatasetConfig:
+    corpus: str = field(default="synthetic", metadata={"help": "Corpus name for `dataset_scripts.prepare.prepare`."})
+    data_dir: Optional[str] = field(default=None, metadata={"help": "Raw corpus folder (None for synthetic)."})
+    prepared_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "Where the prepared DatasetDict lives / is written; default `<output_dir>/data`."},
+    )
+    options: dict = field(default_factory=dict, metadata={"help": "Extra keyword options for `prepare`."})
+
+
+@dataclass
+class TrainConfig:
+    task: Literal["singer_id", "technique", "transcription"] = field(
+        default="technique", metadata={"help": "Which head and metrics: singer_id | technique | transcription."}
+    )
+    backbone: str = field(
+        default="tiny-wav2vec2",
+        metadata={"help": "Family name (wav2vec2, wavlm, mert, music2vec), Hub id, local path or tiny-<family>."},
+    )
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    epochs: int = field(default=8, metadata={"help": "Total epochs, stage 1 included."})
+    stage1_epochs: int = field(default=4, metadata={"help": "Epochs of stage 1 (frozen backbone)."})
+    batch_size: int = field(default=16, metadata={"help": "Per-process batch size (effective = x num_processes)."})
+    eval_batch_size: Optional[int] = field(default=None, metadata={"help": "Defaults to batch_size."})
+    lr_stage1: float = field(default=3e-3, metadata={"help": "Adam lr of stage 1 (layer weights + head)."})
+    lr_stage2: float = field(default=5e-5, metadata={"help": "Adam lr of stage 2 (two_stage: transformer + ...)."})
+    lr_peft: float = field(default=1e-3, metadata={"help": "Adam lr of stage 2 for lora / adapter."})
+    finetune: Literal["two_stage", "lora", "adapter", "frozen"] = field(
+        default="two_stage",
+        metadata={"help": "What stage 2 trains: the transformer (paper), LoRA, an adapter (IA3/LoHa), or nothing."},
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA / LoHa rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA / LoHa scaling alpha."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: Optional[list] = field(
+        default=None, metadata={"help": "Module names to adapt; default: the backbone family's lora_target_modules."}
+    )
+    adapter_method: Literal["ia3", "loha"] = field(
+        default="ia3", metadata={"help": "PEFT method used for `finetune: adapter` (PEFT has no bottleneck adapters)."}
+    )
+    cache_stage1: bool = field(
+        default=True, metadata={"help": "Classification: train stage 1 on cached pooled backbone states (exact)."}
+    )
+    classifier_dropout: float = field(default=0.0, metadata={"help": "Dropout before the linear head."})
+    seed: int = field(default=0, metadata={"help": "Seed of the model init and of the (seed, epoch) shuffle."})
+    output_dir: str = field(default="outputs/demo-technique", metadata={"help": "Run folder (checkpoints, logs, repo)."})
+    checkpoint_every_steps: int = field(default=0, metadata={"help": "Also checkpoint every N optimizer steps (0 = only per epoch)."})
+    keep_checkpoints: int = field(default=3, metadata={"help": "Complete checkpoints kept (oldest removed)."})
+    mixed_precision: Literal["no", "fp16", "bf16"] = field(default="no", metadata={"help": "Accelerate mixed precision."})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+    log_every_steps: int = field(default=10, metadata={"help": "Tracker loss logging interval in steps."})
+    push_to_hub: Optional[str] = field(default=None, metadata={"help": "Hub repo id to upload the final folder to."})
+    hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
+
+    def __post_init__(self):
+        if isinstance(self.dataset, dict):
+            self.dataset = _build(DatasetConfig, self.dataset, prefix="dataset.")
+        if self.task not in TASKS:
+            raise ValueError(f"Unknown task {self.task!r}; expected one of {TASKS}.")
+        if self.finetune not in FINETUNE_METHODS:
+            raise ValueError(f"Unknown finetune {self.finetune!r}; expected one of {FINETUNE_METHODS}.")
+        if self.adapter_method not in ADAPTER_METHODS:
+            raise ValueError(f"Unknown adapter_method {self.adapter_method!r}; expected one of {ADAPTER_METHODS}.")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"Unknown mixed_precision {self.mixed_precision!r}; expected one of {MIXED_PRECISION}.")
+        check_backbone_name(self.backbone)
+        if not 0 <= self.stage1_epochs <= self.epochs:
+            raise ValueError(f"stage1_epochs={self.stage1_epochs} must be between 0 and epochs={self.epochs}.")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs={self.epochs} and batch_size={self.batch_size} must be >= 1.")
+        if self.eval_batch_size is None:
+            self.eval_batch_size = self.batch_size
+
+    def stage_of_epoch(self, epoch: int) -> int:
+        """1 during the first `stage1_epochs` epochs, then 2 (`frozen` never leaves stage 1)."""
+        return 1 if self.finetune == "frozen" or epoch < self.stage1_epochs else 2
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def check_backbone_name(name: str):
+    """ValueError for a name that is neither a family, a tiny-<family>, nor something that looks like a path/Hub id."""
+    if name.startswith("tiny-"):
+        resolve_family_name(name[len("tiny-"):])
+    elif "/" not in name and not Path(name).exists():
+        resolve_family_name(name)
+
+
+def _build(cls, values: dict, prefix: str = ""):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"Unknown config key '{prefix}{unknown[0]}'; known keys: {', '.join(sorted(known))}."
+        )
+    return cls(**values)
+
+
+def _set_dotted(values: dict, dotted: str, value):
+    keys = dotted.split(".")
+    node = values
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"Config key {dotted!r}: {key!r} is not a mapping.")
+    node[keys[-1]] = value
+
+
+def parse_overrides(tokens: list) -> dict:
+    """['--epochs', '3', '--dataset.options.task=technique'] -> nested dict of YAML-parsed values."""
+    values, i = {}, 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--"):
+            raise ValueError(f"Unexpected argument {token!r}; overrides look like --field value.")
+        key, eq, value = token[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(tokens) or tokens[i + 1].startswith("--"):
+                raise ValueError(f"Override --{key} needs a value.")
+            value = tokens[i + 1]
+            i += 1
+        _set_dotted(values, key.replace("-", "_"), yaml.safe_load(value))
+        i += 1
+    return values
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[list] = None) -> TrainConfig:
+    """The config of `path` (YAML; None = the embedded demo default) with `--field value` overrides applied."""
+    values = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"Config file {str(path)!r} does not exist.")
+        values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"Config file {str(path)!r} must hold a mapping of config keys.")
+    values = _merge(values, parse_overrides(list(overrides or [])))
+    return _build(TrainConfig, values)

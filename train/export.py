@@ -1,0 +1,95 @@
+"""The end of a run: the Hub-ready repo folder, the results table, and the upload."""
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import yaml
+from peft import PeftModel
+
+from model_cards import write_model_card
+from modeling_svu.backbones import family_of
+from train.peft_variants import merged_model
+
+NUM_WIDGET_EXAMPLES = 2
+ADAPTER_DIR = "peft_adapter"
+
+
+def save_peft_adapter(cfg, model, adapter_dir: Path):
+    """The adapter repo: `PeftModel.from_pretrained(base, adapter_dir)`. A tiny/random backbone has no Hub
+    checkpoint to be the base, so its start weights are saved as `adapter_dir/base_model` (with remote code)."""
+    model.save_pretrained(adapter_dir)
+    if cfg.backbone.startswith("tiny-"):
+        base = copy.deepcopy(model).unload()  # the backbone before the adapter; layer_sum/head come from the adapter
+        base.save_pretrained(adapter_dir / "base_model")
+        base_name = "base_model"
+    else:
+        base_name = cfg.backbone
+    config_path = adapter_dir / "adapter_config.json"
+    adapter_config = json.loads(config_path.read_text())
+    adapter_config["base_model_name_or_path"] = base_name
+    config_path.write_text(json.dumps(adapter_config, indent=2))
+
+
+def write_widget_examples(repo_dir: Path, test_split, label_names) -> list:
+    """A few test chunks as wav files for the Hub widget: [(relative path, title)]."""
+    examples = []
+    (repo_dir / "samples").mkdir(exist_ok=True)
+    for i in range(min(NUM_WIDGET_EXAMPLES, len(test_split))):
+        row = test_split[i]
+        audio = row["audio"]
+        title = label_names[row["label"]] if label_names and "label" in row else f"test chunk {i}"
+        path = f"samples/test_{i}.wav"
+        sf.write(repo_dir / path, np.asarray(audio["array"], dtype=np.float32), audio["sampling_rate"])
+        examples.append((path, title))
+    return examples
+
+
+def export_repo(cfg, model, meta: dict, metrics: dict, repo_dir, test_split) -> Path:
+    """Write the Hub-ready repo: merged weights + config + code + feature extractor, the PEFT adapter (if any),
+    model card, layer-weight plot, widget samples, metrics.json and the training config."""
+    repo_dir = Path(repo_dir)
+    shutil.rmtree(repo_dir, ignore_errors=True)
+    repo_dir.mkdir(parents=True)
+    merged_model(model).save_pretrained(repo_dir)
+    if isinstance(model, PeftModel):
+        save_peft_adapter(cfg, model, repo_dir / ADAPTER_DIR)
+    widget = write_widget_examples(repo_dir, test_split, meta.get("label_names"))
+    (repo_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (repo_dir / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    family = family_of(merged_model(model).config.backbone_config).model_type
+    write_model_card(repo_dir, cfg.to_dict(), metrics, meta, family, repo_id=cfg.push_to_hub, widget=widget)
+    return repo_dir
+
+
+def results_table(metrics: dict) -> str:
+    rows = [(k, v) for k, v in metrics["test"].items() if isinstance(v, float)]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{'test metric':<{width}}  value", f"{'-' * width}  ------"]
+    lines += [f"{k:<{width}}  {100 * v:6.2f}" for k, v in rows]
+    lines.append(f"{'examples':<{width}}  {metrics['test']['num_examples']} (test split: {metrics['test_split_size']})")
+    return "\n".join(lines)
+
+
+def print_results(metrics: dict, repo_dir: Path):
+    print(f"\nbest epoch {metrics['best_epoch'] + 1} (validation {metrics['selection_metric']})")
+    print(results_table(metrics))
+    print(f"\nHub-ready model folder: {Path(repo_dir).resolve()}")
+
+
+def push_repo(repo_dir: Path, repo_id: str, private: bool = False) -> str:
+    """Upload the whole repo folder to the Hub model repo `repo_id` (created if needed)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        commit = api.upload_folder(folder_path=str(repo_dir), repo_id=repo_id, repo_type="model",
+                                   commit_message="Upload SVU model trained with train/run.py")
+    except Exception as err:  # network, auth, offline mode: the local repo is complete either way
+        raise SystemExit(f"error: push to {repo_id} failed ({type(err).__name__}: {err}); the repo is at {repo_dir}.") from None
+    print(f"pushed {repo_dir} to https://huggingface.co/{repo_id}")
+    return commit
