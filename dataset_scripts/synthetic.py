@@ -12,8 +12,8 @@ level of its own, and a home vowel; so singers differ clearly in f0 range *and* 
 Tasks (option ``task``), each with its split rule (ours, mirroring the real corpora):
 
 * ``technique`` (like VocalSet): 6 classes, acoustically real:
-  straight (steady pitch), vibrato (5-6.5 Hz, +-60-100 cents), trill (pitch alternating 1-2
-  semitones at 6-8 Hz), breathy (steep tilt, strong noise), vocal_fry (55-75 Hz irregular
+  straight (steady pitch), vibrato (5-6 Hz, +-50-80 cents), trill (pitch alternating 2-3
+  semitones at 6.5-8 Hz), breathy (steep tilt, strong noise), vocal_fry (55-75 Hz irregular
   pulses: heavy jitter and shimmer, flat tilt), spoken (gliding, falling pitch in 150-300 ms
   syllables separated by short pauses, a new vowel per syllable). Each singer records
   ``clips_per_class`` clips of ``clip_seconds`` per technique, cut into 3 s chunks.
@@ -127,7 +127,9 @@ def synthesize(f0, amplitude, formants, tilt, breath, rng, jitter=0.003, shimmer
     wave /= np.abs(wave).max() + 1e-9
     noise_spectrum = np.fft.rfft(rng.standard_normal(num_samples))
     bins = np.fft.rfftfreq(num_samples, 1.0 / SAMPLING_RATE)
-    noise = np.fft.irfft(noise_spectrum * formant_envelope(bins, formants.mean(axis=0)), num_samples)
+    # aspiration noise: formant-coloured plus a flat floor from 1.5 kHz up (breathy voices are bright)
+    shape = formant_envelope(bins, formants.mean(axis=0)) + 0.3 * (bins > 1500.0)
+    noise = np.fft.irfft(noise_spectrum * shape, num_samples)
     wave += breath * noise / (np.abs(noise).max() + 1e-9)
     wave *= amplitude
     return (0.5 * wave / (np.abs(wave).max() + 1e-9)).astype(np.float32)
@@ -175,10 +177,10 @@ def technique_clip(singer: Singer, technique: str, seconds: float, rng) -> np.nd
     if technique == "straight":
         midi = midi + 0.05 * smooth_noise(rng, n, 2.0)
     elif technique == "vibrato":
-        midi = midi + rng.uniform(0.6, 1.0) * np.sin(2 * np.pi * rng.uniform(5.0, 6.5) * t)
+        midi = midi + rng.uniform(0.5, 0.8) * np.sin(2 * np.pi * rng.uniform(5.0, 6.0) * t)
     elif technique == "trill":
-        square = np.tanh(6.0 * np.sin(2 * np.pi * rng.uniform(6.0, 8.0) * t))
-        midi = midi + rng.integers(1, 3) * 0.5 * (square + 1.0)
+        square = np.tanh(6.0 * np.sin(2 * np.pi * rng.uniform(6.5, 8.0) * t))
+        midi = midi + rng.uniform(2.0, 3.0) * 0.5 * (square + 1.0)
     elif technique == "breathy":
         tilt, breath = tilt + 1.5, 0.8
     elif technique == "vocal_fry":

@@ -1,0 +1,65 @@
+"""Helpers for the data tests: tiny audio files in the real corpora's layouts, simple pitch checks."""
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SR = 16000
+
+
+def tone(seconds: float, f0: float = 220.0, sr: int = SR, amplitude: float = 0.3, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    wave = amplitude * np.sin(2 * np.pi * f0 * t) * (1 + 0.1 * np.sin(2 * np.pi * 3 * t))
+    return np.stack([wave] * channels, axis=1) if channels > 1 else wave
+
+
+def write_wav(path, seconds: float, f0: float = 220.0, sr: int = SR, silence_edges: float = 0.0, channels: int = 1) -> Path:
+    """A sine tone WAV, optionally with ``silence_edges`` seconds of silence at both ends."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wave = tone(seconds, f0, sr, channels=channels)
+    if silence_edges:
+        pad = np.zeros((int(silence_edges * sr),) + wave.shape[1:])
+        wave = np.concatenate([pad, wave, pad])
+    sf.write(path, wave, sr)
+    return path
+
+
+def write_mp3(path, seconds: float, f0: float = 220.0, sr: int = 32000) -> Path:
+    """An mp3 via the ffmpeg command line (what Artist20 ships: 32 kHz)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wav = path.with_suffix(".tmp.wav")
+    sf.write(wav, tone(seconds, f0, sr), sr)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-b:a", "32k", str(path)], check=True)
+    wav.unlink()
+    return path
+
+
+def write_corrupt(path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEthis is not audio")
+    return path
+
+
+def estimate_f0(wave: np.ndarray, sr: int = SR, fmin: float = 50.0, fmax: float = 1000.0) -> float:
+    """Autocorrelation pitch of a short voiced excerpt (Hz), with sub-octave error protection."""
+    wave = wave - wave.mean()
+    spectrum = np.fft.rfft(wave, 2 * len(wave))
+    acf = np.fft.irfft(np.abs(spectrum) ** 2)[: len(wave)]
+    lo, hi = int(sr / fmax), int(sr / fmin)
+    lag = lo + int(np.argmax(acf[lo:hi]))
+    # prefer the shortest lag whose correlation is nearly as strong (avoids picking 2x the period)
+    for divisor in (4, 3, 2):
+        short = int(round(lag / divisor))
+        window = slice(max(lo, short - 2), short + 3)
+        if short >= lo and acf[window].max() > 0.9 * acf[lag]:
+            return sr / (window.start + int(np.argmax(acf[window])))
+    return sr / lag
+
+
+def hz_to_midi(f0: float) -> float:
+    return 69.0 + 12.0 * np.log2(f0 / 440.0)
