@@ -119,10 +119,13 @@ def synthesize(f0, amplitude, formants, tilt, breath, rng, jitter=0.003, shimmer
     phase = 2.0 * np.pi * np.cumsum(f0) / SAMPLING_RATE
     control = slice(None, None, CONTROL_HOP)
     f0_control, formants_control = f0[control], formants[control]
-    wave = np.zeros(num_samples)
+    wave = np.zeros(num_samples, dtype=np.float32)
+    rotation = np.exp(1j * phase).astype(np.complex64)
+    harmonic = rotation.copy()  # exp(i k phase), by repeated multiplication (cheaper than sin)
     for k in range(1, int(MAX_HARMONIC_HZ / f0.min()) + 1):
         gain = formant_envelope(k * f0_control, formants_control) * k**-tilt * (k * f0_control < MAX_HARMONIC_HZ)
-        wave += np.repeat(gain, CONTROL_HOP)[:num_samples] * np.sin(k * phase)
+        wave += np.repeat(gain.astype(np.float32), CONTROL_HOP)[:num_samples] * harmonic.imag
+        harmonic *= rotation
     wave *= 1.0 + shimmer * smooth_noise(rng, num_samples, 60.0)
     wave /= np.abs(wave).max() + 1e-9
     noise_spectrum = np.fft.rfft(rng.standard_normal(num_samples))
