@@ -28,11 +28,14 @@ class WeightedLayerSum(nn.Module):
                 "(is layerdrop > 0 on the backbone?)."
             )
         weights = self.normalized_weights()
-        total = None
-        for w, h in zip(weights, hidden_states):
-            if self.layer_norm:
-                h = nn.functional.layer_norm(h, h.shape[-1:])
-            total = w * h if total is None else total + w * h
+        if self.layer_norm:
+            hidden_states = [nn.functional.layer_norm(h, h.shape[-1:]) for h in hidden_states]
+        # One output buffer, accumulated in place: `total + w * h` would allocate two full-size
+        # temporaries per state, and on CPU those fresh allocations (page faults) cost more than the
+        # arithmetic. In-place is autograd-safe here: addcmul's backward needs only `w` and `h`.
+        total = hidden_states[0] * weights[0]
+        for w, h in zip(weights[1:], hidden_states[1:]):
+            total.addcmul_(h, w)
         return total
 
     def extra_repr(self) -> str:

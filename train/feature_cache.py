@@ -9,7 +9,8 @@ so caching the time-mean of every hidden state, (num_hidden_states, hidden_size)
 train the layer weights and the head **exactly** (`model.classify_pooled`), at a tiny fraction of the cost:
 
     cache = build_pooled_cache(model, prepared["train"], "cache/")      # once, reused while nothing changed
-    out = model.classify_pooled(torch.as_tensor(cache[i:j]["pooled_layer_states"]), labels=...)
+    rows = cache.with_format("torch")[order[i:j]]                            # float32 (B, L, H), no copy per epoch
+    out = model.classify_pooled(rows["pooled_layer_states"], labels=rows["label"])
 
 For transcription, the head is frame-wise, so the cache has to keep every frame of every layer:
 `build_frame_cache` writes them as one memory-mapped float16 array, after printing its size
