@@ -70,6 +70,7 @@ class PrepareReport:
     skipped: dict = field(default_factory=lambda: defaultdict(list))  # reason -> [file names]
     chunks_dropped_rms: int = 0
     messages: list = field(default_factory=list)
+    songs_total: int | None = None  # MIR-ST500: songs annotated, for "N of M songs have usable audio"
 
     def skip(self, name: str, reason: str) -> None:
         self.skipped[reason].append(str(name))
@@ -78,6 +79,8 @@ class PrepareReport:
         report = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         report["skipped"] = {reason: sorted(names) for reason, names in sorted(self.skipped.items())}
         report["files_skipped"] = sum(len(names) for names in self.skipped.values())
+        if self.songs_total is not None:
+            report["messages"] = [f"{self.files_used} of {self.songs_total} songs have usable audio", *self.messages]
         return report
 
 

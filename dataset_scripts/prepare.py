@@ -109,6 +109,14 @@ def summarize(dataset: datasets.DatasetDict, task: str, label_names, chunk_secon
     return summary
 
 
+def _split_or_empty(builder, split: str) -> datasets.Dataset:
+    """The split, or an empty dataset with the same features (datasets refuses empty splits)."""
+    if builder.info.splits[split].num_examples == 0:
+        features = builder.info.features
+        return datasets.Dataset.from_dict({name: [] for name in features}, features=features, split=split)
+    return builder.as_dataset(split=split)
+
+
 def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool = False, **options) -> datasets.DatasetDict:
     """Build ``corpus`` into ``output_dir`` (or reload it if the fingerprint matches); see module doc.
 
@@ -139,7 +147,7 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
         builder = builder_cls(data_dir=None if data_dir is None else str(data_dir),
                               cache_dir=os.path.join(scratch, "cache"), **builder_kwargs, **config_kwargs)
         builder.download_and_prepare(download_mode="force_redownload")
-        dataset = datasets.DatasetDict({split: builder.as_dataset(split=split) for split in SPLITS})
+        dataset = datasets.DatasetDict({split: _split_or_empty(builder, split) for split in SPLITS})
         task = builder.task
         what, groups = leakage_groups(dataset, task)
         check_no_leakage(groups, what)
@@ -155,7 +163,8 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
             "options": {"seed": seed, **{k: _describe(v) for k, v in options.items()}},
         }
         staged = Path(scratch) / "dataset"
-        dataset.save_to_disk(str(staged))
+        # an empty split still needs one (empty) shard, or load_from_disk fails on it
+        dataset.save_to_disk(str(staged), num_shards={s: 1 for s in dataset if len(dataset[s]) == 0} or None)
         write_json(staged / META_FILE, meta)
         if output_dir.exists():
             shutil.rmtree(output_dir)

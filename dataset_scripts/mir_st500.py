@@ -1,0 +1,154 @@
+"""MIR-ST500 (Wang & Jang, ICASSP 2021): note transcription of 500 pop-song vocals.
+
+Layout under ``data_dir``:
+
+* annotations: ``MIR-ST500_corrected.json`` = ``{"<id>": [[onset_s, offset_s, midi], ...]}``, at
+  the root or one folder down (e.g. ``MIR-ST500_20210206/``), or given as ``annotations=path``;
+* audio (fetched by the user from YouTube; ``audio_dir=``, default ``data_dir``): per song id
+  ``<id>/Vocal.wav`` (``source="vocal"``, default: an already separated vocal stem), or
+  ``<id>/Mixture.mp3`` / ``<id>/Mixture.wav`` (``source="mixture"``), passed through the
+  builder's ``separate(waveform, sr) -> waveform`` hook (e.g. wrapping Spleeter/HT-Demucs;
+  default identity, which the report flags). ``<id>/`` may also sit under ``train/`` or ``test/``.
+
+Songs without audio are skipped and counted ("N of 500 songs have usable audio"); unreadable audio is
+skipped and named. Notes are filtered as the official ``evaluate.py`` does (dropped if
+``offset <= onset`` or ``onset < 0``; counted). Each song is cut into 5 s chunks (last partial
+chunk zero-padded if >= 2.5 s, else dropped) with its notes cut at chunk edges and frame targets
+on the backbone's 20 ms grid (``common.py`` documents the edge rule).
+
+Splits: test = ids 401-500 (paper); validation (ours) = ids 361-400; train = ids 1-360.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from .audio import SAMPLING_RATE, identity_separation, load_audio
+from .common import PrepareReport, transcription_examples, transcription_features
+
+ANNOTATION_FILE = "MIR-ST500_corrected.json"
+NUM_SONGS = 500
+AUDIO_FILES = {"vocal": ("Vocal.wav",), "mixture": ("Mixture.mp3", "Mixture.wav")}
+EXPECTED = (
+    f"expected <root>/{ANNOTATION_FILE} (or <root>/*/{ANNOTATION_FILE}) with audio in <root>/<id>/Vocal.wav "
+    "or <root>/<id>/Mixture.mp3"
+)
+
+
+def load_annotations(path) -> dict:
+    """``{song_id: [(onset, offset, midi), ...]}`` from the MIR-ST500 JSON; ValueError on bad format."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+        return {str(song): [(float(on), float(off), float(pitch)) for on, off, pitch in notes] for song, notes in raw.items()}
+    except (OSError, json.JSONDecodeError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"{path} is not MIR-ST500 annotation JSON {{id: [[onset, offset, pitch], ...]}}: {error}") from None
+
+
+def valid_notes(notes) -> tuple:
+    """(kept notes sorted by onset, number dropped) with the official evaluate.py filter."""
+    kept = sorted((n for n in notes if n[1] > n[0] and n[0] >= 0), key=lambda n: n[0])
+    return kept, len(notes) - len(kept)
+
+
+def find_annotations(data_dir) -> Path:
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise ValueError(f"MIR-ST500 data_dir {root} is not a folder; {EXPECTED}")
+    for candidate in [root / ANNOTATION_FILE, *sorted(root.glob(f"*/{ANNOTATION_FILE}"))]:
+        if candidate.is_file():
+            return candidate
+    raise ValueError(f"no {ANNOTATION_FILE} under {root}; {EXPECTED}")
+
+
+def find_audio(audio_dir: Path, song_id: str, source: str) -> Path | None:
+    for folder in (audio_dir / song_id, audio_dir / "train" / song_id, audio_dir / "test" / song_id):
+        for name in AUDIO_FILES[source]:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def mir_st500_split(song_id: str, validation_songs: int = 40) -> str | None:
+    number = int(song_id)
+    if 401 <= number <= NUM_SONGS:
+        return "test"
+    if 1 <= number <= 400:
+        return "validation" if number > 400 - validation_songs else "train"
+    return None
+
+
+@dataclass
+class MirST500Config(datasets.BuilderConfig):
+    annotations: str | None = None  # default: find MIR-ST500_corrected.json under data_dir
+    audio_dir: str | None = None  # default: data_dir
+    source: str = "vocal"  # "vocal" (<id>/Vocal.wav) or "mixture" (<id>/Mixture.mp3 + separate)
+    chunk_seconds: float = 5.0
+    validation_songs: int = 40
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.source not in AUDIO_FILES:
+            raise ValueError(f"MIR-ST500 source {self.source!r} unknown; expected one of {sorted(AUDIO_FILES)}")
+
+
+class MirST500(datasets.GeneratorBasedBuilder):
+    BUILDER_CONFIG_CLASS = MirST500Config
+    DEFAULT_WRITER_BATCH_SIZE = 32
+    task = "transcription"
+    label_names = []
+
+    def __init__(self, *args, seed: int = 0, separate=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.report = PrepareReport()
+        self.separate = separate or identity_separation
+
+    @property
+    def chunk_seconds(self) -> float:
+        return self.config.chunk_seconds
+
+    def _info(self):
+        return datasets.DatasetInfo(description="MIR-ST500 singing transcription", features=transcription_features(self.chunk_seconds))
+
+    def _split_generators(self, dl_manager):
+        config = self.config
+        annotations_path = Path(config.annotations) if config.annotations else find_annotations(config.data_dir)
+        annotations = load_annotations(annotations_path)
+        audio_dir = Path(config.audio_dir or config.data_dir)
+        by_split = {"train": [], "validation": [], "test": []}
+        dropped_notes = 0
+        for song_id in sorted(annotations, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s)):
+            self.report.files_found += 1
+            split = mir_st500_split(song_id, config.validation_songs) if song_id.isdigit() else None
+            if split is None:
+                self.report.skip(song_id, f"song id outside 1-{NUM_SONGS}")
+                continue
+            audio = find_audio(audio_dir, song_id, config.source)
+            if audio is None:
+                self.report.skip(song_id, f"no audio file ({song_id}/{' or '.join(AUDIO_FILES[config.source])})")
+                continue
+            notes, dropped = valid_notes(annotations[song_id])
+            dropped_notes += dropped
+            by_split[split].append((song_id, audio, notes))
+        with_audio = sum(len(songs) for songs in by_split.values())
+        self.report.songs_total = len(annotations)
+        self.report.messages.append(f"{with_audio} of {len(annotations)} songs have an audio file")
+        if dropped_notes:
+            self.report.messages.append(f"{dropped_notes} notes dropped (offset <= onset or onset < 0)")
+        if config.source == "mixture" and self.separate is identity_separation:
+            self.report.messages.append("mixtures used as they are: no separation hook given (pass separate=...)")
+        return [datasets.SplitGenerator(name=split, gen_kwargs={"songs": by_split[split]}) for split in by_split]
+
+    def _generate_examples(self, songs):
+        for song_id, audio, notes in songs:
+            try:
+                wave = self.separate(load_audio(audio), SAMPLING_RATE)
+            except ValueError as error:
+                self.report.skip(song_id, "unreadable audio")
+                self.report.messages.append(str(error))
+                continue
+            self.report.files_used += 1
+            for index, example in enumerate(transcription_examples(wave, notes, song_id=song_id, chunk_seconds=self.chunk_seconds)):
+                yield f"{song_id}#{index}", example

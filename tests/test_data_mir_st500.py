@@ -1,0 +1,93 @@
+"""MIR-ST500 builder on a fake tree (missing audio, mixture + separation hook, bad notes) and the
+annotation parser on the real-format file in ../shared/data."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_fixtures import write_corrupt, write_wav
+from dataset_scripts.mir_st500 import load_annotations, mir_st500_split, valid_notes
+from dataset_scripts.prepare import load_prepared, prepare
+
+REAL_FORMAT = Path("/work/shared/data/mir_st500/val_1005_55_icassp_ver.json")
+
+
+def fake_tree(root):
+    notes = {
+        "1": [[1.0, 2.0, 60], [4.5, 5.6, 62], [6.0, 7.0, 64]],
+        "2": [[0.5, 1.5, 55]],
+        "3": [[0.5, 1.5, 57]],  # no audio
+        "380": [[0.2, 0.8, 70], [2.0, 1.0, 70], [-1.0, 0.5, 70]],  # two invalid notes dropped
+        "401": [[0.5, 2.5, 48]],
+        "402": [[0.5, 2.5, 48]],  # corrupt audio
+    }
+    root.mkdir(parents=True)
+    (root / "MIR-ST500_20210206").mkdir()
+    (root / "MIR-ST500_20210206" / "MIR-ST500_corrected.json").write_text(json.dumps(notes))
+    write_wav(root / "1" / "Vocal.wav", 10.2, sr=44100)  # 2 chunks, a note across the 5 s edge
+    write_wav(root / "2" / "Vocal.wav", 5.0)
+    write_wav(root / "380" / "Vocal.wav", 5.0)
+    write_wav(root / "test" / "401" / "Vocal.wav", 3.0)  # 1 padded chunk
+    write_corrupt(root / "402" / "Vocal.wav")
+    return root
+
+
+def test_fake_tree(tmp_path):
+    data_dir = fake_tree(tmp_path / "mir")
+    dataset = prepare("mir_st500", tmp_path / "out", data_dir=data_dir)
+    _, meta = load_prepared(tmp_path / "out")
+    assert meta["task"] == "transcription" and meta["class_weights"] is None
+    songs = {split: [(r["song_id"], r["chunk_start"]) for r in dataset[split].remove_columns("audio")] for split in dataset}
+    assert songs == {"train": [("1", 0.0), ("1", 5.0), ("2", 0.0)], "validation": [("380", 0.0)], "test": [("401", 0.0)]}
+    report = meta["report"]
+    assert report["skipped"] == {"no audio file (3/Vocal.wav)": ["3"], "unreadable audio": ["402"]}
+    assert report["messages"][:2] == ["4 of 6 songs have usable audio", "5 of 6 songs have an audio file"]
+    assert "2 notes dropped (offset <= onset or onset < 0)" in report["messages"]
+    assert report["files_found"] == 6 and report["files_used"] == 4
+    second = dataset["train"].with_format("numpy")[1]
+    assert [(n["onset"], round(float(n["offset"]), 4), n["pitch"]) for n in second["notes"]] == [(0.0, 0.6, 62.0), (1.0, 2.0, 64.0)]
+    targets = second["frame_targets"]
+    assert targets.shape == (249, 4) and np.flatnonzero(targets[:, 0]).tolist() == [50]  # continuation: no onset
+    assert (targets[:30, 1] == 0).all() and targets[30:50, 1].min() == 1
+    assert dataset["validation"][0]["notes"] == [{"onset": pytest.approx(0.2), "offset": pytest.approx(0.8), "pitch": 70.0}]
+    assert len(dataset["test"][0]["audio"]["array"]) == 80000
+
+
+def test_mixture_with_separation_hook(tmp_path):
+    root = tmp_path / "mir"
+    root.mkdir()
+    (root / "MIR-ST500_corrected.json").write_text(json.dumps({"5": [[0.5, 1.0, 60]], "6": [[0.5, 1.0, 60]]}))
+    write_wav(root / "5" / "Mixture.wav", 5.0)
+    write_wav(root / "6" / "Vocal.wav", 5.0)  # only a vocal stem: not found when source="mixture"
+    calls = []
+
+    def separate(wave, sr):
+        calls.append((len(wave), sr))
+        return np.zeros_like(wave)
+
+    dataset = prepare("mir_st500", tmp_path / "out", data_dir=root, source="mixture", separate=separate)
+    assert calls == [(80000, 16000)]
+    assert not dataset["train"][0]["audio"]["array"].any()
+    _, meta = load_prepared(tmp_path / "out")
+    assert meta["report"]["skipped"] == {"no audio file (6/Mixture.mp3 or Mixture.wav)": ["6"]}
+
+
+def test_real_format_annotations_parse():
+    annotations = load_annotations(REAL_FORMAT)
+    assert sorted(annotations, key=int) == [str(i) for i in range(401, 501)]
+    assert sum(len(n) for n in annotations.values()) == 32403
+    notes, dropped = valid_notes(annotations["401"])
+    assert dropped == 0 and notes[0] == (14.257052154195012, 16.137868480725626, 56.0)
+    assert {mir_st500_split(song) for song in annotations} == {"test"}
+    assert [mir_st500_split(s) for s in ("1", "360", "361", "400", "401", "500", "501")] == [
+        "train", "train", "validation", "validation", "test", "test", None]
+
+
+def test_wrong_root_and_bad_json(tmp_path):
+    with pytest.raises(ValueError, match="no MIR-ST500_corrected.json under .*expected <root>/MIR-ST500_corrected.json"):
+        prepare("mir_st500", tmp_path / "out", data_dir=tmp_path)
+    (tmp_path / "MIR-ST500_corrected.json").write_text("[1, 2")
+    with pytest.raises(ValueError, match="is not MIR-ST500 annotation JSON"):
+        prepare("mir_st500", tmp_path / "out", data_dir=tmp_path)
