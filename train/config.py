@@ -17,6 +17,13 @@ import yaml
 from modeling_svu.backbones import resolve_family_name
 from modeling_svu.configuration_svu import TASKS
 
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "demo_technique.yaml"
+DEFAULT_SELECTION_METRIC = {"technique": "macro_f1", "singer_id": "macro_f1", "transcription": "COnPOff_f1"}
+SELECTION_METRICS = {
+    "technique": ("macro_f1", "accuracy", "balanced_accuracy", "top2_accuracy", "top3_accuracy"),
+    "singer_id": ("macro_f1", "accuracy", "balanced_accuracy", "top2_accuracy", "top3_accuracy"),
+    "transcription": ("COnPOff_f1", "COnP_f1", "COn_f1", "frame_onset_f1", "frame_voicing_accuracy", "frame_note_accuracy"),
+}
 FINETUNE_METHODS = ("two_stage", "lora", "adapter", "frozen")
 ADAPTER_METHODS = ("ia3", "loha")
 MIXED_PRECISION = ("no", "fp16", "bf16")
@@ -67,8 +74,12 @@ class TrainConfig:
         default=True, metadata={"help": "Classification: train stage 1 on cached pooled backbone states (exact)."}
     )
     classifier_dropout: float = field(default=0.0, metadata={"help": "Dropout before the linear head."})
+    selection_metric: Optional[str] = field(
+        default=None,
+        metadata={"help": "Validation metric picking the best epoch (higher is better); default macro_f1 / COnPOff_f1."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the model init and of the (seed, epoch) shuffle."})
-    output_dir: str = field(default="outputs/demo-technique", metadata={"help": "Run folder (checkpoints, logs, repo)."})
+    output_dir: str = field(default="outputs/run", metadata={"help": "Run folder (checkpoints, logs, repo)."})
     checkpoint_every_steps: int = field(default=0, metadata={"help": "Also checkpoint every N optimizer steps (0 = only per epoch)."})
     keep_checkpoints: int = field(default=3, metadata={"help": "Complete checkpoints kept (oldest removed)."})
     mixed_precision: Literal["no", "fp16", "bf16"] = field(default="no", metadata={"help": "Accelerate mixed precision."})
@@ -89,6 +100,11 @@ class TrainConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"Unknown mixed_precision {self.mixed_precision!r}; expected one of {MIXED_PRECISION}.")
         check_backbone_name(self.backbone)
+        if self.selection_metric is not None and self.selection_metric not in SELECTION_METRICS[self.task]:
+            raise ValueError(
+                f"Unknown selection_metric {self.selection_metric!r} for {self.task}; expected one of "
+                f"{SELECTION_METRICS[self.task]}."
+            )
         if not 0 <= self.stage1_epochs <= self.epochs:
             raise ValueError(f"stage1_epochs={self.stage1_epochs} must be between 0 and epochs={self.epochs}.")
         if self.epochs < 1 or self.batch_size < 1:
@@ -161,14 +177,13 @@ def _merge(base: dict, update: dict) -> dict:
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[list] = None) -> TrainConfig:
-    """The config of `path` (YAML; None = the embedded demo default) with `--field value` overrides applied."""
-    values = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"Config file {str(path)!r} does not exist.")
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"Config file {str(path)!r} must hold a mapping of config keys.")
+    """The config of `path` (YAML; None = the demo default `configs/demo_technique.yaml`) with `--field value`
+    overrides applied."""
+    path = Path(path if path is not None else DEFAULT_CONFIG)
+    if not path.is_file():
+        raise ValueError(f"Config file {str(path)!r} does not exist.")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"Config file {str(path)!r} must hold a mapping of config keys.")
     values = _merge(values, parse_overrides(list(overrides or [])))
     return _build(TrainConfig, values)

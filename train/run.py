@@ -46,15 +46,14 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from modeling_svu import TASK_MODELS
-from modeling_svu.note_labels import IGNORE_INDEX, logit_slices
+from modeling_svu.note_labels import IGNORE_INDEX, decode_logits, logit_slices
 
 from train.checkpointing import TrainingState, check_output_dir, resolve_resume, save_checkpoint
-from train.config import TrainConfig, load_config
+from train.config import DEFAULT_SELECTION_METRIC, TrainConfig, load_config
 from train.data import CLASSIFICATION_TASKS, AudioCollator, make_dataloader, pooled_collate, prepare_dataset
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
 METRICS_DIR = Path(__file__).parent / "metrics"
-SELECTION_METRIC = {"technique": "macro_f1", "singer_id": "macro_f1", "transcription": "frame_note_accuracy"}
 
 
 class TrainingModule(torch.nn.Module):
@@ -162,6 +161,29 @@ def frame_metrics(logits, labels, num_octaves):
     }
 
 
+def note_metrics(logits, labels, rows, dataset, svu_config):
+    """COnPOff / COnP / COn F1 per song, averaged over songs: each chunk's decoded notes shifted by its start.
+    Notes crossing a chunk edge are cut there on both sides (reference and estimate)."""
+    songs = dataset.select_columns(["song_id", "chunk_start", "notes"])
+    estimates, references = {}, {}
+    for chunk_logits, chunk_labels, row in zip(logits, labels, rows.tolist()):
+        song, start, notes = songs[row]["song_id"], float(songs[row]["chunk_start"]), songs[row]["notes"]
+        frames = int(np.sum(chunk_labels[:, 0] != IGNORE_INDEX))
+        decoded = decode_logits(
+            chunk_logits[:frames], frame_seconds=svu_config.frame_seconds, num_octaves=svu_config.num_octaves,
+            lowest_midi=svu_config.lowest_midi, onset_threshold=svu_config.onset_threshold,
+            onset_window=svu_config.onset_window, silence_threshold=svu_config.silence_threshold,
+        )
+        estimates.setdefault(song, []).extend([on + start, off + start, pitch] for on, off, pitch in decoded)
+        references.setdefault(song, []).extend([n["onset"] + start, n["offset"] + start, n["pitch"]] for n in notes)
+    song_ids = sorted(references)
+    metric = evaluate.load(str(METRICS_DIR / "transcription" / "transcription.py"))
+    scores = metric.compute(
+        predictions=[estimates[s] for s in song_ids], references=[references[s] for s in song_ids], song_ids=song_ids
+    )
+    return {k: v for k, v in scores.items() if k.endswith("_f1") or k == "num_songs"}
+
+
 def evaluate_split(cfg, model, dataloader, dataset, accelerator, desc):
     """Metrics of one split; `num_examples` / `num_unique_examples` prove nothing was counted twice."""
     logits, labels, rows = predict(model, dataloader, accelerator, desc)
@@ -173,7 +195,8 @@ def evaluate_split(cfg, model, dataloader, dataset, accelerator, desc):
             clip_ids = [clip_column[i] for i in rows]
         results = metric.compute(predictions=logits, references=labels, clip_ids=clip_ids)
     else:
-        results = frame_metrics(logits, labels, accelerator.unwrap_model(model).model_config.num_octaves)
+        svu_config = accelerator.unwrap_model(model).model_config
+        results = {**note_metrics(logits, labels, rows, dataset, svu_config), **frame_metrics(logits, labels, svu_config.num_octaves)}
         results["num_examples"] = len(rows)
     results["num_unique_examples"] = len(set(rows.tolist()))
     return results
@@ -243,6 +266,7 @@ def training_function(cfg: TrainConfig, args):
         (output_dir / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     accelerator.init_trackers("logs", config={k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))})
 
+    selection_metric = cfg.selection_metric or DEFAULT_SELECTION_METRIC[cfg.task]
     for epoch in range(state.epoch, cfg.epochs):
         stage = cfg.stage_of_epoch(epoch)
         set_stage(model, stage, cfg.finetune)
@@ -280,12 +304,12 @@ def training_function(cfg: TrainConfig, args):
 
         val_loader = loaders["validation_cached" if cached else "validation"]
         val = evaluate_split(cfg, module, val_loader, data["validation"], accelerator, "validation")
-        score = val[SELECTION_METRIC[cfg.task]]
+        score = val[selection_metric]
         if state.best_metric is None or score > state.best_metric:
             state.best_metric, state.best_epoch = score, epoch
             save_best(accelerator, module, output_dir, epoch, val)
         layer_weights = svu_model(model).layer_weights().cpu().tolist()
-        accelerator.print(f"epoch {epoch + 1}: validation {SELECTION_METRIC[cfg.task]} = {score:.4f}")
+        accelerator.print(f"epoch {epoch + 1}: validation {selection_metric} = {score:.4f}")
         accelerator.log(
             {**{f"validation/{k}": v for k, v in val.items()}, **{f"layer_weight/{i}": w for i, w in enumerate(layer_weights)}},
             step=state.global_step,
@@ -303,7 +327,7 @@ def training_function(cfg: TrainConfig, args):
         from train.export import export_repo, print_results
 
         metrics = {
-            "task": cfg.task, "selection_metric": SELECTION_METRIC[cfg.task], "best_epoch": state.best_epoch,
+            "task": cfg.task, "selection_metric": selection_metric, "best_epoch": state.best_epoch,
             "test": test, "validation": state.history[state.best_epoch]["validation"],
             "test_split_size": len(data["test"]), "num_processes": accelerator.num_processes,
             "effective_batch_size": cfg.batch_size * accelerator.num_processes,
