@@ -27,12 +27,12 @@ def write_wav(path, seconds: float, f0: float = 220.0, sr: int = SR, silence_edg
     return path
 
 
-def write_mp3(path, seconds: float, f0: float = 220.0, sr: int = 32000) -> Path:
-    """An mp3 via the ffmpeg command line (what Artist20 ships: 32 kHz)."""
+def write_mp3(path, seconds: float, f0: float = 220.0, sr: int = 32000, silent: bool = False) -> Path:
+    """An mp3 (a tone, or digital silence) via the ffmpeg command line (Artist20 ships 32 kHz mp3)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wav = path.with_suffix(".tmp.wav")
-    sf.write(wav, tone(seconds, f0, sr), sr)
+    sf.write(wav, tone(seconds, f0, sr) * (0.0 if silent else 1.0), sr)
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-b:a", "32k", str(path)], check=True)
     wav.unlink()
     return path

@@ -1,0 +1,174 @@
+"""Artist20 (Ellis, 2007): singer (artist) identification, 20 artists x 6 albums, 32 kbps mp3.
+
+Layout under ``data_dir``: ``mp3s-32k/<artist>/<album>/<NN-Title>.mp3`` and the official lists
+``lists/a20-{trn,val,tst}-tracks.list`` (one ``artist/album/track`` per line, relative to
+``mp3s-32k``, with or without ``.mp3``; the lists may also sit at the root).
+
+Splits (option ``split``), both album-level so no song or album is in two splits:
+
+* ``paper`` (default): per artist 4/1/1 train/validation/test albums, read from a **published
+  manifest** (``manifests/artist20_paper.json``, or ``manifest=path``) mapping
+  ``artist -> album -> split``. It is derived from the official lists by a fixed rule (see
+  `make_artist20_manifest`); an album the manifest does not list stops the preparation with a
+  one-line error (never a silent fallback to filesystem order or a seed).
+* ``official``: the dataset's own 3/1/2 lists (``trn`` -> train, ``val`` -> validation,
+  ``tst`` -> test); tracks in no list are skipped and reported.
+
+Preprocessing (paper): decode + resample to 16 kHz mono, vocal separation through the builder's
+``separate(waveform, sr)`` hook (the paper used HT-Demucs; default identity = audio assumed to be
+vocals already, flagged in the report), 5 s chunks (last partial chunk zero-padded if >= 2.5 s),
+keep a chunk only if its mean 512-sample-frame RMS > 0.01.
+"""
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import datasets
+
+from .audio import SAMPLING_RATE, identity_separation, load_audio
+from .common import PrepareReport, classification_examples, classification_features
+from .vocalset import is_macos_debris
+
+MANIFEST = Path(__file__).parent / "manifests" / "artist20_paper.json"
+LIST_SPLITS = {"trn": "train", "val": "validation", "tst": "test"}
+SPLIT_NAMES = ("paper", "official")
+EXPECTED = "expected <root>/mp3s-32k/<artist>/<album>/*.mp3 (and <root>/lists/a20-{trn,val,tst}-tracks.list)"
+
+
+def find_audio_root(data_dir) -> Path:
+    root = Path(data_dir)
+    for candidate in (root / "mp3s-32k", root, *sorted(root.glob("*/mp3s-32k"))):
+        if candidate.name == "mp3s-32k" and candidate.is_dir():
+            return candidate
+    raise ValueError(f"no mp3s-32k folder under {root}; {EXPECTED}")
+
+
+def track_key(line: str) -> str:
+    line = line.strip().replace("\\", "/")
+    return line[: -len(".mp3")] if line.lower().endswith(".mp3") else line
+
+
+def read_official_lists(data_dir) -> dict:
+    """``{artist/album/track: split}`` from ``a20-{trn,val,tst}-tracks.list``."""
+    root = Path(data_dir)
+    assignment = {}
+    for short, split in LIST_SPLITS.items():
+        name = f"a20-{short}-tracks.list"
+        found = [p for p in (root / "lists" / name, root / name, *root.glob(f"*/lists/{name}")) if p.is_file()]
+        if not found:
+            raise ValueError(f"official list {name} not found under {root}; {EXPECTED}")
+        for line in found[0].read_text().splitlines():
+            if line.strip():
+                assignment[track_key(line)] = split
+    return assignment
+
+
+def read_manifest(path) -> dict:
+    """``{artist: {album: split}}`` of a published album manifest; ValueError on a bad file."""
+    path = Path(path)
+    try:
+        albums = json.loads(path.read_text())["albums"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not an Artist20 album manifest ({{'albums': {{artist: {{album: split}}}}}}): {error}") from None
+    bad = {s for a in albums.values() for s in a.values()} - {"train", "validation", "test"}
+    if bad:
+        raise ValueError(f"{path}: unknown split names {sorted(bad)} (expected train/validation/test)")
+    return albums
+
+
+@dataclass
+class Artist20Config(datasets.BuilderConfig):
+    split: str = "paper"  # "paper" (4/1/1 manifest) or "official" (3/1/2 lists)
+    manifest: str | None = None  # default: dataset_scripts/manifests/artist20_paper.json
+    chunk_seconds: float = 5.0
+    rms_threshold: float = 0.01
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.split not in SPLIT_NAMES:
+            raise ValueError(f"Artist20 split {self.split!r} unknown; expected one of {SPLIT_NAMES}")
+
+
+class Artist20(datasets.GeneratorBasedBuilder):
+    BUILDER_CONFIG_CLASS = Artist20Config
+    DEFAULT_WRITER_BATCH_SIZE = 64
+    task = "singer_id"
+
+    def __init__(self, *args, seed: int = 0, separate=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.report = PrepareReport()
+        self.separate = separate or identity_separation
+
+    @cached_property
+    def audio_root(self) -> Path:
+        return find_audio_root(self.config.data_dir)
+
+    @cached_property
+    def label_names(self) -> list:
+        """The artist folders, sorted (the real corpus has 20)."""
+        names = sorted(p.name for p in self.audio_root.iterdir() if p.is_dir() and not is_macos_debris(p))
+        if not names:
+            raise ValueError(f"no artist folders in {self.audio_root}; {EXPECTED}")
+        return names
+
+    @property
+    def chunk_seconds(self) -> float:
+        return self.config.chunk_seconds
+
+    def _info(self):
+        return datasets.DatasetInfo(description="Artist20 singer identification", features=classification_features(self.label_names))
+
+    def assign_split(self):
+        """``(artist, album, track) -> split or None``, for the configured split scheme."""
+        if self.config.split == "official":
+            tracks = read_official_lists(self.config.data_dir)
+            return lambda artist, album, track: tracks.get(f"{artist}/{album}/{track}")
+        manifest_path = Path(self.config.manifest) if self.config.manifest else MANIFEST
+        albums = read_manifest(manifest_path)
+
+        def from_manifest(artist, album, track):
+            if album not in albums.get(artist, {}):
+                raise ValueError(
+                    f"album {artist}/{album} is not in the Artist20 manifest {manifest_path}; regenerate it with "
+                    "`python -m dataset_scripts.make_artist20_manifest --data-dir <artist20 root>` or pass manifest=..."
+                )
+            return albums[artist][album]
+
+        return from_manifest
+
+    def _split_generators(self, dl_manager):
+        assign = self.assign_split()
+        by_split = {"train": [], "validation": [], "test": []}
+        for path in sorted(p for p in self.audio_root.rglob("*") if p.is_file()):
+            relative = path.relative_to(self.audio_root)
+            self.report.files_found += 1
+            if is_macos_debris(relative):
+                self.report.skip(relative, "macOS metadata (.DS_Store, ._*, __MACOSX)")
+            elif path.suffix.lower() != ".mp3" or len(relative.parts) != 3:
+                self.report.skip(relative, "not an mp3 at <artist>/<album>/<track>.mp3")
+            else:
+                artist, album, _ = relative.parts
+                split = assign(artist, album, path.stem)
+                if split is None:
+                    self.report.skip(relative, "track not in the official lists")
+                else:
+                    by_split[split].append((path, str(relative.with_suffix("")), artist))
+        if self.separate is identity_separation:
+            self.report.messages.append("no vocal separation hook given: the mp3 mixtures are used as they are")
+        return [datasets.SplitGenerator(name=split, gen_kwargs={"tracks": by_split[split]}) for split in by_split]
+
+    def _generate_examples(self, tracks):
+        for path, clip_id, artist in tracks:
+            try:
+                wave = self.separate(load_audio(path), SAMPLING_RATE)
+            except ValueError as error:
+                self.report.skip(clip_id, "unreadable audio")
+                self.report.messages.append(str(error))
+                continue
+            for example in classification_examples(
+                wave, clip_id=clip_id, label=artist, singer=artist, chunk_seconds=self.chunk_seconds,
+                report=self.report, rms_threshold=self.config.rms_threshold,
+            ):
+                yield f"{clip_id}#{example['chunk_index']}", example
