@@ -63,8 +63,11 @@ _ALIASES = {alias: name for name, fam in FAMILIES.items() for alias in (name, *f
 
 
 def family_of(config) -> BackboneFamily:
-    """The family of a backbone config (or of a `model_type` string); ValueError for unsupported ones."""
-    model_type = config if isinstance(config, str) or config is None else getattr(config, "model_type", None)
+    """The family of a backbone config, its dict or its `model_type`; ValueError for unsupported ones."""
+    if isinstance(config, dict):
+        model_type = config.get("model_type")
+    else:
+        model_type = config if isinstance(config, str) or config is None else getattr(config, "model_type", None)
     if model_type not in FAMILIES:
         raise ValueError(
             f"Unsupported backbone family {model_type!r}; SVU supports {sorted(FAMILIES)}."

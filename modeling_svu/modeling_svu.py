@@ -118,7 +118,7 @@ class SVUPreTrainedModel(PreTrainedModel):
             backbone: a family name (`"wav2vec2"`, `"wavlm"`, `"mert"`/`"hubert"`, `"music2vec"`/
                 `"data2vec-audio"`) for the paper's pre-trained checkpoint; a Hub id or local path of a
                 pre-trained backbone (weights loaded); `"tiny-<family>"` for a tiny random backbone; or a
-                backbone config object (random init).
+                backbone config or its dict (random init).
             id2label: `{index: name}` of the classes (classification tasks).
             config_overrides: any other `SVUConfig` field, e.g. `class_weights=[...]`, `chunk_seconds=3.0`.
         """

@@ -233,6 +233,8 @@ def test_from_backbone_tiny_name_and_config(family):
     assert by_config.config.task == "transcription"
     assert by_config.backbone.config.hidden_size == 24 and by_config.layer_sum.num_states == 3
     assert by_config.head.out_features == 20
+    by_dict = SVUForSingerID.from_backbone(config.to_dict(), id2label=LABELS)
+    assert type(by_dict.backbone.config) is type(config) and by_dict.backbone.config.hidden_size == 24
 
 
 @pytest.mark.parametrize("checkpoint_class", [Wav2Vec2Model, Wav2Vec2ForCTC], ids=lambda c: c.__name__)
