@@ -66,7 +66,11 @@ def run_prepare(args) -> int:
     if args.push_to_hub:
         from .hub import push_prepared
 
-        push_prepared(args.output, args.push_to_hub, private=args.private)
+        try:
+            print(f"pushed: {push_prepared(args.output, args.push_to_hub, private=args.private)}")
+        except Exception as error:  # offline mode, auth, network: one line, the prepared folder stays
+            print(f"svu data prepare: upload to {args.push_to_hub} failed: {type(error).__name__}: {error}", file=sys.stderr)
+            return 1
     return 0
 
 
