@@ -36,7 +36,8 @@ class SVUConfig(PretrainedConfig):
             `Data2VecAudioConfig` (music2vec), or its dict. Defaults to a wav2vec2-base config. It is copied,
             and the copy's `layerdrop` is forced to `0.0`: a dropped layer would drop a hidden state from the sum.
         task (`str`, *optional*, defaults to `"singer_id"`):
-            One of `"singer_id"`, `"technique"`, `"transcription"`. Selects the class `AutoModel` maps to.
+            One of `"singer_id"`, `"technique"`, `"transcription"`: the task of the model, whose class is
+            `TASK_MODELS[task]` (a saved task model maps `AutoModel` to its own class).
         layer_norm_per_layer (`bool`, *optional*, defaults to `False`):
             Apply a parameter-free LayerNorm to each hidden state before the weighted sum. Off in the paper.
         pooling (`str`, *optional*, defaults to `"mean"`):
@@ -50,10 +51,12 @@ class SVUConfig(PretrainedConfig):
         sampling_rate (`int`, *optional*, defaults to 16000):
             Input sampling rate in Hz; all supported backbones take 16 kHz mono.
         chunk_seconds (`float`, *optional*, defaults to 5.0):
-            Chunk length used in training and for windowed inference (5 s singer ID / transcription,
-            3 s technique in the paper).
+            Chunk length of the training data (the training script copies it from the prepared dataset: 5 s
+            singer ID / transcription, 3 s technique in the paper), and the default window of long-audio
+            transcription.
         class_weights (`list[float]`, *optional*):
-            Per-class weights of the cross entropy (the paper uses `1 / n_c ** 0.2` for technique).
+            Classification only. Per-class weights of the cross entropy (the paper uses `1 / n_c ** 0.2` for
+            technique).
         lowest_midi (`int`, *optional*, defaults to 36):
             Transcription only. MIDI note of octave 0, pitch class 0 (36 = C2).
         num_octaves (`int`, *optional*, defaults to 4):
