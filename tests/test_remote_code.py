@@ -67,6 +67,15 @@ json.dump(report, open(sys.argv[2], "w"))
 '''
 
 
+def run_isolated(script, *args, cwd, hf_home):
+    """Run `script` in a fresh, isolated (`-I`), offline Python whose HF cache is `hf_home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PYTHON", "TRANSFORMERS_"))}
+    env.update(HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-I", str(script), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def build(cls, family, seed, **overrides):
     torch.manual_seed(seed)
     model = cls.from_backbone(f"tiny-{family}", id2label=None if cls is SVUForNoteTranscription else LABELS,
@@ -124,11 +133,7 @@ def remote(tmp_path_factory):
                      "input": str(tmp / "tone.npy")})
     (tmp / "jobs.json").write_text(json.dumps(jobs))
     (tmp / "child.py").write_text(CHILD)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PYTHON", "TRANSFORMERS_"))}
-    env.update(HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-I", str(tmp / "child.py"), str(tmp / "jobs.json"), str(tmp / "report.json")],
-                          cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_isolated(tmp / "child.py", tmp / "jobs.json", tmp / "report.json", cwd=tmp, hf_home=hf_home)
     report = json.loads((tmp / "report.json").read_text())
     return {"tmp": tmp, "jobs": jobs, "report": report, "models": models, "expected": expected, "tone": tone}
 
@@ -295,14 +300,8 @@ def test_importing_the_remote_files_does_no_file_network_or_process_work(tmp_pat
     (tmp_path / "externals.json").write_text(json.dumps(externals))
     (tmp_path / "child.py").write_text(HYGIENE_CHILD)
     modules = sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PYTHON", "TRANSFORMERS_"))}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
-    proc = subprocess.run(
-        [sys.executable, "-I", str(tmp_path / "child.py"), str(tmp_path / "site"), str(tmp_path / "externals.json"),
-         str(tmp_path / "report.json"), *modules],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_isolated(tmp_path / "child.py", tmp_path / "site", tmp_path / "externals.json", tmp_path / "report.json",
+                 *modules, cwd=tmp_path, hf_home=tmp_path / "hf_home")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["control"] == [f"open {os.devnull}"]
     assert report["during_import"] == []
