@@ -223,7 +223,8 @@ def optional_import_nodes(tree):
         if isinstance(node, ast.Try) and any(
             isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError") for h in node.handlers
         ):
-            optional |= {id(n) for stmt in node.body for n in ast.walk(stmt) if isinstance(n, (ast.Import, ast.ImportFrom))}
+            imports = (n for stmt in node.body for n in ast.walk(stmt) if isinstance(n, (ast.Import, ast.ImportFrom)))
+            optional |= {id(n) for n in imports}
     return optional
 
 
