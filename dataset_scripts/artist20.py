@@ -28,7 +28,7 @@ from pathlib import Path
 import datasets
 
 from .audio import SAMPLING_RATE, identity_separation, load_audio
-from .common import PrepareReport, classification_examples, classification_features
+from .common import CorpusBuilder, classification_examples, classification_features
 from .vocalset import is_macos_debris
 
 MANIFEST = Path(__file__).parent / "manifests" / "artist20_paper.json"
@@ -91,15 +91,9 @@ class Artist20Config(datasets.BuilderConfig):
             raise ValueError(f"Artist20 split {self.split!r} unknown; expected one of {SPLIT_NAMES}")
 
 
-class Artist20(datasets.GeneratorBasedBuilder):
+class Artist20(CorpusBuilder):
     BUILDER_CONFIG_CLASS = Artist20Config
-    DEFAULT_WRITER_BATCH_SIZE = 64
     task = "singer_id"
-
-    def __init__(self, *args, seed: int = 0, separate=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.report = PrepareReport()
-        self.separate = separate or identity_separation
 
     @cached_property
     def audio_root(self) -> Path:
@@ -112,10 +106,6 @@ class Artist20(datasets.GeneratorBasedBuilder):
         if not names:
             raise ValueError(f"no artist folders in {self.audio_root}; {EXPECTED}")
         return names
-
-    @property
-    def chunk_seconds(self) -> float:
-        return self.config.chunk_seconds
 
     def _info(self):
         return datasets.DatasetInfo(description="Artist20 singer identification", features=classification_features(self.label_names))

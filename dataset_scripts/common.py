@@ -25,7 +25,7 @@ import numpy as np
 
 from modeling_svu.note_labels import notes_to_frame_targets
 
-from .audio import SAMPLING_RATE, audio_cell, chunk_waveform, passes_rms_filter
+from .audio import SAMPLING_RATE, audio_cell, chunk_waveform, identity_separation, passes_rms_filter
 
 SPLITS = ("train", "validation", "test")
 FRAME_HOP, FRAME_WINDOW = 320, 400  # backbone CNN: one frame per 320 samples, receptive field 400
@@ -82,6 +82,21 @@ class PrepareReport:
         if self.songs_total is not None:
             report["messages"] = [f"{self.files_used} of {self.songs_total} songs have usable audio", *self.messages]
         return report
+
+
+class CorpusBuilder(datasets.GeneratorBasedBuilder):
+    """Base of the corpus builders: a skip report, an optional vocal-separation hook, the chunk size."""
+
+    DEFAULT_WRITER_BATCH_SIZE = 64
+
+    def __init__(self, *args, separate=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.report = PrepareReport()
+        self.separate = separate or identity_separation
+
+    @property
+    def chunk_seconds(self) -> float:
+        return self.config.chunk_seconds
 
 
 def classification_examples(

@@ -9,7 +9,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import datasets
 from datasets.table import embed_table_storage
 
 from .prepare import META_FILE, load_prepared

@@ -26,7 +26,7 @@ from pathlib import Path
 import datasets
 
 from .audio import SAMPLING_RATE, identity_separation, load_audio
-from .common import PrepareReport, transcription_examples, transcription_features
+from .common import CorpusBuilder, transcription_examples, transcription_features
 
 ANNOTATION_FILE = "MIR-ST500_corrected.json"
 NUM_SONGS = 500
@@ -94,20 +94,10 @@ class MirST500Config(datasets.BuilderConfig):
             raise ValueError(f"MIR-ST500 source {self.source!r} unknown; expected one of {sorted(AUDIO_FILES)}")
 
 
-class MirST500(datasets.GeneratorBasedBuilder):
+class MirST500(CorpusBuilder):
     BUILDER_CONFIG_CLASS = MirST500Config
-    DEFAULT_WRITER_BATCH_SIZE = 32
     task = "transcription"
     label_names = []
-
-    def __init__(self, *args, seed: int = 0, separate=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.report = PrepareReport()
-        self.separate = separate or identity_separation
-
-    @property
-    def chunk_seconds(self) -> float:
-        return self.config.chunk_seconds
 
     def _info(self):
         return datasets.DatasetInfo(description="MIR-ST500 singing transcription", features=transcription_features(self.chunk_seconds))

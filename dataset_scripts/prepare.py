@@ -138,10 +138,8 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
 
     builder_kwargs = {k: options.pop(k) for k in ("separate",) if k in options}
     config_kwargs = dict(options)
-    if corpus == "synthetic":
+    if corpus == "synthetic":  # real corpora have fixed, documented splits: the seed changes nothing there
         config_kwargs["seed"] = seed
-    else:
-        builder_kwargs["seed"] = seed
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".svu-build-", dir=output_dir.parent) as scratch:
         builder = builder_cls(data_dir=None if data_dir is None else str(data_dir),

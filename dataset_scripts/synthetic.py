@@ -42,7 +42,7 @@ import numpy as np
 
 from .audio import SAMPLING_RATE
 from .common import (
-    PrepareReport,
+    CorpusBuilder,
     classification_examples,
     classification_features,
     transcription_examples,
@@ -274,15 +274,10 @@ class SyntheticConfig(datasets.BuilderConfig):
             raise ValueError(f"synthetic {self.task} needs {minimum[0]} >= {minimum[1]}, got {getattr(self, minimum[0])}")
 
 
-class Synthetic(datasets.GeneratorBasedBuilder):
+class Synthetic(CorpusBuilder):
     """Synthetic singing for the three tasks, through the same chunking code as the real corpora."""
 
     BUILDER_CONFIG_CLASS = SyntheticConfig
-    DEFAULT_WRITER_BATCH_SIZE = 64
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.report = PrepareReport()
 
     @property
     def task(self) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 import datasets
 
 from .audio import load_audio, trim_silence
-from .common import PrepareReport, classification_examples, classification_features
+from .common import CorpusBuilder, PrepareReport, classification_examples, classification_features
 
 TECHNIQUES = ("belt", "breathy", "inhaled", "lip_trill", "spoken", "straight", "trill", "trillo", "vibrato", "vocal_fry")
 FOLDER_ALIASES = {"vibrado": "vibrato"}
@@ -115,21 +115,12 @@ class VocalSetConfig(datasets.BuilderConfig):
     validation_singers: tuple = VALIDATION_SINGERS
 
 
-class VocalSet(datasets.GeneratorBasedBuilder):
+class VocalSet(CorpusBuilder):
     """VocalSet technique classification; ``singer`` column kept for singer ID."""
 
     BUILDER_CONFIG_CLASS = VocalSetConfig
-    DEFAULT_WRITER_BATCH_SIZE = 64
     task = "technique"
     label_names = list(TECHNIQUES)
-
-    def __init__(self, *args, seed: int = 0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.report = PrepareReport()
-
-    @property
-    def chunk_seconds(self) -> float:
-        return self.config.chunk_seconds
 
     def _info(self):
         return datasets.DatasetInfo(description="VocalSet singing techniques", features=classification_features(TECHNIQUES))
