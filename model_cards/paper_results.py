@@ -6,7 +6,7 @@ METRIC_NAMES = {
                   "top2_accuracy": "Top-2 accuracy", "top3_accuracy": "Top-3 accuracy"},
     "singer_id": {"macro_f1": "Macro F1", "top2_accuracy": "Top-2 accuracy", "top3_accuracy": "Top-3 accuracy",
                   "accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy"},
-    "transcription": {"COnPOff": "COnPOff F1", "COnP": "COnP F1", "COn": "COn F1",
+    "transcription": {"COnPOff_f1": "COnPOff F1", "COnP_f1": "COnP F1", "COn_f1": "COn F1",
                       "frame_note_accuracy": "Frame note accuracy", "frame_onset_f1": "Frame onset F1",
                       "frame_voicing_accuracy": "Frame voicing accuracy"},
 }
@@ -26,10 +26,10 @@ PAPER_RESULTS = {
         "data2vec-audio": {"macro_f1": 59.6, "top2_accuracy": 71.5, "top3_accuracy": 77.0},
     },
     "transcription": {
-        "wav2vec2": {"COnPOff": 44.8, "COnP": 67.0, "COn": 76.3},
-        "wavlm": {"COnPOff": 44.4, "COnP": 67.3, "COn": 76.9},
-        "hubert": {"COnPOff": 46.7, "COnP": 71.6, "COn": 78.2},
-        "data2vec-audio": {"COnPOff": 50.7, "COnP": 70.0, "COn": 77.9},
+        "wav2vec2": {"COnPOff_f1": 44.8, "COnP_f1": 67.0, "COn_f1": 76.3},
+        "wavlm": {"COnPOff_f1": 44.4, "COnP_f1": 67.3, "COn_f1": 76.9},
+        "hubert": {"COnPOff_f1": 46.7, "COnP_f1": 71.6, "COn_f1": 78.2},
+        "data2vec-audio": {"COnPOff_f1": 50.7, "COnP_f1": 70.0, "COn_f1": 77.9},
     },
 }
 

@@ -135,6 +135,12 @@ def _build(cls, values: dict, prefix: str = ""):
         raise ValueError(
             f"Unknown config key '{prefix}{unknown[0]}'; known keys: {', '.join(sorted(known))}."
         )
+    for f in dataclasses.fields(cls):  # YAML reads "1e-3" (no dot) as a string
+        if f.type is float and isinstance(values.get(f.name), str):
+            try:
+                values[f.name] = float(values[f.name])
+            except ValueError:
+                raise ValueError(f"Config key '{prefix}{f.name}' must be a number, got {values[f.name]!r}.") from None
     return cls(**values)
 
 

@@ -1,0 +1,79 @@
+"""PEFT variants in-process: trainable sets per stage, gradients reach every adapter weight, exact merges."""
+
+import pytest
+import torch
+
+from modeling_svu import FAMILIES, SVUForTechniqueClassification
+from train.config import load_config
+from train.peft_variants import merged_model, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
+
+ADAPTER_PREFIXES = {"lora": ("lora_A", "lora_B"), "adapter": ("ia3_l",)}
+
+
+def build(family, finetune, **overrides):
+    cfg = load_config(None, ["--backbone", f"tiny-{family}", "--finetune", finetune,
+                             *[x for k, v in overrides.items() for x in (f"--{k}", str(v))]])
+    torch.manual_seed(0)
+    model = SVUForTechniqueClassification.from_backbone(cfg.backbone, id2label={0: "a", 1: "b", 2: "c"})
+    return cfg, wrap_for_finetune(cfg, model)
+
+
+@pytest.mark.parametrize("finetune", ["lora", "adapter"])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_adapter_weight_gets_a_gradient(family, finetune):
+    cfg, model = build(family, finetune)
+    set_stage(model, 1, finetune)
+    assert trainable_parameter_names(model) == [
+        "head.modules_to_save.default.bias", "head.modules_to_save.default.weight", "layer_sum.modules_to_save.default.weight"]
+    set_stage(model, 2, finetune)
+    names = trainable_parameter_names(model)
+    adapter = [n for n in names if any(p in n for p in ADAPTER_PREFIXES[finetune])]
+    assert adapter and len(names) == len(adapter) + 3
+    targets = FAMILIES[family].lora_target_modules
+    assert {n.split(".")[-4 if finetune == "lora" else -3] for n in adapter} == set(targets)
+    if family == "wavlm":  # q/k/v bypass LoRA in WavLM's attention: never targeted
+        assert not any(t in n for n in adapter for t in ("q_proj", "k_proj", "v_proj"))
+    model.train()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    x, y = torch.randn(2, 16000), torch.tensor([0, 2])
+    for _ in range(2):  # LoRA B starts at 0, so A gets its first gradient on the second step
+        optimizer.zero_grad()
+        model(input_values=x, labels=y).loss.backward()
+        optimizer.step()
+    params = dict(svu_model(model).named_parameters())
+    no_grad = [n for n in names if params[n].grad is None or params[n].grad.abs().sum() == 0]
+    assert not no_grad, no_grad
+    frozen = [n for n, p in params.items() if not p.requires_grad and p.grad is not None]
+    assert not frozen
+
+
+@pytest.mark.parametrize("finetune, method", [("lora", "ia3"), ("adapter", "ia3"), ("adapter", "loha")])
+def test_merge_gives_identical_logits(finetune, method):
+    cfg, model = build("wav2vec2", finetune, adapter_method=method)
+    set_stage(model, 2, finetune)
+    with torch.no_grad():  # move the adapter and the head away from their identity init
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    model.eval()
+    x = torch.randn(2, 16000)
+    with torch.no_grad():
+        expected = model(input_values=x).logits
+        merged = merged_model(model)
+        got = merged(x).logits
+    assert type(merged) is SVUForTechniqueClassification
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    assert not any("lora_" in n or "ia3_" in n or "hada_" in n for n in merged.state_dict())
+
+
+def test_two_stage_and_frozen_need_no_peft():
+    for finetune in ("two_stage", "frozen"):
+        cfg, model = build("wav2vec2", finetune)
+        assert type(model) is SVUForTechniqueClassification
+        set_stage(model, 2, finetune)
+        names = trainable_parameter_names(model)
+        if finetune == "frozen":
+            assert names == ["head.bias", "head.weight", "layer_sum.weight"]
+        else:
+            assert "backbone.encoder.layers.0.attention.q_proj.weight" in names
+            assert not any(n.startswith("backbone.feature_extractor.") for n in names)
