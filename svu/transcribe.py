@@ -86,14 +86,15 @@ def write_notes(notes, path: Path, fmt: str, name: str) -> None:
 
 
 def load_transcription_model(name: str):
-    from modeling_svu import SVUForNoteTranscription
+    from modeling_svu import SVUConfig, SVUForNoteTranscription
 
     try:
-        model = SVUForNoteTranscription.from_pretrained(name)
-    except (OSError, ValueError) as error:
+        config = SVUConfig.from_pretrained(name)
+        if config.task != "transcription":
+            raise SystemExit(f"svu transcribe: {name!r} is a {config.task!r} model, not a transcription model.")
+        model = SVUForNoteTranscription.from_pretrained(name, config=config)
+    except (OSError, ValueError, RuntimeError) as error:
         raise SystemExit(f"svu transcribe: cannot load model {name!r}: {_one_line(error)}") from None
-    if model.config.task != "transcription":
-        raise SystemExit(f"svu transcribe: {name!r} is a {model.config.task!r} model, not a transcription model.")
     return model.eval()
 
 
