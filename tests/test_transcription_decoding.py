@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from modeling_svu import SVUForNoteTranscription
 from modeling_svu.note_labels import (
     NoteDecoder,
     decode_logits,
@@ -132,6 +133,14 @@ def test_decode_logits_matches_posteriors_and_checks_shape():
     expected = [(0.1, 0.5, 60), (0.6, 1.0, 83), (1.0, 1.3, 36)]
     assert decode_logits(logits) == expected
     assert decode_logits(torch.tensor(logits, dtype=torch.float32)) == expected
+    # the model's batch `decode` uses its config's thresholds and cuts padded frames
+    model = SVUForNoteTranscription.from_backbone("tiny-wav2vec2")
+    batch = torch.tensor(np.stack([logits, logits]), dtype=torch.float32)
+    frame_mask = torch.ones(2, 80, dtype=torch.bool)
+    frame_mask[1, 55:] = False
+    assert model.decode(batch, frame_mask) == [expected, [(0.1, 0.5, 60), (0.6, 1.0, 83), (1.0, 1.1, 36)]]
+    model.config.onset_threshold = 0.9999  # sigmoid(8) = 0.99966: no onset passes
+    assert model.decode(batch) == [[], []]
     with pytest.raises(ValueError, match="must be \\(frames, 20\\)"):
         decode_logits(logits[:, :19])
     with pytest.raises(ValueError, match="NaN"):
