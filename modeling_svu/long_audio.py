@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from transformers.utils.logging import tqdm
 
-from .note_labels import NoteDecoder, logits_to_posteriors
+from .note_labels import NoteDecoder, decoding_options, logits_to_posteriors
 
 DEFAULT_OVERLAP_SECONDS = 1.0
 DEFAULT_BATCH_SIZE = 8
@@ -149,15 +149,7 @@ def transcribe_blocks(model, blocks: Iterable[np.ndarray], **kwargs) -> list:
 
     Keyword arguments are those of `stitched_posteriors`; the decoding thresholds come from `model.config`.
     """
-    config = model.config
-    decoder = NoteDecoder(
-        frame_seconds=config.frame_seconds,
-        lowest_midi=config.lowest_midi,
-        num_octaves=config.num_octaves,
-        onset_threshold=config.onset_threshold,
-        onset_window=config.onset_window,
-        silence_threshold=config.silence_threshold,
-    )
+    decoder = NoteDecoder(**decoding_options(model.config))
     notes = []
     for _, onset, silence, pitch in stitched_posteriors(model, blocks, **kwargs):
         notes += decoder.push(onset, silence, pitch)

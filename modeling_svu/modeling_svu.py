@@ -33,7 +33,7 @@ from .backbones import FAMILIES, family_of, resolve_family_name, tiny_backbone_c
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
 from .long_audio import transcribe_array
-from .note_labels import IGNORE_INDEX, decode_logits, logit_slices
+from .note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
 
 
 @dataclass
@@ -184,6 +184,9 @@ class SVUPreTrainedModel(PreTrainedModel):
         """Freeze the CNN feature encoder (it stays frozen in stage 2, as in the paper)."""
         for p in self.backbone.feature_extractor.parameters():
             p.requires_grad_(False)
+        # Else the encoder marks its input as requiring grad in train mode (for gradient checkpointing) and
+        # stage 2 keeps every CNN activation for a backward pass that updates nothing (~1 GB at base size).
+        self.backbone.feature_extractor._requires_grad = False
 
     def unfreeze_transformer(self):
         """Stage 2: the backbone trains except its CNN feature encoder."""
@@ -410,22 +413,11 @@ class SVUForNoteTranscription(SVUModel):
     def decode(self, logits, frame_mask=None) -> list:
         """Notes ``[(onset_s, offset_s, midi), ...]`` of each batch item, decoded as in the paper with the
         config's thresholds. `logits` (batch, frames, 20); frames where `frame_mask` is False are cut off."""
-        config = self.config
         notes = []
         for i, item_logits in enumerate(logits):
             if frame_mask is not None:
                 item_logits = item_logits[: int(frame_mask[i].sum())]
-            notes.append(
-                decode_logits(
-                    item_logits,
-                    frame_seconds=config.frame_seconds,
-                    num_octaves=config.num_octaves,
-                    lowest_midi=config.lowest_midi,
-                    onset_threshold=config.onset_threshold,
-                    onset_window=config.onset_window,
-                    silence_threshold=config.silence_threshold,
-                )
-            )
+            notes.append(decode_logits(item_logits, **decoding_options(self.config)))
         return notes
 
     def transcribe(self, audio, sampling_rate: Optional[int] = None, **kwargs) -> list:

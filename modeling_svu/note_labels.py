@@ -256,6 +256,18 @@ class NoteDecoder:
         return [(round(onset * self.frame_seconds, 6), round(end * self.frame_seconds, 6), midi)]
 
 
+def decoding_options(config) -> dict:
+    """The decoding keyword arguments held by an `SVUConfig` (frame rate, pitch range, thresholds)."""
+    return dict(
+        frame_seconds=config.frame_seconds,
+        lowest_midi=config.lowest_midi,
+        num_octaves=config.num_octaves,
+        onset_threshold=config.onset_threshold,
+        onset_window=config.onset_window,
+        silence_threshold=config.silence_threshold,
+    )
+
+
 def decode_posteriors(
     onset_prob,
     silence_prob,
