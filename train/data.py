@@ -124,4 +124,7 @@ def make_dataloader(rows, columns, collate_fn, batch_size, seed=None, num_worker
     return DataLoader(
         IndexedRows(rows, columns), batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
         num_workers=num_workers,
+        # Its own generator: otherwise every new iterator draws a worker seed from the global RNG, and a
+        # resumed epoch (one more iterator) would shift the dropout stream against the uninterrupted run.
+        generator=torch.Generator().manual_seed(0),
     )
