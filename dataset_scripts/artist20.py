@@ -27,8 +27,8 @@ from pathlib import Path
 
 import datasets
 
-from .audio import SAMPLING_RATE, identity_separation, load_audio
-from .common import CorpusBuilder, classification_examples, classification_features
+from .audio import SAMPLING_RATE, identity_separation
+from .common import CorpusBuilder, classification_examples, classification_features, read_audio_or_skip
 from .vocalset import is_macos_debris
 
 MANIFEST = Path(__file__).parent / "manifests" / "artist20_paper.json"
@@ -131,7 +131,7 @@ class Artist20(CorpusBuilder):
     def _split_generators(self, dl_manager):
         assign = self.assign_split()
         by_split = {"train": [], "validation": [], "test": []}
-        for path in sorted(p for p in self.audio_root.rglob("*") if p.is_file()):
+        for path in sorted(p for p in self.audio_root.rglob("*") if p.is_file() or p.is_symlink()):
             relative = path.relative_to(self.audio_root)
             self.report.files_found += 1
             if is_macos_debris(relative):
@@ -151,12 +151,10 @@ class Artist20(CorpusBuilder):
 
     def _generate_examples(self, tracks):
         for path, clip_id, artist in tracks:
-            try:
-                wave = self.separate(load_audio(path), SAMPLING_RATE)
-            except ValueError as error:
-                self.report.skip(clip_id, "unreadable audio")
-                self.report.messages.append(str(error))
+            wave = read_audio_or_skip(path, clip_id, self.report)
+            if wave is None:
                 continue
+            wave = self.separate(wave, SAMPLING_RATE)
             for example in classification_examples(
                 wave, clip_id=clip_id, label=artist, singer=artist, chunk_seconds=self.chunk_seconds,
                 report=self.report, rms_threshold=self.config.rms_threshold,

@@ -20,6 +20,8 @@ takes). Policies (ours where the paper is silent):
 """
 
 import io
+import re
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -52,20 +54,47 @@ def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE)
     return soxr.resample(waveform, orig_sr, target_sr, quality="HQ").astype(np.float32)
 
 
-def load_audio(path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """Decode any FFmpeg-readable file (wav, flac, mp3, ...) to float32 mono at ``sampling_rate``.
+def check_audio_path(path) -> Path:
+    """``path`` as a Path if it is a non-empty regular file; else ValueError naming it and the problem."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not an audio file")
+    if not path.exists():
+        broken = " (a broken symbolic link)" if path.is_symlink() else ""
+        raise ValueError(f"{path}: no such file{broken}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is an empty file (0 bytes)")
+    return path
 
-    Raises ``ValueError`` naming the file when it cannot be decoded or holds no samples.
+
+def decoder_message(error: Exception) -> str:
+    """The first line of an FFmpeg/torchcodec error, without its C++ source location."""
+    text = str(error).strip()
+    text = text.splitlines()[0] if text else type(error).__name__
+    return re.sub(r"^.*?\.cpp:\d+,?\s*", "", text) or type(error).__name__
+
+
+def load_audio(path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Decode any FFmpeg-readable file (wav, flac, mp3; any bit depth and rate) to float32 mono at
+    ``sampling_rate``: resampled by FFmpeg, channels averaged (as `to_mono` and `datasets.Audio` do, not
+    FFmpeg's surround downmix matrix).
+
+    Raises ``ValueError`` naming the file and the problem: missing, a directory, empty (0 bytes),
+    undecodable (text renamed .wav, corrupt mp3), no samples, or NaN/infinite samples (float WAV).
     """
     from torchcodec.decoders import AudioDecoder
 
+    path = check_audio_path(path)
     try:
-        samples = AudioDecoder(str(path), sample_rate=sampling_rate, num_channels=1).get_all_samples()
+        samples = AudioDecoder(str(path), sample_rate=sampling_rate).get_all_samples()
         waveform = samples.data.numpy().mean(axis=0).astype(np.float32)
     except Exception as error:  # torchcodec raises RuntimeError/ValueError with FFmpeg's message
-        raise ValueError(f"cannot decode audio file {path}: {str(error).splitlines()[0]}") from None
-    if waveform.size == 0 or not np.isfinite(waveform).all():
-        raise ValueError(f"audio file {path} is empty or holds non-finite samples")
+        raise ValueError(f"cannot decode audio file {path}: {decoder_message(error)}") from None
+    if waveform.size == 0:
+        raise ValueError(f"audio file {path} holds no samples")
+    bad = np.flatnonzero(~np.isfinite(waveform))
+    if bad.size:
+        raise ValueError(f"audio file {path} has NaN or infinite samples (first at {bad[0] / sampling_rate:.3f} s)")
     return waveform
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from modeling_svu.note_labels import notes_to_frame_targets
 
-from .audio import SAMPLING_RATE, audio_cell, chunk_waveform, identity_separation, passes_rms_filter
+from .audio import SAMPLING_RATE, audio_cell, chunk_waveform, identity_separation, load_audio, passes_rms_filter
 
 SPLITS = ("train", "validation", "test")
 FRAME_HOP, FRAME_WINDOW = 320, 400  # backbone CNN: one frame per 320 samples, receptive field 400
@@ -97,6 +97,28 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
     @property
     def chunk_seconds(self) -> float:
         return self.config.chunk_seconds
+
+
+def skip_reason(error: ValueError) -> str:
+    """The report reason for a file `load_audio` refused (the full message goes to the report's messages)."""
+    text = str(error)
+    if "no such file" in text:
+        return "missing file"
+    if "empty file (0 bytes)" in text:
+        return "empty file (0 bytes)"
+    if "NaN or infinite" in text:
+        return "NaN or infinite samples"
+    return "unreadable audio"
+
+
+def read_audio_or_skip(path, name: str, report: "PrepareReport"):
+    """`load_audio(path)`, or None after counting the file as skipped (reason + message naming it)."""
+    try:
+        return load_audio(path)
+    except ValueError as error:
+        report.skip(name, skip_reason(error))
+        report.messages.append(str(error))
+        return None
 
 
 def classification_examples(

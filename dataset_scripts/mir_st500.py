@@ -11,10 +11,11 @@ Layout under ``data_dir``:
   default identity, which the report flags). ``<id>/`` may also sit under ``train/`` or ``test/``.
 
 Songs without audio are skipped and counted ("N of 500 songs have usable audio"); unreadable audio is
-skipped and named. Notes are filtered as the official ``evaluate.py`` does (dropped if
-``offset <= onset`` or ``onset < 0``; counted). Each song is cut into 5 s chunks (last partial
-chunk zero-padded if >= 2.5 s, else dropped) with its notes cut at chunk edges and frame targets
-on the backbone's 20 ms grid (``common.py`` documents the edge rule).
+skipped and named. Annotation rows are dropped as the official ``evaluate.py`` does (``offset <= onset``
+or ``onset < 0``), and also when malformed, non-finite or with a pitch outside MIDI 0-127; the report counts
+them per reason and names them (``<song>#<row index>``). Unknown song ids (not 1-500) are skipped.
+Each song is cut into 5 s chunks (last partial chunk zero-padded if >= 2.5 s, else dropped) with its
+notes cut at chunk edges and frame targets on the backbone's 20 ms grid (``common.py`` documents the edge rule).
 
 Splits: test = ids 401-500 (paper); validation (ours) = ids 361-400; train = ids 1-360.
 """
@@ -24,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import numpy as np
 
-from .audio import SAMPLING_RATE, identity_separation, load_audio
-from .common import CorpusBuilder, transcription_examples, transcription_features
+from .audio import SAMPLING_RATE, identity_separation
+from .common import CorpusBuilder, read_audio_or_skip, transcription_examples, transcription_features
 
 ANNOTATION_FILE = "MIR-ST500_corrected.json"
 NUM_SONGS = 500
@@ -38,19 +40,46 @@ EXPECTED = (
 
 
 def load_annotations(path) -> dict:
-    """``{song_id: [(onset, offset, midi), ...]}`` from the MIR-ST500 JSON; ValueError on bad format."""
+    """``{song_id: [row, ...]}`` from the MIR-ST500 JSON, rows as written (checked by `note_problem`);
+    ValueError when the file itself is not ``{id: [[onset, offset, pitch], ...]}``."""
     path = Path(path)
+    expected = "{id: [[onset, offset, pitch], ...]}"
     try:
         raw = json.loads(path.read_text())
-        return {str(song): [(float(on), float(off), float(pitch)) for on, off, pitch in notes] for song, notes in raw.items()}
-    except (OSError, json.JSONDecodeError, TypeError, ValueError, AttributeError) as error:
-        raise ValueError(f"{path} is not MIR-ST500 annotation JSON {{id: [[onset, offset, pitch], ...]}}: {error}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not MIR-ST500 annotation JSON {expected}: {error}") from None
+    if not isinstance(raw, dict) or not all(isinstance(notes, list) for notes in raw.values()):
+        raise ValueError(f"{path} is not MIR-ST500 annotation JSON {expected}: not a mapping of lists")
+    return {str(song): notes for song, notes in raw.items()}
+
+
+def note_problem(row) -> str | None:
+    """Why an annotation row is unusable, or None. The first two rules are the official evaluate.py filter."""
+    try:
+        onset, offset, pitch = (float(value) for value in row)
+    except (TypeError, ValueError):
+        return "malformed row (expected [onset, offset, pitch] numbers)"
+    if not np.isfinite([onset, offset, pitch]).all():
+        return "NaN or infinite value"
+    if onset < 0:
+        return "negative onset"
+    if offset <= onset:
+        return "offset <= onset (zero or negative duration)"
+    if not 0 <= pitch <= 127:
+        return "pitch outside MIDI 0-127"
+    return None
 
 
 def valid_notes(notes) -> tuple:
-    """(kept notes sorted by onset, number dropped) with the official evaluate.py filter."""
-    kept = sorted((n for n in notes if n[1] > n[0] and n[0] >= 0), key=lambda n: n[0])
-    return kept, len(notes) - len(kept)
+    """(usable notes as (onset, offset, pitch) floats sorted by onset, {reason: [row index, ...]} of dropped rows)."""
+    kept, dropped = [], {}
+    for index, row in enumerate(notes):
+        problem = note_problem(row)
+        if problem is None:
+            kept.append(tuple(float(value) for value in row))
+        else:
+            dropped.setdefault(problem, []).append(index)
+    return sorted(kept, key=lambda n: n[0]), dropped
 
 
 def find_annotations(data_dir) -> Path:
@@ -108,37 +137,37 @@ class MirST500(CorpusBuilder):
         annotations = load_annotations(annotations_path)
         audio_dir = Path(config.audio_dir or config.data_dir)
         by_split = {"train": [], "validation": [], "test": []}
-        dropped_notes = 0
+        dropped_notes = {}  # reason -> ["<song>#<row>", ...]
         for song_id in sorted(annotations, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s)):
             self.report.files_found += 1
             split = mir_st500_split(song_id, config.validation_songs) if song_id.isdigit() else None
             if split is None:
-                self.report.skip(song_id, f"song id outside 1-{NUM_SONGS}")
+                self.report.skip(song_id, f"unknown song id (not 1-{NUM_SONGS})")
                 continue
             audio = find_audio(audio_dir, song_id, config.source)
             if audio is None:
                 self.report.skip(song_id, f"no audio file ({song_id}/{' or '.join(AUDIO_FILES[config.source])})")
                 continue
             notes, dropped = valid_notes(annotations[song_id])
-            dropped_notes += dropped
+            for reason, rows in dropped.items():
+                dropped_notes.setdefault(reason, []).extend(f"{song_id}#{row}" for row in rows)
             by_split[split].append((song_id, audio, notes))
         with_audio = sum(len(songs) for songs in by_split.values())
         self.report.songs_total = len(annotations)
         self.report.messages.append(f"{with_audio} of {len(annotations)} songs have an audio file")
-        if dropped_notes:
-            self.report.messages.append(f"{dropped_notes} notes dropped (offset <= onset or onset < 0)")
+        for reason, rows in sorted(dropped_notes.items()):
+            shown = ", ".join(rows[:5]) + (f", ... (+{len(rows) - 5})" if len(rows) > 5 else "")
+            self.report.messages.append(f"{len(rows)} notes dropped ({reason}): {shown}")
         if config.source == "mixture" and self.separate is identity_separation:
             self.report.messages.append("mixtures used as they are: no separation hook given (pass separate=...)")
         return [datasets.SplitGenerator(name=split, gen_kwargs={"songs": by_split[split]}) for split in by_split]
 
     def _generate_examples(self, songs):
         for song_id, audio, notes in songs:
-            try:
-                wave = self.separate(load_audio(audio), SAMPLING_RATE)
-            except ValueError as error:
-                self.report.skip(song_id, "unreadable audio")
-                self.report.messages.append(str(error))
+            wave = read_audio_or_skip(audio, song_id, self.report)
+            if wave is None:
                 continue
+            wave = self.separate(wave, SAMPLING_RATE)
             self.report.files_used += 1
             for index, example in enumerate(transcription_examples(wave, notes, song_id=song_id, chunk_seconds=self.chunk_seconds)):
                 yield f"{song_id}#{index}", example

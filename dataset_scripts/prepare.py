@@ -10,7 +10,9 @@ The output folder is a ``DatasetDict.save_to_disk`` folder (splits train/validat
 Re-running with the same corpus, data files (relative path, size, mtime), seed and options finds
 the same fingerprint and loads the saved folder instead of rebuilding (``force=True`` rebuilds).
 Before saving, a leakage check fails the preparation if one singer (technique), recording/album
-(singer ID) or song (transcription) lands in two splits.
+(singer ID) or song (transcription) lands in two splits. Missing, empty, unreadable files and bad annotation
+rows are skipped and reported; only when nothing usable remains does `prepare` fail (ValueError, one line
+with the skip counts; the CLI exits 2) and nothing is saved.
 """
 
 import hashlib
@@ -70,7 +72,7 @@ def data_listing(data_dir) -> list:
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
             path = Path(dirpath, name)
-            stat = path.stat()
+            stat = path.stat() if path.exists() else path.lstat()  # a broken link is listed, and reported later
             listing.append((str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns))
     return sorted(listing)
 
@@ -117,6 +119,15 @@ def _split_or_empty(builder, split: str) -> datasets.Dataset:
     return builder.as_dataset(split=split)
 
 
+def nothing_usable_message(corpus: str, data_dir, report: dict) -> str:
+    """One line: nothing usable remains, and the skip counts per reason."""
+    reasons = "; ".join(f"{len(names)} {reason}" for reason, names in report["skipped"].items()) or "none"
+    return (
+        f"nothing usable in {corpus} corpus {data_dir}: {report['files_used']} of {report['files_found']} "
+        f"files gave examples (skipped: {reasons}); nothing was saved"
+    )
+
+
 def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool = False, **options) -> datasets.DatasetDict:
     """Build ``corpus`` into ``output_dir`` (or reload it if the fingerprint matches); see module doc.
 
@@ -146,6 +157,8 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
                               cache_dir=os.path.join(scratch, "cache"), **builder_kwargs, **config_kwargs)
         builder.download_and_prepare(download_mode="force_redownload")
         dataset = datasets.DatasetDict({split: _split_or_empty(builder, split) for split in SPLITS})
+        if not any(len(part) for part in dataset.values()):
+            raise ValueError(nothing_usable_message(corpus, data_dir, builder.report.to_dict()))
         task = builder.task
         what, groups = leakage_groups(dataset, task)
         check_no_leakage(groups, what)

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import datasets
 
-from .audio import load_audio, trim_silence
-from .common import CorpusBuilder, PrepareReport, classification_examples, classification_features
+from .audio import trim_silence
+from .common import CorpusBuilder, PrepareReport, classification_examples, classification_features, read_audio_or_skip
 
 TECHNIQUES = ("belt", "breathy", "inhaled", "lip_trill", "spoken", "straight", "trill", "trillo", "vibrato", "vocal_fry")
 FOLDER_ALIASES = {"vibrado": "vibrato"}
@@ -83,7 +83,7 @@ def vocalset_split(singer: str, validation_singers=VALIDATION_SINGERS) -> str:
 def scan_vocalset(singers_root: Path, report: PrepareReport) -> list:
     """(path, clip_id, technique, singer) for every usable file; everything else reported."""
     entries = []
-    for path in sorted(p for p in singers_root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in singers_root.rglob("*") if p.is_file() or p.is_symlink()):
         relative = path.relative_to(singers_root)
         report.files_found += 1
         if is_macos_debris(relative):
@@ -134,12 +134,10 @@ class VocalSet(CorpusBuilder):
 
     def _generate_examples(self, entries):
         for path, clip_id, technique, singer in entries:
-            try:
-                wave = trim_silence(load_audio(path), self.config.trim_top_db)
-            except ValueError as error:
-                self.report.skip(clip_id, "unreadable audio")
-                self.report.messages.append(str(error))
+            wave = read_audio_or_skip(path, clip_id, self.report)
+            if wave is None:
                 continue
+            wave = trim_silence(wave, self.config.trim_top_db)
             for example in classification_examples(
                 wave, clip_id=clip_id, label=technique, singer=singer,
                 chunk_seconds=self.chunk_seconds, report=self.report,

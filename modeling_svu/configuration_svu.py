@@ -134,7 +134,9 @@ class SVUConfig(PretrainedConfig):
                 raise ValueError(
                     f"class_weights has {len(self.class_weights)} entries for {self.num_labels} labels."
                 )
-        if not (0 < self.num_octaves and 0 <= self.lowest_midi <= 127 - 12 * self.num_octaves):
+        if not (isinstance(self.num_octaves, int) and self.num_octaves >= 1):
+            raise ValueError(f"num_octaves={self.num_octaves!r} must be an integer >= 1 (octaves of the transcription head).")
+        if not 0 <= self.lowest_midi <= 127 - 12 * self.num_octaves:
             raise ValueError(
                 f"lowest_midi={self.lowest_midi}, num_octaves={self.num_octaves} leave the MIDI range 0-127."
             )

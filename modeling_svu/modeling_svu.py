@@ -32,6 +32,7 @@ from transformers.utils import ModelOutput
 from .backbones import FAMILIES, family_of, resolve_family_name, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
+from .safe_loading import config_summary, safetensors_shapes, shape_mismatches
 from .long_audio import transcribe_array
 from .note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
 
@@ -147,6 +148,43 @@ class SVUPreTrainedModel(PreTrainedModel):
             model.backbone.load_state_dict(weights)
         return model
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, but weights load only from safetensors (a pickle file such as
+        `pytorch_model.bin` is never opened), and a config.json whose sizes disagree with the saved weights is
+        one ValueError naming the tensors, instead of a load report and a RuntimeError."""
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("SVU models load only safetensors weights; use_safetensors=False is not supported.")
+        kwargs["use_safetensors"] = True
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except OSError as error:
+            if "model.safetensors" not in str(error):
+                raise
+            raise OSError(
+                f"{pretrained_model_name_or_path}: no model.safetensors; SVU loads weights only from safetensors, "
+                "never from pickle files (pytorch_model.bin, *.pt, ...)."
+            ) from None
+        except RuntimeError as error:
+            if "ignore_mismatched_sizes" not in str(error):
+                raise
+            raise ValueError(cls._shape_mismatch_message(pretrained_model_name_or_path, kwargs)) from None
+
+    @classmethod
+    def _shape_mismatch_message(cls, name, kwargs) -> str:
+        from transformers.utils import cached_file
+
+        config = kwargs.get("config")
+        if not isinstance(config, SVUConfig):
+            config = SVUConfig.from_pretrained(name)
+        with torch.device("meta"):
+            expected = {key: tuple(value.shape) for key, value in cls(config).state_dict().items()}
+        saved = safetensors_shapes(cached_file(name, "model.safetensors"))
+        return (
+            f"{name}: config.json ({config_summary(config)}) does not match the saved weights: "
+            f"{shape_mismatches(expected, saved)}."
+        )
+
     def feature_extractor(self) -> Wav2Vec2FeatureExtractor:
         """The feature extractor matching this model's backbone (normalisation, attention mask)."""
         return Wav2Vec2FeatureExtractor(
@@ -229,6 +267,12 @@ class SVUPreTrainedModel(PreTrainedModel):
             raise ValueError(f"input_values is empty (shape {shape}).")
         if not input_values.is_floating_point():
             raise ValueError(f"input_values must be float audio in [-1, 1]; got dtype {input_values.dtype}.")
+        finite = torch.isfinite(input_values)
+        if not finite.all():
+            example, sample = (~finite).nonzero()[0].tolist()
+            raise ValueError(
+                f"input_values has NaN or infinite samples (example {example}, first at sample {sample})."
+            )
         lengths = [shape[1]] * shape[0]
         if attention_mask is not None:
             if tuple(attention_mask.shape) != shape:

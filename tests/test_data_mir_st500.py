@@ -44,7 +44,8 @@ def test_fake_tree(tmp_path):
     report = meta["report"]
     assert report["skipped"] == {"no audio file (3/Vocal.wav)": ["3"], "unreadable audio": ["402"]}
     assert report["messages"][:2] == ["4 of 6 songs have usable audio", "5 of 6 songs have an audio file"]
-    assert "2 notes dropped (offset <= onset or onset < 0)" in report["messages"]
+    assert "1 notes dropped (offset <= onset (zero or negative duration)): 380#1" in report["messages"]
+    assert "1 notes dropped (negative onset): 380#2" in report["messages"]
     assert report["files_found"] == 6 and report["files_used"] == 4
     second = dataset["train"].with_format("numpy")[1]
     assert [(n["onset"], round(float(n["offset"]), 4), n["pitch"]) for n in second["notes"]] == [(0.0, 0.6, 62.0), (1.0, 2.0, 64.0)]
@@ -79,7 +80,7 @@ def test_real_format_annotations_parse():
     assert sorted(annotations, key=int) == [str(i) for i in range(401, 501)]
     assert sum(len(n) for n in annotations.values()) == 32403
     notes, dropped = valid_notes(annotations["401"])
-    assert dropped == 0 and notes[0] == (14.257052154195012, 16.137868480725626, 56.0)
+    assert dropped == {} and notes[0] == (14.257052154195012, 16.137868480725626, 56.0)
     assert {mir_st500_split(song) for song in annotations} == {"test"}
     assert [mir_st500_split(s) for s in ("1", "360", "361", "400", "401", "500", "501")] == [
         "train", "train", "validation", "validation", "test", "test", None]
