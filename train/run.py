@@ -6,6 +6,7 @@
     accelerate launch train/run.py --config train/configs/technique_wav2vec2.yaml --epochs 10 --resume
     # data parallel: 2 processes (CPU/gloo here; GPUs, nodes, DeepSpeed/FSDP via `accelerate config`)
     accelerate launch --multi_gpu --num_processes 2 train/run.py --config train/configs/demo_singer_id.yaml
+    # (`accelerate launch --cpu --num_processes 2` silently runs ONE process; `--multi_gpu` without GPUs uses gloo)
 
 `--config` is a YAML file of `train.config.TrainConfig` fields (no `--config`: the embedded demo default);
 any field can be overridden as `--field value` (`--dataset.options.task singer_id`). Unknown fields, backbones,
@@ -32,8 +33,8 @@ Outputs (`output_dir`): `checkpoints/checkpoint-<step>/` (complete ones only; `-
 
 import argparse
 import json
-import math
-import sys
+import os
+import shutil
 from pathlib import Path
 
 import evaluate
@@ -223,9 +224,20 @@ def log_trainable(accelerator, model, stage, output_dir: Path):
             f.write(json.dumps({"stage": stage, "names": names}) + "\n")
 
 
+def start_fresh(output_dir: Path):
+    """A run without --resume must not mix with an earlier run's checkpoints, best model or logs."""
+    stale = [output_dir / name for name in ("checkpoints", "best", "trainable_params.jsonl") if (output_dir / name).exists()]
+    for path in stale:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    if stale:
+        print(f"starting afresh (no --resume): removed {', '.join(p.name for p in stale)} of the previous run in {output_dir}")
+
+
 def training_function(cfg: TrainConfig, args):
     output_dir = Path(cfg.output_dir)
     accelerator = Accelerator(
+        # `accelerate launch --multi_gpu` on a machine without GPUs: data parallel on CPU (gloo)
+        cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
         mixed_precision=cfg.mixed_precision,
         log_with="tensorboard",
         project_dir=str(output_dir),
@@ -262,6 +274,8 @@ def training_function(cfg: TrainConfig, args):
         checkpoint = resolve_resume(output_dir, args.resume)
         accelerator.load_state(str(checkpoint))
         accelerator.print(f"resumed from {checkpoint}: epoch {state.epoch}, step {state.step_in_epoch} of it")
+    elif accelerator.is_main_process:
+        start_fresh(output_dir)
     if accelerator.is_main_process:
         (output_dir / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     accelerator.init_trackers("logs", config={k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))})
@@ -322,7 +336,6 @@ def training_function(cfg: TrainConfig, args):
     accelerator.wait_for_everyone()
     accelerator.unwrap_model(module).load_state_dict(load_file(str(output_dir / "best" / "model.safetensors")))
     test = evaluate_split(cfg, module, loaders["test"], data["test"], accelerator, "test")
-    accelerator.end_training()
     if accelerator.is_main_process:
         from train.export import export_repo, print_results
 
@@ -341,6 +354,7 @@ def training_function(cfg: TrainConfig, args):
 
             push_repo(repo, cfg.push_to_hub, private=cfg.hub_private)
     accelerator.wait_for_everyone()
+    accelerator.end_training()  # also ends the process group: last
 
 
 def main(argv=None):
