@@ -54,17 +54,16 @@ def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE)
     return soxr.resample(waveform, orig_sr, target_sr, quality="HQ").astype(np.float32)
 
 
-def check_audio_path(path) -> Path:
-    """``path`` as a Path if it is a non-empty regular file; else ValueError naming it and the problem."""
+def audio_path_problem(path) -> str | None:
+    """Why ``path`` cannot be an audio file ("no such file", "a directory, ...", "an empty file ..."), or None."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path} is a directory, not an audio file")
+        return "a directory, not an audio file"
     if not path.exists():
-        broken = " (a broken symbolic link)" if path.is_symlink() else ""
-        raise ValueError(f"{path}: no such file{broken}")
+        return "no such file (a broken symbolic link)" if path.is_symlink() else "no such file"
     if path.stat().st_size == 0:
-        raise ValueError(f"{path} is an empty file (0 bytes)")
-    return path
+        return "an empty file (0 bytes)"
+    return None
 
 
 def decoder_message(error: Exception) -> str:
@@ -84,7 +83,9 @@ def load_audio(path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
     """
     from torchcodec.decoders import AudioDecoder
 
-    path = check_audio_path(path)
+    problem = audio_path_problem(path)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     try:
         samples = AudioDecoder(str(path), sample_rate=sampling_rate).get_all_samples()
         waveform = samples.data.numpy().mean(axis=0).astype(np.float32)
