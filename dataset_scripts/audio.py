@@ -20,6 +20,7 @@ takes). Policies (ours where the paper is silent):
 """
 
 import io
+import os
 import re
 from pathlib import Path
 from typing import Callable, Iterator
@@ -55,7 +56,7 @@ def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE)
 
 
 def audio_path_problem(path) -> str | None:
-    """Why ``path`` cannot be an audio file ("no such file", "a directory, ...", "an empty file ..."), or None."""
+    """Why ``path`` cannot be an audio file (missing, a directory, empty, not readable), or None."""
     path = Path(path)
     if path.is_dir():
         return "a directory, not an audio file"
@@ -63,6 +64,8 @@ def audio_path_problem(path) -> str | None:
         return "no such file (a broken symbolic link)" if path.is_symlink() else "no such file"
     if path.stat().st_size == 0:
         return "an empty file (0 bytes)"
+    if not os.access(path, os.R_OK, effective_ids=os.access in os.supports_effective_ids):
+        return "not readable (permission denied)"
     return None
 
 
@@ -78,8 +81,8 @@ def load_audio(path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
     ``sampling_rate``: resampled by FFmpeg, channels averaged (as `to_mono` and `datasets.Audio` do, not
     FFmpeg's surround downmix matrix).
 
-    Raises ``ValueError`` naming the file and the problem: missing, a directory, empty (0 bytes),
-    undecodable (text renamed .wav, corrupt mp3), no samples, or NaN/infinite samples (float WAV).
+    Raises ``ValueError`` naming the file and the problem: missing, a directory, empty (0 bytes), not
+    readable, undecodable (text renamed .wav, corrupt mp3), no samples, or NaN/infinite samples (float WAV).
     """
     from torchcodec.decoders import AudioDecoder
 

@@ -106,6 +106,8 @@ def skip_reason(error: ValueError) -> str:
         return "missing file"
     if "empty file (0 bytes)" in text:
         return "empty file (0 bytes)"
+    if "permission denied" in text:
+        return "not readable (permission denied)"
     if "NaN or infinite" in text:
         return "NaN or infinite samples"
     return "unreadable audio"
