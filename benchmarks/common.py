@@ -117,3 +117,29 @@ def classification_dataset(count: int, seconds: float, num_labels: int, seed: in
         {"audio": datasets.Audio(sampling_rate=SR), "label": datasets.ClassLabel(names=[f"class{i}" for i in range(num_labels)])}
     )
     return datasets.Dataset.from_dict(rows, features=features)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(module: str, *args: str, timeout: float = 1800) -> dict:
+    """Run `python -m benchmarks.<module> --child ARGS` in a fresh process (so peak RSS is its own) and return
+    the JSON object it prints last."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    # A fixed mmap threshold: glibc otherwise raises it after large frees, keeps freed tensor memory in the heap
+    # and the peak RSS then measures fragmentation (we saw LoRA "use" more than full fine-tuning that way).
+    env = dict(os.environ, OMP_NUM_THREADS=str(NUM_THREADS), HF_HUB_OFFLINE="1", TQDM_DISABLE="1", MALLOC_MMAP_THRESHOLD_="65536")
+    proc = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", "--child", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmarks.{module} {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -216,6 +216,7 @@ class SVUPreTrainedModel(PreTrainedModel):
         """Stage 1: only the layer weights and the head train. The frozen backbone runs in eval mode."""
         for p in self.backbone.parameters():
             p.requires_grad_(False)
+        self.freeze_feature_encoder()
         self.train(self.training)
 
     def freeze_feature_encoder(self):
