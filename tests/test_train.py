@@ -361,7 +361,7 @@ def test_label_set_not_matching_the_model_is_one_line(technique_demo, prepared, 
 
 def test_nan_loss_stops_with_a_clear_message(prepared, tmp_path):
     proc = launch("--output_dir", str(tmp_path), "--dataset.prepared_dir", str(prepared / "technique"),
-                  "--epochs", "2", "--stage1_epochs", "2", "--lr_stage1", "1e38", check=False)
+                  "--epochs", "2", "--stage1_epochs", "2", "--lr_stage1", "1e37", check=False)
     assert proc.returncode != 0
     assert "error: loss is [nan]" in proc.stderr or "error: loss is [inf]" in proc.stderr, proc.stderr[-2000:]
     assert "last good checkpoint" in proc.stderr
