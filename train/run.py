@@ -47,7 +47,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from modeling_svu import TASK_MODELS
-from modeling_svu.note_labels import IGNORE_INDEX, decode_logits, logit_slices
+from modeling_svu.note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
 
 from train.checkpointing import TrainingState, check_output_dir, resolve_resume, save_checkpoint
 from train.config import DEFAULT_SELECTION_METRIC, TrainConfig, load_config
@@ -170,11 +170,7 @@ def note_metrics(logits, labels, rows, dataset, svu_config):
     for chunk_logits, chunk_labels, row in zip(logits, labels, rows.tolist()):
         song, start, notes = songs[row]["song_id"], float(songs[row]["chunk_start"]), songs[row]["notes"]
         frames = int(np.sum(chunk_labels[:, 0] != IGNORE_INDEX))
-        decoded = decode_logits(
-            chunk_logits[:frames], frame_seconds=svu_config.frame_seconds, num_octaves=svu_config.num_octaves,
-            lowest_midi=svu_config.lowest_midi, onset_threshold=svu_config.onset_threshold,
-            onset_window=svu_config.onset_window, silence_threshold=svu_config.silence_threshold,
-        )
+        decoded = decode_logits(chunk_logits[:frames], **decoding_options(svu_config))
         estimates.setdefault(song, []).extend([on + start, off + start, pitch] for on, off, pitch in decoded)
         references.setdefault(song, []).extend([n["onset"] + start, n["offset"] + start, n["pitch"]] for n in notes)
     song_ids = sorted(references)
