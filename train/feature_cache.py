@@ -20,6 +20,7 @@ Both caches are keyed by a fingerprint of the backbone weights and config, the f
 the dataset fingerprint and the caller's preprocessing options: change any of them and the cache is rebuilt.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -91,12 +92,27 @@ def _check_columns(dataset: datasets.Dataset, needed):
         raise ValueError(f"The dataset has no column(s) {missing}; it has {dataset.column_names}.")
 
 
-def _publish(tmp_dir: Path, final_dir: Path):
-    """Move a finished cache into place; if another process got there first, keep theirs."""
+@contextlib.contextmanager
+def _building(model, cache_dir, final_dir: Path, manifest: dict):
+    """Yield a temporary folder to write a cache into, with the model in eval mode. On success the folder
+    (plus `fingerprint.json`) is moved to `final_dir` (if another process got there first, theirs is kept);
+    on any error it is deleted. The model's train/eval mode is restored either way."""
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{final_dir.name.split('-')[0]}-tmp-", dir=cache_dir))
+    was_training = model.training
+    model.eval()
     try:
-        os.replace(tmp_dir, final_dir)
-    except OSError:
+        yield tmp_dir
+        (tmp_dir / "fingerprint.json").write_text(json.dumps(manifest))
+        try:
+            os.replace(tmp_dir, final_dir)
+        except OSError:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    finally:
+        model.train(was_training)
 
 
 def build_pooled_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_size: int = 8, preprocessing: Optional[dict] = None) -> datasets.Dataset:
@@ -126,11 +142,7 @@ def build_pooled_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_siz
     features = datasets.Features(
         {POOLED_COLUMN: datasets.Array2D(shape=shape, dtype="float32"), "label": dataset.features["label"]}
     )
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".pooled-tmp-", dir=cache_dir))
-    was_training = model.training
-    model.eval()
-    try:
+    with _building(model, cache_dir, final_dir, {"fingerprint": fingerprint, "rows": len(dataset)}) as tmp_dir:
         with datasets.arrow_writer.ArrowWriter(features=features, path=str(tmp_dir / "data.arrow"), fingerprint=fingerprint) as writer:
             bar = tqdm(total=len(dataset), desc="stage-1 pooled feature cache", unit="chunk")
             for waves, batch in _audio_batches(dataset, batch_size, model.config.sampling_rate):
@@ -141,13 +153,6 @@ def build_pooled_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_siz
                 bar.update(len(waves))
             bar.close()
             writer.finalize()
-        (tmp_dir / "fingerprint.json").write_text(json.dumps({"fingerprint": fingerprint, "rows": len(dataset)}))
-        _publish(tmp_dir, final_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
-    finally:
-        model.train(was_training)
     return datasets.Dataset.from_file(str(data_file))
 
 
@@ -203,11 +208,7 @@ def build_frame_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_size
         len(dataset), model.config.num_hidden_states, _frame_count(model, chunk_samples),
         model.config.backbone_config.hidden_size,
     )
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".frames-tmp-", dir=cache_dir))
-    was_training = model.training
-    model.eval()
-    try:
+    with _building(model, cache_dir, final_dir, {"fingerprint": fingerprint, "shape": shape}) as tmp_dir:
         out = np.lib.format.open_memmap(tmp_dir / "layer_states.npy", mode="w+", dtype=np.float16, shape=shape)
         row = 0
         bar = tqdm(total=len(dataset), desc="frame feature cache", unit="chunk")
@@ -223,11 +224,4 @@ def build_frame_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_size
         bar.close()
         out.flush()
         del out
-        (tmp_dir / "fingerprint.json").write_text(json.dumps({"fingerprint": fingerprint, "shape": shape}))
-        _publish(tmp_dir, final_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
-    finally:
-        model.train(was_training)
     return np.load(array_file, mmap_mode="r")
