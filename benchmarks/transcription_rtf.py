@@ -87,11 +87,11 @@ def f1(reference, estimate, offset_ratio):
 
 def run(smoke: bool) -> list:
     warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
-    seconds, repeats = (8.0, 1) if smoke else (60.0, 2)
+    seconds, repeats = (8.0, 1) if smoke else (30.0, 1)
     torch.manual_seed(0)
     model = SVUForNoteTranscription.from_backbone(backbone_config(smoke))
     with tempfile.TemporaryDirectory() as tmp:
-        fit_head(model, *((4, 20) if smoke else (16, 300)), tmp)
+        fit_head(model, *((4, 20) if smoke else (16, 150)), tmp)
         audio, truth = melody(seconds, seed=0)
         wav = Path(tmp) / "melody.wav"
         sf.write(wav, audio, SR)
