@@ -60,7 +60,7 @@ def cache_fingerprint(model, dataset: datasets.Dataset, preprocessing: Optional[
     for name, tensor in sorted(model.backbone.state_dict().items()):
         digest.update(name.encode())
         digest.update(str(tensor.dtype).encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
 
 
