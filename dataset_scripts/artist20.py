@@ -145,6 +145,11 @@ class Artist20(CorpusBuilder):
                     self.report.skip(relative, "track not in the official lists")
                 else:
                     by_split[split].append((path, str(relative.with_suffix("")), artist))
+        if self.config.split == "official":  # a listed track without its mp3 is a missing file
+            found = {clip_id for tracks in by_split.values() for _, clip_id, _ in tracks}
+            for track in sorted(set(read_official_lists(self.config.data_dir)) - found):
+                self.report.files_found += 1
+                self.report.skip(track, "missing file (in the official lists, no mp3)")
         if self.separate is identity_separation:
             self.report.messages.append("no vocal separation hook given: the mp3 mixtures are used as they are")
         return [datasets.SplitGenerator(name=split, gen_kwargs={"tracks": by_split[split]}) for split in by_split]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_fixtures import tone, write_wav
+from data_fixtures import tone, write_mp3, write_wav
 from dataset_scripts.audio import load_audio
 from dataset_scripts.prepare import load_prepared, prepare
 
@@ -92,6 +92,26 @@ def test_vocalset_skips_and_names_every_broken_file(world_dir):
     six = [row for row in dataset["train"] if row["clip_id"].endswith("six")]
     assert len(six) == 1
     np.testing.assert_allclose(six[0]["audio"]["array"], tone(3.0), atol=1 / 2**15)  # 16-bit storage
+
+
+def test_artist20_listed_track_without_its_file_is_reported(tmp_path):
+    root = tmp_path / "artist20"
+    lists = {"trn": ["singer/A/01-Song", "singer/A/02-Gone"], "val": ["singer/B/01-Song"], "tst": ["singer/C/01-Song"]}
+    for album in "ABC":
+        write_mp3(root / "mp3s-32k" / "singer" / album / "01-Song.mp3", 5.2)
+    (root / "mp3s-32k" / "singer" / "A" / "03-Empty.mp3").write_bytes(b"")
+    lists["trn"].append("singer/A/03-Empty")
+    (root / "lists").mkdir()
+    for short, lines in lists.items():
+        (root / "lists" / f"a20-{short}-tracks.list").write_text("\n".join(lines) + "\n")
+    dataset = prepare("artist20", tmp_path / "out", data_dir=root, split="official")
+    report = load_prepared(tmp_path / "out")[1]["report"]
+    assert report["skipped"] == {
+        "empty file (0 bytes)": ["singer/A/03-Empty"],
+        "missing file (in the official lists, no mp3)": ["singer/A/02-Gone"],
+    }
+    assert report["files_found"] == 5 and report["files_used"] == 3
+    assert {split: len(part) for split, part in dataset.items()} == {"train": 1, "validation": 1, "test": 1}
 
 
 def mir_tree(root: Path, with_audio: bool = True) -> Path:
