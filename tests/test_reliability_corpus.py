@@ -59,6 +59,9 @@ def vocalset_tree(root: Path) -> Path:
     (folder / "f1_straight_missing.wav").symlink_to(folder / "deleted_long_ago.wav")
     write_wav(folder / "f1_straight_locked.wav", 3.5)
     os.chmod(folder / "f1_straight_locked.wav", 0)
+    sf.write(folder / "f1_straight_short.wav", tone(0.01), 16000)  # 10 ms
+    sf.write(folder / "f1_straight_8k.wav", tone(3.5, sr=8000), 8000, subtype="PCM_U8")
+    sf.write(folder / "f1_straight_96k.wav", tone(3.5, sr=96000), 96000, subtype="PCM_24")
     nan = tone(3.5)
     nan[100] = np.nan
     sf.write(folder / "f1_straight_nan.wav", nan, 16000, subtype="FLOAT")
@@ -81,17 +84,20 @@ def test_vocalset_skips_and_names_every_broken_file(world_dir):
         "missing file": [clip + "missing"],
         "NaN or infinite samples": [clip + "nan"],
         "not readable (permission denied)": [clip + "locked"],
+        "shorter than half a chunk (1.5 s) after preprocessing": [clip + "short"],
         "unreadable audio": [clip + "text"],
     }
-    assert report["files_found"] == 10 and report["files_used"] == 5 and report["files_skipped"] == 5
+    assert report["files_found"] == 13 and report["files_used"] == 7 and report["files_skipped"] == 6
     messages = "\n".join(report["messages"])
     assert "f1_straight_locked.wav: not readable (permission denied)" in messages
     assert "f1_straight_text.wav: Could not open input file" in messages  # the decoder's reason, one line
     assert "f1_straight_missing.wav: no such file (a broken symbolic link)" in messages
     assert "f1_straight_nan.wav has NaN or infinite samples (first at 0.006 s)" in messages
-    six = [row for row in dataset["train"] if row["clip_id"].endswith("six")]
-    assert len(six) == 1
-    np.testing.assert_allclose(six[0]["audio"]["array"], tone(3.0), atol=1 / 2**15)  # 16-bit storage
+    chunks = {row["clip_id"].rsplit("_", 1)[1]: row["audio"]["array"] for row in dataset["train"]}
+    np.testing.assert_allclose(chunks["six"], tone(3.0), atol=1 / 2**15)  # 16-bit storage
+    # resampled to 16 kHz (8-bit source: its quantisation step 1/128); the first 16 samples are the filter's edge
+    np.testing.assert_allclose(chunks["96k"][16:], tone(3.0)[16:], atol=2e-3)
+    np.testing.assert_allclose(chunks["8k"][16:], tone(3.0)[16:], atol=1 / 64)  # 8-bit noise, interpolated
 
 
 def test_artist20_listed_track_without_its_file_is_reported(tmp_path):
