@@ -256,3 +256,27 @@ def test_two_hour_file_streams_in_bounded_memory(tmp_path):
     assert two_hours - ten_minutes < TWO_HOURS_GROWTH_BOUND_MB, (ten_minutes, two_hours)
     notes = json.loads((tmp_path / "out" / "two_hours.json").read_text())["two_hours"]
     assert notes and notes[0][0] >= 7140.0 - 0.1 and notes[-1][1] > 7190.0  # only the tone, up to the end
+
+
+def test_audio_classification_pipeline_on_hostile_input(hostile):
+    """transformers' own `audio-classification` pipeline (ffmpeg decoding) around an SVU classifier."""
+    from transformers import pipeline
+
+    torch.manual_seed(0)
+    model = SVUForSingerID.from_backbone("tiny-wav2vec2", id2label={0: "alto", 1: "bass", 2: "tenor"}).eval()
+    classify = pipeline("audio-classification", model=model, feature_extractor=model.feature_extractor())
+    scores = lambda result: {r["label"]: r["score"] for r in result}  # noqa: E731
+    mono = scores(classify(str(hostile["mono.wav"][0])))
+    for name in ("stereo.wav", "six_channels.wav", "pcm_24.wav", "rate_96k.wav"):  # same audio, other gain/format
+        assert scores(classify(str(hostile[name][0]))) == pytest.approx(mono, abs=1e-3), name
+    audio = melody(1.0).astype(np.float32)
+    audio[100] = np.nan
+    # (the feature extractor's normalisation spreads a NaN to every sample before the model sees it)
+    with pytest.raises(ValueError, match=r"input_values has NaN or infinite samples \(example 0, first at sample"):
+        classify(audio)
+    with pytest.raises(ValueError, match="at least 400"):
+        classify(np.zeros(160, dtype=np.float32))
+    with pytest.raises(IsADirectoryError, match="folder.wav"):
+        classify(str(hostile["folder.wav"][0]))
+    with pytest.raises(ValueError, match="Malformed soundfile"):  # transformers' message: it does not name the file
+        classify(str(hostile["empty.wav"][0]))
