@@ -125,7 +125,7 @@ CLI_ERRORS = {
     "ten_ms.wav": "at least 400 samples", "nan.wav": "NaN or infinite samples (first at 1.000 s)",
     "inf.wav": "NaN or infinite samples (first at 2.000 s)", "empty.wav": "empty file (0 bytes)",
     "text.wav": "cannot decode audio", "corrupt.mp3": "cannot decode audio", "missing.wav": "no such file",
-    "folder.wav": "is a directory",
+    "folder.wav": "a directory, not an audio file",
 }  # fmt: skip
 
 
@@ -173,7 +173,7 @@ def test_pipeline_repairs_or_names_each_file(hostile, transcriber):
         "ten_ms.wav": "at least 400 samples", "nan.wav": "NaN or infinite samples (first at 1.000 s)",
         "inf.wav": "NaN or infinite samples (first at 2.000 s)", "empty.wav": "cannot decode",
         "text.wav": "cannot decode", "missing.wav": "no such audio file",
-        "folder.wav": "is a directory",
+        "folder.wav": "a directory, not an audio file",
     }  # fmt: skip
     for name, fragment in errors.items():
         with pytest.raises(ValueError) as info:
