@@ -120,10 +120,18 @@ def classification_dataset(count: int, seconds: float, num_labels: int, seed: in
 
 
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
-    import resource
+    """Peak resident memory of this process so far, in MiB.
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Read from /proc (VmHWM, the high-water mark of this address space): `ru_maxrss` would do on macOS, but on
+    Linux it survives fork+exec, so a child started by a big parent reports at least the parent's size.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_child(module: str, *args: str, timeout: float = 1800) -> dict:
