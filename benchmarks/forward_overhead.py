@@ -30,7 +30,7 @@ def build_models(smoke: bool, num_labels: int = 20):
 
 def run(smoke: bool) -> list:
     svu, hf = build_models(smoke)
-    batch, seconds, repeats = (2, 1.0, 2) if smoke else (2, 5.0, 9)
+    batch, seconds, repeats = (2, 1.0, 2) if smoke else (4, 5.0, 15)
     audio = random_audio(seconds, batch)
 
     def svu_forward():
