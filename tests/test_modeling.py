@@ -117,6 +117,10 @@ def test_trainable_parameters_per_stage_are_exact(family, cls):
     assert trainable(model) == everything - cnn
     model.freeze_feature_encoder()
     assert trainable(model) == everything - cnn
+    # the frozen CNN must not build an autograd graph in stage 2 (HF's encoder would, unless told)
+    model.train()
+    out = model.backbone.feature_extractor(torch.randn(1, 800))
+    assert not out.requires_grad
     with pytest.raises(ValueError, match="stage must be 1 or 2, got 3"):
         model.set_stage(3)
 
