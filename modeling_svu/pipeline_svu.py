@@ -133,9 +133,11 @@ class SingingTranscriptionPipeline(Pipeline):
         block = int(BLOCK_SECONDS * rate)
         if isinstance(inputs, (str, os.PathLike)):
             path = os.fspath(inputs)
+            if os.path.isdir(path):
+                raise ValueError(f"{path!r} is a directory, not an audio file")
             if "://" not in path and not os.path.isfile(path):
                 raise ValueError(f"no such audio file: {path!r}")
-            return {"blocks": ffmpeg_blocks(path, rate, block), "total_samples": None}
+            return {"blocks": ffmpeg_blocks(path, rate, block), "total_samples": None, "source": path}
         if isinstance(inputs, bytes):
             inputs = ffmpeg_read(inputs, rate)
         elif hasattr(inputs, "get_all_samples"):  # torchcodec / datasets AudioDecoder
@@ -155,10 +157,16 @@ class SingingTranscriptionPipeline(Pipeline):
 
     def _forward(self, model_inputs, **kwargs):
         kwargs.setdefault("progress", False)
-        notes = transcribe_blocks(
-            self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
-            total_samples=model_inputs["total_samples"], **kwargs,
-        )  # fmt: skip
+        source = model_inputs.get("source")
+        try:
+            notes = transcribe_blocks(
+                self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
+                total_samples=model_inputs["total_samples"], **kwargs,
+            )  # fmt: skip
+        except ValueError as error:  # name the file the audio came from (ffmpeg's errors already do)
+            if source is None or source in str(error):
+                raise
+            raise ValueError(f"{source!r}: {error}") from None
         return {"notes": notes}
 
     def postprocess(self, model_outputs, return_midi=False):

@@ -36,9 +36,12 @@ def read_blocks(path, sampling_rate: int, block_seconds: float = BLOCK_SECONDS):
     import soxr
     from torchcodec.decoders import AudioDecoder
 
+    from dataset_scripts.audio import audio_path_problem
+
     path = Path(path)
-    if not path.is_file():
-        raise ValueError("no such file")
+    problem = audio_path_problem(path)  # missing, a directory, empty, not readable
+    if problem:
+        raise ValueError(problem)
     try:
         decoder = AudioDecoder(str(path))
         native_rate = decoder.metadata.sample_rate

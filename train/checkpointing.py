@@ -14,7 +14,7 @@ MIN_FREE_BYTES = 200 * 2**20
 
 @dataclass
 class TrainingState:
-    """Where the run is; saved in every checkpoint via `accelerator.register_for_checkpointing`."""
+    """Where the run is; saved in every checkpoint as `training_state.json` (JSON, never a pickle)."""
 
     epoch: int = 0  # epoch in progress (or next to start)
     step_in_epoch: int = 0  # optimizer steps already done in `epoch`
@@ -37,11 +37,18 @@ def checkpoint_root(output_dir) -> Path:
 
 
 def complete_checkpoints(output_dir) -> list:
-    """Complete checkpoints, oldest first. A partial one is a hidden `.tmp-*` folder and never listed."""
+    """Complete checkpoints, oldest first. A partial one (a hidden `.tmp-*` folder, or a folder without
+    `training_state.json`) is never listed."""
     root = checkpoint_root(output_dir)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX)]
+    # training_state.json is written last, just before the rename: a folder without it is partial (or a copy
+    # that was interrupted) and never trusted
+    found = [
+        p for p in root.iterdir()
+        if p.name.startswith(CHECKPOINT_PREFIX) and p.name[len(CHECKPOINT_PREFIX):].isdigit()
+        and (p / "training_state.json").is_file()
+    ]
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 

@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 from modeling_svu import TASK_MODELS
 from modeling_svu.note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
 
-from train.checkpointing import TrainingState, check_output_dir, resolve_resume, save_checkpoint
+from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
 from train.config import DEFAULT_SELECTION_METRIC, TrainConfig, load_config
 from train.data import CLASSIFICATION_TASKS, AudioCollator, make_dataloader, pooled_collate, prepare_dataset
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
@@ -240,8 +240,10 @@ def training_function(cfg: TrainConfig, args):
         # stage 1 leaves the backbone without gradients; DDP must not wait for them
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
-    if accelerator.is_main_process:
+    try:  # every process checks (a temp file each), so all of them stop on the same one-line error
         check_output_dir(output_dir)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     set_seed(cfg.seed)
 
     try:
@@ -265,10 +267,17 @@ def training_function(cfg: TrainConfig, args):
     loaders = dict(zip(names, prepared))
 
     state = TrainingState()
-    accelerator.register_for_checkpointing(state)
     if args.resume:
-        checkpoint = resolve_resume(output_dir, args.resume)
-        accelerator.load_state(str(checkpoint))
+        try:
+            checkpoint = resolve_resume(output_dir, args.resume)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
+        try:
+            accelerator.load_state(str(checkpoint))
+        except (RuntimeError, OSError, ValueError) as err:  # damaged, or not written by this script
+            raise SystemExit(f"error: cannot resume from {checkpoint}: {str(err).strip().splitlines()[0]}") from None
+        # The run state comes from JSON: accelerate unpickles registered objects with weights_only=False.
+        state.load_state_dict(read_training_state(checkpoint))
         accelerator.print(f"resumed from {checkpoint}: epoch {state.epoch}, step {state.step_in_epoch} of it")
     elif accelerator.is_main_process:
         start_fresh(output_dir)
