@@ -11,20 +11,15 @@ the other files are still processed and the exit status is 1.
 
 import csv
 import json
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from dataset_scripts.audio import audio_path_problem, decoder_message
+
 BLOCK_SECONDS = 30.0
 FORMATS = ("mid", "csv", "json")
-
-
-def _one_line(error: Exception) -> str:
-    """FFmpeg/torchcodec messages without their C++ source location."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return re.sub(r"^.*?\.cpp:\d+, ", "", text)
 
 
 def read_blocks(path, sampling_rate: int, block_seconds: float = BLOCK_SECONDS):
@@ -36,7 +31,6 @@ def read_blocks(path, sampling_rate: int, block_seconds: float = BLOCK_SECONDS):
     import soxr
     from torchcodec.decoders import AudioDecoder
 
-    from dataset_scripts.audio import audio_path_problem
 
     path = Path(path)
     problem = audio_path_problem(path)  # missing, a directory, empty, not readable
@@ -47,7 +41,7 @@ def read_blocks(path, sampling_rate: int, block_seconds: float = BLOCK_SECONDS):
         native_rate = decoder.metadata.sample_rate
         duration = decoder.metadata.duration_seconds
     except (RuntimeError, ValueError) as error:
-        raise ValueError(f"cannot decode audio: {_one_line(error)}") from None
+        raise ValueError(f"cannot decode audio: {decoder_message(error)}") from None
     if not native_rate:
         raise ValueError("cannot decode audio: no sample rate in the file")
     total = int(round((duration or 0) * sampling_rate)) or None
@@ -60,7 +54,7 @@ def read_blocks(path, sampling_rate: int, block_seconds: float = BLOCK_SECONDS):
                 samples = decoder.get_samples_played_in_range(start, start + block_seconds)
             except RuntimeError as error:
                 if "No audio frames were decoded" not in str(error):
-                    raise ValueError(f"cannot decode audio at {start:.1f} s: {_one_line(error)}") from None
+                    raise ValueError(f"cannot decode audio at {start:.1f} s: {decoder_message(error)}") from None
                 break  # the previous block ended exactly at the end of the file
             block = samples.data.numpy().mean(axis=0).astype(np.float32)
             last = len(block) < int(round(block_seconds * native_rate))
@@ -97,7 +91,7 @@ def load_transcription_model(name: str):
             raise SystemExit(f"svu transcribe: {name!r} is a {config.task!r} model, not a transcription model.")
         model = SVUForNoteTranscription.from_pretrained(name, config=config)
     except (OSError, ValueError, RuntimeError) as error:
-        raise SystemExit(f"svu transcribe: cannot load model {name!r}: {_one_line(error)}") from None
+        raise SystemExit(f"svu transcribe: cannot load model {name!r}: {decoder_message(error)}") from None
     return model.eval()
 
 
@@ -121,7 +115,7 @@ def run_transcribe(args) -> int:
             write_notes(notes, out_path, args.format, stem)
         except (ValueError, OSError, RuntimeError) as error:
             failures += 1
-            print(f"svu transcribe: error: {audio_path}: {_one_line(error)}", file=sys.stderr)
+            print(f"svu transcribe: error: {audio_path}: {decoder_message(error)}", file=sys.stderr)
             continue
         written[out_path] = audio_path
         print(f"{audio_path}: {len(notes)} notes -> {out_path}")
