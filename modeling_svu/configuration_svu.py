@@ -49,7 +49,8 @@ class SVUConfig(PretrainedConfig):
             waveform. `from_backbone` copies it from the backbone checkpoint's preprocessor config, else uses the
             family's convention (True for wav2vec2-base, MERT-v0, music2vec; False for WavLM-base-plus).
         sampling_rate (`int`, *optional*, defaults to 16000):
-            Input sampling rate in Hz; all supported backbones take 16 kHz mono.
+            Input sampling rate in Hz: the rate the backbone checkpoint was trained at. `from_backbone` copies it
+            from the checkpoint (its preprocessor config): 16000 for the paper's backbones, 24000 for MERT-v1.
         chunk_seconds (`float`, *optional*, defaults to 5.0):
             Chunk length of the training data (the training script copies it from the prepared dataset: 5 s
             singer ID / transcription, 3 s technique in the paper), and the default window of long-audio
@@ -127,8 +128,10 @@ class SVUConfig(PretrainedConfig):
             raise ValueError(f"Unknown task {self.task!r}; expected one of {TASKS}.")
         if self.pooling != "mean":
             raise ValueError(f"Unknown pooling {self.pooling!r}; only 'mean' is supported.")
-        if self.sampling_rate != 16000:
-            raise ValueError(f"sampling_rate={self.sampling_rate}: the supported backbones take 16000 Hz.")
+        if isinstance(self.sampling_rate, bool) or not isinstance(self.sampling_rate, int) or self.sampling_rate <= 0:
+            raise ValueError(
+                f"sampling_rate={self.sampling_rate!r} must be a positive integer (Hz): the backbone checkpoint's rate."
+            )
         if self.class_weights is not None and self.task != "transcription":
             if len(self.class_weights) != self.num_labels:
                 raise ValueError(
