@@ -251,10 +251,13 @@ def _read_weights(location: str):
 
 
 def _read_tensor_file(location: str, path: str, filename: str) -> dict:
+    if filename.endswith(".safetensors"):
+        try:
+            from safetensors.torch import load_file
+        except ImportError:  # installed with transformers; without it only pytorch_model.bin checkpoints load
+            raise ValueError(f"{location}: reading {filename} needs the safetensors package (pip install safetensors).")
     try:
         if filename.endswith(".safetensors"):
-            from safetensors.torch import load_file  # a dependency of transformers
-
             tensors = load_file(path)
         else:
             tensors = torch.load(path, map_location="cpu", weights_only=True)

@@ -82,38 +82,50 @@ def raises_one_line(error, match, fn, *args, **kwargs):
 
 LOAD_SCRIPT = """
 import json, sys
+from pathlib import Path
 from safetensors.torch import save_file
 from modeling_svu import SVUForTechniqueClassification
+out, names = Path(sys.argv[1]), sys.argv[2:]
 result = {}
-for name in sys.argv[1:3]:
+for name in names:
     model = SVUForTechniqueClassification.from_backbone(name, id2label={0: "belt", 1: "vibrato"})
     result[name] = [type(model.backbone).__name__, model.config.sampling_rate, model.config.normalize_audio,
                     model.config.backbone_config.layerdrop]
-save_file({k: v.contiguous() for k, v in model.backbone.state_dict().items()}, sys.argv[3])
+    state = {k: v.contiguous() for k, v in model.backbone.state_dict().items()}
+    save_file(state, out / (name.replace("/", "--") + ".safetensors"))
 print(json.dumps(result))
 """
 
 
-@pytest.mark.parametrize("hub_id", list(EXPECTED))
-def test_alias_and_hub_id_load_offline_in_a_fresh_process(hf_home, tmp_path, hub_id):
-    alias, backbone, rate, normalize, head_prefix = EXPECTED[hub_id]
-    out = tmp_path / "backbone.safetensors"
+@pytest.fixture(scope="module")
+def fresh_loads(hf_home, tmp_path_factory):
+    """One fresh process (HF_HOME = the emulated cache, offline, no stdin) loads every repo by alias and Hub id."""
+    out = tmp_path_factory.mktemp("fresh_loads")
+    names = [name for hub_id, (alias, *_rest) in EXPECTED.items() for name in (alias, hub_id)]
     proc = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, alias, hub_id, str(out)], capture_output=True, text=True,
-        env=env_for(hf_home), cwd=tmp_path, stdin=subprocess.DEVNULL,
+        [sys.executable, "-c", LOAD_SCRIPT, str(out), *names], capture_output=True, text=True,
+        env=env_for(hf_home), cwd=out, stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result == {alias: [backbone, rate, normalize, 0.0], hub_id: [backbone, rate, normalize, 0.0]}
-    loaded = load_file(out)
+    return out, json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+
+
+@pytest.mark.parametrize("hub_id", list(EXPECTED))
+def test_alias_and_hub_id_load_offline_in_a_fresh_process(hf_home, fresh_loads, hub_id):
+    out, results, stderr = fresh_loads
+    alias, backbone, rate, normalize, head_prefix = EXPECTED[hub_id]
     expected = published_tensors(snapshot(hf_home, hub_id), head_prefix)
-    assert sorted(loaded) == sorted(expected)
-    for name, tensor in expected.items():
-        assert torch.equal(loaded[name], tensor), name
-    # the CTC head is reported once per load (here: two loads), nothing else is dropped
-    assert proc.stderr.count("were dropped") == (2 if head_prefix else 0), proc.stderr
-    if head_prefix:
-        assert proc.stderr.count(DROPPED_LINE) == 2
+    for name in (alias, hub_id):
+        assert results[name] == [backbone, rate, normalize, 0.0]
+        loaded = load_file(out / (name.replace("/", "--") + ".safetensors"))
+        assert sorted(loaded) == sorted(expected)
+        for tensor_name, tensor in expected.items():
+            assert torch.equal(loaded[tensor_name], tensor), tensor_name
+    # the CTC head is reported in one line per load (alias + Hub id: two loads); nothing else is dropped
+    reports = [line for line in stderr.splitlines() if line.startswith(f"{hub_id}: ") and "were dropped" in line]
+    assert len(reports) == (2 if head_prefix else 0), stderr
+    assert all(line == f"{hub_id}: 2 {DROPPED_LINE}" for line in reports)
+    assert stderr.count("were dropped") == 2  # only wav2vec2-base-960h drops anything
     assert not (hf_home / REMOTE_CODE_MARKER).exists()
 
 
@@ -151,7 +163,8 @@ def test_train_run_loads_each_16khz_alias_offline(hf_home, prepared, tmp_path_fa
     saved = json.loads((out / "repo" / "config.json").read_text())
     checkpoint = published_checkpoint(alias)
     assert saved["backbone_config"]["model_type"] == checkpoint.family
-    assert "auto_map" not in saved["backbone_config"] and "architectures" not in saved["backbone_config"]
+    # nothing in the saved SVU repo points at the backbone checkpoint's classes or code
+    assert not saved["backbone_config"].get("auto_map") and not saved["backbone_config"].get("architectures")
     assert (out / "metrics.json").exists()
     assert not (hf_home / REMOTE_CODE_MARKER).exists()
 
