@@ -19,7 +19,8 @@ Quirks of the published checkpoints, handled here:
     * `attention_relax > 0` (MERT-v1-330M) is used only by MERT's deepnorm encoder, and there it computes
       softmax((s / r - max(s / r)) * r) = softmax(s - max(s)) = softmax(s): the same softmax, rewritten to
       avoid overflow (softmax ignores a constant shift per row). HuBERT's attention computes it exactly.
-  So the config becomes a `HubertConfig` and the weights load as HuBERT's.
+  So the config becomes a `HubertConfig` and the weights load as HuBERT's (MERTConfig's defaults equal
+  HubertConfig's, so a key a MERT config.json leaves out means the same in both).
 - music2vec-v1 (`data2vec-audio`): `vocab_size` is a filesystem path string, which transformers 5 refuses; only a
   CTC head uses it, so it is dropped in memory (the user's cache is never edited). The repo has no
   preprocessor config: its users take facebook/data2vec-audio-base-960h's (`DATA2VEC_AUDIO_PREPROCESSOR`).

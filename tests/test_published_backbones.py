@@ -211,6 +211,29 @@ def test_attention_relax_is_the_same_softmax():
     torch.testing.assert_close(rewritten, torch.softmax(single, dim=-1), rtol=1e-5, atol=1e-6)
 
 
+# MERTConfig.__init__ defaults, read in cannam/mert-vamp-plugin configuration_MERT.py (MERT-specific keys left out).
+MERT_DEFAULTS = {
+    "vocab_size": 32, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+    "hidden_act": "gelu", "hidden_dropout": 0.1, "activation_dropout": 0.1, "attention_dropout": 0.1,
+    "feat_proj_layer_norm": True, "feat_proj_dropout": 0.0, "final_dropout": 0.1, "layerdrop": 0.1,
+    "initializer_range": 0.02, "layer_norm_eps": 1e-5, "feat_extract_norm": "group", "feat_extract_activation": "gelu",
+    "conv_dim": [512] * 7, "conv_stride": [5, 2, 2, 2, 2, 2, 2], "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "conv_bias": False, "conv_pos_batch_norm": False, "num_conv_pos_embeddings": 128,
+    "num_conv_pos_embedding_groups": 16, "do_stable_layer_norm": False, "apply_spec_augment": True,
+    "mask_time_prob": 0.05, "mask_time_length": 10, "mask_time_min_masks": 2, "mask_feature_prob": 0.0,
+    "mask_feature_length": 10, "mask_feature_min_masks": 0, "use_weighted_layer_sum": False,
+    "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+}
+
+
+def test_keys_a_mert_config_leaves_out_mean_the_same_in_hubert_config():
+    """The loader builds a HubertConfig from a MERT config.json: a missing key must default the same way."""
+    hubert = HubertConfig()
+    for key, value in MERT_DEFAULTS.items():
+        ours = getattr(hubert, key)
+        assert (list(ours) if isinstance(ours, tuple) else ours) == value, key
+
+
 def local_copy(hf_home, tmp_path, hub_id, **config_changes) -> Path:
     folder = tmp_path / hub_id.replace("/", "--")
     shutil.copytree(snapshot(hf_home, hub_id), folder)
