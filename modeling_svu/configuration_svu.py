@@ -49,7 +49,9 @@ class SVUConfig(PretrainedConfig):
             waveform. `from_backbone` copies it from the backbone checkpoint's preprocessor config, else uses the
             family's convention (True for wav2vec2-base, MERT-v0, music2vec; False for WavLM-base-plus).
         sampling_rate (`int`, *optional*, defaults to 16000):
-            Input sampling rate in Hz; all supported backbones take 16 kHz mono.
+            Input sampling rate in Hz of the backbone checkpoint (16000 for wav2vec2, WavLM, MERT-v0, music2vec;
+            24000 for MERT-v1). Audio at another rate is resampled to it (collator, pipelines, `svu transcribe`);
+            the frame rate is `sampling_rate / frame_hop_samples` (50 Hz at 16 kHz, 75 Hz at 24 kHz).
         chunk_seconds (`float`, *optional*, defaults to 5.0):
             Chunk length of the training data (the training script copies it from the prepared dataset: 5 s
             singer ID / transcription, 3 s technique in the paper), and the default window of long-audio
@@ -127,8 +129,11 @@ class SVUConfig(PretrainedConfig):
             raise ValueError(f"Unknown task {self.task!r}; expected one of {TASKS}.")
         if self.pooling != "mean":
             raise ValueError(f"Unknown pooling {self.pooling!r}; only 'mean' is supported.")
-        if self.sampling_rate != 16000:
-            raise ValueError(f"sampling_rate={self.sampling_rate}: the supported backbones take 16000 Hz.")
+        if isinstance(self.sampling_rate, bool) or not isinstance(self.sampling_rate, int) or self.sampling_rate < 1000:
+            raise ValueError(
+                f"sampling_rate={self.sampling_rate!r} must be the backbone's input rate in Hz, an integer such as "
+                "16000 (wav2vec2, WavLM, MERT-v0, music2vec) or 24000 (MERT-v1)."
+            )
         if self.class_weights is not None and self.task != "transcription":
             if len(self.class_weights) != self.num_labels:
                 raise ValueError(

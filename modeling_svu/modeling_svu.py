@@ -25,13 +25,14 @@ from typing import Optional
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
+from transformers import AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput
 
-from .backbones import FAMILIES, family_of, resolve_family_name, tiny_backbone_config
+from .backbones import family_of, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
+from .published_loading import load_backbone
 from .safe_loading import config_summary, safetensors_shapes, shape_mismatches
 from .long_audio import transcribe_array
 from .note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
@@ -116,26 +117,25 @@ class SVUPreTrainedModel(PreTrainedModel):
         """Wrap a backbone in this SVU task model.
 
         Args:
-            backbone: a family name (`"wav2vec2"`, `"wavlm"`, `"mert"`/`"hubert"`, `"music2vec"`/
-                `"data2vec-audio"`) for the paper's pre-trained checkpoint; a Hub id or local path of a
-                pre-trained backbone (weights loaded); `"tiny-<family>"` for a tiny random backbone; or a
-                backbone config or its dict (random init).
+            backbone: a published checkpoint's alias (`"wav2vec2"`, `"wavlm"`, `"mert"`, `"music2vec"`,
+                `"mert-v1-95m"`, `"mert-v1-330m"`; `checkpoints.PUBLISHED`), or a Hub id or local folder of a
+                pre-trained backbone of a supported family: weights loaded strictly, no code from the checkpoint
+                ever run (`published_loading`), `sampling_rate` and `normalize_audio` taken from the checkpoint;
+                `"tiny-<family>"` for a tiny random backbone; or a backbone config or its dict (random init).
             id2label: `{index: name}` of the classes (classification tasks).
             config_overrides: any other `SVUConfig` field, e.g. `class_weights=[...]`, `chunk_seconds=3.0`.
         """
-        pretrained = None
+        loaded = None
         if isinstance(backbone, str) and backbone.startswith("tiny-"):
             backbone = tiny_backbone_config(backbone[len("tiny-"):])
         elif isinstance(backbone, str):
-            try:
-                backbone = FAMILIES[resolve_family_name(backbone)].default_checkpoint
-            except ValueError:
-                pass  # not a family name: a Hub id or a local path
-            pretrained = backbone
-            backbone = AutoConfig.from_pretrained(pretrained)
+            loaded = load_backbone(backbone)
+            backbone = loaded.config
+            config_overrides.setdefault("normalize_audio", loaded.do_normalize)
+            config_overrides.setdefault("sampling_rate", loaded.sampling_rate)
         family = family_of(backbone)
         task = config_overrides.pop("task", cls.task or "singer_id")
-        config_overrides.setdefault("normalize_audio", _checkpoint_normalizes(pretrained, family))
+        config_overrides.setdefault("normalize_audio", family.do_normalize)
         if id2label is not None:
             id2label = {int(k): v for k, v in dict(id2label).items()}
             config_overrides["label2id"] = {v: k for k, v in id2label.items()}
@@ -143,9 +143,8 @@ class SVUPreTrainedModel(PreTrainedModel):
         if cls.task is not None and task != cls.task:
             raise ValueError(f"{cls.__name__} is the {cls.task!r} model, got task={task!r}; use TASK_MODELS[{task!r}].")
         model = cls(config)
-        if pretrained is not None:
-            weights = AutoModel.from_pretrained(pretrained, config=config.backbone_config).state_dict()
-            model.backbone.load_state_dict(weights)
+        if loaded is not None:
+            loaded.load_into(model.backbone)
         return model
 
     @classmethod
@@ -497,12 +496,3 @@ class SVUForNoteTranscription(SVUModel):
 
 TASK_MODELS = {cls.task: cls for cls in (SVUForSingerID, SVUForTechniqueClassification, SVUForNoteTranscription)}
 
-
-def _checkpoint_normalizes(pretrained: Optional[str], family) -> bool:
-    """`do_normalize` of a pre-trained checkpoint's feature extractor, else the family's convention."""
-    if pretrained is not None:
-        try:
-            return bool(Wav2Vec2FeatureExtractor.from_pretrained(pretrained).do_normalize)
-        except OSError:
-            pass
-    return family.do_normalize

@@ -47,7 +47,8 @@ class TrainConfig:
     )
     backbone: str = field(
         default="tiny-wav2vec2",
-        metadata={"help": "Family name (wav2vec2, wavlm, mert, music2vec), Hub id, local path or tiny-<family>."},
+        metadata={"help": "Checkpoint alias (wav2vec2, wavlm, mert, music2vec, mert-v1-95m, mert-v1-330m; "
+                          "modeling_svu/checkpoints.py), Hub id, local folder, or tiny-<family>."},
     )
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     epochs: int = field(default=8, metadata={"help": "Total epochs, stage 1 included."})
