@@ -297,7 +297,7 @@ class Synthetic(CorpusBuilder):
 
     def _info(self):
         if self.task == "transcription":
-            features = transcription_features(self.chunk_seconds)
+            features = transcription_features()
         else:
             features = classification_features(self.label_names)
         return datasets.DatasetInfo(description="SVU synthetic singing corpus", features=features)
