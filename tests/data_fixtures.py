@@ -63,3 +63,11 @@ def estimate_f0(wave: np.ndarray, sr: int = SR, fmin: float = 50.0, fmax: float 
 
 def hz_to_midi(f0: float) -> float:
     return 69.0 + 12.0 * np.log2(f0 / 440.0)
+
+
+def chunk_targets(example, num_frames: int = 249, frame_seconds: float = 0.02) -> np.ndarray:
+    """Frame targets of a prepared transcription chunk, as the collator computes them (default: 16 kHz, hop 320)."""
+    from modeling_svu.note_labels import notes_to_frame_targets
+
+    notes = [(float(n["onset"]), float(n["offset"]), float(n["pitch"])) for n in example["notes_unclipped"]]
+    return notes_to_frame_targets(notes, num_frames, frame_seconds)

@@ -16,6 +16,7 @@ import torch
 
 from dataset_scripts.prepare import prepare
 from modeling_svu import SVUForNoteTranscription
+from train.data import AudioCollator
 
 METRIC = str(Path(__file__).resolve().parents[1] / "train" / "metrics" / "transcription")
 COn_F1_FLOOR = 0.8
@@ -61,10 +62,10 @@ def test_tiny_model_trained_on_synthetic_corpus_finds_the_notes(tmp_path):
     model = SVUForNoteTranscription.from_backbone("tiny-wav2vec2")
     before, _ = score(model, test_songs)
 
-    train = data["train"].with_format("numpy")
-    waves = [np.asarray(a["array"], dtype=np.float32) for a in train["audio"]]
-    inputs = model.feature_extractor()(waves, sampling_rate=16000, return_tensors="pt")["input_values"]
-    labels = torch.as_tensor(np.stack(train["frame_targets"]))
+    # the training collator: 16 kHz chunks -> inputs, frame targets computed from the notes for this model
+    collate = AudioCollator(model.feature_extractor(), "transcription", model.config)
+    batch = collate([{**row, "row_index": i} for i, row in enumerate(data["train"].with_format("numpy"))])
+    inputs, labels = batch["input_values"], batch["labels"]
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     generator = torch.Generator().manual_seed(0)
     model.train()
