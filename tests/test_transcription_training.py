@@ -18,30 +18,11 @@ from dataset_scripts.prepare import prepare
 from modeling_svu import SVUForNoteTranscription
 from train.data import AudioCollator
 
+from data_fixtures import whole_songs
+
 METRIC = str(Path(__file__).resolve().parents[1] / "train" / "metrics" / "transcription")
 COn_F1_FLOOR = 0.8
 STEPS, BATCH_SIZE, LEARNING_RATE = 30, 4, 2e-3
-
-
-def whole_songs(split):
-    """(song_id, waveform, notes) per song, glued back from its consecutive 5 s chunks; a note cut at a chunk
-    edge (offset at the edge, the next chunk's note starting at 0 with the same pitch) is one note again."""
-    songs = {}
-    for example in split.with_format("numpy"):
-        songs.setdefault(str(example["song_id"]), []).append(example)
-    for song_id, chunks in sorted(songs.items()):
-        chunks.sort(key=lambda c: float(c["chunk_start"]))
-        wave = np.concatenate([np.asarray(c["audio"]["array"], dtype=np.float32) for c in chunks])
-        notes = []
-        for chunk in chunks:
-            start = float(chunk["chunk_start"])
-            for note in chunk["notes"]:
-                onset, offset, pitch = float(note["onset"]) + start, float(note["offset"]) + start, float(note["pitch"])
-                if notes and float(note["onset"]) == 0.0 and abs(notes[-1][1] - onset) < 1e-3 and notes[-1][2] == pitch:
-                    notes[-1][1] = offset
-                else:
-                    notes.append([onset, offset, pitch])
-        yield song_id, wave, notes
 
 
 def score(model, songs):
