@@ -213,6 +213,7 @@ def test_24khz_technique_demo_trains_and_classifies_a_44khz_file(technique_24k, 
     assert any((out / "feature_cache").iterdir())  # stage 1 ran on cached 24 kHz features
     repo = out / "repo"
     assert json.loads((repo / "config.json").read_text())["sampling_rate"] == 24000
+    assert "Singing technique classification of 24 kHz mono singing" in (repo / "README.md").read_text()
     assert yaml.safe_load((out / "train_config.yaml").read_text())["model_options"] == {"sampling_rate": 24000}
 
     data, _ = load_prepared(prepared / "technique")
