@@ -189,20 +189,21 @@ def test_logits_and_labels_more_than_one_frame_apart_raise():
 # ---------------------------------------------------------------- end to end at 24 kHz
 
 
+def demo_at_24khz(task: str, prepared: Path, out: Path) -> Path:
+    """`train/configs/demo_<task>.yaml` as it is, on the MERT-v1-like 24 kHz backbone."""
+    launch("--config", str(CONFIGS / f"demo_{task}.yaml"), *MERT_V1, "--output_dir", str(out),
+           "--dataset.prepared_dir", str(prepared / task))
+    return out
+
+
 @pytest.fixture(scope="module")
 def technique_24k(prepared, tmp_path_factory):
-    out = tmp_path_factory.mktemp("technique_24k")
-    launch("--config", str(CONFIGS / "demo_technique.yaml"), *MERT_V1, "--output_dir", str(out),
-           "--dataset.prepared_dir", str(prepared / "technique"))
-    return out
+    return demo_at_24khz("technique", prepared, tmp_path_factory.mktemp("technique_24k"))
 
 
 @pytest.fixture(scope="module")
 def transcription_24k(prepared, tmp_path_factory):
-    out = tmp_path_factory.mktemp("transcription_24k")
-    launch("--config", str(CONFIGS / "demo_transcription.yaml"), *MERT_V1, "--output_dir", str(out),
-           "--dataset.prepared_dir", str(prepared / "transcription"))
-    return out
+    return demo_at_24khz("transcription", prepared, tmp_path_factory.mktemp("transcription_24k"))
 
 
 def test_24khz_technique_demo_trains_and_classifies_a_44khz_file(technique_24k, prepared, tmp_path):

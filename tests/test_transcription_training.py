@@ -10,7 +10,6 @@ Pitch is not learnt in so few steps (the model sings one pitch), so COnP is not 
 from pathlib import Path
 
 import evaluate
-import numpy as np
 import pytest
 import torch
 
