@@ -82,6 +82,17 @@ def test_frame_rate_and_frame_count_come_from_the_model_rate(rate, frame_rate, f
     assert json.loads((tmp_path / "config.json").read_text())["sampling_rate"] == rate
 
 
+def test_model_options_take_only_settable_svu_config_fields():
+    from train.config import load_config
+
+    assert load_config(None, ["--model_options", "{sampling_rate: 24000}"]).model_options == {"sampling_rate": 24000}
+    for value, message in [("{sample_rate: 24000}", "Unknown model_options key 'sample_rate'; settable SVUConfig fields: "),
+                           ("{task: technique}", "Unknown model_options key 'task'"),
+                           ("24000", "model_options must be a mapping of SVUConfig fields, got 24000")]:
+        with pytest.raises(ValueError, match=message):
+            load_config(None, ["--model_options", value])
+
+
 def test_collated_targets_at_75_hz_line_up_with_the_notes(prepared):
     data, meta = load_prepared(prepared / "transcription")
     assert meta["label_scheme"]["frame_targets"] == "computed at collate time for the model"
