@@ -82,7 +82,7 @@ def resolve_family_name(name: str) -> str:
 def tiny_backbone_config(family: str = "wav2vec2", **overrides) -> PretrainedConfig:
     """A tiny randomly-initialisable backbone config for tests and demos.
 
-    The CNN keeps the real kernels and strides (one frame = 320 samples = 20 ms at 16 kHz) so frame
+    The CNN keeps the real kernels and strides (one frame = 320 samples = 20 ms at 16 kHz, 13.3 ms at 24 kHz) so frame
     targets line up exactly as with the real checkpoints; only widths and depths shrink.
     """
     fam = FAMILIES[resolve_family_name(family)]

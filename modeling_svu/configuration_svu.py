@@ -164,5 +164,33 @@ class SVUConfig(PretrainedConfig):
         return self.frame_hop_samples / self.sampling_rate
 
     @property
+    def frame_rate(self) -> float:
+        """Output frames per second: 50 at 16 kHz, 75 at 24 kHz (MERT-v1) with the 320-sample hop."""
+        return self.sampling_rate / self.frame_hop_samples
+
+    @property
+    def receptive_field_samples(self) -> int:
+        """Input samples behind one output frame (400 = 25 ms at 16 kHz for the base backbones)."""
+        field, jump = 1, 1
+        for kernel, stride in zip(self.backbone_config.conv_kernel, self.backbone_config.conv_stride):
+            field += (kernel - 1) * jump
+            jump *= stride
+        return field
+
+    def num_frames(self, num_samples: int) -> int:
+        """Output frames the backbone gives for `num_samples` input samples (0 if shorter than one frame)."""
+        return max(0, (int(num_samples) - self.receptive_field_samples) // self.frame_hop_samples + 1)
+
+    def label_scheme(self) -> dict:
+        """What transcription frame targets depend on (compared with a prepared dataset's frozen targets)."""
+        return {
+            "sampling_rate": self.sampling_rate,
+            "hop": self.frame_hop_samples,
+            "frame_rate": self.frame_rate,
+            "num_octaves": self.num_octaves,
+            "lowest_midi": self.lowest_midi,
+        }
+
+    @property
     def num_transcription_logits(self) -> int:
         return num_transcription_logits(self.num_octaves)

@@ -35,7 +35,7 @@ from .layer_sum import WeightedLayerSum
 from .published_loading import load_backbone
 from .safe_loading import config_summary, safetensors_shapes, shape_mismatches
 from .long_audio import transcribe_array
-from .note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
+from .note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
 
 
 @dataclass
@@ -288,12 +288,7 @@ class SVUPreTrainedModel(PreTrainedModel):
 
     def min_input_samples(self) -> int:
         """The receptive field of one output frame (400 samples = 25 ms for the base backbones)."""
-        cfg = self.config.backbone_config
-        field, jump = 1, 1
-        for kernel, stride in zip(cfg.conv_kernel, cfg.conv_stride):
-            field += (kernel - 1) * jump
-            jump *= stride
-        return field
+        return self.config.receptive_field_samples
 
     def _hidden_states(self, input_values, attention_mask=None):
         """All backbone hidden states and the frame mask (True = frame of real audio)."""
@@ -410,7 +405,8 @@ class SVUForTechniqueClassification(_SVUForClassification):
 
 
 class SVUForNoteTranscription(SVUModel):
-    """Frame-wise note transcription: onset, silence, octave and pitch-class logits per 20 ms frame."""
+    """Frame-wise note transcription: onset, silence, octave and pitch-class logits per backbone frame (20 ms at
+    16 kHz, 13.3 ms at 24 kHz)."""
 
     task = "transcription"
 
@@ -423,7 +419,8 @@ class SVUForNoteTranscription(SVUModel):
     def forward(
         self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs
     ) -> SVUTranscriptionOutput:
-        """`labels`: float (batch, frames, 4) from `note_labels.notes_to_frame_targets`, -100 on padding."""
+        """`labels`: float (batch, frames, 4) from `note_labels.notes_to_frame_targets` at `config.frame_seconds`,
+        -100 on padding; labels more than one frame longer or shorter than the logits raise ValueError."""
         features = self._features(input_values, attention_mask, output_hidden_states)
         logits = self.head(self.dropout(features.last_hidden_state))
         loss = None
@@ -441,8 +438,7 @@ class SVUForNoteTranscription(SVUModel):
         """BCE(onset, pos_weight) + BCE(silence) + CE(octave) + CE(pitch class) over real, labelled frames."""
         if labels.dim() != 3 or labels.shape[-1] != 4:
             raise ValueError(f"transcription labels must be (batch, frames, 4); got {tuple(labels.shape)}.")
-        num_frames = min(logits.shape[1], labels.shape[1])
-        logits, labels, frame_mask = logits[:, :num_frames], labels[:, :num_frames], frame_mask[:, :num_frames]
+        logits, labels, frame_mask = align_frames(logits, labels, frame_mask)  # > 1 frame apart: ValueError
         valid = frame_mask & (labels[..., 0] != IGNORE_INDEX)
         logits, labels = logits[valid], labels[valid]
         slices = logit_slices(self.config.num_octaves)
@@ -467,7 +463,7 @@ class SVUForNoteTranscription(SVUModel):
     def transcribe(self, audio, sampling_rate: Optional[int] = None, **kwargs) -> list:
         """Notes ``[(onset_s, offset_s, midi), ...]`` of a 1-D waveform (array or tensor) of any length.
 
-        The audio must be at `config.sampling_rate` (16 kHz). Keyword arguments go to
+        The audio must be at `config.sampling_rate` (the backbone's rate). Keyword arguments go to
         `long_audio.stitched_posteriors`: `chunk_seconds`, `overlap_seconds`, `batch_size`, `progress`, ...
         """
         if sampling_rate is not None and sampling_rate != self.config.sampling_rate:

@@ -47,11 +47,14 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from modeling_svu import TASK_MODELS
-from modeling_svu.note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
+from modeling_svu.note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
 
 from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
 from train.config import DEFAULT_SELECTION_METRIC, TrainConfig, load_config
-from train.data import CLASSIFICATION_TASKS, AudioCollator, make_dataloader, pooled_collate, prepare_dataset
+from train.data import (
+    CLASSIFICATION_TASKS, AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
+    prepared_dir,
+)
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
 METRICS_DIR = Path(__file__).parent / "metrics"
@@ -82,6 +85,7 @@ def build_model(cfg: TrainConfig, meta: dict):
     id2label = dict(enumerate(meta["label_names"])) if cfg.task in CLASSIFICATION_TASKS else None
     if cfg.task == "technique":
         overrides["class_weights"] = meta["class_weights"]
+    overrides.update(cfg.model_options)  # e.g. sampling_rate: 24000 for a tiny MERT-v1-like backbone
     config_file = Path(cfg.backbone) / "config.json"
     if config_file.is_file() and json.loads(config_file.read_text()).get("model_type") == "svu":
         model = model_cls.from_pretrained(cfg.backbone)  # continue from a saved SVU model
@@ -100,8 +104,8 @@ def build_model(cfg: TrainConfig, meta: dict):
 
 def get_dataloaders(cfg, data, model, accelerator):
     """Audio loaders for train/validation/test, plus stage-1 cached loaders (classification + cache_stage1)."""
-    collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task)
-    columns = ["audio", "label"] if cfg.task in CLASSIFICATION_TASKS else ["audio", "frame_targets"]
+    collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task, svu_model(model).config)  # resamples
+    columns = columns_for(cfg.task, data["train"].column_names)
     loaders = {
         "train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers),
         "validation": make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=cfg.num_workers),
@@ -132,9 +136,8 @@ def predict(model, dataloader, accelerator, desc):
         row_index = batch.pop("row_index")
         out = model(batch)
         batch_logits, batch_labels = out.logits, batch["labels"]
-        if batch_logits.dim() == 3:  # transcription: frames beyond the labels (or vice versa) are not scored
-            frames = min(batch_logits.shape[1], batch_labels.shape[1])
-            batch_logits, batch_labels = batch_logits[:, :frames].contiguous(), batch_labels[:, :frames].contiguous()
+        if batch_logits.dim() == 3:  # transcription: one frame of rounding is cut; more raises (another label scheme)
+            batch_logits, batch_labels = (x.contiguous() for x in align_frames(batch_logits, batch_labels))
         gathered = accelerator.gather_for_metrics((batch_logits.float(), batch_labels, row_index))
         for store, value in zip((logits, labels, rows), gathered):
             store.append(value.cpu().numpy())
@@ -250,6 +253,7 @@ def training_function(cfg: TrainConfig, args):
         with accelerator.main_process_first():
             data, meta = prepare_dataset(cfg)
         model = wrap_for_finetune(cfg, build_model(cfg, meta))
+        check_label_scheme(meta, svu_model(model).config, where=str(prepared_dir(cfg)))
     except ValueError as err:  # bad dataset / backbone / labels: one line, nothing trained
         raise SystemExit(f"error: {err}") from None
     loaders = get_dataloaders(cfg, data, model, accelerator)
