@@ -147,8 +147,8 @@ def prepared(tmp_path_factory):
     return data
 
 
-@pytest.mark.parametrize("alias", ["wav2vec2", "wavlm", "mert", "music2vec"])
-def test_train_run_loads_each_16khz_alias_offline(hf_home, prepared, tmp_path_factory, alias):
+@pytest.mark.parametrize("alias", ["wav2vec2", "wavlm", "mert", "music2vec", "mert-v1-95m"])
+def test_train_run_loads_each_alias_offline(hf_home, prepared, tmp_path_factory, alias):
     data = prepared
     out = tmp_path_factory.mktemp(f"run_{alias}")
     proc = subprocess.run(
@@ -163,6 +163,7 @@ def test_train_run_loads_each_16khz_alias_offline(hf_home, prepared, tmp_path_fa
     saved = json.loads((out / "repo" / "config.json").read_text())
     checkpoint = published_checkpoint(alias)
     assert saved["backbone_config"]["model_type"] == checkpoint.family
+    assert saved["sampling_rate"] == checkpoint.sampling_rate  # MERT-v1 trains at 24 kHz on 16 kHz prepared data
     # nothing in the saved SVU repo points at the backbone checkpoint's classes or code
     assert not saved["backbone_config"].get("auto_map") and not saved["backbone_config"].get("architectures")
     assert (out / "metrics.json").exists()
