@@ -74,7 +74,9 @@ def _main_backend():
     try:
         import soxr
         from torchcodec.decoders import AudioDecoder
-    except Exception:  # ImportError, or torchcodec failing to load FFmpeg's libraries
+    except ImportError:
+        return None
+    except (OSError, RuntimeError):  # torchcodec installed but FFmpeg's libraries missing
         return None
     return AudioDecoder, soxr
 
