@@ -21,6 +21,7 @@ A file that decodes to far less audio than its container declares (a cut downloa
 """
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -62,8 +63,6 @@ def path_problem(path) -> Optional[str]:
 
 def decoder_message(error: Exception) -> str:
     """The first line of an FFmpeg/torchcodec error, without its C++ source location."""
-    import re
-
     text = str(error).strip()
     text = text.splitlines()[0] if text else type(error).__name__
     return re.sub(r"^.*?\.cpp:\d+,?\s*", "", text) or type(error).__name__
@@ -76,7 +75,7 @@ def _main_backend():
         from torchcodec.decoders import AudioDecoder
     except ImportError:
         return None
-    except (OSError, RuntimeError):  # torchcodec installed but FFmpeg's libraries missing
+    except (OSError, RuntimeError):  # torchcodec is installed but cannot load FFmpeg's libraries
         return None
     return AudioDecoder, soxr
 

@@ -16,7 +16,7 @@ import torch
 from data_fixtures import TEST_DATA
 from dataset_scripts.audio import load_audio
 from dataset_scripts.common import PrepareReport, read_audio_or_skip
-from modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification, audio_io
+from modeling_svu import SVUForTechniqueClassification, audio_io
 from modeling_svu.audio_io import TruncatedAudioWarning, decode_audio, open_audio
 
 SR = 16000
@@ -33,17 +33,6 @@ def files(tmp_path_factory):
     sf.write(root / "take.flac", data, rate)
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(STEM), "-b:a", "128k", str(root / "take.mp3")], check=True)
     return {suffix: root / f"take.{suffix}" for suffix in ("wav", "flac", "mp3")}
-
-
-@pytest.fixture(scope="module")
-def transcriber(tmp_path_factory):
-    torch.manual_seed(0)
-    model = SVUForNoteTranscription.from_backbone("tiny-wav2vec2").eval()
-    with torch.no_grad():
-        model.head.bias[0] += 3.0  # onsets fire often: a random tiny model then still gives notes
-    folder = tmp_path_factory.mktemp("transcriber")
-    model.save_pretrained(folder)
-    return model, folder
 
 
 def recording(monkeypatch, module):

@@ -81,17 +81,6 @@ def hostile(tmp_path_factory):
     return hostile_files(tmp_path_factory.mktemp("hostile"))
 
 
-@pytest.fixture(scope="module")
-def transcriber(tmp_path_factory):
-    torch.manual_seed(0)
-    model = SVUForNoteTranscription.from_backbone("tiny-wav2vec2").eval()
-    with torch.no_grad():
-        model.head.bias[0] += 3.0  # onsets fire often: a random tiny model then still gives notes
-    folder = tmp_path_factory.mktemp("transcriber")
-    model.save_pretrained(folder)
-    return model, folder
-
-
 def check_decoded(name, wave, expected, reference):
     kind = expected[0]
     assert wave.dtype == np.float32 and wave.ndim == 1, name
