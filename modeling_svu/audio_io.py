@@ -31,6 +31,8 @@ from typing import Optional
 import numpy as np
 
 BLOCK_SECONDS = 30.0
+# What the samples depend on; part of a prepared dataset's fingerprint, so folders decoded otherwise are rebuilt.
+DECODE_PATH = "ffmpeg-native-rate, channel-mean, soxr-HQ"
 # A file is called truncated when it decodes to less than this fraction of the duration its container
 # declares, and at least TRUNCATION_MIN_SECONDS less (header durations of VBR mp3s are estimates).
 TRUNCATION_FRACTION = 0.9
