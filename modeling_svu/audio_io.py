@@ -13,7 +13,7 @@ streams in bounded memory and the blocks joined are exactly the whole file decod
 
 Fallback (this file is Hub remote code, which may run where torchcodec or soxr is not installed): when either
 cannot be imported, an ``ffmpeg`` subprocess does the same three steps (its own libsoxr at the same precision,
-channels averaged here). Its samples match the main path to about 1e-6 (the resampler runs per channel before
+channels averaged here). Its samples match the main path within 2e-6 (the resampler runs per channel before
 the mean), not bit for bit; install ``torchcodec`` and ``soxr`` for identical samples.
 
 A file that decodes to far less audio than its container declares (a cut download: the first 700 bytes of a
