@@ -18,6 +18,7 @@ notes cut at the chunk edges:
 
 import dataclasses
 import json
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -25,7 +26,15 @@ from typing import Iterable
 import datasets
 import numpy as np
 
-from .audio import SAMPLING_RATE, audio_cell, chunk_waveform, identity_separation, load_audio, passes_rms_filter
+from .audio import (
+    SAMPLING_RATE,
+    TruncatedAudioWarning,
+    audio_cell,
+    chunk_waveform,
+    identity_separation,
+    load_audio,
+    passes_rms_filter,
+)
 
 SPLITS = ("train", "validation", "test")
 # What svu_meta.json records of a transcription dataset's labels: no frame targets are stored, the collator
@@ -111,13 +120,21 @@ def skip_reason(error: ValueError) -> str:
 
 
 def read_audio_or_skip(path, name: str, report: "PrepareReport"):
-    """`load_audio(path)`, or None after counting the file as skipped (reason + message naming it)."""
+    """`load_audio(path)`, or None after counting the file as skipped (reason + message naming it). A truncated
+    file is used; its warning is shown and kept in the report's messages."""
     try:
-        return load_audio(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TruncatedAudioWarning)
+            waveform = load_audio(path)
     except ValueError as error:
         report.skip(name, skip_reason(error))
         report.messages.append(str(error))
         return None
+    for warning in caught:
+        if issubclass(warning.category, TruncatedAudioWarning):
+            report.messages.append(f"warning: {warning.message}")
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return waveform
 
 
 def classification_examples(

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import datasets
 
+from modeling_svu.audio_io import DECODE_PATH
+
 from .common import LABEL_SCHEME_FROM_NOTES, SPLITS, check_no_leakage, class_weights, write_json
 
 META_FILE = "svu_meta.json"
@@ -86,6 +88,7 @@ def data_listing(data_dir) -> list:
 def fingerprint(corpus: str, data_dir, seed: int, options: dict) -> str:
     payload = {
         "schema": SCHEMA_VERSION,
+        "decode": DECODE_PATH,
         "corpus": corpus,
         "seed": seed,
         "options": {key: _describe(value) for key, value in sorted(options.items())},

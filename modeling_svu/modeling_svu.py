@@ -205,9 +205,15 @@ class SVUPreTrainedModel(PreTrainedModel):
         if isinstance(self, (_SVUForClassification, SVUForNoteTranscription)):
             auto_map["AutoModelForAudioClassification"] = f"modeling_svu.{type(self).__name__}"
         self.config.auto_map = auto_map
+        if isinstance(self, _SVUForClassification):  # files read as SVU reads them everywhere (audio_io)
+            self.config.custom_pipelines = {"audio-classification": _CLASSIFICATION_PIPELINE}
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             self.feature_extractor().save_pretrained(save_directory)
+            if isinstance(self, _SVUForClassification):
+                from .pipeline_svu import SVUAudioClassificationPipeline
+
+                custom_object_save(SVUAudioClassificationPipeline, save_directory)
 
     # ----- two-stage fine-tuning --------------------------------------------------------------
 
@@ -332,6 +338,13 @@ def masked_mean(features: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tenso
     """Mean over time of (batch, frames, hidden) features, ignoring frames where the mask is False."""
     mask = frame_mask.unsqueeze(-1).to(features.dtype)
     return (features * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+_CLASSIFICATION_PIPELINE = {
+    "impl": "pipeline_svu.SVUAudioClassificationPipeline",
+    "pt": ("AutoModelForAudioClassification",),
+    "type": "audio",
+}
 
 
 class _SVUForClassification(SVUModel):

@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 if ! command -v ffmpeg >/dev/null 2>&1; then
   (apt-get install -y -q ffmpeg || (apt-get update -q && apt-get install -y -q ffmpeg)) >/dev/null
 fi
-# Pinned first: an unpinned torch resolves to a multi-GB CUDA build.
-python -m pip install -q torch==2.13.0
+# Pinned first, from PyTorch's CPU wheel index: an unpinned torch from PyPI is a multi-GB CUDA build, and
+# torchcodec 0.13 (a core dependency) loads with torch 2.13 only. TORCH_INDEX_URL picks another index
+# (e.g. https://download.pytorch.org/whl/cu128 for a GPU machine).
+python -m pip install -q torch==2.13.0 --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
 python -m pip install -q -e ".[test,benchmarks]"

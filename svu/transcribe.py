@@ -4,67 +4,20 @@ Writes one file per input, named after it (``out_dir/<input stem>.<format>``):
     mid   a type-0 Standard MIDI File (120 bpm, 1 tick = 1 ms), one note per transcribed note
     csv   ``onset,offset,pitch`` rows (seconds, seconds, MIDI)
     json  MIR-ST500 style ``{"<input stem>": [[onset, offset, pitch], ...]}``
-Audio is decoded by FFmpeg (torchcodec) block by block and resampled to the model's rate (`config.sampling_rate`:
-16 kHz, 24 kHz for MERT-v1) with soxr as a stream, so memory does not grow with the file's length. A file that cannot be transcribed is reported on one line;
-the other files are still processed and the exit status is 1.
+Audio is read with `modeling_svu.audio_io.open_audio`, the decode path data preparation and the pipelines use
+(FFmpeg via torchcodec block by block, channels averaged, soxr resampling to the model's rate as one stream),
+so memory does not grow with the file's length. A truncated file is transcribed, with a one-line warning. A
+file that cannot be transcribed is reported on one line; the other files are still processed and the exit
+status is 1.
 """
 
 import csv
 import json
 import sys
+import warnings
 from pathlib import Path
 
-import numpy as np
-
-from dataset_scripts.audio import audio_path_problem, decoder_message
-
-BLOCK_SECONDS = 30.0
 FORMATS = ("mid", "csv", "json")
-
-
-def read_blocks(path, sampling_rate: int, block_seconds: float = BLOCK_SECONDS):
-    """``(approximate number of samples, iterator of float32 mono blocks at sampling_rate)`` of an audio file.
-
-    Blocks are decoded at the file's own rate (torchcodec ranges are sample-exact there), averaged to mono
-    and resampled by one streaming soxr resampler, so the result equals resampling the whole file at once.
-    """
-    import soxr
-    from torchcodec.decoders import AudioDecoder
-
-
-    path = Path(path)
-    problem = audio_path_problem(path)  # missing, a directory, empty, not readable
-    if problem:
-        raise ValueError(problem)
-    try:
-        decoder = AudioDecoder(str(path))
-        native_rate = decoder.metadata.sample_rate
-        duration = decoder.metadata.duration_seconds
-    except (RuntimeError, ValueError) as error:
-        raise ValueError(f"cannot decode audio: {decoder_message(error)}") from None
-    if not native_rate:
-        raise ValueError("cannot decode audio: no sample rate in the file")
-    total = int(round((duration or 0) * sampling_rate)) or None
-
-    def blocks():
-        resampler = soxr.ResampleStream(native_rate, sampling_rate, 1, dtype="float32", quality="HQ")
-        start = 0.0
-        while True:
-            try:
-                samples = decoder.get_samples_played_in_range(start, start + block_seconds)
-            except RuntimeError as error:
-                if "No audio frames were decoded" not in str(error):
-                    raise ValueError(f"cannot decode audio at {start:.1f} s: {decoder_message(error)}") from None
-                break  # the previous block ended exactly at the end of the file
-            block = samples.data.numpy().mean(axis=0).astype(np.float32)
-            last = len(block) < int(round(block_seconds * native_rate))
-            yield resampler.resample_chunk(block, last=last)
-            if last:
-                return
-            start += block_seconds
-        yield resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-
-    return total, blocks()
 
 
 def write_notes(notes, path: Path, fmt: str, name: str) -> None:
@@ -84,6 +37,7 @@ def write_notes(notes, path: Path, fmt: str, name: str) -> None:
 
 def load_transcription_model(name: str):
     from modeling_svu import SVUConfig, SVUForNoteTranscription
+    from modeling_svu.audio_io import decoder_message
 
     try:
         config = SVUConfig.from_pretrained(name)
@@ -96,6 +50,8 @@ def load_transcription_model(name: str):
 
 
 def run_transcribe(args) -> int:
+    # Imported here, not at the top: `svu --help` stays fast.
+    from modeling_svu.audio_io import TruncatedAudioWarning, decoder_message, open_audio
     from modeling_svu.long_audio import transcribe_blocks
 
     model = load_transcription_model(args.model)
@@ -110,12 +66,22 @@ def run_transcribe(args) -> int:
         try:
             if out_path in written:
                 raise ValueError(f"{out_path} was already written for {written[out_path]} (same file name)")
-            total, blocks = read_blocks(audio_path, model.config.sampling_rate)
-            notes = transcribe_blocks(model, blocks, total_samples=total, progress=not args.quiet, **options)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", TruncatedAudioWarning)
+                total, blocks = open_audio(audio_path, model.config.sampling_rate)
+                notes = transcribe_blocks(model, blocks, total_samples=total, progress=not args.quiet, **options)
+            for warning in caught:
+                if issubclass(warning.category, TruncatedAudioWarning):
+                    print(f"svu transcribe: warning: {warning.message}", file=sys.stderr)
+                else:
+                    warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
             write_notes(notes, out_path, args.format, stem)
         except (ValueError, OSError, RuntimeError) as error:
             failures += 1
-            print(f"svu transcribe: error: {audio_path}: {decoder_message(error)}", file=sys.stderr)
+            message = decoder_message(error)
+            if not message.startswith(str(audio_path)):  # audio_io's messages already start with the file
+                message = f"{audio_path}: {message}"
+            print(f"svu transcribe: error: {message}", file=sys.stderr)
             continue
         written[out_path] = audio_path
         print(f"{audio_path}: {len(notes)} notes -> {out_path}")

@@ -7,6 +7,8 @@ import numpy as np
 import soundfile as sf
 
 SR = 16000
+# Small real third-party data copied into the repository (origin, commit and licence: data/*/PROVENANCE.md).
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 def tone(seconds: float, f0: float = 220.0, sr: int = SR, amplitude: float = 0.3, channels: int = 1) -> np.ndarray:

@@ -1,5 +1,5 @@
 """MIR-ST500 builder on a fake tree (missing audio, mixture + separation hook, bad notes) and the
-annotation parser on the real-format file in ../shared/data."""
+annotation parser on the real-format file in tests/data/mir_st500."""
 
 import json
 from pathlib import Path
@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_fixtures import chunk_targets, write_corrupt, write_wav
+from data_fixtures import TEST_DATA, chunk_targets, write_corrupt, write_wav
 from dataset_scripts.mir_st500 import load_annotations, mir_st500_split, valid_notes
 from dataset_scripts.prepare import load_prepared, prepare
 
-REAL_FORMAT = Path("/work/shared/data/mir_st500/val_1005_55_icassp_ver.json")
+REAL_FORMAT = TEST_DATA / "mir_st500" / "val_1005_55_icassp_ver.json"
 
 
 def fake_tree(root):

@@ -365,4 +365,8 @@ def test_nan_loss_stops_with_a_clear_message(prepared, tmp_path):
                   "--epochs", "2", "--stage1_epochs", "2", "--lr_stage1", "1e37", check=False)
     assert proc.returncode != 0
     assert "error: loss is [nan]" in proc.stderr or "error: loss is [inf]" in proc.stderr, proc.stderr[-2000:]
-    assert "last good checkpoint" in proc.stderr
+    # The loss blows up in epoch 1, before the first (end-of-epoch) checkpoint: the message says so.
+    assert "at epoch 1, step" in proc.stderr and "No checkpoint was written" in proc.stderr, proc.stderr[-2000:]
+    from train.checkpointing import complete_checkpoints
+
+    assert "last good checkpoint" not in proc.stderr and complete_checkpoints(tmp_path) == []

@@ -18,7 +18,7 @@ from modeling_svu import SVUForNoteTranscription, SVUForSingerID
 from modeling_svu.long_audio import transcribe_blocks
 from modeling_svu.pipeline_svu import midi_bytes, midi_to_notes, notes_to_midi
 from svu.cli import main as svu_main
-from svu.transcribe import read_blocks
+from modeling_svu.audio_io import open_audio
 
 SR = 16000
 REPO_ID = "svu-tests/tiny-transcriber"
@@ -140,7 +140,7 @@ def test_cli_writes_one_file_per_input_and_reports_bad_files(saved_model, tmp_pa
     assert midi_to_notes(mido.MidiFile(str(tmp_path / "out" / "silence.mid"))) == []
 
     # The MIDI file reloads with the notes of the same file transcribed in-process (stereo 44.1 kHz input).
-    total, blocks = read_blocks(inputs / "take1.wav", SR)
+    total, blocks = open_audio(inputs / "take1.wav", SR)
     expected = notes_ms(transcribe_blocks(model, blocks, total_samples=total, progress=False))
     assert len(expected) >= 5
     assert midi_to_notes(mido.MidiFile(str(tmp_path / "out" / "take1.mid"))) == expected

@@ -52,6 +52,16 @@ def complete_checkpoints(output_dir) -> list:
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 
+def non_finite_loss_message(losses: list, epoch: int, step: int, output_dir) -> str:
+    """The stop message for a NaN/infinite loss: names a checkpoint only if a complete one exists."""
+    found = complete_checkpoints(output_dir)
+    if found:
+        where = f"The last good checkpoint is {found[-1]} (--resume continues from it)."
+    else:
+        where = f"No checkpoint was written ({checkpoint_root(output_dir)} holds no complete one); nothing to resume."
+    return f"error: loss is {losses} at epoch {epoch}, step {step}; stopped. {where}"
+
+
 def resolve_resume(output_dir, resume: str) -> Path:
     """`resume` = "latest" (newest complete checkpoint of `output_dir`) or a checkpoint folder."""
     if resume == "latest":

@@ -50,6 +50,7 @@ from modeling_svu import TASK_MODELS
 from modeling_svu.note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
 
 from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
+from train.checkpointing import non_finite_loss_message
 from train.config import DEFAULT_SELECTION_METRIC, TrainConfig, load_config
 from train.data import (
     CLASSIFICATION_TASKS, AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
@@ -310,10 +311,7 @@ def training_function(cfg: TrainConfig, args):
             loss = module(batch).loss
             losses = accelerator.gather(loss.detach()[None])
             if not torch.isfinite(losses).all():
-                raise SystemExit(
-                    f"error: loss is {losses.tolist()} at epoch {epoch + 1}, step {state.step_in_epoch + 1}; stopped. "
-                    f"The last good checkpoint is in {output_dir / 'checkpoints'} (--resume continues from it)."
-                )
+                raise SystemExit(non_finite_loss_message(losses.tolist(), epoch + 1, state.step_in_epoch + 1, output_dir))
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
