@@ -51,6 +51,7 @@ from modeling_svu.note_labels import IGNORE_INDEX, decode_logits, decoding_optio
 
 from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
 from train.config import DEFAULT_SELECTION_METRIC, TrainConfig, load_config
+from train.native_export import is_native_export, svu_from_native
 from train.data import CLASSIFICATION_TASKS, AudioCollator, make_dataloader, pooled_collate, prepare_dataset
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
@@ -83,8 +84,10 @@ def build_model(cfg: TrainConfig, meta: dict):
     if cfg.task == "technique":
         overrides["class_weights"] = meta["class_weights"]
     config_file = Path(cfg.backbone) / "config.json"
-    if config_file.is_file() and json.loads(config_file.read_text()).get("model_type") == "svu":
-        model = model_cls.from_pretrained(cfg.backbone)  # continue from a saved SVU model
+    saved = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    if saved.get("model_type") == "svu" or is_native_export(saved):
+        # continue from a saved SVU model (either export form)
+        model = model_cls.from_pretrained(cfg.backbone) if saved.get("model_type") == "svu" else svu_from_native(cfg.backbone)
         labels = list(model.config.id2label.values()) if id2label else None
         if model.config.task != cfg.task or (id2label and labels != list(id2label.values())):
             raise ValueError(
