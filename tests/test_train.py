@@ -141,7 +141,7 @@ def test_push_to_hub_uploads_the_complete_repo(technique_demo, monkeypatch):
     pushed = Path(calls["upload"]["folder_path"])
     assert pushed == repo
     names = {p.name for p in pushed.iterdir()}
-    assert {"README.md", "config.json", "model.safetensors", "modeling_svu.py", "preprocessor_config.json",
+    assert {"README.md", "config.json", "model.safetensors", "handler.py", "preprocessor_config.json",
             "layer_weights.png", "metrics.json", "train_config.yaml"} <= names
 
 
