@@ -160,15 +160,13 @@ def test_native_pipeline_batches_where_transformers_cannot_are_documented(family
 # ------------------------------------------------------------------ exported repos: cards, widget files, handler
 
 
-def test_split(task, n=2):
+def fake_test_split(task, n=2):
     rows = {"audio": [{"array": sung_tone(220 + 50 * i, 1.0, seed=i), "sampling_rate": 16000} for i in range(n)]}
     features = {"audio": datasets.Audio(sampling_rate=16000)}
     if task != "transcription":
         rows["label"], features["label"] = list(range(n)), datasets.Value("int64")
     return datasets.Dataset.from_dict(rows, features=datasets.Features(features))
 
-
-test_split.__test__ = False  # a helper, not a test
 
 
 def export(tmp_path, task, backbone, family, corpus, export_form="native"):
@@ -180,7 +178,7 @@ def export(tmp_path, task, backbone, family, corpus, export_form="native"):
     test = ({"macro_f1": 0.41, "accuracy": 0.5, "balanced_accuracy": 0.45, "top2_accuracy": 0.7, "top3_accuracy": 0.8}
             if task != "transcription" else {"COnPOff_f1": 0.1, "COnP_f1": 0.2, "COn_f1": 0.5})
     metrics = {"test": test, "best_epoch": 0, "selection_metric": "macro_f1", "layer_weights": [0.25] * 4}
-    return model, export_repo(cfg, model, meta, metrics, tmp_path / "repo", test_split(task))
+    return model, export_repo(cfg, model, meta, metrics, tmp_path / "repo", fake_test_split(task))
 
 
 def card_of(repo):
@@ -188,7 +186,8 @@ def card_of(repo):
     return yaml.safe_load(text.split("---\n")[1]), text
 
 
-@pytest.mark.parametrize("backbone, family, bibtex", [("music2vec", "data2vec-audio", MUSIC2VEC), ("mert", "hubert", MERT)])
+@pytest.mark.parametrize("backbone, family, bibtex", [("music2vec", "data2vec-audio", MUSIC2VEC), ("mert", "hubert", MERT)],
+                         ids=["music2vec", "mert"])
 def test_non_commercial_backbone_card(tmp_path, backbone, family, bibtex):
     _, repo = export(tmp_path, "technique", backbone, family, "vocalset")
     card, text = card_of(repo)
@@ -264,6 +263,10 @@ def test_endpoint_handler_classification_returns_the_pipeline_output(tmp_path, e
     assert [p["score"] for p in from_bytes] == pytest.approx([p["score"] for p in expected], abs=1e-6)
     with pytest.raises(ValueError, match="not base64-encoded audio"):
         handler({"inputs": "not base64 !"})
+    at_44k = handler({"inputs": {"array": np.interp(np.arange(0, len(CLIPS[3]), 16000 / 44100), np.arange(len(CLIPS[3])),
+                                                    CLIPS[3]).tolist(), "sampling_rate": 44100}, "parameters": {"top_k": 3}})
+    at_16k = scores(handler({"inputs": audio, "parameters": {"top_k": 3}}))
+    assert scores(at_44k) == {label: pytest.approx(score, abs=0.02) for label, score in at_16k.items()}
 
 
 def test_endpoint_handler_transcription_returns_notes_and_base64_midi(tmp_path):
@@ -280,3 +283,32 @@ def test_endpoint_handler_transcription_returns_notes_and_base64_midi(tmp_path):
     json.dumps(result)  # what an Endpoint sends back
     with_posteriors = handler({"inputs": audio, "parameters": {"return_posteriors": True, "return_midi": False}})
     assert "midi" not in with_posteriors and len(with_posteriors["posteriors"]["onset"]) == 99
+
+
+# ------------------------------------------------------------------ the Space's dependencies
+
+def dependency_closure(name: str) -> set:
+    """Names of the installed distributions `name` needs (its requirements, recursively, no extras)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen, todo = set(), [name]
+    while todo:
+        current = canonicalize_name(todo.pop())
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            requirements = [Requirement(text) for text in requires(current) or []]
+        except PackageNotFoundError:
+            continue
+        todo += [r.name for r in requirements if r.marker is None or r.marker.evaluate({"extra": ""})]
+    return seen
+
+
+def test_gradio_pulls_neither_torch_nor_torchaudio():
+    closure = dependency_closure("gradio")
+    assert "gradio" in closure and "fastapi" in closure  # the walk did follow gradio's requirements
+    assert not {"torch", "torchaudio", "torchvision"} & closure

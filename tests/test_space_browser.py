@@ -132,3 +132,4 @@ def test_space_transcriber_in_chromium(tmp_path, serve, browser):
     with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as response:
         assert response.read(4) == b"MThd"  # a Standard MIDI File
     assert "MIDI pitch" in browser.find_element(By.CSS_SELECTOR, "#notes").text
+

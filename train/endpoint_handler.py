@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import os
+import subprocess
 
 import numpy as np
 from transformers import pipeline
@@ -39,6 +40,17 @@ def decode_inputs(inputs):
     if isinstance(inputs, (list, np.ndarray)):
         return np.asarray(inputs, dtype=np.float32)
     raise ValueError(f"inputs must be audio bytes, base64 text, a sample list or an array dict; got {type(inputs).__name__}.")
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """With ffmpeg, as the pipelines decode files (transformers would need torchaudio for a dict at another rate)."""
+    command = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "f32le", "-ar", str(from_rate), "-ac", "1",
+               "-i", "pipe:0", "-ar", str(to_rate), "-f", "f32le", "pipe:1"]
+    try:
+        done = subprocess.run(command, input=audio.astype(np.float32).tobytes(), capture_output=True, check=True)
+    except (FileNotFoundError, subprocess.CalledProcessError) as error:
+        raise ValueError(f"cannot resample {from_rate} Hz audio to {to_rate} Hz with ffmpeg ({error}).") from None
+    return np.frombuffer(done.stdout, dtype=np.float32)
 
 
 def jsonable(value):
@@ -72,4 +84,8 @@ class EndpointHandler:
         parameters = dict(data.get("parameters") or {})
         if self.task == TRANSCRIPTION_TASK:
             parameters.setdefault("return_midi", True)
-        return jsonable(self.pipeline(decode_inputs(data["inputs"]), **parameters))
+        audio = decode_inputs(data["inputs"])
+        rate = self.pipeline.feature_extractor.sampling_rate
+        if isinstance(audio, dict) and audio["sampling_rate"] != rate:
+            audio = {"raw": resample(audio["raw"], audio["sampling_rate"], rate), "sampling_rate": rate}
+        return jsonable(self.pipeline(audio, **parameters))
