@@ -17,6 +17,7 @@ from pathlib import Path
 from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from model_cards.card import separation_used
 from model_cards.citations import CORPORA, PAPER
 
 from .prepare import META_FILE, load_prepared
@@ -58,8 +59,7 @@ def dataset_card(meta: dict, split_sizes: dict) -> DatasetCard:
     hours = report.get("hours", {})
     rows = "\n".join(f"| {split} | {n} | {hours.get(split, '-')} |" for split, n in split_sizes.items())
     options = meta.get("options", {})
-    separation = meta.get("separation") or options.get("separate") or options.get("source") or (
-        "none (isolated vocals)" if corpus in ("vocalset", "synthetic") else "none recorded")
+    separation = separation_used(corpus, meta, options)
     skipped = report.get("files_skipped", 0)
     citations = "\n\n".join(f"```bibtex\n{entry}\n```" for entry in (info.bibtex, PAPER) if entry)
     body = f"""

@@ -100,14 +100,26 @@ def training_data_lines(config: dict, meta: dict, corpus: str) -> str:
     split_text = f"`{split}`: " if isinstance(split, str) else ""
     split_text += SPLIT_DEFAULTS.get(corpus, "as prepared by `dataset_scripts`") if not isinstance(split, dict) else str(split)
     validation = meta.get("validation") or "the corpus' validation split, used to pick the best epoch"
-    separation = meta.get("separation") or options.get("separate") or options.get("source")
-    separation = separation or ("none (the corpus is isolated vocals)" if corpus in ("vocalset", "synthetic")
-                                else "not recorded in the prepared dataset (see its svu_meta.json)")
     return "\n".join([
         f"- Split: {split_text}.",
-        f"- Validation: {validation if isinstance(validation, str) else validation}.",
-        f"- Vocal separation: {separation if isinstance(separation, str) else separation}.",
+        f"- Validation: {validation}.",
+        f"- Vocal separation: {separation_used(corpus, meta, options)}.",
     ])
+
+
+def separation_used(corpus: str, meta: dict, options: dict) -> str:
+    """The vocal separation behind a prepared dataset, from its meta (the report's messages, the options)."""
+    if meta.get("separation"):
+        return str(meta["separation"])
+    if options.get("separate"):
+        return f"`{options['separate']}` (the builder's separation hook)"
+    if any("separation hook" in message for message in meta.get("report", {}).get("messages", [])):
+        return "none: the mixtures were used as they are (no separation hook given)"
+    if corpus in ("vocalset", "synthetic"):
+        return "none needed (isolated vocals)"
+    if corpus == "mir_st500" and options.get("source", "vocal") == "vocal":
+        return "the corpus' `Vocal.wav` stems, separated before SVU"
+    return "not recorded in the prepared dataset (see its svu_meta.json)"
 
 
 def resolve_widget_urls(readme_path, repo_id: str) -> None:

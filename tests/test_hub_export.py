@@ -312,3 +312,13 @@ def test_gradio_pulls_neither_torch_nor_torchaudio():
     closure = dependency_closure("gradio")
     assert "gradio" in closure and "fastapi" in closure  # the walk did follow gradio's requirements
     assert not {"torch", "torchaudio", "torchvision"} & closure
+
+
+def test_card_states_the_separation_used():
+    from model_cards.card import separation_used
+
+    unseparated = {"report": {"messages": ["no vocal separation hook given: the mp3 mixtures are used as they are"]}}
+    assert separation_used("artist20", unseparated, {}).startswith("none: the mixtures were used as they are")
+    assert separation_used("artist20", {}, {"separate": "demucs_hook.separate"}) == "`demucs_hook.separate` (the builder's separation hook)"
+    assert separation_used("mir_st500", {}, {"source": "vocal"}).startswith("the corpus' `Vocal.wav` stems")
+    assert separation_used("mir_st500", {"separation": "HT-Demucs v4"}, {}) == "HT-Demucs v4"  # recorded by prepare
