@@ -19,7 +19,7 @@ from transformers import pipeline
 from model_cards.citations import MERT, MUSIC2VEC, PAPER, VOCALSET, WAV2VEC2
 from modeling_svu import SVUForNoteTranscription, SVUForSingerID, SVUForTechniqueClassification, tiny_backbone_config
 from train.config import load_config
-from train.export import export_repo
+from train.export import HANDLER, export_repo
 from train.native_export import native_classifier, save_native, svu_from_native
 
 LABELS = {0: "belt", 1: "breathy", 2: "vibrato"}
@@ -44,7 +44,7 @@ def scores(predictions):
 # ------------------------------------------------------------------ native export, fresh offline process
 
 CHILD = r'''
-import json, sys
+import base64, importlib.util, json, sys
 import numpy as np
 import torch
 from transformers import AutoModelForAudioClassification, pipeline
@@ -58,6 +58,14 @@ for job in json.load(open(sys.argv[1])):
     classify = pipeline("audio-classification", model=job["source"])
     report[job["name"]] = {"class": f"{type(model).__module__}.{type(model).__name__}",
                            "pipeline": classify(np.load(job["tone"]), top_k=None)}
+    # the Inference Endpoints handler, as an Endpoint runs it: no SVU installed
+    spec = importlib.util.spec_from_file_location("handler", job["handler"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    wav = open(job["wav"], "rb").read()
+    report[job["name"]]["handler"] = module.EndpointHandler(job["source"])(
+        {"inputs": base64.b64encode(wav).decode(), "parameters": {"top_k": 3}})
+    report[job["name"]]["handler_pipeline"] = classify(wav, top_k=3)
 report["modules"] = sorted(m for m in sys.modules if m.startswith(("transformers_modules", "modeling_svu")))
 json.dump(report, open(sys.argv[2], "w"))
 '''
@@ -68,11 +76,13 @@ def native_repos(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("native")
     hf_home, jobs, expected = tmp / "hf_home", [], {}
     np.save(tmp / "tone.npy", CLIPS[2])
+    sf.write(tmp / "clip.wav", CLIPS[3], 16000)
     for i, family in enumerate(FAMILIES):
         cls = SVUForTechniqueClassification if i % 2 else SVUForSingerID
         model = tiny(cls, family, seed=i)
         folder = tmp / "folders" / family
         save_native(model, folder)
+        shutil.copy(HANDLER, folder / "handler.py")
         repo = hf_home / "hub" / f"models--svu-test--native-{family}"
         shutil.copytree(folder, repo / "snapshots" / SNAPSHOT)
         (repo / "refs").mkdir()
@@ -85,7 +95,8 @@ def native_repos(tmp_path_factory):
             expected[family + "/tone"] = torch.softmax(model(**tone).logits[0], -1).numpy()
         for via, source in (("dir", folder), ("repo", f"svu-test/native-{family}")):
             jobs.append({"name": f"{family}/{via}", "source": str(source), "input": str(tmp / f"{family}.npz"),
-                         "output": str(tmp / f"{family}_{via}.npy"), "tone": str(tmp / "tone.npy")})
+                         "output": str(tmp / f"{family}_{via}.npy"), "tone": str(tmp / "tone.npy"),
+                         "handler": str(folder / "handler.py"), "wav": str(tmp / "clip.wav")})
     (tmp / "jobs.json").write_text(json.dumps(jobs))
     (tmp / "child.py").write_text(CHILD)
     run_isolated(tmp / "child.py", tmp / "jobs.json", tmp / "report.json", cwd=tmp, hf_home=hf_home)
@@ -105,6 +116,7 @@ def test_native_export_loads_without_remote_code_and_gives_svu_logits(native_rep
         np.testing.assert_allclose(np.load(job["output"]), native_repos["expected"][family], rtol=0, atol=1e-5)
         probs = native_repos["expected"][family + "/tone"]
         assert {LABELS[i]: pytest.approx(float(p), abs=1e-5) for i, p in enumerate(probs)} == scores(result["pipeline"])
+        assert len(result["handler"]) == 3 and result["handler"] == result["handler_pipeline"]
 
 
 def test_native_export_round_trips_to_the_svu_model(tmp_path):

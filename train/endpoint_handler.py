@@ -12,11 +12,11 @@ Self-contained: only the standard library, numpy and transformers, as on an Endp
 import base64
 import binascii
 import json
-import os
 import subprocess
 
 import numpy as np
 from transformers import pipeline
+from transformers.utils import cached_file
 
 TRANSCRIPTION_TASK = "singing-transcription"
 
@@ -69,7 +69,7 @@ def jsonable(value):
 
 class EndpointHandler:
     def __init__(self, path=""):
-        with open(os.path.join(path, "config.json")) as file:
+        with open(cached_file(path, "config.json")) as file:  # a folder (as on an Endpoint) or a repo id
             config = json.load(file)
         if TRANSCRIPTION_TASK in (config.get("custom_pipelines") or {}):
             self.task = TRANSCRIPTION_TASK
