@@ -334,3 +334,31 @@ def test_card_states_the_separation_used():
     assert separation_used("artist20", {}, {"separate": "demucs_hook.separate"}) == "`demucs_hook.separate` (the builder's separation hook)"
     assert separation_used("mir_st500", {}, {"source": "vocal"}).startswith("the corpus' `Vocal.wav` stems")
     assert separation_used("mir_st500", {"separation": "HT-Demucs v4"}, {}) == "HT-Demucs v4"  # recorded by prepare
+
+
+def test_transcription_pipeline_per_call_thresholds_and_posteriors():
+    from modeling_svu.note_labels import decode_posteriors
+    from modeling_svu.pipeline_svu import SingingTranscriptionPipeline
+
+    model = tiny(SVUForNoteTranscription, "wav2vec2")
+    transcribe = SingingTranscriptionPipeline(model=model, feature_extractor=model.feature_extractor())
+    audio = np.concatenate([sung_tone(220, 1.5, seed=1), sung_tone(330, 1.5, seed=2)])
+    result = transcribe(audio, return_posteriors=True)
+    post = result["posteriors"]
+    assert len(post["onset"]) == len(post["silence"]) == len(post["pitch"]) == 149 and post["frame_seconds"] == 0.02
+    assert ((post["pitch"] == -1) | ((post["pitch"] >= 36) & (post["pitch"] <= 83))).all()
+    onset_probs = np.sort(post["onset"])
+    low = transcribe(audio, onset_threshold=float(onset_probs[5]))["notes"]
+    high = transcribe(audio, onset_threshold=float(onset_probs[-1]) + 1e-6)["notes"]
+    assert len(low) > len(high) == 0 and result["notes"] == transcribe(audio)["notes"]
+    # the per-call thresholds are the decoder's: the same notes as decoding the returned posteriors by hand
+    by_hand = decode_posteriors(post["onset"], post["silence"], np.where(post["pitch"] >= 0, post["pitch"] - 36, -1),
+                                onset_threshold=float(onset_probs[5]), silence_threshold=0.5)
+    assert [(n["onset"], n["offset"], n["pitch"]) for n in low] == [tuple(n) for n in by_hand]
+    def total_duration(silence_threshold):
+        notes = transcribe(audio, onset_threshold=float(onset_probs[5]), silence_threshold=silence_threshold)["notes"]
+        return sum(n["offset"] - n["onset"] for n in notes)
+
+    assert total_duration(0.0) < total_duration(1.0)  # notes end at once / only at the next onset
+    with pytest.raises(ValueError, match="onset_threshold must be a probability in \\[0, 1\\]; got 1.5"):
+        transcribe(audio, onset_threshold=1.5)
