@@ -11,6 +11,11 @@ def run_space(args) -> int:
     if not APP.is_file():
         print(f"svu space: {APP} not found; run from a clone of the SVU repository.", file=sys.stderr)
         return 2
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        print("svu space: the Space needs gradio: pip install gradio (or pip install -e '.[test]').", file=sys.stderr)
+        return 2
     sys.argv = [str(APP), "--model", args.model, "--host", args.host, "--port", str(args.port)]
     runpy.run_path(str(APP), run_name="__main__")
     return 0
