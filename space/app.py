@@ -144,7 +144,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.model:
         parser.error("give --model (an SVU repo id or folder) or set SVU_MODEL")
-    build_app(args.model).launch(server_name=args.host, server_port=args.port)
+    if args.model.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(args.model)):
+        raise SystemExit(f"svu space: no such model folder: {args.model!r} (give a folder or a Hub repo id)")
+    try:
+        app = build_app(args.model)
+    except (OSError, ValueError) as error:  # no such folder/repo, not an SVU model: one line
+        raise SystemExit(f"svu space: cannot load {args.model!r}: {str(error).splitlines()[0]}") from None
+    app.launch(server_name=args.host, server_port=args.port)
 
 
 if __name__ == "__main__":
