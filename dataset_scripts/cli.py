@@ -67,7 +67,10 @@ def run_prepare(args) -> int:
         from .hub import push_prepared
 
         try:
-            print(f"pushed: {push_prepared(args.output, args.push_to_hub, private=args.private)}")
+            print(f"pushed: {push_prepared(args.output, args.push_to_hub, public=args.public)}")
+        except ValueError as error:  # refused: restricted audio into a public repo
+            print(f"svu data prepare: {error}", file=sys.stderr)
+            return 2
         except Exception as error:  # offline mode, auth, network: one line, the prepared folder stays
             print(f"svu data prepare: upload to {args.push_to_hub} failed: {type(error).__name__}: {error}", file=sys.stderr)
             return 1
@@ -88,5 +91,8 @@ def add_parser(subparsers) -> None:
                         help="builder option, repeatable (e.g. num_singers=4, clip_seconds=3)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
     parser.add_argument("--push-to-hub", metavar="REPO", help="upload the prepared dataset (Parquet) to this Hub repo")
-    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repo")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo (the default)")
+    parser.add_argument("--public", action="store_true",
+                        help="with --push-to-hub: a public repo (Artist20 / MIR-ST500 audio is not redistributable: "
+                             "check the corpus licence first)")
     parser.set_defaults(func=run_prepare)

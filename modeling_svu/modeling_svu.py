@@ -6,18 +6,12 @@ Classes (all share the parameter layout ``backbone.*``, ``layer_sum.weight``, ``
     SVUForTechniqueClassification  masked mean pooling -> linear, weighted CE (VocalSet)
     SVUForNoteTranscription        frame-wise linear -> onset/silence/octave/pitch-class (MIR-ST500)
 
-Padding. Pass the `attention_mask` the model's `feature_extractor()` returns: pooling and the transcription
-loss always ignore padded frames, and the backbone sees the mask when its family supports it. Whether a
-zero-padded example in a batch gives the same output as the example alone depends on the backbone:
-    same (up to float rounding, ~1e-6):
-        wav2vec2, HuBERT and WavLM with a layer-norm CNN (`feat_extract_norm="layer"`: the large models)
-    different, as in transformers:
-        wav2vec2-base and HuBERT/MERT-v0-base (group-norm CNN, fed zero-padded audio without a mask, so
-        padding also enters the mean pooling); WavLM-base-plus (group-norm CNN: the padding changes
-        every channel's normalisation even with the mask); data2vec-audio/music2vec (layer-norm CNN, but
-        its stacked positional convolutions see padded frames: the last frames, within their receptive
-        field, differ)
-For exact results with those, batch equal-length chunks (as training does) or run examples one by one.
+Padding. Pass the `attention_mask` the model's `feature_extractor()` returns (it always returns one): pooling
+and the transcription loss ignore padded frames, and a batch of clips of different lengths is run clip by clip
+at each clip's own length, so every clip's output equals its single-clip output (~1e-6) for every family (a
+backbone would otherwise see the padding: group-norm CNNs such as wav2vec2-base, HuBERT/MERT-base and
+WavLM-base-plus normalise over it, and data2vec's stacked positional convolutions reach into it). Batches of
+equal-length chunks, as in training, run in one pass. Without a mask, zero padding is treated as audio.
 """
 
 from dataclasses import dataclass
@@ -191,9 +185,8 @@ class SVUPreTrainedModel(PreTrainedModel):
             sampling_rate=self.config.sampling_rate,
             padding_value=0.0,
             do_normalize=self.config.normalize_audio,
-            return_attention_mask=family_of(self.config.backbone_config).supports_attention_mask(
-                self.config.backbone_config
-            ),
+            # Always: pooling and ragged batches need it; the model decides whether the backbone sees it.
+            return_attention_mask=True,
         )
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -201,9 +194,10 @@ class SVUPreTrainedModel(PreTrainedModel):
         kwargs["safe_serialization"] = True
         type(self).register_for_auto_class("AutoModel")
         auto_map = {"AutoConfig": "configuration_svu.SVUConfig", "AutoModel": f"modeling_svu.{type(self).__name__}"}
-        # Transcription too: its `singing-transcription` pipeline loads the model through this auto class.
-        if isinstance(self, (_SVUForClassification, SVUForNoteTranscription)):
+        if isinstance(self, _SVUForClassification):
             auto_map["AutoModelForAudioClassification"] = f"modeling_svu.{type(self).__name__}"
+        elif isinstance(self, SVUForNoteTranscription):  # frame logits; its pipeline loads through this class
+            auto_map["AutoModelForAudioFrameClassification"] = f"modeling_svu.{type(self).__name__}"
         self.config.auto_map = auto_map
         if isinstance(self, _SVUForClassification):  # files read as SVU reads them everywhere (audio_io)
             self.config.custom_pipelines = {"audio-classification": _CLASSIFICATION_PIPELINE}
@@ -299,6 +293,8 @@ class SVUPreTrainedModel(PreTrainedModel):
     def _hidden_states(self, input_values, attention_mask=None):
         """All backbone hidden states and the frame mask (True = frame of real audio)."""
         self._check_input(input_values, attention_mask)
+        if attention_mask is not None and bool((attention_mask.sum(-1) != input_values.shape[1]).any()):
+            return self._ragged_hidden_states(input_values, attention_mask)
         family = family_of(self.config.backbone_config)
         backbone_mask = attention_mask if family.supports_attention_mask(self.config.backbone_config) else None
         no_grad = self.backbone_is_frozen() and not input_values.requires_grad
@@ -309,6 +305,18 @@ class SVUPreTrainedModel(PreTrainedModel):
         else:
             frame_mask = torch.ones(states[0].shape[:2], dtype=torch.bool, device=states[0].device)
         return states, frame_mask
+
+    def _ragged_hidden_states(self, input_values, attention_mask):
+        """A batch of different lengths, run example by example at its own length and zero-padded after the
+        backbone: no family's CNN normalisation / positional convolution then sees another example's padding, so
+        each example gets exactly its single-clip states (equal-length batches, as in training, skip this)."""
+        num_frames = int(self.backbone._get_feat_extract_output_lengths(input_values.shape[1]))
+        examples = [self._hidden_states(input_values[i : i + 1, : int(n)])[0] for i, n in enumerate(attention_mask.sum(-1))]
+        states = tuple(
+            torch.cat([nn.functional.pad(ex[layer], (0, 0, 0, num_frames - ex[layer].shape[1])) for ex in examples])
+            for layer in range(len(examples[0]))
+        )
+        return states, self.backbone._get_feature_vector_attention_mask(num_frames, attention_mask)
 
     def _features(self, input_values, attention_mask=None, output_hidden_states=False) -> SVUModelOutput:
         hidden_states, frame_mask = self._hidden_states(input_values, attention_mask)
@@ -494,7 +502,7 @@ class SVUForNoteTranscription(SVUModel):
         self.config.custom_pipelines = {
             TASK: {
                 "impl": "pipeline_svu.SingingTranscriptionPipeline",
-                "pt": ("AutoModelForAudioClassification",),
+                "pt": ("AutoModelForAudioFrameClassification",),
                 "type": "audio",
             }
         }

@@ -15,7 +15,7 @@ import io
 import os
 
 import numpy as np
-from transformers import AudioClassificationPipeline, AutoModelForAudioClassification, Pipeline
+from transformers import AudioClassificationPipeline, AutoModelForAudioFrameClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .audio_io import decode_audio, open_audio, resample
@@ -72,7 +72,10 @@ class SingingTranscriptionPipeline(Pipeline):
 
     Call options: `chunk_seconds` (window length, default `config.chunk_seconds`), `overlap_seconds` (default 1.0),
     `chunk_batch_size` (windows per forward pass, default 8), `progress` (tqdm bar, default False),
-    `return_midi` (add the notes as Standard MIDI File bytes under "midi").
+    `return_midi` (add the notes as Standard MIDI File bytes under "midi"), `onset_threshold` and
+    `silence_threshold` (decoding thresholds in [0, 1] for this call, default the config's), `return_posteriors`
+    (add the stitched frame posteriors under "posteriors": `frame_seconds`, per-frame `onset` and `silence`
+    probabilities and `pitch` = MIDI note of the most likely octave/pitch class, -1 for none).
     """
 
     _load_feature_extractor = True
@@ -82,10 +85,16 @@ class SingingTranscriptionPipeline(Pipeline):
     _load_video_processor = False
 
     def _sanitize_parameters(
-        self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, return_midi=None
-    ):
-        forward = {"chunk_seconds": chunk_seconds, "overlap_seconds": overlap_seconds}
-        forward.update(batch_size=chunk_batch_size, progress=progress)
+        self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, return_midi=None,
+        onset_threshold=None, silence_threshold=None, return_posteriors=None,
+    ):  # fmt: skip
+        decoding = {"onset_threshold": onset_threshold, "silence_threshold": silence_threshold}
+        decoding = {key: float(value) for key, value in decoding.items() if value is not None}
+        for key, value in decoding.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{key} must be a probability in [0, 1]; got {value}.")
+        forward = {"chunk_seconds": chunk_seconds, "overlap_seconds": overlap_seconds, "decoding": decoding or None}
+        forward.update(batch_size=chunk_batch_size, progress=progress, return_posteriors=return_posteriors)
         forward = {key: value for key, value in forward.items() if value is not None}
         postprocess = {} if return_midi is None else {"return_midi": return_midi}
         return {}, forward, postprocess
@@ -119,25 +128,33 @@ class SingingTranscriptionPipeline(Pipeline):
         audio = np.asarray(inputs, dtype=np.float32)
         return {"blocks": array_blocks(audio, block), "total_samples": len(audio)}
 
-    def _forward(self, model_inputs, **kwargs):
+    def _forward(self, model_inputs, return_posteriors=False, **kwargs):
         kwargs.setdefault("progress", False)
         source = model_inputs.get("source")
+        posteriors = [] if return_posteriors else None
         try:
             notes = transcribe_blocks(
                 self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
-                total_samples=model_inputs["total_samples"], **kwargs,
+                total_samples=model_inputs["total_samples"], posteriors=posteriors, **kwargs,
             )  # fmt: skip
         except ValueError as error:  # name the file the audio came from (audio_io's errors already do)
             if source is None or source in str(error):
                 raise
             raise ValueError(f"{source!r}: {error}") from None
-        return {"notes": notes}
+        outputs = {"notes": notes}
+        if posteriors is not None:
+            onset, silence, pitch = (np.concatenate(parts) for parts in zip(*posteriors))
+            outputs["posteriors"] = {"frame_seconds": self.model.config.frame_seconds, "onset": onset,
+                                     "silence": silence, "pitch": pitch + self.model.config.lowest_midi * (pitch >= 0)}
+        return outputs
 
     def postprocess(self, model_outputs, return_midi=False):
         notes = model_outputs["notes"]
         result = {"notes": [{"onset": onset, "offset": offset, "pitch": pitch} for onset, offset, pitch in notes]}
         if return_midi:
             result["midi"] = midi_bytes(notes)
+        if "posteriors" in model_outputs:
+            result["posteriors"] = model_outputs["posteriors"]
         return result
 
 
@@ -166,5 +183,5 @@ class SVUAudioClassificationPipeline(AudioClassificationPipeline):
 
 
 PIPELINE_REGISTRY.register_pipeline(
-    TASK, pipeline_class=SingingTranscriptionPipeline, pt_model=AutoModelForAudioClassification, type="audio"
+    TASK, pipeline_class=SingingTranscriptionPipeline, pt_model=AutoModelForAudioFrameClassification, type="audio"
 )

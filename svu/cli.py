@@ -7,6 +7,7 @@ import importlib
 SUBCOMMANDS = {
     "data": "dataset_scripts.cli",
     "transcribe": "svu.transcribe",
+    "space": "svu.space",
 }
 
 

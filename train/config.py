@@ -26,6 +26,7 @@ SELECTION_METRICS = {
     "transcription": ("COnPOff_f1", "COnP_f1", "COn_f1", "frame_onset_f1", "frame_voicing_accuracy", "frame_note_accuracy"),
 }
 FINETUNE_METHODS = ("two_stage", "lora", "adapter", "frozen")
+EXPORT_FORMS = ("native", "remote_code")
 ADAPTER_METHODS = ("ia3", "loha")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
@@ -92,6 +93,12 @@ class TrainConfig:
     mixed_precision: Literal["no", "fp16", "bf16"] = field(default="no", metadata={"help": "Accelerate mixed precision."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
     log_every_steps: int = field(default=10, metadata={"help": "Tracker loss logging interval in steps."})
+    export: Literal["native", "remote_code"] = field(
+        default="native",
+        metadata={"help": "Repo form of singer ID / technique models: native = transformers' own "
+                          "*ForSequenceClassification (no trust_remote_code, Hub widgets work); remote_code = SVU's "
+                          "classes (exact batched results). Transcription is always remote code."},
+    )
     push_to_hub: Optional[str] = field(default=None, metadata={"help": "Hub repo id to upload the final folder to."})
     hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
@@ -102,6 +109,8 @@ class TrainConfig:
             raise ValueError(f"Unknown task {self.task!r}; expected one of {TASKS}.")
         if self.finetune not in FINETUNE_METHODS:
             raise ValueError(f"Unknown finetune {self.finetune!r}; expected one of {FINETUNE_METHODS}.")
+        if self.export not in EXPORT_FORMS:
+            raise ValueError(f"Unknown export {self.export!r}; expected one of {EXPORT_FORMS}.")
         if self.adapter_method not in ADAPTER_METHODS:
             raise ValueError(f"Unknown adapter_method {self.adapter_method!r}; expected one of {ADAPTER_METHODS}.")
         if self.mixed_precision not in MIXED_PRECISION:

@@ -56,6 +56,7 @@ from train.data import (
     CLASSIFICATION_TASKS, AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
     prepared_dir,
 )
+from train.native_export import is_native_export, svu_from_native
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
 METRICS_DIR = Path(__file__).parent / "metrics"
@@ -88,8 +89,10 @@ def build_model(cfg: TrainConfig, meta: dict):
         overrides["class_weights"] = meta["class_weights"]
     overrides.update(cfg.model_options)  # e.g. sampling_rate: 24000 for a tiny MERT-v1-like backbone
     config_file = Path(cfg.backbone) / "config.json"
-    if config_file.is_file() and json.loads(config_file.read_text()).get("model_type") == "svu":
-        model = model_cls.from_pretrained(cfg.backbone)  # continue from a saved SVU model
+    saved = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    if saved.get("model_type") == "svu" or is_native_export(saved):
+        # continue from a saved SVU model (either export form)
+        model = model_cls.from_pretrained(cfg.backbone) if saved.get("model_type") == "svu" else svu_from_native(cfg.backbone)
         labels = list(model.config.id2label.values()) if id2label else None
         if model.config.task != cfg.task or (id2label and labels != list(id2label.values())):
             raise ValueError(
