@@ -80,6 +80,7 @@ def model_card(config: dict, metrics: dict, meta: dict, family: str, repo_id=Non
         base_model=config["backbone"] if "/" in config["backbone"] else None,
     )
     recipe = RECIPES[config["finetune"]].format(**config)
+    protocol = metrics.get("protocol") or {}
     labels = ", ".join(meta.get("label_names") or []) or "frame-wise onset / silence / octave / pitch class"
     paper_note = (
         "The paper's numbers are for the real corpus and the pre-trained base backbone; "
@@ -109,8 +110,9 @@ model = AutoModel.from_pretrained("{repo_id or 'path/to/this/repo'}", trust_remo
 - Data: {dataset_name} (`{corpus}`), splits as prepared by `dataset_scripts` (fingerprint `{meta.get('fingerprint')}`).
 - Backbone: `{config['backbone']}`; fine-tuning `{config['finetune']}`: {recipe}.
 - {config['epochs']} epochs, batch size {config['batch_size']} per process
-  ({metrics.get('effective_batch_size', config['batch_size'])} effective), seed {config['seed']}; the
-  best validation epoch ({metrics.get('selection_metric')}) is kept: epoch {(metrics.get('best_epoch') or 0) + 1}.
+  ({metrics.get('effective_batch_size', config['batch_size'])} effective), seed {config['seed']}; kept:
+  {protocol.get('model_selection', f"best validation epoch ({metrics.get('selection_metric')})")}, epoch {(metrics.get('best_epoch') or 0) + 1}.
+- Validation: `{protocol.get('validation', config.get('validation', 'ours'))}`; vocal separation: `{protocol.get('separation', 'none')}`; test scoring: {protocol.get('test_scoring', 'chunk level')}.
 - {'Weighted cross entropy, w_c = 1/n_c^0.2.' if task == 'technique' else 'Transcription loss: BCE(onset, pos_weight 15) + BCE(silence) + CE(octave) + CE(pitch class).' if task == 'transcription' else 'Cross entropy.'}
 
 ## Results (test split, percent)

@@ -40,7 +40,11 @@ def test_fake_tree(tmp_path):
     _, meta = load_prepared(tmp_path / "out")
     assert meta["task"] == "transcription" and meta["class_weights"] is None
     songs = {split: [(r["song_id"], r["chunk_start"]) for r in dataset[split].remove_columns("audio")] for split in dataset}
-    assert songs == {"train": [("1", 0.0), ("1", 5.0), ("2", 0.0)], "validation": [("380", 0.0)], "test": [("401", 0.0)]}
+    # every tail is kept (song 1: 10.2 s -> a third chunk holding 0.2 s), so the chunks rebuild the whole song
+    assert songs == {"train": [("1", 0.0), ("1", 5.0), ("1", 10.0), ("2", 0.0)], "validation": [("380", 0.0)], "test": [("401", 0.0)]}
+    assert meta["songs"]["1"] == {"seconds": 10.2, "notes": [[1.0, 2.0, 60.0], [4.5, 5.6, 62.0], [6.0, 7.0, 64.0]]}
+    assert meta["songs"]["380"]["notes"] == [[0.2, 0.8, 70.0]] and sorted(meta["songs"]) == ["1", "2", "380", "401"]
+    assert meta["report"]["groups"] == {"what": "song", "train": 2, "validation": 1, "test": 1}
     report = meta["report"]
     assert report["skipped"] == {"no audio file (3/Vocal.wav)": ["3"], "unreadable audio": ["402"]}
     assert report["messages"][:2] == ["4 of 6 songs have usable audio", "5 of 6 songs have an audio file"]
