@@ -96,3 +96,34 @@ def test_wrong_root_and_bad_json(tmp_path):
     (tmp_path / "MIR-ST500_corrected.json").write_text("[1, 2")
     with pytest.raises(ValueError, match="is not MIR-ST500 annotation JSON"):
         prepare("mir_st500", tmp_path / "out", data_dir=tmp_path)
+
+
+def test_validation_none_trains_on_songs_1_to_400(tmp_path):
+    """The paper's training data: songs 1-400 (our validation songs 361-400 join train), test 401-500."""
+    data_dir = fake_tree(tmp_path / "mir")
+    dataset = prepare("mir_st500", tmp_path / "out", data_dir=data_dir, validation="none")
+    assert sorted(set(dataset["train"]["song_id"])) == ["1", "2", "380"] and len(dataset["validation"]) == 0
+    assert set(dataset["test"]["song_id"]) == {"401"}
+    _, meta = load_prepared(tmp_path / "out")
+    assert meta["validation"] == "none" and meta["report"]["groups"]["validation"] == 0
+
+
+def test_htdemucs_unavailable_is_one_line_saying_what_to_install(tmp_path):
+    """`demucs` is an optional extra (not installed here): one line, before any audio is decoded."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "mir"
+    root.mkdir()
+    (root / "MIR-ST500_corrected.json").write_text(json.dumps({"5": [[0.5, 1.0, 60]]}))
+    write_wav(root / "5" / "Mixture.wav", 5.0)
+    base = [sys.executable, "-m", "svu", "data", "prepare", "mir_st500", "--data-dir", str(root), "--output", str(tmp_path / "out")]
+    proc = subprocess.run(base + ["--option", "source=mixture", "--separation", "htdemucs"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs the demucs package: pip install" in lines[0] and "stems:<dir>" in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()
+    proc = subprocess.run(base + ["--separation", "htdemucs"], capture_output=True, text=True)  # source=vocal
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "add source=mixture" in proc.stderr
+    proc = subprocess.run(base + ["--option", "source=mixture", "--separation", "stems:/nonexistent"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "/nonexistent is not a folder of separated vocals" in proc.stderr
