@@ -25,11 +25,7 @@ def summary_table(meta: dict) -> str:
         f"{meta['corpus']} ({meta['task']}, {meta['chunk_seconds']:g} s chunks)",
         f"files: {report['files_found']} found, {report['files_used']} used, {report['files_skipped']} skipped",
     ]
-    groups = report.get("groups")
-    if groups:
-        per_split = ", ".join(f"{groups[split]} {split}" for split in ("train", "validation", "test"))
-        lines.append(f"{groups['what']}s: {per_split} (validation: {meta.get('validation')}); "
-                     f"vocal separation: {meta.get('separation')}")
+
     for reason, names in report["skipped"].items():
         shown = ", ".join(names[:5]) + (f", ... (+{len(names) - 5})" if len(names) > 5 else "")
         lines.append(f"  skipped {len(names)}: {reason}: {shown}")
@@ -51,6 +47,11 @@ def summary_table(meta: dict) -> str:
     if meta.get("class_weights"):
         weights = ", ".join(f"{n}={w:.3f}" for n, w in zip(meta["label_names"], meta["class_weights"]))
         lines.append(f"class weights (1/n_c^0.2, train): {weights}")
+    groups = report.get("groups")
+    if groups:
+        per_split = ", ".join(f"{groups[split]} {split}" for split in ("train", "validation", "test"))
+        lines.append(f"{groups['what']}s: {per_split} (validation: {meta.get('validation')}); "
+                     f"vocal separation: {meta.get('separation')}")
     return "\n".join(lines)
 
 

@@ -89,7 +89,7 @@ def test_transcription_test_metrics_are_whole_song_and_reproducible_from_the_rep
     out = transcription_run
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["protocol"]["test_scoring"] == TEST_SCORING["transcription"]
-    assert metrics["protocol"]["validation_scoring"] == VALIDATION_PROXY
+    assert metrics["protocol"]["validation_proxy"] == VALIDATION_PROXY
     data, meta = load_prepared(out / "data")
     assert metrics["test"]["num_songs"] == len(data["test"].unique("song_id")) == len(metrics["test"]["per_song"])
     model = SVUForNoteTranscription.from_pretrained(out / "repo")

@@ -19,7 +19,7 @@ Test scoring per task:
 Validation of transcription runs is a cheaper **proxy** (`chunk_note_metrics`): each 5 s chunk is decoded alone
 and scored against its chunk-clipped notes, so notes crossing a chunk edge count as two (biased low, ~0.95
 COnPOff for a perfect model on MIR-ST500). Its scores are logged as `validation_proxy/*` and `metrics.json`
-says so under `protocol.validation_scoring`.
+says so under `protocol.validation_proxy`.
 """
 
 from pathlib import Path

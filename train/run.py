@@ -328,7 +328,7 @@ def protocol(run: Run) -> dict:
         "test_scoring": TEST_SCORING["transcription" if transcription else "classification"],
     }
     if transcription and cfg.validation != "none":
-        result["validation_scoring"] = VALIDATION_PROXY
+        result["validation_proxy"] = VALIDATION_PROXY
     return result
 
 
