@@ -7,11 +7,13 @@
   corpus file without its stem is skipped and counted in the report;
 * ``htdemucs``: HT-Demucs (Rouard et al., 2023; the paper's choice) from the ``demucs`` package, run on the
   original-rate audio (brought to HT-Demucs's own 44.1 kHz stereo, never through 16 kHz first); the vocals are
-  then resampled to 16 kHz. ``demucs`` is optional (``pip install "svu[separation]"``; note that pip also
-  installs torchaudio with it, which SVU itself never needs); its weights (``htdemucs``, ~80 MB) are
-  downloaded once into the torch hub cache. Either missing: one line saying what to install or download.
+  then resampled to 16 kHz. ``demucs`` (>= 4.1, torchaudio-free) is optional: ``pip install "svu[separation]"``;
+  its weights (``htdemucs``, ~80 MB) are downloaded once (Hugging Face Hub, else Meta's server into the torch
+  hub cache). Either missing: one line saying what to install or download.
 """
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -23,7 +25,7 @@ from .audio import SAMPLING_RATE, resample
 STEM_EXTENSIONS = (".wav", ".flac", ".mp3")
 HTDEMUCS = "htdemucs"
 INSTALL_DEMUCS = (
-    "separation=htdemucs needs the demucs package: pip install \"svu[separation]\" (or pip install demucs); "
+    "separation=htdemucs needs the demucs package: pip install \"svu[separation]\" (or pip install \"demucs>=4.1\"); "
     "or separate the vocals elsewhere and use separation=stems:<dir>"
 )
 
@@ -91,12 +93,13 @@ class HTDemucsSeparator:
         """The HT-Demucs model; ValueError (one line) when the package or the weights are unavailable."""
         if self._model is None:
             try:
-                from demucs.apply import apply_model  # noqa: F401  (the core modules import no torchaudio)
+                from demucs.apply import apply_model  # noqa: F401  (demucs >= 4.1 imports no torchaudio)
                 from demucs.pretrained import get_model
             except ImportError as error:
                 raise ValueError(f"{INSTALL_DEMUCS} ({error})") from None
             try:
-                model = get_model(self.name)
+                with contextlib.redirect_stderr(io.StringIO()):  # torch.hub prints "Downloading: ..." first
+                    model = get_model(self.name)
             except Exception as error:  # offline / no cached weights: demucs raises URLError, ModelLoadingError, ...
                 first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise ValueError(

@@ -108,22 +108,80 @@ def test_validation_none_trains_on_songs_1_to_400(tmp_path):
     assert meta["validation"] == "none" and meta["report"]["groups"]["validation"] == 0
 
 
-def test_htdemucs_unavailable_is_one_line_saying_what_to_install(tmp_path):
-    """`demucs` is an optional extra (not installed here): one line, before any audio is decoded."""
+def separation_corpus(root):
+    root.mkdir()
+    (root / "MIR-ST500_corrected.json").write_text(json.dumps({"5": [[0.5, 1.0, 60]], "401": [[0.5, 1.0, 62]]}))
+    write_wav(root / "5" / "Mixture.wav", 5.0, sr=44100, channels=2)
+    write_wav(root / "401" / "Mixture.wav", 2.6, sr=44100, channels=2)
+    return root
+
+
+def prepare_cli(root, out, *args, block_demucs=False):
+    """`svu data prepare mir_st500` in a fresh process, offline and with no network (a dead proxy); with
+    `block_demucs`, `import demucs` fails as on a machine without the optional package."""
+    import os
     import subprocess
     import sys
 
-    root = tmp_path / "mir"
-    root.mkdir()
-    (root / "MIR-ST500_corrected.json").write_text(json.dumps({"5": [[0.5, 1.0, 60]]}))
-    write_wav(root / "5" / "Mixture.wav", 5.0)
-    base = [sys.executable, "-m", "svu", "data", "prepare", "mir_st500", "--data-dir", str(root), "--output", str(tmp_path / "out")]
-    proc = subprocess.run(base + ["--option", "source=mixture", "--separation", "htdemucs"], capture_output=True, text=True)
+    prelude = "import sys; sys.modules['demucs'] = None; " if block_demucs else "import sys; "
+    code = prelude + "from svu.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           "TORCH_HOME": str(out.parent / "torch_home")}
+    command = [sys.executable, "-c", code, "data", "prepare", "mir_st500", "--data-dir", str(root), "--output", str(out), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize("block_demucs, expected", [
+    (True, "needs the demucs package: pip install"),
+    (False, "HT-Demucs weights 'htdemucs' unavailable"),
+])
+def test_htdemucs_package_or_weights_unavailable_is_one_line(tmp_path, block_demucs, expected):
+    root = separation_corpus(tmp_path / "mir")
+    proc = prepare_cli(root, tmp_path / "out", "--option", "source=mixture", "--separation", "htdemucs", block_demucs=block_demucs)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "needs the demucs package: pip install" in lines[0] and "stems:<dir>" in lines[0], proc.stderr
+    assert len(lines) == 1 and expected in lines[0] and "stems:<dir>" in lines[0], proc.stderr
     assert not (tmp_path / "out").exists()
-    proc = subprocess.run(base + ["--separation", "htdemucs"], capture_output=True, text=True)  # source=vocal
+
+
+def test_bad_separation_options_are_one_line(tmp_path):
+    root = separation_corpus(tmp_path / "mir")
+    proc = prepare_cli(root, tmp_path / "out", "--separation", "htdemucs")  # source=vocal: already separated
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "add source=mixture" in proc.stderr
-    proc = subprocess.run(base + ["--option", "source=mixture", "--separation", "stems:/nonexistent"], capture_output=True, text=True)
+    proc = prepare_cli(root, tmp_path / "out", "--option", "source=mixture", "--separation", "stems:/nonexistent")
     assert proc.returncode == 2 and "/nonexistent is not a folder of separated vocals" in proc.stderr
+    proc = prepare_cli(root, tmp_path / "out", "--option", "source=mixture", "--separation", "spleeter")
+    assert proc.returncode == 2 and "separation='spleeter' unknown; expected none, stems:<dir> or htdemucs" in proc.stderr
+
+
+def test_htdemucs_runs_on_the_original_rate_audio_before_resampling(tmp_path, monkeypatch):
+    """The real demucs separation path, with demucs' own small random test model in place of the downloaded
+    weights: the model sees the 44.1 kHz stereo mixture; the chunks hold its vocals at 16 kHz."""
+    import demucs.apply
+    import demucs.pretrained
+
+    test_model = demucs.pretrained.get_model("demucs_unittest")  # a random HDemucs, nothing downloaded
+    monkeypatch.setattr(demucs.pretrained, "get_model", lambda name: test_model)
+    seen, apply_model, depth = [], demucs.apply.apply_model, []
+
+    def spy(model, mix, **kwargs):  # apply_model calls itself on the pieces of a long input: record the outer call
+        depth.append(1)
+        sources = apply_model(model, mix, **kwargs)
+        depth.pop()
+        if not depth:
+            seen.extend([tuple(mix.shape), sources])
+        return sources
+
+    monkeypatch.setattr(demucs.apply, "apply_model", spy)
+    root = separation_corpus(tmp_path / "mir")
+    dataset = prepare("mir_st500", tmp_path / "out", data_dir=root, source="mixture", separation="htdemucs")
+    assert seen[0] == (1, 2, 5 * 44100) and seen[2] == (1, 2, int(2.6 * 44100))  # original rate and channels
+    _, meta = load_prepared(tmp_path / "out")
+    assert meta["separation"] == "htdemucs" and "vocal separation: htdemucs" in meta["report"]["messages"]
+    chunk = np.asarray(dataset["train"][0]["audio"]["array"])
+    vocals = seen[1][0, test_model.sources.index("vocals")].mean(0).numpy()
+    from dataset_scripts.audio import resample
+
+    expected = resample(vocals, 44100, 16000)
+    assert len(chunk) == 80000 and meta["songs"]["5"]["seconds"] == 5.0
+    assert np.corrcoef(chunk[: len(expected)], expected[: len(chunk)])[0, 1] > 0.99
