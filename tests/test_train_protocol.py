@@ -76,12 +76,14 @@ def test_validation_none_trains_on_every_non_test_group_and_keeps_the_last_epoch
 @pytest.fixture(scope="module")
 def transcription_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("transcription_protocol")
+    # 2 processes: the test songs are shared between them and the notes gathered; chunks in uneven batches of 3
     launch("--config", str(CONFIGS / "demo_transcription.yaml"), "--output_dir", str(out),
-           "--epochs", "2", "--stage1_epochs", "1", "--eval_batch_size", "3")
+           "--epochs", "2", "--stage1_epochs", "1", "--eval_batch_size", "3", processes=2)
     return out
 
 
 def test_transcription_test_metrics_are_whole_song_and_reproducible_from_the_repo(transcription_run):
+    """The run's test metrics (2 processes) equal `evaluate_test` on the saved repo in one process, exactly."""
     from dataset_scripts.prepare import load_prepared
     from modeling_svu import SVUForNoteTranscription
     from train.evaluation import TEST_SCORING, VALIDATION_PROXY, evaluate_test
@@ -91,7 +93,9 @@ def test_transcription_test_metrics_are_whole_song_and_reproducible_from_the_rep
     assert metrics["protocol"]["test_scoring"] == TEST_SCORING["transcription"]
     assert metrics["protocol"]["validation_proxy"] == VALIDATION_PROXY
     data, meta = load_prepared(out / "data")
+    assert metrics["num_processes"] == 2
     assert metrics["test"]["num_songs"] == len(data["test"].unique("song_id")) == len(metrics["test"]["per_song"])
+    assert metrics["test"]["num_examples"] == metrics["test"]["num_unique_examples"] == len(data["test"])
     model = SVUForNoteTranscription.from_pretrained(out / "repo")
     again = evaluate_test(model, data["test"], meta, batch_size=metrics["eval_batch_size"])
     assert json.loads(json.dumps(again)) == metrics["test"]  # exactly, through JSON as metrics.json stores it
