@@ -1,7 +1,8 @@
 """Preprocessing shared by every corpus: decode, resample, trim, chunk, filter, encode.
 
-All functions work on float32 mono waveforms at ``SAMPLING_RATE`` (16 kHz, what every backbone
-takes). Policies (ours where the paper is silent):
+All functions work on float32 mono waveforms at ``SAMPLING_RATE`` (16 kHz), the rate prepared datasets
+are stored at; a model at another rate (MERT-v1: 24 kHz) gets its audio resampled when batches are collated
+(`train.data.to_model_rate`). Policies (ours where the paper is silent):
 
 * **Chunking** (`chunk_waveform`): consecutive, non-overlapping chunks from sample 0. The last,
   partial chunk is kept, zero-padded to full length, only if it holds at least half a chunk

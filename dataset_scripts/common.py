@@ -7,9 +7,11 @@ notes cut at the chunk edges:
 * a note is kept in every chunk it overlaps; in the ``notes`` column its onset/offset are
   clipped to ``[0, chunk_seconds]`` (seconds from the chunk start), so a note crossing an edge
   appears in both chunks, split at the edge;
-* ``frame_targets`` are computed from the *unclipped* relative times, so the part after an edge
-  (negative onset) marks voiced frames but **no onset** (``notes_to_frame_targets`` ignores a
-  negative onset), and the part before the edge simply runs to the last frame.
+* ``notes_unclipped`` holds the same notes with *unclipped* relative times (a continuation from
+  the previous chunk has a negative onset). Frame targets are computed from it when a batch is
+  collated, for the model's frame rate and pitch range (`train.data.AudioCollator`), so one prepared
+  dataset serves 16 kHz and 24 kHz backbones alike; a negative onset marks voiced frames but
+  **no onset** (``notes_to_frame_targets`` ignores it).
   The ``notes`` column therefore holds an onset at 0.0 for such a continuation; evaluate
   transcription per song (or ignore onsets at 0.0) rather than trusting chunk-level onsets there.
 * every tail is kept (zero-padded to a full chunk), however short, so a song's chunks in ``chunk_start``
@@ -31,17 +33,13 @@ from typing import Iterable
 import datasets
 import numpy as np
 
-from modeling_svu.note_labels import notes_to_frame_targets
-
 from .audio import SAMPLING_RATE, audio_cell, chunk_waveform, identity_separation, load_audio, passes_rms_filter
 
 SPLITS = ("train", "validation", "test")
 VALIDATION_MODES = ("none", "ours")
-FRAME_HOP, FRAME_WINDOW = 320, 400  # backbone CNN: one frame per 320 samples, receptive field 400
-
-
-def num_backbone_frames(num_samples: int) -> int:
-    return (num_samples - FRAME_WINDOW) // FRAME_HOP + 1
+# What svu_meta.json records of a transcription dataset's labels: no frame targets are stored, the collator
+# computes them from `notes_unclipped` for the model's label scheme (`SVUConfig.label_scheme()`).
+LABEL_SCHEME_FROM_NOTES = {"frame_targets": "computed at collate time for the model", "notes": "notes_unclipped, seconds"}
 
 
 def classification_features(label_names) -> datasets.Features:
@@ -56,14 +54,13 @@ def classification_features(label_names) -> datasets.Features:
     )
 
 
-def transcription_features(chunk_seconds: float) -> datasets.Features:
-    num_frames = num_backbone_frames(int(round(chunk_seconds * SAMPLING_RATE)))
+def transcription_features() -> datasets.Features:
     note = {name: datasets.Value("float32") for name in ("onset", "offset", "pitch")}
     return datasets.Features(
         {
             "audio": datasets.Audio(sampling_rate=SAMPLING_RATE),
             "notes": datasets.List(note),
-            "frame_targets": datasets.Array2D(shape=(num_frames, 4), dtype="float32"),
+            "notes_unclipped": datasets.List(note),
             "song_id": datasets.Value("string"),
             "chunk_start": datasets.Value("float32"),
         }
@@ -232,7 +229,6 @@ def chunk_notes(notes, chunk_start: float, chunk_seconds: float) -> list:
 def transcription_examples(waveform: np.ndarray, notes, *, song_id: str, chunk_seconds: float) -> list:
     """5 s chunks of one song with its notes cut at the chunk edges, every tail kept (module docstring)."""
     chunk_samples = int(round(chunk_seconds * SAMPLING_RATE))
-    num_frames = num_backbone_frames(chunk_samples)
     examples = []
     for index, (start, chunk) in enumerate(chunk_waveform(waveform, chunk_samples, min_last_fraction=0.0)):
         chunk_start = start / SAMPLING_RATE
@@ -244,7 +240,7 @@ def transcription_examples(waveform: np.ndarray, notes, *, song_id: str, chunk_s
                     {"onset": max(onset, 0.0), "offset": min(offset, chunk_seconds), "pitch": pitch}
                     for onset, offset, pitch in relative
                 ],
-                "frame_targets": notes_to_frame_targets(relative, num_frames),
+                "notes_unclipped": [{"onset": onset, "offset": offset, "pitch": pitch} for onset, offset, pitch in relative],
                 "song_id": song_id,
                 "chunk_start": chunk_start,
             }

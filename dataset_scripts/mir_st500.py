@@ -16,8 +16,9 @@ skipped and named. Annotation rows are dropped as the official ``evaluate.py`` d
 or ``onset < 0``), and also when malformed, non-finite or with a pitch outside MIDI 0-127; the report counts
 them per reason and names them (``<song>#<row index>``). Unknown song ids (not 1-500) are skipped.
 Each song is cut into 5 s chunks (the last partial chunk zero-padded, whatever its length) with its
-notes cut at chunk edges and frame targets on the backbone's 20 ms grid (``common.py`` documents the edge rule);
-each song's length and complete notes go to ``svu_meta.json`` ``songs`` (whole-song test scoring).
+notes cut at chunk edges; frame targets are computed from the notes for the model at collate time (``common.py``
+documents the edge rule); each song's length and complete notes go to ``svu_meta.json`` ``songs`` (whole-song
+test scoring).
 
 Splits: test = ids 401-500 (paper); ``validation="ours"`` (default): validation = ids 361-400 (ours), train =
 ids 1-360; ``validation="none"``: train = ids 1-400 (the paper's training data), no validation split.
@@ -138,7 +139,7 @@ class MirST500(CorpusBuilder):
     label_names = []
 
     def _info(self):
-        return datasets.DatasetInfo(description="MIR-ST500 singing transcription", features=transcription_features(self.chunk_seconds))
+        return datasets.DatasetInfo(description="MIR-ST500 singing transcription", features=transcription_features())
 
     def _split_generators(self, dl_manager):
         config = self.config

@@ -4,10 +4,16 @@ The output folder is a ``DatasetDict.save_to_disk`` folder (splits train/validat
 ``svu_meta.json``::
 
     {"corpus", "task", "label_names", "class_weights" (1/n_c^0.2 from train; classification only),
-     "chunk_seconds", "fingerprint", "report" (files found/used/skipped with reasons, chunks per
-     split and class, hours per split, singers/albums/songs per split under "groups"), "options",
+     "chunk_seconds", "label_scheme" (transcription: how frame targets are made, see below),
+     "fingerprint", "report" (files found/used/skipped with reasons, chunks per split and class,
+     hours per split, singers/albums/songs per split under "groups"), "options",
      "validation" ("ours" | "none"), "separation" ("none" | "stems:<dir>" | "htdemucs" | the hook),
      "songs" (transcription: {song_id: {"seconds", "notes": complete [[onset, offset, pitch], ...]}})}
+
+Transcription datasets store no frame targets: ``label_scheme`` says they are computed at collate time
+from ``notes_unclipped`` for the model (its sampling rate, hop, octaves, lowest MIDI note). Folders from
+earlier versions hold ``frame_targets`` frozen for 16 kHz, hop 320 (50 Hz), 4 octaves from MIDI 36; training
+checks that scheme against the model (`train.data.check_label_scheme`).
 
 Re-running with the same corpus, data files (relative path, size, mtime), seed and options finds
 the same fingerprint and loads the saved folder instead of rebuilding (``force=True`` rebuilds).
@@ -27,7 +33,7 @@ from pathlib import Path
 
 import datasets
 
-from .common import SPLITS, check_no_leakage, class_weights, write_json
+from .common import LABEL_SCHEME_FROM_NOTES, SPLITS, check_no_leakage, class_weights, write_json
 
 META_FILE = "svu_meta.json"
 SCHEMA_VERSION = 2  # 2: transcription keeps every tail and records "songs"
@@ -183,6 +189,7 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
             "label_names": label_names,
             "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if task != "transcription" else None,
             "chunk_seconds": builder.chunk_seconds,
+            "label_scheme": LABEL_SCHEME_FROM_NOTES if task == "transcription" else None,
             "fingerprint": key,
             "report": report,
             "options": {"seed": seed, **{k: _describe(v) for k, v in options.items()}},

@@ -40,6 +40,11 @@ from dataclasses import dataclass
 import datasets
 import numpy as np
 
+# numpy loads these submodules lazily; load them now, before `datasets` swaps this module's `np` for a copy that
+# holds only the attributes already loaded (its streaming patch), or `np.fft` is missing while generating.
+import numpy.fft  # noqa: F401
+import numpy.random  # noqa: F401
+
 from .audio import SAMPLING_RATE
 from .common import (
     CorpusBuilder,
@@ -297,7 +302,7 @@ class Synthetic(CorpusBuilder):
 
     def _info(self):
         if self.task == "transcription":
-            features = transcription_features(self.chunk_seconds)
+            features = transcription_features()
         else:
             features = classification_features(self.label_names)
         return datasets.DatasetInfo(description="SVU synthetic singing corpus", features=features)

@@ -6,6 +6,7 @@ The `model-index` holds the run's test metrics exactly as in `metrics.json` (fra
 table shows them in percent next to the paper's numbers for the same task and backbone family.
 """
 
+import json
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -62,7 +63,7 @@ def results_table(task: str, family: str, metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def model_card(config: dict, metrics: dict, meta: dict, family: str, repo_id=None, widget=()) -> ModelCard:
+def model_card(config: dict, metrics: dict, meta: dict, family: str, repo_id=None, widget=(), sampling_rate: int = 16000) -> ModelCard:
     task = config["task"]
     corpus = meta.get("corpus", config["dataset"]["corpus"])
     dataset_name = PAPER_DATASETS[task] if corpus != "synthetic" else f"SVU synthetic ({task})"
@@ -97,7 +98,8 @@ Automatic Singing Voice Understanding Tasks: Three Case Studies" (APSIPA ASC 202
 
 ## Intended use
 
-{TASK_TITLES[task]} of 16 kHz mono singing (vocals, separated from the accompaniment when needed), in
+{TASK_TITLES[task]} of {sampling_rate / 1000:g} kHz mono singing (the pipelines resample other rates; vocals,
+separated from the accompaniment when needed), in
 {meta.get('chunk_seconds', config.get('chunk_seconds', 5.0))} s chunks. Classes: {labels}.
 
 ```python
@@ -143,5 +145,7 @@ def write_model_card(repo_dir, config: dict, metrics: dict, meta: dict, family: 
     plot_layer_weights(metrics["layer_weights"], repo_dir / LAYER_WEIGHTS_PNG,
                        title=f"{TASK_TITLES[config['task']]}: learnt layer weights ({family})")
     path = repo_dir / "README.md"
-    model_card(config, metrics, meta, family, repo_id, widget).save(path)
+    preprocessor = repo_dir / "preprocessor_config.json"  # the saved model's input rate (16 kHz, 24 kHz for MERT-v1)
+    rate = json.loads(preprocessor.read_text())["sampling_rate"] if preprocessor.is_file() else 16000
+    model_card(config, metrics, meta, family, repo_id, widget, sampling_rate=rate).save(path)
     return path

@@ -25,16 +25,17 @@ from typing import Optional
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
+from transformers import AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput
 
-from .backbones import FAMILIES, family_of, resolve_family_name, tiny_backbone_config
+from .backbones import family_of, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
+from .published_loading import load_backbone
 from .safe_loading import config_summary, safetensors_shapes, shape_mismatches
 from .long_audio import transcribe_array
-from .note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
+from .note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
 
 
 @dataclass
@@ -116,26 +117,25 @@ class SVUPreTrainedModel(PreTrainedModel):
         """Wrap a backbone in this SVU task model.
 
         Args:
-            backbone: a family name (`"wav2vec2"`, `"wavlm"`, `"mert"`/`"hubert"`, `"music2vec"`/
-                `"data2vec-audio"`) for the paper's pre-trained checkpoint; a Hub id or local path of a
-                pre-trained backbone (weights loaded); `"tiny-<family>"` for a tiny random backbone; or a
-                backbone config or its dict (random init).
+            backbone: a published checkpoint's alias (`"wav2vec2"`, `"wavlm"`, `"mert"`, `"music2vec"`,
+                `"mert-v1-95m"`, `"mert-v1-330m"`; `checkpoints.PUBLISHED`), or a Hub id or local folder of a
+                pre-trained backbone of a supported family: weights loaded strictly, no code from the checkpoint
+                ever run (`published_loading`), `sampling_rate` and `normalize_audio` taken from the checkpoint;
+                `"tiny-<family>"` for a tiny random backbone; or a backbone config or its dict (random init).
             id2label: `{index: name}` of the classes (classification tasks).
             config_overrides: any other `SVUConfig` field, e.g. `class_weights=[...]`, `chunk_seconds=3.0`.
         """
-        pretrained = None
+        loaded = None
         if isinstance(backbone, str) and backbone.startswith("tiny-"):
             backbone = tiny_backbone_config(backbone[len("tiny-"):])
         elif isinstance(backbone, str):
-            try:
-                backbone = FAMILIES[resolve_family_name(backbone)].default_checkpoint
-            except ValueError:
-                pass  # not a family name: a Hub id or a local path
-            pretrained = backbone
-            backbone = AutoConfig.from_pretrained(pretrained)
+            loaded = load_backbone(backbone)
+            backbone = loaded.config
+            config_overrides.setdefault("normalize_audio", loaded.do_normalize)
+            config_overrides.setdefault("sampling_rate", loaded.sampling_rate)
         family = family_of(backbone)
         task = config_overrides.pop("task", cls.task or "singer_id")
-        config_overrides.setdefault("normalize_audio", _checkpoint_normalizes(pretrained, family))
+        config_overrides.setdefault("normalize_audio", family.do_normalize)
         if id2label is not None:
             id2label = {int(k): v for k, v in dict(id2label).items()}
             config_overrides["label2id"] = {v: k for k, v in id2label.items()}
@@ -143,9 +143,8 @@ class SVUPreTrainedModel(PreTrainedModel):
         if cls.task is not None and task != cls.task:
             raise ValueError(f"{cls.__name__} is the {cls.task!r} model, got task={task!r}; use TASK_MODELS[{task!r}].")
         model = cls(config)
-        if pretrained is not None:
-            weights = AutoModel.from_pretrained(pretrained, config=config.backbone_config).state_dict()
-            model.backbone.load_state_dict(weights)
+        if loaded is not None:
+            loaded.load_into(model.backbone)
         return model
 
     @classmethod
@@ -289,12 +288,7 @@ class SVUPreTrainedModel(PreTrainedModel):
 
     def min_input_samples(self) -> int:
         """The receptive field of one output frame (400 samples = 25 ms for the base backbones)."""
-        cfg = self.config.backbone_config
-        field, jump = 1, 1
-        for kernel, stride in zip(cfg.conv_kernel, cfg.conv_stride):
-            field += (kernel - 1) * jump
-            jump *= stride
-        return field
+        return self.config.receptive_field_samples
 
     def _hidden_states(self, input_values, attention_mask=None):
         """All backbone hidden states and the frame mask (True = frame of real audio)."""
@@ -411,7 +405,8 @@ class SVUForTechniqueClassification(_SVUForClassification):
 
 
 class SVUForNoteTranscription(SVUModel):
-    """Frame-wise note transcription: onset, silence, octave and pitch-class logits per 20 ms frame."""
+    """Frame-wise note transcription: onset, silence, octave and pitch-class logits per backbone frame (20 ms at
+    16 kHz, 13.3 ms at 24 kHz)."""
 
     task = "transcription"
 
@@ -424,7 +419,8 @@ class SVUForNoteTranscription(SVUModel):
     def forward(
         self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs
     ) -> SVUTranscriptionOutput:
-        """`labels`: float (batch, frames, 4) from `note_labels.notes_to_frame_targets`, -100 on padding."""
+        """`labels`: float (batch, frames, 4) from `note_labels.notes_to_frame_targets` at `config.frame_seconds`,
+        -100 on padding; labels more than one frame longer or shorter than the logits raise ValueError."""
         features = self._features(input_values, attention_mask, output_hidden_states)
         logits = self.head(self.dropout(features.last_hidden_state))
         loss = None
@@ -442,8 +438,7 @@ class SVUForNoteTranscription(SVUModel):
         """BCE(onset, pos_weight) + BCE(silence) + CE(octave) + CE(pitch class) over real, labelled frames."""
         if labels.dim() != 3 or labels.shape[-1] != 4:
             raise ValueError(f"transcription labels must be (batch, frames, 4); got {tuple(labels.shape)}.")
-        num_frames = min(logits.shape[1], labels.shape[1])
-        logits, labels, frame_mask = logits[:, :num_frames], labels[:, :num_frames], frame_mask[:, :num_frames]
+        logits, labels, frame_mask = align_frames(logits, labels, frame_mask)  # > 1 frame apart: ValueError
         valid = frame_mask & (labels[..., 0] != IGNORE_INDEX)
         logits, labels = logits[valid], labels[valid]
         slices = logit_slices(self.config.num_octaves)
@@ -468,7 +463,7 @@ class SVUForNoteTranscription(SVUModel):
     def transcribe(self, audio, sampling_rate: Optional[int] = None, **kwargs) -> list:
         """Notes ``[(onset_s, offset_s, midi), ...]`` of a 1-D waveform (array or tensor) of any length.
 
-        The audio must be at `config.sampling_rate` (16 kHz). Keyword arguments go to
+        The audio must be at `config.sampling_rate` (the backbone's rate). Keyword arguments go to
         `long_audio.stitched_posteriors`: `chunk_seconds`, `overlap_seconds`, `batch_size`, `progress`, ...
         """
         if sampling_rate is not None and sampling_rate != self.config.sampling_rate:
@@ -497,12 +492,3 @@ class SVUForNoteTranscription(SVUModel):
 
 TASK_MODELS = {cls.task: cls for cls in (SVUForSingerID, SVUForTechniqueClassification, SVUForNoteTranscription)}
 
-
-def _checkpoint_normalizes(pretrained: Optional[str], family) -> bool:
-    """`do_normalize` of a pre-trained checkpoint's feature extractor, else the family's convention."""
-    if pretrained is not None:
-        try:
-            return bool(Wav2Vec2FeatureExtractor.from_pretrained(pretrained).do_normalize)
-        except OSError:
-            pass
-    return family.do_normalize

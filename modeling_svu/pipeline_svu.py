@@ -23,7 +23,7 @@ from transformers.pipelines.audio_utils import ffmpeg_read
 from .long_audio import BLOCK_SECONDS, array_blocks, transcribe_blocks
 
 TASK = "singing-transcription"
-# 500 ticks per beat at 120 bpm: one tick is exactly 1 ms, so 20 ms frame times are whole ticks.
+# 500 ticks per beat at 120 bpm: one tick is exactly 1 ms (20 ms frame times are whole ticks; 75 Hz ones are rounded).
 MIDI_TICKS_PER_BEAT = 500
 MIDI_TEMPO = 500_000  # microseconds per beat
 

@@ -4,8 +4,8 @@ Writes one file per input, named after it (``out_dir/<input stem>.<format>``):
     mid   a type-0 Standard MIDI File (120 bpm, 1 tick = 1 ms), one note per transcribed note
     csv   ``onset,offset,pitch`` rows (seconds, seconds, MIDI)
     json  MIR-ST500 style ``{"<input stem>": [[onset, offset, pitch], ...]}``
-Audio is decoded by FFmpeg (torchcodec) block by block and resampled to 16 kHz with soxr as a stream, so
-memory does not grow with the file's length. A file that cannot be transcribed is reported on one line;
+Audio is decoded by FFmpeg (torchcodec) block by block and resampled to the model's rate (`config.sampling_rate`:
+16 kHz, 24 kHz for MERT-v1) with soxr as a stream, so memory does not grow with the file's length. A file that cannot be transcribed is reported on one line;
 the other files are still processed and the exit status is 1.
 """
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_fixtures import write_corrupt, write_wav
+from data_fixtures import chunk_targets, write_corrupt, write_wav
 from dataset_scripts.mir_st500 import load_annotations, mir_st500_split, valid_notes
 from dataset_scripts.prepare import load_prepared, prepare
 
@@ -53,7 +53,7 @@ def test_fake_tree(tmp_path):
     assert report["files_found"] == 6 and report["files_used"] == 4
     second = dataset["train"].with_format("numpy")[1]
     assert [(n["onset"], round(float(n["offset"]), 4), n["pitch"]) for n in second["notes"]] == [(0.0, 0.6, 62.0), (1.0, 2.0, 64.0)]
-    targets = second["frame_targets"]
+    targets = chunk_targets(second)
     assert targets.shape == (249, 4) and np.flatnonzero(targets[:, 0]).tolist() == [50]  # continuation: no onset
     assert (targets[:30, 1] == 0).all() and targets[30:50, 1].min() == 1
     assert dataset["validation"][0]["notes"] == [{"onset": pytest.approx(0.2), "offset": pytest.approx(0.8), "pitch": 70.0}]

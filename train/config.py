@@ -8,6 +8,7 @@ Unknown fields are one clear error line, raised before anything is built.
 """
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -15,7 +16,7 @@ from typing import Literal, Optional
 import yaml
 
 from modeling_svu.backbones import resolve_family_name
-from modeling_svu.configuration_svu import TASKS
+from modeling_svu.configuration_svu import TASKS, SVUConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "demo_technique.yaml"
 DEFAULT_SELECTION_METRIC = {"technique": "macro_f1", "singer_id": "macro_f1", "transcription": "COnPOff_f1"}
@@ -48,7 +49,13 @@ class TrainConfig:
     )
     backbone: str = field(
         default="tiny-wav2vec2",
-        metadata={"help": "Family name (wav2vec2, wavlm, mert, music2vec), Hub id, local path or tiny-<family>."},
+        metadata={"help": "Checkpoint alias (wav2vec2, wavlm, mert, music2vec, mert-v1-95m, mert-v1-330m; "
+                          "modeling_svu/checkpoints.py), Hub id, local folder, or tiny-<family>."},
+    )
+    model_options: dict = field(
+        default_factory=dict,
+        metadata={"help": "Extra SVUConfig fields for the new model, e.g. {sampling_rate: 24000} for a tiny 24 kHz "
+                          "MERT-v1-like backbone, {lowest_midi: 36, num_octaves: 4}; pre-trained checkpoints bring their own rate."},
     )
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     epochs: int = field(default=8, metadata={"help": "Total epochs, stage 1 included."})
@@ -116,6 +123,7 @@ class TrainConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"Unknown mixed_precision {self.mixed_precision!r}; expected one of {MIXED_PRECISION}.")
         check_backbone_name(self.backbone)
+        check_model_options(self.model_options)
         if self.selection_metric is not None and self.selection_metric not in SELECTION_METRICS[self.task]:
             raise ValueError(
                 f"Unknown selection_metric {self.selection_metric!r} for {self.task}; expected one of "
@@ -145,6 +153,20 @@ def check_backbone_name(name: str):
         resolve_family_name(name[len("tiny-"):])
     elif "/" not in name and not Path(name).exists():
         resolve_family_name(name)
+
+
+# SVUConfig fields the training script sets itself (from the task and the prepared dataset).
+_SET_BY_TRAINING = {"self", "kwargs", "backbone_config", "task", "chunk_seconds", "class_weights", "classifier_dropout"}
+
+
+def check_model_options(options) -> None:
+    """ValueError for `model_options` that are not a mapping of settable `SVUConfig` fields."""
+    if not isinstance(options, dict):
+        raise ValueError(f"model_options must be a mapping of SVUConfig fields, got {options!r}.")
+    allowed = sorted(set(inspect.signature(SVUConfig.__init__).parameters) - _SET_BY_TRAINING)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"Unknown model_options key {unknown[0]!r}; settable SVUConfig fields: {', '.join(allowed)}.")
 
 
 def _build(cls, values: dict, prefix: str = ""):

@@ -6,10 +6,20 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from modeling_svu.note_labels import IGNORE_INDEX
+from dataset_scripts.audio import resample
+from dataset_scripts.common import LABEL_SCHEME_FROM_NOTES
+from modeling_svu.note_labels import IGNORE_INDEX, notes_to_frame_targets
 
 SPLITS = ("train", "validation", "test")
 CLASSIFICATION_TASKS = ("singer_id", "technique")
+# Transcription folders prepared before targets moved to collate time hold `frame_targets` for this scheme
+# (their svu_meta.json has no label_scheme).
+FROZEN_LEGACY_SCHEME = {"sampling_rate": 16000, "hop": 320, "frame_rate": 50.0, "num_octaves": 4, "lowest_midi": 36}
+
+
+def to_model_rate(wave, sampling_rate: int, model_rate: int) -> np.ndarray:
+    """The one place training resamples decoded audio (16 kHz prepared data) to the model's rate."""
+    return resample(np.asarray(wave, dtype=np.float32), sampling_rate, model_rate)
 
 
 def prepared_dir(cfg) -> Path:
@@ -52,7 +62,7 @@ def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ou
         )
     if meta.get("task") != task:
         raise ValueError(f"Prepared dataset {where} is for task {meta.get('task')!r}, the config asks for {task!r}.")
-    needed = ["audio", "label"] if task in CLASSIFICATION_TASKS else ["audio", "frame_targets"]
+    needed = columns_for(task, ["notes_unclipped"] if meta.get("label_scheme") == LABEL_SCHEME_FROM_NOTES else [])
     for split in SPLITS:
         absent = [c for c in needed if c not in data[split].column_names]
         if absent:
@@ -65,6 +75,36 @@ def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ou
                     f"Prepared dataset {where}: split {split!r} labels {names} differ from svu_meta.json "
                     f"label_names {meta['label_names']}."
                 )
+
+
+def columns_for(task: str, column_names) -> list:
+    """The dataset columns training reads: audio and label, or audio and the notes (legacy: frozen targets)."""
+    if task in CLASSIFICATION_TASKS:
+        return ["audio", "label"]
+    return ["audio", "notes_unclipped" if "notes_unclipped" in column_names else "frame_targets"]
+
+
+def _describe_scheme(scheme: dict) -> str:
+    return (
+        f"{scheme['frame_rate']:g} Hz frames (hop {scheme['hop']} at {scheme['sampling_rate']} Hz), "
+        f"{scheme['num_octaves']} octaves from MIDI {scheme['lowest_midi']}"
+    )
+
+
+def check_label_scheme(meta: dict, config, where: str) -> None:
+    """ValueError (one line) when a transcription dataset's frozen frame targets were made for another label
+    scheme than the model's. Datasets that store the notes (`notes_unclipped`) always fit: the collator
+    computes their targets for the model."""
+    if config.task != "transcription" or meta.get("label_scheme") == LABEL_SCHEME_FROM_NOTES:
+        return
+    frozen = meta.get("label_scheme") or FROZEN_LEGACY_SCHEME
+    wanted = config.label_scheme()
+    if any(frozen.get(key) != value for key, value in wanted.items()):
+        raise ValueError(
+            f"Prepared dataset {where} has frame targets frozen for {_describe_scheme(frozen)}; the model's label "
+            f"scheme is {_describe_scheme(wanted)}: prepare it again (svu data prepare ... --force, or "
+            "--dataset.options.force true) so targets are computed from the notes for the model."
+        )
 
 
 class IndexedRows(Dataset):
@@ -99,27 +139,40 @@ class EpochShuffleSampler(Sampler):
 
 
 class AudioCollator:
-    """Decoded chunks -> `input_values` (+ `attention_mask`), `labels`, `row_index`."""
+    """Decoded chunks -> `input_values` (+ `attention_mask`) at the model's rate, `labels`, `row_index`.
 
-    def __init__(self, feature_extractor, task: str):
-        self.feature_extractor, self.task = feature_extractor, task
+    Audio at another rate than the feature extractor's is resampled (`to_model_rate`). Transcription labels
+    are frame targets computed here from `notes_unclipped` for the model's frame count, frame rate and pitch
+    range (`config`, an `SVUConfig`); legacy rows with frozen `frame_targets` are used as they are (their
+    scheme is checked against the model before training by `check_label_scheme`).
+    """
+
+    def __init__(self, feature_extractor, task: str, config=None):
+        if task not in CLASSIFICATION_TASKS and config is None:
+            raise ValueError("AudioCollator for transcription needs the model config (frame rate and pitch range).")
+        self.feature_extractor, self.task, self.config = feature_extractor, task, config
 
     def __call__(self, items):
         sampling_rate = self.feature_extractor.sampling_rate
-        waves = []
-        for item in items:
-            audio = item["audio"]
-            if audio["sampling_rate"] != sampling_rate:
-                raise ValueError(f"Audio at {audio['sampling_rate']} Hz; the model takes {sampling_rate} Hz.")
-            waves.append(np.asarray(audio["array"], dtype=np.float32))
+        waves = [to_model_rate(item["audio"]["array"], item["audio"]["sampling_rate"], sampling_rate) for item in items]
         batch = dict(self.feature_extractor(waves, sampling_rate=sampling_rate, padding=True, return_tensors="pt"))
         if self.task in CLASSIFICATION_TASKS:
             batch["labels"] = torch.tensor([item["label"] for item in items])
         else:
-            targets = [torch.as_tensor(np.asarray(item["frame_targets"], dtype=np.float32)) for item in items]
+            targets = [torch.as_tensor(self.frame_targets(item, len(wave))) for item, wave in zip(items, waves)]
             batch["labels"] = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=IGNORE_INDEX)
         batch["row_index"] = torch.tensor([item["row_index"] for item in items])
         return batch
+
+    def frame_targets(self, item, num_samples: int) -> np.ndarray:
+        """(frames, 4) targets of one chunk of `num_samples` samples at the model's rate."""
+        if "notes_unclipped" not in item:  # legacy folder, scheme checked before training
+            return np.asarray(item["frame_targets"], dtype=np.float32)
+        notes = [(n["onset"], n["offset"], n["pitch"]) for n in item["notes_unclipped"]]
+        config = self.config
+        return notes_to_frame_targets(
+            notes, config.num_frames(num_samples), config.frame_seconds, config.lowest_midi, config.num_octaves
+        )
 
 
 def pooled_collate(items):

@@ -31,9 +31,9 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from modeling_svu.long_audio import transcribe_array
-from modeling_svu.note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
+from modeling_svu.note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
 
-from train.data import CLASSIFICATION_TASKS, AudioCollator, make_dataloader
+from train.data import CLASSIFICATION_TASKS, AudioCollator, columns_for, make_dataloader
 from train.peft_variants import svu_model
 
 METRICS_DIR = Path(__file__).parent / "metrics"
@@ -63,9 +63,8 @@ def predict(forward, dataloader, accelerator=None, desc="predict"):
         row_index = batch.pop("row_index")
         out = forward(batch)
         batch_logits, batch_labels = out.logits, batch["labels"]
-        if batch_logits.dim() == 3:  # transcription: frames beyond the labels (or vice versa) are not scored
-            frames = min(batch_logits.shape[1], batch_labels.shape[1])
-            batch_logits, batch_labels = batch_logits[:, :frames].contiguous(), batch_labels[:, :frames].contiguous()
+        if batch_logits.dim() == 3:  # transcription: one frame of rounding is cut; more raises (another label scheme)
+            batch_logits, batch_labels = (x.contiguous() for x in align_frames(batch_logits, batch_labels))
         values = (batch_logits.float(), batch_labels, row_index.to(batch_labels.device))
         if accelerator is not None:
             values = accelerator.gather_for_metrics(values)
@@ -217,8 +216,8 @@ def whole_song_notes(model, dataset, meta: dict, accelerator=None, progress: boo
 
 
 def chunk_loader(task, model, dataset, batch_size, accelerator=None):
-    collate = AudioCollator(svu_model(model).feature_extractor(), task)
-    columns = ["audio", "label"] if task in CLASSIFICATION_TASKS else ["audio", "frame_targets"]
+    collate = AudioCollator(svu_model(model).feature_extractor(), task, svu_model(model).config)  # resamples
+    columns = columns_for(task, dataset.column_names)
     loader = make_dataloader(dataset, columns, collate, batch_size)
     return accelerator.prepare_data_loader(loader) if accelerator is not None else loader
 

@@ -57,7 +57,10 @@ from modeling_svu import TASK_MODELS
 
 from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
 from train.config import DEFAULT_SELECTION_METRIC, TrainConfig, load_config
-from train.data import CLASSIFICATION_TASKS, AudioCollator, make_dataloader, pooled_collate, prepare_dataset
+from train.data import (
+    CLASSIFICATION_TASKS, AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
+    prepared_dir,
+)
 from train.evaluation import TEST_SCORING, VALIDATION_PROXY, evaluate_split, evaluate_test
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
@@ -87,6 +90,7 @@ def build_model(cfg: TrainConfig, meta: dict):
     id2label = dict(enumerate(meta["label_names"])) if cfg.task in CLASSIFICATION_TASKS else None
     if cfg.task == "technique":
         overrides["class_weights"] = meta["class_weights"]
+    overrides.update(cfg.model_options)  # e.g. sampling_rate: 24000 for a tiny MERT-v1-like backbone
     config_file = Path(cfg.backbone) / "config.json"
     if config_file.is_file() and json.loads(config_file.read_text()).get("model_type") == "svu":
         model = model_cls.from_pretrained(cfg.backbone)  # continue from a saved SVU model
@@ -106,8 +110,8 @@ def build_model(cfg: TrainConfig, meta: dict):
 def get_dataloaders(cfg, data, model, accelerator):
     """Audio loaders for train and validation (none with `validation: none`), plus stage-1 cached loaders
     (classification + cache_stage1). The test split is scored by `train.evaluation.evaluate_test`."""
-    collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task)
-    columns = ["audio", "label"] if cfg.task in CLASSIFICATION_TASKS else ["audio", "frame_targets"]
+    collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task, svu_model(model).config)  # resamples
+    columns = columns_for(cfg.task, data["train"].column_names)
     loaders = {"train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)}
     validated = ("train", "validation") if cfg.validation != "none" else ("train",)
     if cfg.validation != "none":
@@ -204,6 +208,7 @@ def build_run(cfg: TrainConfig):
         with accelerator.main_process_first():
             data, meta = prepare_dataset(cfg)
         model = wrap_for_finetune(cfg, build_model(cfg, meta))
+        check_label_scheme(meta, svu_model(model).config, where=str(prepared_dir(cfg)))
     except ValueError as err:  # bad dataset / backbone / labels: one line, nothing trained
         raise SystemExit(f"error: {err}") from None
     loaders = get_dataloaders(cfg, data, model, accelerator)
