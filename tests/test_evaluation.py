@@ -61,7 +61,7 @@ class OracleTranscriber(SVUForNoteTranscription):
         for window in input_values:
             song, start = self.index[window_key(window.numpy())]
             notes = [(on - start / rate, off - start / rate, pitch) for on, off, pitch in self.songs[song][1]]
-            targets = notes_to_frame_targets(notes, frames)
+            targets = notes_to_frame_targets(notes, frames, frame_seconds=self.config.frame_seconds)
             logits = torch.full((frames, s["pitch_class"].stop), -20.0)
             logits[:, s["onset"].start] = torch.as_tensor(40 * targets[:, 0] - 20)
             logits[:, s["silence"].start] = torch.as_tensor(40 * targets[:, 1] - 20)
@@ -92,6 +92,26 @@ def test_oracle_posteriors_score_1_on_whole_songs_through_the_test_scoring(tmp_p
     proxy = evaluate_split("transcription", lambda batch: oracle(**batch), chunk_loader("transcription", oracle, data["test"], 4),
                            data["test"], oracle.config)
     assert proxy["COnPOff_f1"] < 0.9, proxy
+
+
+def test_whole_songs_are_resampled_to_a_24_khz_model(tmp_path):
+    """A MERT-v1-like model (24 kHz, 75 Hz frames): the 16 kHz prepared songs are rebuilt, resampled to the model's
+    rate and transcribed on its frame grid; the oracle (indexed on the same resampled songs) still scores 1.000."""
+    from dataset_scripts.audio import resample
+
+    root = write_corpus(tmp_path / "mir")
+    prepare("mir_st500", tmp_path / "prepared", data_dir=root, validation="none")
+    data, meta = load_prepared(tmp_path / "prepared")
+    oracle = OracleTranscriber.from_backbone("tiny-hubert", sampling_rate=24000, normalize_audio=False).eval()
+    assert oracle.config.frame_rate == 75
+    oracle.set_songs({song: (resample(load_audio(root / song / "Vocal.wav"), SR, 24000), notes)
+                      for song, (_, notes) in SONGS.items()})
+    # the frame scores resample each chunk alone (its first samples differ from the song's): index them too
+    for row in data["test"]:
+        chunk = resample(np.asarray(row["audio"]["array"], dtype=np.float32), SR, 24000)
+        oracle.index[window_key(chunk)] = (row["song_id"], int(round(float(row["chunk_start"]) * 24000)))
+    test = evaluate_test(oracle, data["test"], meta, batch_size=4)
+    assert test["num_songs"] == 2 and test["COnPOff_f1"] == 1.0, test["per_song"]
 
 
 def test_a_dataset_prepared_before_whole_song_scoring_is_one_line(tmp_path):
