@@ -2,7 +2,9 @@
 test metrics `train/run.py` writes to `metrics.json` (`evaluate_test`, also what `svu evaluate` runs).
 
     from train.evaluation import evaluate_test
-    metrics = evaluate_test(model, data["test"], meta)      # == metrics.json["test"] of the run that trained it
+    data, meta = dataset_scripts.prepare.load_prepared(prepared_dir)
+    # == metrics.json["test"] of the run that trained `model` (its repo/), in one process or many
+    metrics = evaluate_test(model, data["test"], meta, batch_size=run_metrics["eval_batch_size"])
 
 Test scoring per task:
 
