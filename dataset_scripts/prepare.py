@@ -6,7 +6,9 @@ The output folder is a ``DatasetDict.save_to_disk`` folder (splits train/validat
     {"corpus", "task", "label_names", "class_weights" (1/n_c^0.2 from train; classification only),
      "chunk_seconds", "label_scheme" (transcription: how frame targets are made, see below),
      "fingerprint", "report" (files found/used/skipped with reasons, chunks per split and class,
-     hours per split), "options"}
+     hours per split, singers/albums/songs per split under "groups"), "options",
+     "validation" ("ours" | "none"), "separation" ("none" | "stems:<dir>" | "htdemucs" | the hook),
+     "songs" (transcription: {song_id: {"seconds", "notes": complete [[onset, offset, pitch], ...]}})}
 
 Transcription datasets store no frame targets: ``label_scheme`` says they are computed at collate time
 from ``notes_unclipped`` for the model (its sampling rate, hop, octaves, lowest MIDI note). Folders from
@@ -36,7 +38,8 @@ from modeling_svu.audio_io import DECODE_PATH
 from .common import LABEL_SCHEME_FROM_NOTES, SPLITS, check_no_leakage, class_weights, write_json
 
 META_FILE = "svu_meta.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: transcription keeps every tail and records "songs"
+SEPARATED_CORPORA = ("artist20", "mir_st500")  # corpora of mixtures: the `separation` option applies
 
 
 def builder_class(corpus: str):
@@ -94,6 +97,9 @@ def fingerprint(corpus: str, data_dir, seed: int, options: dict) -> str:
         "options": {key: _describe(value) for key, value in sorted(options.items())},
         "data": data_listing(data_dir),
     }
+    separation = str(options.get("separation", "none"))
+    if separation.startswith("stems:") and Path(separation[len("stems:"):]).is_dir():  # new stems: rebuild
+        payload["stems"] = data_listing(separation[len("stems:"):])
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -144,6 +150,11 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
     ``separate`` (a vocal-separation callable) which goes to the builder itself.
     """
     builder_cls = builder_class(corpus)
+    separation = options.get("separation", "none")
+    if separation != "none" and corpus not in SEPARATED_CORPORA:
+        raise ValueError(f"separation={separation}: {corpus} holds solo voices; separation applies to {SEPARATED_CORPORA}")
+    if separation != "none" and options.get("separate") is not None:
+        raise ValueError(f"separation={separation} and a separate= hook: give one of them")
     if corpus != "synthetic" and data_dir is None:
         raise ValueError(f"corpus {corpus!r} needs data_dir (the folder holding the downloaded corpus)")
     if data_dir is not None and not Path(data_dir).is_dir():
@@ -172,6 +183,9 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
         what, groups = leakage_groups(dataset, task)
         check_no_leakage(groups, what)
         label_names = list(builder.label_names)
+        report = {**builder.report.to_dict(), **summarize(dataset, task, label_names, builder.chunk_seconds)}
+        report["groups"] = {"what": what, **{split: len(groups[split]) for split in SPLITS}}
+        separate = builder_kwargs.get("separate")
         meta = {
             "corpus": corpus,
             "task": task,
@@ -180,9 +194,13 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
             "chunk_seconds": builder.chunk_seconds,
             "label_scheme": LABEL_SCHEME_FROM_NOTES if task == "transcription" else None,
             "fingerprint": key,
-            "report": {**builder.report.to_dict(), **summarize(dataset, task, label_names, builder.chunk_seconds)},
+            "report": report,
             "options": {"seed": seed, **{k: _describe(v) for k, v in options.items()}},
+            "validation": options.get("validation", "ours"),
+            "separation": f"hook:{_describe(separate)}" if separate is not None else str(builder.separation),
         }
+        if task == "transcription":
+            meta["songs"] = {song: builder.songs[song] for song in sorted(builder.songs)}
         staged = Path(scratch) / "dataset"
         # an empty split still needs one (empty) shard, or load_from_disk fails on it
         dataset.save_to_disk(str(staged), num_shards={s: 1 for s in dataset if len(dataset[s]) == 0} or None)

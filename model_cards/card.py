@@ -165,6 +165,7 @@ def model_card(
         base_model=base_model,
     )
     recipe = RECIPES[config["finetune"]].format(**config)
+    protocol = metrics.get("protocol") or {}
     labels = ", ".join(meta.get("label_names") or []) or "frame-wise onset / silence / octave / pitch class"
     paper_note = (
         "The paper's numbers are for the real corpus and the pre-trained base backbone; "
@@ -238,8 +239,9 @@ what the pipeline returns.
 {training_data_lines(config, meta, corpus)}
 - Backbone: `{config['backbone']}`; fine-tuning `{config['finetune']}`: {recipe}.
 - {config['epochs']} epochs, batch size {config['batch_size']} per process
-  ({metrics.get('effective_batch_size', config['batch_size'])} effective), seed {config['seed']}; the
-  best validation epoch ({metrics.get('selection_metric')}) is kept: epoch {(metrics.get('best_epoch') or 0) + 1}.
+  ({metrics.get('effective_batch_size', config['batch_size'])} effective), seed {config['seed']}; kept:
+  {protocol.get('model_selection', f"best validation epoch ({metrics.get('selection_metric')})")}, epoch {(metrics.get('best_epoch') or 0) + 1}.
+- Validation: `{protocol.get('validation', config.get('validation', 'ours'))}`; vocal separation: `{protocol.get('separation', 'none')}`; test scoring: {protocol.get('test_scoring', 'chunk level')}.
 - {'Weighted cross entropy, w_c = 1/n_c^0.2.' if task == 'technique' else 'Transcription loss: BCE(onset, pos_weight 15) + BCE(silence) + CE(octave) + CE(pitch class).' if task == 'transcription' else 'Cross entropy.'}
 
 ## Results (test split, percent)

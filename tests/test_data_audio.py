@@ -82,7 +82,9 @@ def test_corrupt_audio_is_one_clear_error(tmp_path):
 
 def test_notes_cut_at_chunk_edges():
     notes = [(1.0, 2.0, 60.0), (4.5, 5.6, 62.0), (6.0, 7.0, 90.0)]
-    first, second = transcription_examples(np.zeros(int(10.2 * SR)), notes, song_id="s", chunk_seconds=5.0)
+    first, second, tail = transcription_examples(np.zeros(int(10.2 * SR)), notes, song_id="s", chunk_seconds=5.0)
+    # every tail is kept, zero-padded (here 0.2 s), so the chunks rebuild the whole song
+    assert tail["chunk_start"] == 10.0 and len(tail["notes"]) == 0
     assert [n["pitch"] for n in first["notes"]] == [60.0, 62.0]
     assert first["notes"][1] == {"onset": 4.5, "offset": 5.0, "pitch": 62.0}
     assert second["chunk_start"] == 5.0

@@ -29,6 +29,7 @@ def test_cli_prepare_table_and_offline_push(tmp_path):
     assert lines[2].split() == ["train", "validation", "test"]
     assert lines[3].split() == ["straight", "1", "1", "1"]
     assert "total chunks" in result.stdout and "class weights (1/n_c^0.2, train): straight=1.000" in result.stdout
+    assert "singers: 1 train, 1 validation, 1 test (validation: ours); vocal separation: none" in lines
     # the upload is the only step that needs the network: one line, exit 1, the folder is kept
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("svu data prepare: upload to someone/svu-test failed: OfflineModeIsEnabled")

@@ -186,10 +186,11 @@ def test_logits_and_labels_more_than_one_frame_apart_raise():
                                              "more than one frame apart"):
             model(audio, labels=wrong)
 
-    # train/run.py's predict: 50 Hz labels for a 75 Hz model raise instead of being cut
+    # train/evaluation.py's predict (validation and test chunks): 50 Hz labels for a 75 Hz model raise instead of being cut
     from accelerate import Accelerator
 
-    from train.run import TrainingModule, predict
+    from train.evaluation import predict
+    from train.run import TrainingModule
 
     labels_50hz = torch.as_tensor(np.stack([chunk_targets({"notes_unclipped": []}, 49)] * 2))
     batch = {"input_values": audio, "labels": labels_50hz, "row_index": torch.tensor([0, 1])}

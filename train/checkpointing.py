@@ -17,7 +17,7 @@ class TrainingState:
     """Where the run is; saved in every checkpoint as `training_state.json` (JSON, never a pickle)."""
 
     epoch: int = 0  # epoch in progress (or next to start)
-    step_in_epoch: int = 0  # optimizer steps already done in `epoch`
+    step_in_epoch: int = 0  # batches already done in `epoch` (optimizer steps x gradient_accumulation_steps)
     global_step: int = 0
     stage: int = 0  # 0 = not started
     best_metric: Optional[float] = None

@@ -25,6 +25,7 @@ SELECTION_METRICS = {
     "singer_id": ("macro_f1", "accuracy", "balanced_accuracy", "top2_accuracy", "top3_accuracy"),
     "transcription": ("COnPOff_f1", "COnP_f1", "COn_f1", "frame_onset_f1", "frame_voicing_accuracy", "frame_note_accuracy"),
 }
+VALIDATION_MODES = ("none", "ours")
 FINETUNE_METHODS = ("two_stage", "lora", "adapter", "frozen")
 EXPORT_FORMS = ("native", "remote_code")
 ADAPTER_METHODS = ("ia3", "loha")
@@ -60,7 +61,20 @@ class TrainConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     epochs: int = field(default=8, metadata={"help": "Total epochs, stage 1 included."})
     stage1_epochs: int = field(default=4, metadata={"help": "Epochs of stage 1 (frozen backbone)."})
-    batch_size: int = field(default=16, metadata={"help": "Per-process batch size (effective = x num_processes)."})
+    batch_size: int = field(
+        default=16, metadata={"help": "Per-process batch size (effective = x num_processes x gradient_accumulation_steps)."}
+    )
+    gradient_accumulation_steps: int = field(
+        default=1,
+        metadata={"help": "Batches whose gradients are summed before each optimizer step (accelerate's `accumulate`); "
+                  "the paper's batch 32 as batch_size 8 x 4 on a small GPU."},
+    )
+    validation: Literal["none", "ours"] = field(
+        default="ours",
+        metadata={"help": "none: train on every non-test singer/song (VocalSet 15 singers, MIR-ST500 songs 1-400) and keep "
+                  "the last epoch (the paper's technique and transcription data); ours: hold out our validation "
+                  "singers/songs and keep the best validation epoch. Artist20's validation album is the paper's own."},
+    )
     eval_batch_size: Optional[int] = field(default=None, metadata={"help": "Defaults to batch_size."})
     lr_stage1: float = field(default=3e-3, metadata={"help": "Adam lr of stage 1 (layer weights + head)."})
     lr_stage2: float = field(default=5e-5, metadata={"help": "Adam lr of stage 2 (two_stage: transformer + ...)."})
@@ -113,6 +127,8 @@ class TrainConfig:
             raise ValueError(f"Unknown export {self.export!r}; expected one of {EXPORT_FORMS}.")
         if self.adapter_method not in ADAPTER_METHODS:
             raise ValueError(f"Unknown adapter_method {self.adapter_method!r}; expected one of {ADAPTER_METHODS}.")
+        if self.validation not in VALIDATION_MODES:
+            raise ValueError(f"Unknown validation {self.validation!r}; expected one of {VALIDATION_MODES}.")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"Unknown mixed_precision {self.mixed_precision!r}; expected one of {MIXED_PRECISION}.")
         check_backbone_name(self.backbone)
@@ -124,8 +140,11 @@ class TrainConfig:
             )
         if not 0 <= self.stage1_epochs <= self.epochs:
             raise ValueError(f"stage1_epochs={self.stage1_epochs} must be between 0 and epochs={self.epochs}.")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs={self.epochs} and batch_size={self.batch_size} must be >= 1.")
+        if self.epochs < 1 or self.batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ValueError(
+                f"epochs={self.epochs}, batch_size={self.batch_size} and gradient_accumulation_steps="
+                f"{self.gradient_accumulation_steps} must be >= 1."
+            )
         if self.eval_batch_size is None:
             self.eval_batch_size = self.batch_size
 

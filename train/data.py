@@ -33,20 +33,33 @@ def prepare_dataset(cfg):
     options = dict(cfg.dataset.options)
     if cfg.dataset.corpus == "synthetic":
         options.setdefault("task", cfg.task)
+    if options.get("validation", cfg.validation) != cfg.validation:
+        raise ValueError(
+            f"validation: {cfg.validation} but dataset.options.validation: {options['validation']}; set only `validation`."
+        )
+    if cfg.validation != "ours":  # the builders' default; passed only when changed, so prepared folders stay valid
+        options["validation"] = cfg.validation
     prepare(cfg.dataset.corpus, str(prepared_dir(cfg)), data_dir=cfg.dataset.data_dir, seed=cfg.seed, **options)
     data, meta = load_prepared(str(prepared_dir(cfg)))
-    check_dataset(data, meta, cfg.task, where=str(prepared_dir(cfg)))
+    check_dataset(data, meta, cfg.task, where=str(prepared_dir(cfg)), validation=cfg.validation)
     return data, meta
 
 
-def check_dataset(data, meta: dict, task: str, where: str):
-    """ValueError (one line) for a dataset that cannot train `task`: missing split/column, wrong task, labels."""
+def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ours"):
+    """ValueError (one line) for a dataset that cannot train `task`: missing split/column, wrong task, labels,
+    a validation split that `validation` does not expect (`none`: empty; `ours`: not empty)."""
     missing = [split for split in SPLITS if split not in data]
     if missing:
         raise ValueError(f"Prepared dataset {where} has no {missing[0]!r} split (found {sorted(data)}).")
-    empty = [split for split in SPLITS if len(data[split]) == 0]
+    used = SPLITS if validation != "none" else ("train", "test")
+    empty = [split for split in used if len(data[split]) == 0]
     if empty:
         raise ValueError(f"Prepared dataset {where}: split {empty[0]!r} is empty.")
+    if validation == "none" and len(data["validation"]):
+        raise ValueError(
+            f"Prepared dataset {where} has {len(data['validation'])} validation rows but validation: none trains on "
+            "them; prepare it with validation=none."
+        )
     if meta.get("task") != task:
         raise ValueError(f"Prepared dataset {where} is for task {meta.get('task')!r}, the config asks for {task!r}.")
     needed = columns_for(task, ["notes_unclipped"] if meta.get("label_scheme") == LABEL_SCHEME_FROM_NOTES else [])

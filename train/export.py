@@ -97,7 +97,10 @@ def results_table(metrics: dict) -> str:
 
 
 def print_results(metrics: dict, repo_dir: Path):
-    print(f"\nbest epoch {metrics['best_epoch'] + 1} (validation {metrics['selection_metric']})")
+    if metrics.get("selection_metric"):
+        print(f"\nbest epoch {metrics['best_epoch'] + 1} (validation {metrics['selection_metric']})")
+    else:
+        print(f"\nlast epoch {metrics['best_epoch'] + 1} kept (validation: none)")
     print(results_table(metrics))
     print(f"\nHub-ready model folder: {Path(repo_dir).resolve()}")
 
