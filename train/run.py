@@ -57,6 +57,11 @@ from train.peft_variants import describe_trainable, set_stage, svu_model, traina
 METRICS_DIR = Path(__file__).parent / "metrics"
 
 
+def quiet() -> bool:
+    """TQDM_DISABLE (set by `svu ... --quiet`) also silences bars that pass `disable=` explicitly."""
+    return bool(os.environ.get("TQDM_DISABLE"))
+
+
 class TrainingModule(torch.nn.Module):
     """What Accelerate prepares: routes a batch to the full model or, for cached stage-1 batches, to
     `classify_pooled`, so both paths go through `forward` (and DDP's gradient sync)."""
@@ -128,7 +133,7 @@ def predict(model, dataloader, accelerator, desc):
     """(logits, labels, row_index) of every example once, gathered over processes, in numpy."""
     model.eval()
     logits, labels, rows = [], [], []
-    for batch in tqdm(dataloader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
+    for batch in tqdm(dataloader, desc=desc, leave=False, disable=not accelerator.is_local_main_process or quiet()):
         row_index = batch.pop("row_index")
         out = model(batch)
         batch_logits, batch_labels = out.logits, batch["labels"]
@@ -178,7 +183,7 @@ def note_metrics(logits, labels, rows, dataset, svu_config):
     scores = metric.compute(
         predictions=[estimates[s] for s in song_ids], references=[references[s] for s in song_ids], song_ids=song_ids
     )
-    return {k: v for k, v in scores.items() if k.endswith("_f1") or k == "num_songs"}
+    return {k: v for k, v in scores.items() if k.endswith(("_precision", "_recall", "_f1")) or k == "num_songs"}
 
 
 def evaluate_split(cfg, model, dataloader, dataset, accelerator, desc):
@@ -300,7 +305,7 @@ def training_function(cfg: TrainConfig, args):
         train_loader.set_epoch(epoch)  # the shuffle order is a function of (seed, epoch) only
 
         module.train()
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs} (stage {stage})", disable=not accelerator.is_local_main_process)
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs} (stage {stage})", disable=not accelerator.is_local_main_process or quiet())
         for batch in bar:
             batch.pop("row_index")
             loss = module(batch).loss
