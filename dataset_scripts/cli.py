@@ -89,4 +89,5 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
     parser.add_argument("--push-to-hub", metavar="REPO", help="upload the prepared dataset (Parquet) to this Hub repo")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repo")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_prepare)

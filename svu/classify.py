@@ -23,7 +23,7 @@ import numpy as np
 from .audio import read_waveform
 from .common import add_device_option, add_quiet_option, load_model, report_failure, resolve_device
 
-TASKS = ("singer_id", "technique", "classification")  # "classification": a non-SVU classifier naming no task
+TASKS = ("singer_id", "technique")
 DEFAULT_BATCH_SIZE = 8
 
 
@@ -134,7 +134,7 @@ def run_classify(args) -> int:
     if args.top_k < 1 or args.batch_size < 1:
         raise SystemExit(f"svu classify: --top-k ({args.top_k}) and --batch-size ({args.batch_size}) must be >= 1.")
     device = resolve_device(args.device, "classify")
-    model = load_model(args.model, "classify", TASKS, device)
+    model = load_model(args.model, "classify", TASKS, device, other_classifiers=True)
     feature_extractor = AutoFeatureExtractor.from_pretrained(args.model)
     chunk_seconds = args.chunk_seconds or getattr(model.config, "chunk_seconds", None)
     if not chunk_seconds:

@@ -28,20 +28,20 @@ def resolve_device(name, command: str) -> str:
     return name
 
 
-def load_model(name: str, command: str, tasks, device: str = "cpu"):
+def load_model(name: str, command: str, tasks, device: str = "cpu", other_classifiers: bool = False):
     """The model saved at `name` (folder or Hub repo id), in eval mode on `device`.
 
     An SVU repo (config `model_type: svu`) loads through `AutoModel` with its own remote code, which maps to the
-    repo's task model; any other audio classifier (e.g. a native `*ForSequenceClassification` export) through
-    `AutoModelForAudioClassification`. A model whose task is not in `tasks`, or that cannot be loaded, is one
-    line (SystemExit)."""
+    repo's task model; with `other_classifiers`, any other audio classifier (e.g. a native
+    `*ForSequenceClassification` export) loads through `AutoModelForAudioClassification`. A model of another task,
+    or one that cannot be loaded, is one line (SystemExit)."""
     from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification
 
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=True)
         task = model_task(config)
-        if task not in tasks:
-            raise SystemExit(f"svu {command}: {name!r} is a {task!r} model, not a {' or '.join(tasks)} model.")
+        if task not in tasks and not (task is None and other_classifiers and getattr(config, "id2label", None)):
+            raise SystemExit(f"svu {command}: {name!r} is a {task or config.model_type!r} model, not a {' or '.join(tasks)} model.")
         auto_class = AutoModel if config.model_type == "svu" else AutoModelForAudioClassification
         model = auto_class.from_pretrained(name, trust_remote_code=True)
     except (OSError, ValueError, RuntimeError, KeyError) as error:
@@ -49,12 +49,9 @@ def load_model(name: str, command: str, tasks, device: str = "cpu"):
     return model.to(device).eval()
 
 
-def model_task(config) -> str:
-    """`config.task` of an SVU model; "classification" for another audio classifier that does not name one."""
-    task = getattr(config, "task", None)
-    if task:
-        return task
-    return "classification" if getattr(config, "id2label", None) else "unknown"
+def model_task(config):
+    """`config.task` of an SVU model (or of an export that keeps it); None for a model that names no task."""
+    return getattr(config, "task", None) or None
 
 
 def report_failure(command: str, path, error: Exception) -> None:

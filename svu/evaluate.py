@@ -19,8 +19,8 @@ import numpy as np
 
 from .common import add_device_option, add_quiet_option, load_model, model_task, resolve_device
 
-TASKS = ("singer_id", "technique", "transcription", "classification")
 CLASSIFICATION_TASKS = ("singer_id", "technique")
+TASKS = (*CLASSIFICATION_TASKS, "transcription")
 DEFAULT_BATCH_SIZE = 8
 NOTE_METRICS = ("COnPOff", "COnP", "COn")
 
@@ -49,9 +49,11 @@ def load_split(data_dir: str, split: str, task: str, model_config):
         raise SystemExit(f"svu evaluate: --data {data_dir}: {str(error).splitlines()[0]}") from None
     if split not in data or len(data[split]) == 0:
         raise SystemExit(f"svu evaluate: {data_dir} has no (or an empty) {split!r} split; it has {sorted(data)}.")
-    if task != "classification" and meta.get("task") != task:
+    if task is not None and meta.get("task") != task:  # None: a classifier naming no task, checked by labels
         raise SystemExit(f"svu evaluate: {data_dir} is prepared for {meta.get('task')!r}; the model does {task!r}.")
     if meta.get("task") in CLASSIFICATION_TASKS:
+        if not getattr(model_config, "id2label", None):
+            raise SystemExit(f"svu evaluate: the model has no class labels; {data_dir} is a {meta['task']} dataset.")
         model_labels = [model_config.id2label[i] for i in sorted(model_config.id2label)]
         if model_labels != list(meta["label_names"]):
             raise SystemExit(
@@ -142,10 +144,10 @@ def run_evaluate(args) -> int:
     from .figures import confusion_matrix_figure, per_song_f1_figure
 
     device = resolve_device(args.device, "evaluate")
-    model = load_model(args.model, "evaluate", TASKS, device)
+    model = load_model(args.model, "evaluate", TASKS, device, other_classifiers=True)
     task = model_task(model.config)
     dataset, meta = load_split(args.data, args.split, task, model.config)
-    task = meta["task"] if task == "classification" else task
+    task = task or meta["task"]
     batch_size = args.batch_size or repo_eval_batch_size(args.model) or DEFAULT_BATCH_SIZE
     if batch_size < 1:
         raise SystemExit(f"svu evaluate: --batch-size must be >= 1, got {batch_size}.")

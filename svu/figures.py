@@ -22,6 +22,24 @@ def _pyplot():
     return plt
 
 
+def save_png(fig, path, metadata=None) -> Path:
+    """Save `fig` as a palette PNG (64 colours; a fraction of the RGBA size), with text `metadata`, and close it."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    _pyplot().close(fig)
+    buffer.seek(0)
+    image = Image.open(buffer).convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    info = PngImagePlugin.PngInfo()
+    for key, value in (metadata or {}).items():
+        info.add_text(key, value, zip=True)
+    image.save(path, format="PNG", optimize=True, pnginfo=info)
+    return Path(path)
+
+
 def note_name(midi: int) -> str:
     """MIDI 60 -> "C4" (scientific pitch notation)."""
     return f"{NOTE_NAMES[int(midi) % 12]}{int(midi) // 12 - 1}"
@@ -46,9 +64,7 @@ def confusion_matrix_figure(confusion: np.ndarray, label_names: list, path: Path
     ax.set_title(title, fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)
 
 
 def per_song_f1_figure(per_song: list, path: Path, title: str = "") -> Path:
@@ -70,9 +86,7 @@ def per_song_f1_figure(per_song: list, path: Path, title: str = "") -> Path:
     ax.set_title(f"{title} (dashed: mean over songs)", fontsize=8)
     ax.legend(fontsize=7, ncol=3, loc="upper center", frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)
 
 
 def log_spectrogram(audio: np.ndarray, sampling_rate: int, hop: int, midi_grid: np.ndarray, n_fft: int = 4096,
@@ -119,7 +133,5 @@ def piano_roll_figure(notes: list, audio: np.ndarray, sampling_rate: int, path: 
     ax.set_title(title or f"{len(notes)} notes", fontsize=8)
     fig.tight_layout()
     notes_text = json.dumps([[round(float(a), 6), round(float(b), 6), int(p)] for a, b, p in notes])
-    fig.savefig(path, dpi=80, metadata={NOTES_KEY: notes_text})
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, {NOTES_KEY: notes_text})
 
