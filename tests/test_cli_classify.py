@@ -145,3 +145,29 @@ def test_version_names_the_package_version():
     result = subprocess.run([sys.executable, "-m", "svu", "--version"], capture_output=True, text=True, env=ENV, timeout=300)
     assert result.returncode == 0
     assert result.stdout.startswith(f"svu {version} (torch "), result.stdout
+
+
+def test_classify_reads_a_native_sequence_classification_export_the_same(model_dir, tmp_path):
+    """A `Wav2Vec2ForSequenceClassification` holding the SVU model's weights (no remote code) classifies alike."""
+    from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
+
+    model, folder = model_dir
+    backbone = model.config.backbone_config.to_dict()
+    backbone.update(use_weighted_layer_sum=True, classifier_proj_size=backbone["hidden_size"], id2label=LABELS,
+                    label2id={v: k for k, v in LABELS.items()})  # fmt: skip
+    native = Wav2Vec2ForSequenceClassification(Wav2Vec2Config(**backbone)).eval()
+    with torch.no_grad():
+        native.wav2vec2.load_state_dict(model.backbone.state_dict())
+        native.layer_weights.copy_(model.layer_sum.weight)
+        native.projector.weight.copy_(torch.eye(backbone["hidden_size"]))
+        native.projector.bias.zero_()
+        native.classifier.load_state_dict(model.head.state_dict())
+    native.config.chunk_seconds = CHUNK_SECONDS
+    native.save_pretrained(tmp_path / "native")
+    model.feature_extractor().save_pretrained(tmp_path / "native")
+    sf.write(tmp_path / "take.wav", np.concatenate([sung_tone(220.0, 4.0), square_wave(150.0, 4.0)]), SR)
+    for name, source in (("svu", folder), ("native", tmp_path / "native")):
+        assert svu_main(["classify", str(tmp_path / "take.wav"), "--model", str(source), "-o", str(tmp_path / f"{name}.json")]) == 0
+    svu_result, native_result = (json.loads((tmp_path / f"{n}.json").read_text())["files"][0] for n in ("svu", "native"))
+    assert [e["label"] for e in native_result["top_k"]] == [e["label"] for e in svu_result["top_k"]]
+    np.testing.assert_allclose(native_result["mean_logits"], svu_result["mean_logits"], atol=1e-4)
