@@ -31,19 +31,25 @@ def resolve_device(name, command: str) -> str:
 def load_model(name: str, command: str, tasks, device: str = "cpu", other_classifiers: bool = False):
     """The model saved at `name` (folder or Hub repo id), in eval mode on `device`.
 
-    An SVU repo (config `model_type: svu`) loads through `AutoModel` with its own remote code, which maps to the
-    repo's task model; with `other_classifiers`, any other audio classifier (e.g. a native
-    `*ForSequenceClassification` export) loads through `AutoModelForAudioClassification`. A model of another task,
-    or one that cannot be loaded, is one line (SystemExit)."""
-    from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification
+    An SVU repo (config `model_type: svu`) loads its task model (`auto_map["AutoModel"]`) from its own remote
+    code; with `other_classifiers`, any other audio classifier (e.g. a native `*ForSequenceClassification` export)
+    loads through `AutoModelForAudioClassification`. A model of another task, or one that cannot be loaded, is one
+    line (SystemExit)."""
+    from transformers import AutoConfig, AutoModelForAudioClassification
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=True)
         task = model_task(config)
         if task not in tasks and not (task is None and other_classifiers and getattr(config, "id2label", None)):
             raise SystemExit(f"svu {command}: {name!r} is a {task or config.model_type!r} model, not a {' or '.join(tasks)} model.")
-        auto_class = AutoModel if config.model_type == "svu" else AutoModelForAudioClassification
-        model = auto_class.from_pretrained(name, trust_remote_code=True)
+        if config.model_type == "svu":
+            # The repo's own task class, named by its auto_map; not through AutoModel, whose in-process registry
+            # keeps the first SVU class it loaded and would reuse it for a repo of another task.
+            model_class = get_class_from_dynamic_module(config.auto_map["AutoModel"], name)
+            model = model_class.from_pretrained(name)
+        else:
+            model = AutoModelForAudioClassification.from_pretrained(name, trust_remote_code=True)
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         raise SystemExit(f"svu {command}: cannot load model {name!r}: {decoder_message(error)}") from None
     return model.to(device).eval()

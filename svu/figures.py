@@ -74,7 +74,7 @@ def per_song_f1_figure(per_song: list, path: Path, title: str = "") -> Path:
     songs = [row["song_id"] for row in per_song]
     x = np.arange(len(songs))
     width = 0.27
-    fig, ax = plt.subplots(figsize=(min(2.5 + 0.35 * len(songs), 16), 2.8))
+    fig, ax = plt.subplots(figsize=(min(4.5 + 0.35 * len(songs), 16), 2.8))
     for i, (metric, colour) in enumerate(zip(metrics, ("tab:red", "tab:orange", "tab:blue"))):
         values = [row[metric] for row in per_song]
         ax.bar(x + (i - 1) * width, values, width, color=colour, label=metric.replace("_f1", ""))
@@ -83,7 +83,7 @@ def per_song_f1_figure(per_song: list, path: Path, title: str = "") -> Path:
     ax.set_ylim(0, 1.2)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_ylabel("F1")
-    ax.set_title(f"{title} (dashed: mean over songs)", fontsize=8)
+    ax.set_title(f"{title} (dashed lines: means over songs)", fontsize=8)
     ax.legend(fontsize=7, ncol=3, loc="upper center", frameon=False)
     fig.tight_layout()
     return save_png(fig, path)
