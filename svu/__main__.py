@@ -1,3 +1,3 @@
-from .cli import main
+"""The `svu` command line: `svu data prepare`, `svu classify`, `svu evaluate`, `svu transcribe`, `svu --version`."""
 
 raise SystemExit(main())
