@@ -1,3 +1,3 @@
-"""The `svu` command line: `svu data prepare`, `svu classify`, `svu evaluate`, `svu transcribe`, `svu --version`."""
+from .cli import main
 
 raise SystemExit(main())
