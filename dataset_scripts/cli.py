@@ -110,4 +110,5 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--public", action="store_true",
                         help="with --push-to-hub: a public repo (Artist20 / MIR-ST500 audio is not redistributable: "
                              "check the corpus licence first)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_prepare)

@@ -24,6 +24,7 @@ COnPOff for a perfect model on MIR-ST500). Its scores are logged as `validation_
 says so under `protocol.validation_proxy`.
 """
 
+import os
 from pathlib import Path
 
 import evaluate
@@ -50,6 +51,11 @@ VALIDATION_PROXY = (
 )
 
 
+def quiet() -> bool:
+    """TQDM_DISABLE (set by `svu ... --quiet`) also silences bars that pass `disable=` explicitly."""
+    return bool(os.environ.get("TQDM_DISABLE"))
+
+
 def load_metric(name: str):
     return evaluate.load(str(METRICS_DIR / name / f"{name}.py"))
 
@@ -60,7 +66,7 @@ def predict(forward, dataloader, accelerator=None, desc="predict"):
     in numpy. `forward(batch)` returns an output with `.logits`; batches are moved to `accelerator`'s device by
     a prepared dataloader, else to `device` of the model behind `forward`."""
     logits, labels, rows = [], [], []
-    show = accelerator is None or accelerator.is_local_main_process
+    show = (accelerator is None or accelerator.is_local_main_process) and not quiet()
     for batch in tqdm(dataloader, desc=desc, leave=False, disable=not show):
         row_index = batch.pop("row_index")
         out = forward(batch)
@@ -114,7 +120,10 @@ def note_scores(estimates: dict, references: dict) -> dict:
     results = {k: v for k, v in scores.items() if k.endswith(("_f1", "_precision", "_recall"))}
     results.update(num_songs=scores["num_songs"], num_reference_notes=scores["num_reference_notes"],
                    num_estimated_notes=scores["num_estimated_notes"])
-    results["per_song"] = [{k: row[k] for k in ("song_id", "COnPOff_f1", "COnP_f1", "COn_f1")} for row in scores["per_song"]]
+    results["per_song"] = [
+        {k: v for k, v in row.items() if k == "song_id" or k.endswith(("_f1", "_precision", "_recall"))}
+        for row in scores["per_song"]
+    ]
     return results
 
 
@@ -133,10 +142,13 @@ def chunk_note_metrics(logits, labels, rows, dataset, svu_config) -> dict:
     return {k: v for k, v in scores.items() if k.endswith("_f1") or k == "num_songs"}
 
 
-def evaluate_split(task, forward, dataloader, dataset, svu_config, accelerator=None, desc="validation") -> dict:
+def evaluate_split(task, forward, dataloader, dataset, svu_config, accelerator=None, desc="validation", keep=None) -> dict:
     """Chunk-level metrics of one split (validation; the chunk part of the test metrics); `num_examples` /
-    `num_unique_examples` prove nothing was counted twice."""
+    `num_unique_examples` prove nothing was counted twice. A `keep` dict receives the scored `logits`, `labels`
+    and `rows` (e.g. for a confusion matrix of exactly these predictions)."""
     logits, labels, rows = predict(forward, dataloader, accelerator, desc)
+    if keep is not None:
+        keep.update(logits=logits, labels=labels, rows=rows)
     if task in CLASSIFICATION_TASKS:
         results = classification_metrics(logits, labels, rows, dataset)
     else:
@@ -203,7 +215,7 @@ def whole_song_notes(model, dataset, meta: dict, accelerator=None, progress: boo
     if accelerator is not None:
         names = names[accelerator.process_index :: accelerator.num_processes]
     model = svu_model(model)
-    show = progress and (accelerator is None or accelerator.is_local_main_process)
+    show = progress and (accelerator is None or accelerator.is_local_main_process) and not quiet()
     estimates = {}
     for song in tqdm(names, desc="test songs", leave=False, disable=not show):
         wave = whole_song(dataset, rows[song], songs[song]["seconds"], model.config.sampling_rate)
@@ -224,10 +236,11 @@ def chunk_loader(task, model, dataset, batch_size, accelerator=None):
     return accelerator.prepare_data_loader(loader) if accelerator is not None else loader
 
 
-def evaluate_test(model, dataset, meta: dict, *, batch_size: int = 16, accelerator=None) -> dict:
+def evaluate_test(model, dataset, meta: dict, *, batch_size: int = 16, accelerator=None, keep=None) -> dict:
     """The test metrics of `model` (an SVU task model, possibly PEFT-wrapped) on a prepared test split, exactly
     as `train/run.py` writes them to `metrics.json["test"]` (module docstring). `batch_size` only groups chunks
-    (equal-length chunks: no padding); `accelerator` shares the work between processes."""
+    (equal-length chunks: no padding); `accelerator` shares the work between processes; `keep` as in
+    `evaluate_split` (the chunk logits)."""
     task = svu_model(model).config.task
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
 
@@ -238,7 +251,7 @@ def evaluate_test(model, dataset, meta: dict, *, batch_size: int = 16, accelerat
 
     model.eval()
     loader = chunk_loader(task, model, dataset, batch_size, accelerator)
-    chunk_scores = evaluate_split(task, forward, loader, dataset, svu_model(model).config, accelerator, desc="test")
+    chunk_scores = evaluate_split(task, forward, loader, dataset, svu_model(model).config, accelerator, "test", keep)
     if task in CLASSIFICATION_TASKS:
         return chunk_scores
     estimates, references = whole_song_notes(model, dataset, meta, accelerator)

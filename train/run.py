@@ -62,7 +62,7 @@ from train.data import (
     CLASSIFICATION_TASKS, AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
     prepared_dir,
 )
-from train.evaluation import TEST_SCORING, VALIDATION_PROXY, evaluate_split, evaluate_test
+from train.evaluation import TEST_SCORING, VALIDATION_PROXY, evaluate_split, evaluate_test, quiet
 from train.native_export import is_native_export, svu_from_native
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
@@ -267,7 +267,7 @@ def train_epoch(run: Run, state: TrainingState, epoch: int, stage: int, cached: 
     train_loader.set_epoch(epoch)  # the shuffle order is a function of (seed, epoch) only
 
     module.train()
-    bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs} (stage {stage})", disable=not accelerator.is_local_main_process)
+    bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs} (stage {stage})", disable=not accelerator.is_local_main_process or quiet())
     for batch in bar:
         batch.pop("row_index")
         with accelerator.accumulate(module):
