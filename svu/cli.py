@@ -6,6 +6,7 @@ import importlib
 # sub-command name -> module defining `add_parser(subparsers)`; the parser sets `func(args) -> int`.
 SUBCOMMANDS = {
     "data": "dataset_scripts.cli",
+    "export": "svu.export",
     "transcribe": "svu.transcribe",
 }
 

@@ -84,6 +84,10 @@ class TrainConfig:
     keep_checkpoints: int = field(default=3, metadata={"help": "Complete checkpoints kept (oldest removed)."})
     mixed_precision: Literal["no", "fp16", "bf16"] = field(default="no", metadata={"help": "Accelerate mixed precision."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+    max_layers: Optional[int] = field(
+        default=None,
+        metadata={"help": "Train on the backbone's first K transformer layers only (pruned from the start); None = all."},
+    )
     log_every_steps: int = field(default=10, metadata={"help": "Tracker loss logging interval in steps."})
     push_to_hub: Optional[str] = field(default=None, metadata={"help": "Hub repo id to upload the final folder to."})
     hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
@@ -109,6 +113,8 @@ class TrainConfig:
             raise ValueError(f"stage1_epochs={self.stage1_epochs} must be between 0 and epochs={self.epochs}.")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs={self.epochs} and batch_size={self.batch_size} must be >= 1.")
+        if self.max_layers is not None and (not isinstance(self.max_layers, int) or self.max_layers < 1):
+            raise ValueError(f"max_layers={self.max_layers!r} must be an integer >= 1 (or null for all layers).")
         if self.eval_batch_size is None:
             self.eval_batch_size = self.batch_size
 

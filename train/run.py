@@ -47,6 +47,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from modeling_svu import TASK_MODELS
+from modeling_svu.pruning import prune_layers
 from modeling_svu.note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
 
 from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
@@ -91,11 +92,16 @@ def build_model(cfg: TrainConfig, meta: dict):
                 f"Model {cfg.backbone} ({model.config.task}, labels {labels}) does not match the dataset "
                 f"({cfg.task}, labels {meta['label_names']})."
             )
+        if cfg.max_layers is not None:
+            prune_layers(model, cfg.max_layers)
         return model
     try:
-        return model_cls.from_backbone(cfg.backbone, id2label=id2label, **overrides)
+        model = model_cls.from_backbone(cfg.backbone, id2label=id2label, **overrides)
     except OSError as err:
         raise ValueError(f"Backbone {cfg.backbone!r} could not be loaded ({str(err).splitlines()[0]}).") from None
+    if cfg.max_layers is not None:
+        prune_layers(model, cfg.max_layers)
+    return model
 
 
 def get_dataloaders(cfg, data, model, accelerator):
