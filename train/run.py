@@ -52,7 +52,7 @@ from modeling_svu.note_labels import IGNORE_INDEX, decode_logits, decoding_optio
 
 from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
 from train.config import DEFAULT_SELECTION_METRIC, TrainConfig, load_config
-from train.data import CLASSIFICATION_TASKS, AudioCollator, make_dataloader, pooled_collate, prepare_dataset
+from train.data import CLASSIFICATION_TASKS, AudioCollator, make_dataloader, pooled_collate, prepare_dataset, resolve_num_workers
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
 METRICS_DIR = Path(__file__).parent / "metrics"
@@ -108,10 +108,11 @@ def get_dataloaders(cfg, data, model, accelerator):
     """Audio loaders for train/validation/test, plus stage-1 cached loaders (classification + cache_stage1)."""
     collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task)
     columns = ["audio", "label"] if cfg.task in CLASSIFICATION_TASKS else ["audio", "frame_targets"]
+    workers = resolve_num_workers(cfg.num_workers, cfg.backbone, len(data["train"]), accelerator.num_processes)
     loaders = {
-        "train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers),
-        "validation": make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=cfg.num_workers),
-        "test": make_dataloader(data["test"], columns, collate, cfg.eval_batch_size, num_workers=cfg.num_workers),
+        "train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=workers),
+        "validation": make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=workers),
+        "test": make_dataloader(data["test"], columns, collate, cfg.eval_batch_size, num_workers=workers),
     }
     # ---- stage-1 feature cache: the same rows, shuffled by the same (seed, epoch) sampler ----
     if cfg.cache_stage1 and cfg.task in CLASSIFICATION_TASKS and cfg.stage1_epochs > 0:
