@@ -28,7 +28,7 @@ from pathlib import Path
 import datasets
 
 from .audio import SAMPLING_RATE, identity_separation
-from .common import CorpusBuilder, classification_examples, classification_features, read_audio_or_skip
+from .common import CorpusBuilder, classification_examples, classification_features
 from .vocalset import is_macos_debris
 
 MANIFEST = Path(__file__).parent / "manifests" / "artist20_paper.json"
@@ -155,10 +155,7 @@ class Artist20(CorpusBuilder):
         return [datasets.SplitGenerator(name=split, gen_kwargs={"tracks": by_split[split]}) for split in by_split]
 
     def _generate_examples(self, tracks):
-        for path, clip_id, artist in tracks:
-            wave = read_audio_or_skip(path, clip_id, self.report)
-            if wave is None:
-                continue
+        for (path, clip_id, artist), wave in self.decoded(tracks, lambda t: t[0], lambda t: t[1]):
             wave = self.separate(wave, SAMPLING_RATE)
             for example in classification_examples(
                 wave, clip_id=clip_id, label=artist, singer=artist, chunk_seconds=self.chunk_seconds,

@@ -25,6 +25,7 @@ import numpy as np
 
 from modeling_svu.note_labels import notes_to_frame_targets
 
+from .parallel import ordered_map
 from .audio import SAMPLING_RATE, audio_cell, chunk_waveform, identity_separation, load_audio, passes_rms_filter
 
 SPLITS = ("train", "validation", "test")
@@ -89,14 +90,28 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
 
     DEFAULT_WRITER_BATCH_SIZE = 64
 
-    def __init__(self, *args, separate=None, **kwargs):
+    def __init__(self, *args, separate=None, num_proc=1, **kwargs):
         super().__init__(*args, **kwargs)
         self.report = PrepareReport()
         self.separate = separate or identity_separation
+        self.num_proc = num_proc  # processes decoding files (`parallel.ordered_map`); the rows do not depend on it
 
     @property
     def chunk_seconds(self) -> float:
         return self.config.chunk_seconds
+
+    def decoded(self, entries, path, name):
+        """``(entry, waveform)`` of each entry whose audio decodes, in order, decoded on `num_proc` processes;
+        the others are counted as skipped, as `read_audio_or_skip` does. `path(entry)`, `name(entry)`: its
+        audio file and its name in the report."""
+        entries = list(entries)
+        results = ordered_map(decode_or_error, [path(entry) for entry in entries], self.num_proc)
+        for entry, (waveform, error) in zip(entries, results):
+            if error is not None:
+                self.report.skip(name(entry), skip_reason(ValueError(error)))
+                self.report.messages.append(error)
+                continue
+            yield entry, waveform
 
 
 def skip_reason(error: ValueError) -> str:
@@ -111,6 +126,14 @@ def skip_reason(error: ValueError) -> str:
     if "NaN or infinite" in text:
         return "NaN or infinite samples"
     return "unreadable audio"
+
+
+def decode_or_error(path) -> tuple:
+    """``(load_audio(path), None)``, or ``(None, the one-line error)`` (runs in `ordered_map` workers)."""
+    try:
+        return load_audio(path), None
+    except ValueError as error:
+        return None, str(error)
 
 
 def read_audio_or_skip(path, name: str, report: "PrepareReport"):

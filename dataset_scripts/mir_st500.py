@@ -28,7 +28,7 @@ import datasets
 import numpy as np
 
 from .audio import SAMPLING_RATE, identity_separation
-from .common import CorpusBuilder, read_audio_or_skip, transcription_examples, transcription_features
+from .common import CorpusBuilder, transcription_examples, transcription_features
 
 ANNOTATION_FILE = "MIR-ST500_corrected.json"
 NUM_SONGS = 500
@@ -163,10 +163,7 @@ class MirST500(CorpusBuilder):
         return [datasets.SplitGenerator(name=split, gen_kwargs={"songs": by_split[split]}) for split in by_split]
 
     def _generate_examples(self, songs):
-        for song_id, audio, notes in songs:
-            wave = read_audio_or_skip(audio, song_id, self.report)
-            if wave is None:
-                continue
+        for (song_id, audio, notes), wave in self.decoded(songs, lambda s: s[1], lambda s: s[0]):
             wave = self.separate(wave, SAMPLING_RATE)
             self.report.files_used += 1
             for index, example in enumerate(transcription_examples(wave, notes, song_id=song_id, chunk_seconds=self.chunk_seconds)):

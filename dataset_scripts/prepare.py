@@ -25,6 +25,7 @@ from pathlib import Path
 
 import datasets
 
+from .parallel import resolve_num_proc
 from .common import SPLITS, check_no_leakage, class_weights, write_json
 
 META_FILE = "svu_meta.json"
@@ -128,8 +129,12 @@ def nothing_usable_message(corpus: str, data_dir, report: dict) -> str:
     )
 
 
-def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool = False, **options) -> datasets.DatasetDict:
+def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool = False, num_proc=1,
+            **options) -> datasets.DatasetDict:
     """Build ``corpus`` into ``output_dir`` (or reload it if the fingerprint matches); see module doc.
+
+    ``num_proc`` processes decode (or synthesise) the files (``"auto"``: every core this process may use); the
+    rows, their order and the fingerprint are the same for every value.
 
     ``options`` go to the corpus builder's config (e.g. ``task=``, ``split=``, sizes), except
     ``separate`` (a vocal-separation callable) which goes to the builder itself.
@@ -148,6 +153,7 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
             return datasets.load_from_disk(str(output_dir))
 
     builder_kwargs = {k: options.pop(k) for k in ("separate",) if k in options}
+    builder_kwargs["num_proc"] = resolve_num_proc(num_proc)
     config_kwargs = dict(options)
     if corpus == "synthetic":  # real corpora have fixed, documented splits: the seed changes nothing there
         config_kwargs["seed"] = seed
