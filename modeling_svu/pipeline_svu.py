@@ -20,6 +20,7 @@ from transformers import AutoModelForAudioClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.audio_utils import ffmpeg_read
 
+from .engines import load_engine
 from .long_audio import BLOCK_SECONDS, array_blocks, transcribe_blocks
 
 TASK = "singing-transcription"
@@ -110,7 +111,9 @@ class SingingTranscriptionPipeline(Pipeline):
 
     Call options: `chunk_seconds` (window length, default `config.chunk_seconds`), `overlap_seconds` (default 1.0),
     `chunk_batch_size` (windows per forward pass, default 8), `progress` (tqdm bar, default False),
-    `return_midi` (add the notes as Standard MIDI File bytes under "midi").
+    `return_midi` (add the notes as Standard MIDI File bytes under "midi"). Engine options (at construction,
+    `pipeline(..., engine="onnx", int8=True)`, or per call; see `engines.py`): `engine` ("torch" | "onnx"),
+    `int8`, `bf16`.
     """
 
     _load_feature_extractor = True
@@ -120,8 +123,11 @@ class SingingTranscriptionPipeline(Pipeline):
     _load_video_processor = False
 
     def _sanitize_parameters(
-        self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, return_midi=None
+        self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, return_midi=None,
+        engine=None, int8=None, bf16=None,
     ):
+        if engine is not None or int8 or bf16:
+            self._engine = load_engine(self.model, engine or "torch", int8=bool(int8), bf16=bool(bf16))
         forward = {"chunk_seconds": chunk_seconds, "overlap_seconds": overlap_seconds}
         forward.update(batch_size=chunk_batch_size, progress=progress)
         forward = {key: value for key, value in forward.items() if value is not None}
@@ -161,7 +167,7 @@ class SingingTranscriptionPipeline(Pipeline):
         try:
             notes = transcribe_blocks(
                 self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
-                total_samples=model_inputs["total_samples"], **kwargs,
+                total_samples=model_inputs["total_samples"], engine=getattr(self, "_engine", None), **kwargs,
             )  # fmt: skip
         except ValueError as error:  # name the file the audio came from (ffmpeg's errors already do)
             if source is None or source in str(error):

@@ -98,10 +98,17 @@ def load_transcription_model(name: str):
 def run_transcribe(args) -> int:
     from modeling_svu.long_audio import transcribe_blocks
 
+    from modeling_svu.engines import load_engine
+
     model = load_transcription_model(args.model)
+    try:
+        engine = load_engine(model, args.engine, int8=args.int8, bf16=args.bf16)
+    except (ImportError, ValueError) as error:
+        raise SystemExit(f"svu transcribe: error: {error}") from None
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    options = {"chunk_seconds": args.chunk_seconds, "overlap_seconds": args.overlap_seconds, "batch_size": args.batch_size}
+    options = {"chunk_seconds": args.chunk_seconds, "overlap_seconds": args.overlap_seconds, "batch_size": args.batch_size,
+               "engine": engine}
     options = {key: value for key, value in options.items() if value is not None}
     written, failures = {}, 0
     for audio_path in args.inputs:
@@ -135,4 +142,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--overlap-seconds", type=float, help="overlap of consecutive windows (default: 1.0)")
     parser.add_argument("--batch-size", type=int, help="windows per forward pass (default: 8)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_engine_arguments(parser)
     parser.set_defaults(func=run_transcribe)
+
+
+def add_engine_arguments(parser) -> None:
+    """`--engine torch|onnx`, `--int8`, `--bf16` (see `modeling_svu.engines`); for every inference command."""
+    parser.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                        help="torch (default) or onnx (ONNX Runtime; needs pip install onnxruntime onnx)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the linear layers")
+    precision.add_argument("--bf16", action="store_true", help="bfloat16 autocast (torch engine; fast on CPUs with AVX512-BF16/AMX)")
