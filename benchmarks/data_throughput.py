@@ -49,7 +49,7 @@ def write_vocalset_tree(root: Path, count: int, seconds: float) -> float:
 
 
 def prep_rows(tmp: Path, smoke: bool) -> list:
-    count, seconds = (3, 4.0) if smoke else (24, 20.0)
+    count, seconds = (3, 4.0) if smoke else (48, 30.0)
     data_dir = tmp / "VocalSet"
     hours = write_vocalset_tree(data_dir, count, seconds)
     start = time.perf_counter()
@@ -76,7 +76,7 @@ def loader_rows(tmp: Path, smoke: bool) -> list:
                    **({"num_singers": 2, "recordings_per_singer": 3} if smoke else {}), num_proc=2)
     rows_ = data["train"]
     collate = AudioCollator(SVUForSingerID.from_backbone("tiny-wav2vec2", id2label={0: "a"}).feature_extractor(), "singer_id")
-    epochs = 1 if smoke else 3
+    epochs = 1 if smoke else 10  # enough batches that worker start-up does not dominate
     rows = []
     for workers in (0, 1, 2):
         loader = make_dataloader(rows_, ["audio", "label"], collate, batch_size=8, seed=0, num_workers=workers)
