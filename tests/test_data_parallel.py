@@ -11,7 +11,7 @@ import pytest
 from dataset_scripts.audio import TruncatedAudioWarning
 from dataset_scripts.parallel import ordered_map, resolve_num_proc
 from dataset_scripts.prepare import load_prepared, prepare
-from test_data_artist20 import ALBUMS, ARTISTS, tree  # noqa: F401 (`tree`: the fake Artist20 corpus fixture)
+from test_data_artist20 import ALBUMS, ARTISTS, make_tree
 from test_data_vocalset import quirky_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +35,12 @@ def test_vocalset_on_two_processes_equals_one_process(tmp_path):
     assert meta["report"]["skipped"]["unreadable audio"] == ["female1/long_tones/straight/f1_broken"]
 
 
-def test_artist20_stems_and_a_truncated_stem_on_two_processes(tree, tmp_path):  # noqa: F811
+def test_artist20_stems_and_a_truncated_stem_on_two_processes(tmp_path):
     """separation=stems:<dir> with N = 2: stems looked up and missing ones counted as at N = 1; a truncated stem,
     decoded in a worker, is used with its warning shown here and kept in the report."""
     from data_fixtures import write_mp3, write_wav
 
+    tree = make_tree(tmp_path / "artist20")
     stems = tmp_path / "stems"
     for artist in ARTISTS:
         for album in ALBUMS[:5]:  # Album_F has no stems
