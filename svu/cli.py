@@ -1,6 +1,7 @@
 """`svu` console script: one sub-command per interface; each lives next to the code it drives."""
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -29,18 +30,40 @@ def version_text() -> str:
     return f"svu {installed('svu')} (torch {installed('torch')}, transformers {installed('transformers')}, python {sys.version.split()[0]})"
 
 
-def silence_progress_bars() -> None:
-    """`--quiet`: no progress bars from tqdm (ours, in this process and its children), transformers or datasets."""
-    os.environ["TQDM_DISABLE"] = "1"
-    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
-    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-    from huggingface_hub.utils import disable_progress_bars
+QUIET_ENV = ("TQDM_DISABLE", "HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS")
+# (module, is-enabled, disable, enable) of the libraries whose bars have an in-process switch
+BAR_SWITCHES = (
+    ("huggingface_hub.utils", "are_progress_bars_disabled", "disable_progress_bars", "enable_progress_bars"),
+    ("transformers.utils.logging", "is_progress_bar_enabled", "disable_progress_bar", "enable_progress_bar"),
+    ("datasets.utils.logging", "is_progress_bar_enabled", "disable_progress_bar", "enable_progress_bar"),
+)
 
-    disable_progress_bars()  # transformers' bars follow the hub's switch when imported later
-    for module, function in (("transformers.utils.logging", "disable_progress_bar"),
-                             ("datasets", "disable_progress_bars")):  # fmt: skip
-        if module.split(".")[0] in sys.modules:  # already imported: switch off in-process too
-            getattr(importlib.import_module(module), function)()
+
+@contextlib.contextmanager
+def progress_bars_silenced():
+    """`--quiet`: no progress bars from tqdm (ours, in this process and its children), transformers or datasets,
+    for the command only: `main()` called in-process (tests, notebooks) leaves the environment as it found it."""
+    saved_env = {key: os.environ.get(key) for key in QUIET_ENV}
+    os.environ.update({key: "1" for key in QUIET_ENV})
+    switched = []
+    for module, is_on, disable, enable in BAR_SWITCHES:
+        if module.split(".")[0] != "huggingface_hub" and module.split(".")[0] not in sys.modules:
+            continue  # imported later: it reads the environment (transformers follows the hub's switch)
+        library = importlib.import_module(module)
+        was_on = not getattr(library, is_on)() if is_on.startswith("are_") else getattr(library, is_on)()
+        getattr(library, disable)()
+        if was_on:
+            switched.append(getattr(library, enable))
+    try:
+        yield
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for enable in switched:
+            enable()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "quiet", False):
-        silence_progress_bars()
-    return int(args.func(args) or 0)
+    quiet = progress_bars_silenced() if getattr(args, "quiet", False) else contextlib.nullcontext()
+    with quiet:
+        return int(args.func(args) or 0)

@@ -202,3 +202,21 @@ def test_classify_engines_give_the_default_labels(model_dir, tmp_path, monkeypat
     native = SimpleNamespace(config=SimpleNamespace(model_type="wav2vec2"))
     with pytest.raises(SystemExit, match="--engine onnx runs SVU models only; 'wav2vec2' runs with the default engine"):
         load_engine_or_exit(native, onnx, "classify", "cpu")
+
+
+def test_quiet_in_process_leaves_the_environment_as_it_was(monkeypatch):
+    """`main([..., "-q"])` called in-process (tests, notebooks) silences bars for that command only: a later
+    subprocess or command still shows them."""
+    import os
+
+    import datasets
+
+    from svu.cli import QUIET_ENV, main
+
+    for key in QUIET_ENV:
+        monkeypatch.delenv(key, raising=False)
+    datasets.enable_progress_bars()
+    with pytest.raises(SystemExit):  # a missing model: the command fails after --quiet took effect
+        main(["classify", "nothing.wav", "--model", "no/such-model-here", "-q"])
+    assert not any(key in os.environ for key in QUIET_ENV)
+    assert datasets.is_progress_bar_enabled()
