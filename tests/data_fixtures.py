@@ -94,3 +94,19 @@ def whole_songs(split):
                 else:
                     notes.append([onset, offset, pitch])
         yield song_id, wave, notes
+
+
+def train_steps(model, inputs, labels, steps, lr=2e-3, batch_size=4):
+    """A few Adam steps on random (seeded) mini-batches of in-memory tensors; returns the model in eval mode."""
+    import torch
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(steps):
+        batch = torch.randperm(len(inputs), generator=generator)[:batch_size]
+        loss = model(inputs[batch], labels=labels[batch]).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from data_fixtures import whole_songs
+from data_fixtures import train_steps, whole_songs
 from test_transcription_training import METRIC
 
 from dataset_scripts.prepare import prepare
@@ -25,17 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ENGINES = [("onnx", False, False), ("onnx", True, False), ("torch", True, False), ("torch", False, True)]
 
 
-def train(model, inputs, labels, steps, lr=2e-3, batch_size=4):
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(steps):
-        batch = torch.randperm(len(inputs), generator=generator)[:batch_size]
-        loss = model(inputs[batch], labels=labels[batch]).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
+train = train_steps
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from dataset_scripts.prepare import prepare
 from modeling_svu import SVUForNoteTranscription
 from train.data import AudioCollator
 
-from data_fixtures import whole_songs
+from data_fixtures import train_steps, whole_songs
 
 METRIC = str(Path(__file__).resolve().parents[1] / "train" / "metrics" / "transcription")
 COn_F1_FLOOR = 0.8
@@ -46,15 +46,7 @@ def test_tiny_model_trained_on_synthetic_corpus_finds_the_notes(tmp_path):
     collate = AudioCollator(model.feature_extractor(), "transcription", model.config)
     batch = collate([{**row, "row_index": i} for i, row in enumerate(data["train"].with_format("numpy"))])
     inputs, labels = batch["input_values"], batch["labels"]
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    generator = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(STEPS):
-        batch = torch.randperm(len(inputs), generator=generator)[:BATCH_SIZE]
-        loss = model(inputs[batch], labels=labels[batch]).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_steps(model, inputs, labels, STEPS, lr=LEARNING_RATE, batch_size=BATCH_SIZE)
 
     after, estimates = score(model, test_songs)
     print(f"COn F1 before training {before['COn_f1']:.3f}, after {STEPS} steps {after['COn_f1']:.3f}")
