@@ -9,8 +9,8 @@ The output folder is a ``DatasetDict.save_to_disk`` folder (splits train/validat
 
 Re-running with the same corpus, data files (relative path, size, mtime), seed and options finds
 the same fingerprint and loads the saved folder instead of rebuilding (``force=True`` rebuilds).
-Before saving, a leakage check fails the preparation if one singer (technique), recording/album
-(singer ID) or song (transcription) lands in two splits. Missing, empty, unreadable files and bad annotation
+Before saving, a leakage check fails the preparation if one group of the task's `leakage` key (e.g. a singer,
+an album, a song; `modeling_svu.tasks`) lands in two splits. Missing, empty, unreadable files and bad annotation
 rows are skipped and reported; only when nothing usable remains does `prepare` fail (ValueError, one line
 with the skip counts; the CLI exits 2) and nothing is saved.
 """
@@ -24,6 +24,8 @@ from collections import Counter
 from pathlib import Path
 
 import datasets
+
+from modeling_svu.tasks import get_task
 
 from .common import SPLITS, check_no_leakage, class_weights, write_json
 
@@ -90,21 +92,19 @@ def fingerprint(corpus: str, data_dir, seed: int, options: dict) -> str:
 
 def leakage_groups(dataset: datasets.DatasetDict, task: str) -> tuple:
     """(what, {split: set of groups}) that must not be shared between splits for ``task``."""
-    if task == "transcription":
-        return "song", {split: set(dataset[split]["song_id"]) for split in dataset}
-    if task == "technique":
-        return "singer", {split: set(dataset[split]["singer"]) for split in dataset}
-    # singer ID: every singer is in every split, but a recording (album) is in one split only
-    album = lambda clip_id: clip_id.rsplit("/", 1)[0] if clip_id.count("/") >= 2 else clip_id
-    return "recording/album", {split: {album(c) for c in dataset[split]["clip_id"]} for split in dataset}
+    spec = get_task(task)
+    return spec.leakage, {
+        split: {spec.leakage_group(value) for value in dataset[split][spec.leakage_column]} for split in dataset
+    }
 
 
 def summarize(dataset: datasets.DatasetDict, task: str, label_names, chunk_seconds: float) -> dict:
+    """Chunks per split and class (tasks with classes) or per leakage group (e.g. song), hours per split."""
+    spec = get_task(task)
     summary = {"chunks": {}, "hours": {}}
     for split in dataset:
-        column = "label" if task != "transcription" else "song_id"
-        counts = Counter(dataset[split][column])
-        if task != "transcription":
+        counts = Counter(dataset[split][spec.target_column if spec.classes else spec.leakage_column])
+        if spec.classes:
             counts = {label_names[label]: counts.get(label, 0) for label in range(len(label_names))}
         summary["chunks"][split] = dict(sorted(counts.items()))
         summary["hours"][split] = round(len(dataset[split]) * chunk_seconds / 3600.0, 4)
@@ -167,7 +167,7 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
             "corpus": corpus,
             "task": task,
             "label_names": label_names,
-            "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if task != "transcription" else None,
+            "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if get_task(task).classes else None,
             "chunk_seconds": builder.chunk_seconds,
             "fingerprint": key,
             "report": {**builder.report.to_dict(), **summarize(dataset, task, label_names, builder.chunk_seconds)},

@@ -10,15 +10,11 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .paper_results import METRIC_NAMES, PAPER_DATASETS, PAPER_RESULTS
+from modeling_svu.tasks import get_task
+
+from .paper_results import METRIC_NAMES, PAPER_RESULTS
 from .plot import plot_layer_weights
 
-TASK_TITLES = {
-    "technique": "Singing technique classification",
-    "singer_id": "Singer identification",
-    "transcription": "Singing note transcription",
-}
-PIPELINE_TAGS = {"technique": "audio-classification", "singer_id": "audio-classification", "transcription": "other"}
 METRIC_TYPES = {"macro_f1": "f1", "accuracy": "accuracy", "balanced_accuracy": "accuracy",
                 "top2_accuracy": "accuracy", "top3_accuracy": "accuracy"}
 LAYER_WEIGHTS_PNG = "layer_weights.png"
@@ -36,23 +32,27 @@ RECIPES = {
 
 def eval_results(task: str, metrics: dict, dataset_name: str, dataset_type: str) -> list:
     """One `EvalResult` per test metric of `task` present in `metrics["test"]`."""
+    spec = get_task(task)
     results = []
-    for key, name in METRIC_NAMES[task].items():
+    for key in spec.card_metrics:
         if key not in metrics["test"]:
             continue
         results.append(EvalResult(
-            task_type=PIPELINE_TAGS[task], task_name=TASK_TITLES[task],
+            task_type=spec.pipeline_tag, task_name=spec.title,
             dataset_type=dataset_type, dataset_name=dataset_name, dataset_split="test",
-            metric_type=METRIC_TYPES.get(key, key), metric_name=f"{name} (chunk)" if task != "transcription" else name,
+            metric_type=METRIC_TYPES.get(key, key),
+            metric_name=f"{METRIC_NAMES[key]} (chunk)" if spec.pooled else METRIC_NAMES[key],
             metric_value=metrics["test"][key],
         ))
     return results
 
 
 def results_table(task: str, family: str, metrics: dict) -> str:
-    paper = PAPER_RESULTS[task].get(family, {})
+    spec = get_task(task)
+    paper = PAPER_RESULTS[spec.paper_corpus].get(family, {})
     lines = ["| metric | this model (test) | paper, same backbone |", "|---|---|---|"]
-    for key, name in METRIC_NAMES[task].items():
+    for key in spec.card_metrics:
+        name = METRIC_NAMES[key]
         if key in metrics["test"] or key in paper:
             ours = f"{100 * metrics['test'][key]:.1f}" if key in metrics["test"] else "-"
             lines.append(f"| {name} | {ours} | {paper.get(key, '-')} |")
@@ -64,23 +64,24 @@ def results_table(task: str, family: str, metrics: dict) -> str:
 
 def model_card(config: dict, metrics: dict, meta: dict, family: str, repo_id=None, widget=()) -> ModelCard:
     task = config["task"]
+    spec = get_task(task)
     corpus = meta.get("corpus", config["dataset"]["corpus"])
-    dataset_name = PAPER_DATASETS[task] if corpus != "synthetic" else f"SVU synthetic ({task})"
+    dataset_name = spec.paper_corpus if corpus != "synthetic" else f"SVU synthetic ({task})"
     model_name = repo_id.split("/")[-1] if repo_id else f"svu-{task}-{config['backbone']}"
     base = f"https://huggingface.co/{repo_id}/resolve/main/" if repo_id else ""
     data = ModelCardData(
         library_name="transformers",
-        pipeline_tag=PIPELINE_TAGS[task],
-        tags=["svu", "singing-voice", task.replace("_", "-"), family, config["finetune"].replace("_", "-"), "custom_code"],
+        pipeline_tag=spec.pipeline_tag,
+        tags=["svu", "singing-voice", *spec.card_tags, family, config["finetune"].replace("_", "-"), "custom_code"],
         datasets=[corpus],
-        metrics=sorted({METRIC_TYPES.get(k, k) for k in METRIC_NAMES[task] if k in metrics["test"]}),
+        metrics=sorted({METRIC_TYPES.get(k, k) for k in spec.card_metrics if k in metrics["test"]}),
         model_name=model_name,
         eval_results=eval_results(task, metrics, dataset_name, corpus),
         widget=[{"src": base + path, "example_title": title} for path, title in widget],
         base_model=config["backbone"] if "/" in config["backbone"] else None,
     )
     recipe = RECIPES[config["finetune"]].format(**config)
-    labels = ", ".join(meta.get("label_names") or []) or "frame-wise onset / silence / octave / pitch class"
+    labels = ", ".join(meta.get("label_names") or []) or spec.outputs
     paper_note = (
         "The paper's numbers are for the real corpus and the pre-trained base backbone; "
         + ("this model was trained on the synthetic demo corpus with a tiny random backbone, so the columns are "
@@ -90,13 +91,13 @@ def model_card(config: dict, metrics: dict, meta: dict, family: str, repo_id=Non
     body = f"""
 # {model_name}
 
-{TASK_TITLES[task]} with an SSL audio backbone ({family}), a softmax-weighted sum of all its hidden states and a
+{spec.title} with an SSL audio backbone ({family}), a softmax-weighted sum of all its hidden states and a
 linear head, fine-tuned with SVU following Yamamoto, "Toward Leveraging Pre-Trained Self-Supervised Frontends for
 Automatic Singing Voice Understanding Tasks: Three Case Studies" (APSIPA ASC 2023).
 
 ## Intended use
 
-{TASK_TITLES[task]} of 16 kHz mono singing (vocals, separated from the accompaniment when needed), in
+{spec.title} of 16 kHz mono singing (vocals, separated from the accompaniment when needed), in
 {meta.get('chunk_seconds', config.get('chunk_seconds', 5.0))} s chunks. Classes: {labels}.
 
 ```python
@@ -111,7 +112,7 @@ model = AutoModel.from_pretrained("{repo_id or 'path/to/this/repo'}", trust_remo
 - {config['epochs']} epochs, batch size {config['batch_size']} per process
   ({metrics.get('effective_batch_size', config['batch_size'])} effective), seed {config['seed']}; the
   best validation epoch ({metrics.get('selection_metric')}) is kept: epoch {(metrics.get('best_epoch') or 0) + 1}.
-- {'Weighted cross entropy, w_c = 1/n_c^0.2.' if task == 'technique' else 'Transcription loss: BCE(onset, pos_weight 15) + BCE(silence) + CE(octave) + CE(pitch class).' if task == 'transcription' else 'Cross entropy.'}
+- {spec.loss}
 
 ## Results (test split, percent)
 
@@ -129,7 +130,7 @@ Index 0 is the CNN projection output, index i the output of transformer layer i.
 
 - Trained and evaluated on {dataset_name} only; other genres, languages, recording conditions or singers outside the
   training set may behave differently.
-- Chunk-level predictions; longer recordings must be chunked ({'clip-level aggregation is reported as an extra' if task != 'transcription' else 'notes are decoded per chunk'}).
+- Chunk-level predictions; longer recordings must be chunked ({spec.long_audio}).
 - Expects isolated vocals; accompaniment degrades the results.
 """
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
@@ -139,7 +140,7 @@ def write_model_card(repo_dir, config: dict, metrics: dict, meta: dict, family: 
     """Write `README.md` and the layer-weight PNG into `repo_dir`; return the README path."""
     repo_dir = Path(repo_dir)
     plot_layer_weights(metrics["layer_weights"], repo_dir / LAYER_WEIGHTS_PNG,
-                       title=f"{TASK_TITLES[config['task']]}: learnt layer weights ({family})")
+                       title=f"{get_task(config['task']).title}: learnt layer weights ({family})")
     path = repo_dir / "README.md"
     model_card(config, metrics, meta, family, repo_id, widget).save(path)
     return path

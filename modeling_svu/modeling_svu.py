@@ -35,6 +35,7 @@ from .layer_sum import WeightedLayerSum
 from .safe_loading import config_summary, safetensors_shapes, shape_mismatches
 from .long_audio import transcribe_array
 from .note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
+from .tasks import DEFAULT_TASK, TASKS
 
 
 @dataclass
@@ -98,7 +99,8 @@ class SVUPreTrainedModel(PreTrainedModel):
     main_input_name = "input_values"
     input_modalities = "audio"
     supports_gradient_checkpointing = True
-    # The task this class solves; `AutoModel` in a saved repo maps to the class of its task.
+    # The task this class solves (set from `tasks.TASKS` for the task models); `AutoModel` in a saved repo maps
+    # to the class of its task.
     task: Optional[str] = None
 
     def _init_weights(self, module):
@@ -134,7 +136,7 @@ class SVUPreTrainedModel(PreTrainedModel):
             pretrained = backbone
             backbone = AutoConfig.from_pretrained(pretrained)
         family = family_of(backbone)
-        task = config_overrides.pop("task", cls.task or "singer_id")
+        task = config_overrides.pop("task", cls.task or DEFAULT_TASK)
         config_overrides.setdefault("normalize_audio", _checkpoint_normalizes(pretrained, family))
         if id2label is not None:
             id2label = {int(k): v for k, v in dict(id2label).items()}
@@ -202,9 +204,8 @@ class SVUPreTrainedModel(PreTrainedModel):
         kwargs["safe_serialization"] = True
         type(self).register_for_auto_class("AutoModel")
         auto_map = {"AutoConfig": "configuration_svu.SVUConfig", "AutoModel": f"modeling_svu.{type(self).__name__}"}
-        # Transcription too: its `singing-transcription` pipeline loads the model through this auto class.
-        if isinstance(self, (_SVUForClassification, SVUForNoteTranscription)):
-            auto_map["AutoModelForAudioClassification"] = f"modeling_svu.{type(self).__name__}"
+        for auto_class in TASKS[self.task].auto_classes if self.task is not None else ():
+            auto_map[auto_class] = f"modeling_svu.{type(self).__name__}"
         self.config.auto_map = auto_map
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
@@ -401,19 +402,13 @@ class _SVUForClassification(SVUModel):
 class SVUForSingerID(_SVUForClassification):
     """Singer identification (Artist20 in the paper): one singer label per chunk."""
 
-    task = "singer_id"
-
 
 class SVUForTechniqueClassification(_SVUForClassification):
     """Singing technique classification (VocalSet): weighted cross entropy via `config.class_weights`."""
 
-    task = "technique"
-
 
 class SVUForNoteTranscription(SVUModel):
     """Frame-wise note transcription: onset, silence, octave and pitch-class logits per 20 ms frame."""
-
-    task = "transcription"
 
     def __init__(self, config: SVUConfig):
         super().__init__(config)
@@ -495,7 +490,10 @@ class SVUForNoteTranscription(SVUModel):
             custom_object_save(SingingTranscriptionPipeline, save_directory)
 
 
-TASK_MODELS = {cls.task: cls for cls in (SVUForSingerID, SVUForTechniqueClassification, SVUForNoteTranscription)}
+# task name -> its model class, as `tasks.TASKS` pairs them; each class learns its task from the same table.
+TASK_MODELS = {task.name: globals()[task.model_class] for task in TASKS.values()}
+for _name, _model_class in TASK_MODELS.items():
+    _model_class.task = _name
 
 
 def _checkpoint_normalizes(pretrained: Optional[str], family) -> bool:

@@ -83,13 +83,15 @@ def write_notes(notes, path: Path, fmt: str, name: str) -> None:
 
 
 def load_transcription_model(name: str):
-    from modeling_svu import SVUConfig, SVUForNoteTranscription
+    from modeling_svu import TASK_MODELS, SVUConfig
+    from modeling_svu.tasks import task_of_verb
 
+    task = task_of_verb("transcribe")
     try:
         config = SVUConfig.from_pretrained(name)
-        if config.task != "transcription":
-            raise SystemExit(f"svu transcribe: {name!r} is a {config.task!r} model, not a transcription model.")
-        model = SVUForNoteTranscription.from_pretrained(name, config=config)
+        if config.task != task.name:
+            raise SystemExit(f"svu transcribe: {name!r} is a {config.task!r} model, not a {task.name} model.")
+        model = TASK_MODELS[task.name].from_pretrained(name, config=config)
     except (OSError, ValueError, RuntimeError) as error:
         raise SystemExit(f"svu transcribe: cannot load model {name!r}: {decoder_message(error)}") from None
     return model.eval()

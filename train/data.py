@@ -7,9 +7,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from modeling_svu.note_labels import IGNORE_INDEX
+from modeling_svu.tasks import get_task
 
 SPLITS = ("train", "validation", "test")
-CLASSIFICATION_TASKS = ("singer_id", "technique")
 
 
 def prepared_dir(cfg) -> Path:
@@ -39,12 +39,12 @@ def check_dataset(data, meta: dict, task: str, where: str):
         raise ValueError(f"Prepared dataset {where}: split {empty[0]!r} is empty.")
     if meta.get("task") != task:
         raise ValueError(f"Prepared dataset {where} is for task {meta.get('task')!r}, the config asks for {task!r}.")
-    needed = ["audio", "label"] if task in CLASSIFICATION_TASKS else ["audio", "frame_targets"]
+    spec = get_task(task)
     for split in SPLITS:
-        absent = [c for c in needed if c not in data[split].column_names]
+        absent = [c for c in spec.columns if c not in data[split].column_names]
         if absent:
             raise ValueError(f"Prepared dataset {where}: split {split!r} has no {absent[0]!r} column.")
-    if task in CLASSIFICATION_TASKS:
+    if spec.classes:
         for split in SPLITS:
             names = data[split].features["label"].names
             if names != list(meta["label_names"]):
@@ -85,11 +85,28 @@ class EpochShuffleSampler(Sampler):
         return self.num_rows
 
 
+def class_indices(values) -> torch.Tensor:
+    """One class index per chunk -> (batch,)."""
+    return torch.tensor(values)
+
+
+def padded_frame_targets(values) -> torch.Tensor:
+    """Per-frame targets of each chunk -> (batch, frames, ...) float, frames past a chunk's end = IGNORE_INDEX."""
+    targets = [torch.as_tensor(np.asarray(value, dtype=np.float32)) for value in values]
+    return torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=IGNORE_INDEX)
+
+
+# a task's `target_column` -> how a batch of its values becomes `labels`
+TARGET_COLLATES = {"label": class_indices, "frame_targets": padded_frame_targets}
+
+
 class AudioCollator:
-    """Decoded chunks -> `input_values` (+ `attention_mask`), `labels`, `row_index`."""
+    """Decoded chunks -> `input_values` (+ `attention_mask`), `labels` (the task's target column), `row_index`."""
 
     def __init__(self, feature_extractor, task: str):
         self.feature_extractor, self.task = feature_extractor, task
+        self.target_column = get_task(task).target_column
+        self.collate_targets = TARGET_COLLATES[self.target_column]
 
     def __call__(self, items):
         sampling_rate = self.feature_extractor.sampling_rate
@@ -100,11 +117,7 @@ class AudioCollator:
                 raise ValueError(f"Audio at {audio['sampling_rate']} Hz; the model takes {sampling_rate} Hz.")
             waves.append(np.asarray(audio["array"], dtype=np.float32))
         batch = dict(self.feature_extractor(waves, sampling_rate=sampling_rate, padding=True, return_tensors="pt"))
-        if self.task in CLASSIFICATION_TASKS:
-            batch["labels"] = torch.tensor([item["label"] for item in items])
-        else:
-            targets = [torch.as_tensor(np.asarray(item["frame_targets"], dtype=np.float32)) for item in items]
-            batch["labels"] = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=IGNORE_INDEX)
+        batch["labels"] = self.collate_targets([item[self.target_column] for item in items])
         batch["row_index"] = torch.tensor([item["row_index"] for item in items])
         return batch
 
@@ -113,7 +126,7 @@ def pooled_collate(items):
     """Stage-1 cache rows -> `pooled_layer_states` (B, L, H), `labels`, `row_index`."""
     return {
         "pooled_layer_states": torch.as_tensor(np.stack([np.asarray(i["pooled_layer_states"], dtype=np.float32) for i in items])),
-        "labels": torch.tensor([i["label"] for i in items]),
+        "labels": class_indices([i["label"] for i in items]),
         "row_index": torch.tensor([i["row_index"] for i in items]),
     }
 

@@ -50,8 +50,8 @@ from modeling_svu import TASK_MODELS
 from modeling_svu.note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
 
 from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
-from train.config import DEFAULT_SELECTION_METRIC, TrainConfig, load_config
-from train.data import CLASSIFICATION_TASKS, AudioCollator, make_dataloader, pooled_collate, prepare_dataset
+from train.config import TrainConfig, load_config
+from train.data import AudioCollator, make_dataloader, pooled_collate, prepare_dataset
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
 METRICS_DIR = Path(__file__).parent / "metrics"
@@ -79,8 +79,8 @@ def build_model(cfg: TrainConfig, meta: dict):
     """The SVU task model of `cfg.task` on `cfg.backbone`, labelled with the dataset's classes."""
     model_cls = TASK_MODELS[cfg.task]
     overrides = {"chunk_seconds": meta["chunk_seconds"], "classifier_dropout": cfg.classifier_dropout, "task": cfg.task}
-    id2label = dict(enumerate(meta["label_names"])) if cfg.task in CLASSIFICATION_TASKS else None
-    if cfg.task == "technique":
+    id2label = dict(enumerate(meta["label_names"])) if cfg.task_spec.classes else None
+    if cfg.task_spec.class_weighted:
         overrides["class_weights"] = meta["class_weights"]
     config_file = Path(cfg.backbone) / "config.json"
     if config_file.is_file() and json.loads(config_file.read_text()).get("model_type") == "svu":
@@ -99,16 +99,16 @@ def build_model(cfg: TrainConfig, meta: dict):
 
 
 def get_dataloaders(cfg, data, model, accelerator):
-    """Audio loaders for train/validation/test, plus stage-1 cached loaders (classification + cache_stage1)."""
+    """Audio loaders for train/validation/test, plus stage-1 cached loaders (pooled heads + cache_stage1)."""
     collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task)
-    columns = ["audio", "label"] if cfg.task in CLASSIFICATION_TASKS else ["audio", "frame_targets"]
+    columns = cfg.task_spec.columns
     loaders = {
         "train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers),
         "validation": make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=cfg.num_workers),
         "test": make_dataloader(data["test"], columns, collate, cfg.eval_batch_size, num_workers=cfg.num_workers),
     }
     # ---- stage-1 feature cache: the same rows, shuffled by the same (seed, epoch) sampler ----
-    if cfg.cache_stage1 and cfg.task in CLASSIFICATION_TASKS and cfg.stage1_epochs > 0:
+    if cfg.cache_stage1 and cfg.task_spec.pooled and cfg.stage1_epochs > 0:
         from train.feature_cache import build_pooled_cache
 
         cache_dir = Path(cfg.output_dir) / "feature_cache"
@@ -132,13 +132,13 @@ def predict(model, dataloader, accelerator, desc):
         row_index = batch.pop("row_index")
         out = model(batch)
         batch_logits, batch_labels = out.logits, batch["labels"]
-        if batch_logits.dim() == 3:  # transcription: frames beyond the labels (or vice versa) are not scored
+        if batch_logits.dim() == 3:  # frame-wise outputs: frames beyond the labels (or vice versa) are not scored
             frames = min(batch_logits.shape[1], batch_labels.shape[1])
             batch_logits, batch_labels = batch_logits[:, :frames].contiguous(), batch_labels[:, :frames].contiguous()
         gathered = accelerator.gather_for_metrics((batch_logits.float(), batch_labels, row_index))
         for store, value in zip((logits, labels, rows), gathered):
             store.append(value.cpu().numpy())
-    if logits and logits[0].ndim == 3:  # transcription chunks may differ in frames: pad before concatenating
+    if logits and logits[0].ndim == 3:  # frame-wise chunks may differ in frames: pad before concatenating
         frames = max(x.shape[1] for x in logits)
         logits = [np.pad(x, ((0, 0), (0, frames - x.shape[1]), (0, 0))) for x in logits]
         labels = [np.pad(y, ((0, 0), (0, frames - y.shape[1]), (0, 0)), constant_values=IGNORE_INDEX) for y in labels]
@@ -162,7 +162,7 @@ def frame_metrics(logits, labels, num_octaves):
     }
 
 
-def note_metrics(logits, labels, rows, dataset, svu_config):
+def note_metrics(metric, logits, labels, rows, dataset, svu_config):
     """COnPOff / COnP / COn F1 per song, averaged over songs: each chunk's decoded notes shifted by its start.
     Notes crossing a chunk edge are cut there on both sides (reference and estimate)."""
     songs = dataset.select_columns(["song_id", "chunk_start", "notes"])
@@ -174,27 +174,44 @@ def note_metrics(logits, labels, rows, dataset, svu_config):
         estimates.setdefault(song, []).extend([on + start, off + start, pitch] for on, off, pitch in decoded)
         references.setdefault(song, []).extend([n["onset"] + start, n["offset"] + start, n["pitch"]] for n in notes)
     song_ids = sorted(references)
-    metric = evaluate.load(str(METRICS_DIR / "transcription" / "transcription.py"))
     scores = metric.compute(
         predictions=[estimates[s] for s in song_ids], references=[references[s] for s in song_ids], song_ids=song_ids
     )
     return {k: v for k, v in scores.items() if k.endswith("_f1") or k == "num_songs"}
 
 
+def classification_scores(metric, logits, labels, rows, dataset, svu_config):
+    """Chunk-level classification metrics, plus clip-level extras when the split has clip ids."""
+    clip_ids = None
+    if "clip_id" in dataset.column_names:
+        clip_column = list(dataset.select_columns(["clip_id"])["clip_id"])
+        clip_ids = [clip_column[i] for i in rows]
+    return metric.compute(predictions=logits, references=labels, clip_ids=clip_ids)
+
+
+def transcription_scores(metric, logits, labels, rows, dataset, svu_config):
+    """Note metrics per song (decoded as in the paper) and frame metrics."""
+    return {
+        **note_metrics(metric, logits, labels, rows, dataset, svu_config),
+        **frame_metrics(logits, labels, svu_config.num_octaves),
+        "num_examples": len(rows),
+    }
+
+
+# a task's `metric` (a module in train/metrics/) -> the function scoring model outputs with it
+EVALUATORS = {"classification": classification_scores, "transcription": transcription_scores}
+
+
+def load_metric(name: str):
+    return evaluate.load(str(METRICS_DIR / name / f"{name}.py"))
+
+
 def evaluate_split(cfg, model, dataloader, dataset, accelerator, desc):
     """Metrics of one split; `num_examples` / `num_unique_examples` prove nothing was counted twice."""
     logits, labels, rows = predict(model, dataloader, accelerator, desc)
-    if cfg.task in CLASSIFICATION_TASKS:
-        metric = evaluate.load(str(METRICS_DIR / "classification" / "classification.py"))
-        clip_ids = None
-        if "clip_id" in dataset.column_names:
-            clip_column = list(dataset.select_columns(["clip_id"])["clip_id"])
-            clip_ids = [clip_column[i] for i in rows]
-        results = metric.compute(predictions=logits, references=labels, clip_ids=clip_ids)
-    else:
-        svu_config = accelerator.unwrap_model(model).model_config
-        results = {**note_metrics(logits, labels, rows, dataset, svu_config), **frame_metrics(logits, labels, svu_config.num_octaves)}
-        results["num_examples"] = len(rows)
+    metric_name = cfg.task_spec.metric
+    svu_config = accelerator.unwrap_model(model).model_config
+    results = EVALUATORS[metric_name](load_metric(metric_name), logits, labels, rows, dataset, svu_config)
     results["num_unique_examples"] = len(set(rows.tolist()))
     return results
 
@@ -285,7 +302,7 @@ def training_function(cfg: TrainConfig, args):
         (output_dir / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     accelerator.init_trackers("logs", config={k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))})
 
-    selection_metric = cfg.selection_metric or DEFAULT_SELECTION_METRIC[cfg.task]
+    selection_metric = cfg.selection_metric or cfg.task_spec.default_selection_metric
     for epoch in range(state.epoch, cfg.epochs):
         stage = cfg.stage_of_epoch(epoch)
         set_stage(model, stage, cfg.finetune)
