@@ -20,7 +20,7 @@ from typing import Callable, Optional
 CLASSIFICATION_METRICS = ("macro_f1", "accuracy", "balanced_accuracy", "top2_accuracy", "top3_accuracy")
 
 
-def same(value: str) -> str:
+def as_is(value: str) -> str:
     return value
 
 
@@ -107,7 +107,7 @@ TASKS = {
             model_class="SVUForTechniqueClassification",
             leakage="singer",
             leakage_column="singer",
-            leakage_group=same,
+            leakage_group=as_is,
             class_weighted=True,
             selection_metrics=CLASSIFICATION_METRICS,
             title="Singing technique classification",
@@ -128,7 +128,7 @@ TASKS = {
             target_column="frame_targets",
             leakage="song",
             leakage_column="song_id",
-            leakage_group=same,
+            leakage_group=as_is,
             class_weighted=False,
             metric="transcription",
             selection_metrics=(
