@@ -57,7 +57,7 @@ class Task:
     loss: str  # the loss, in words
     outputs: str  # what the model outputs, in words (a card shows the class names instead when there are some)
     long_audio: str  # how longer recordings are handled, in words
-    cli_verb: Optional[str] = None  # `svu <verb>` running such a model on audio files
+    cli_verb: Optional[str] = None  # `svu <verb>` running such a model on audio files (several tasks may share one)
 
     @property
     def columns(self) -> tuple:
@@ -160,9 +160,6 @@ def get_task(name) -> Task:
         raise ValueError(f"Unknown task {name!r}; expected one of {TASK_NAMES}.") from None
 
 
-def task_of_verb(verb: str) -> Task:
-    """The task whose models `svu <verb>` runs."""
-    found = [task for task in TASKS.values() if task.cli_verb == verb]
-    if len(found) != 1:
-        raise ValueError(f"{len(found)} tasks declare the command `svu {verb}`; expected exactly one.")
-    return found[0]
+def tasks_of_verb(verb: str) -> tuple:
+    """The tasks whose models `svu <verb>` runs."""
+    return tuple(task for task in TASKS.values() if task.cli_verb == verb)

@@ -84,9 +84,9 @@ def write_notes(notes, path: Path, fmt: str, name: str) -> None:
 
 def load_transcription_model(name: str):
     from modeling_svu import TASK_MODELS, SVUConfig
-    from modeling_svu.tasks import task_of_verb
+    from modeling_svu.tasks import tasks_of_verb
 
-    task = task_of_verb("transcribe")
+    (task,) = tasks_of_verb("transcribe")
     try:
         config = SVUConfig.from_pretrained(name)
         if config.task != task.name:

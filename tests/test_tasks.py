@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from modeling_svu import TASK_MODELS, SVUConfig
-from modeling_svu.tasks import TASK_NAMES, TASKS, get_task, task_of_verb
+from modeling_svu.tasks import TASK_NAMES, TASKS, get_task, tasks_of_verb
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
@@ -108,7 +108,7 @@ def test_every_part_an_entry_names_exists(name):
     demo = yaml.safe_load((REPO / "train" / "configs" / f"demo_{name}.yaml").read_text())
     assert demo["task"] == name and demo.get("selection_metric", task.default_selection_metric) in task.selection_metrics
     if task.cli_verb is not None:
-        assert task.cli_verb in SUBCOMMANDS and task_of_verb(task.cli_verb) is task
+        assert task.cli_verb in SUBCOMMANDS and task in tasks_of_verb(task.cli_verb)
 
 
 @pytest.mark.parametrize("name", TASK_NAMES)
