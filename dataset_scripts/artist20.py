@@ -6,35 +6,46 @@ Layout under ``data_dir``: ``mp3s-32k/<artist>/<album>/<NN-Title>.mp3`` and the 
 
 Splits (option ``split``), both album-level so no song or album is in two splits:
 
-* ``paper`` (default): per artist 4/1/1 train/validation/test albums, read from a **published
-  manifest** (``manifests/artist20_paper.json``, or ``manifest=path``) mapping
-  ``artist -> album -> split``. It is derived from the official lists by a fixed rule (see
-  `make_artist20_manifest`); an album the manifest does not list stops the preparation with a
-  one-line error (never a silent fallback to filesystem order or a seed).
+* ``paper`` (default): per artist 4/1/1 train/validation/test albums, by a fixed, published rule on
+  the official lists (`paper_manifest`: the official validation album stays validation; of the two
+  official test albums the first in sorted name order stays test, the second joins the three train
+  albums). Where the albums come from, in order: ``manifest=path`` if given; else the official lists
+  when they are under the corpus root (as the corpus is distributed), the rule applied on the fly;
+  else the bundled manifest ``manifests/artist20_paper.json`` when it lists albums; else one error
+  line naming both. An album the split does not cover stops the preparation with a one-line error
+  (never a silent fallback to filesystem order or a seed). The report says which source was used.
 * ``official``: the dataset's own 3/1/2 lists (``trn`` -> train, ``val`` -> validation,
   ``tst`` -> test); tracks in no list are skipped and reported.
 
-Preprocessing (paper): decode + resample to 16 kHz mono, vocal separation through the builder's
-``separate(waveform, sr)`` hook (the paper used HT-Demucs; default identity = audio assumed to be
-vocals already, flagged in the report), 5 s chunks (last partial chunk zero-padded if >= 2.5 s),
-keep a chunk only if its mean 512-sample-frame RMS > 0.01.
+``validation="none"`` moves the validation album(s) to train (not the paper's protocol for singer ID,
+which keeps its validation album).
+
+Preprocessing (paper): vocal separation (option ``separation``: ``htdemucs`` as the paper, on the
+original-rate mp3 before resampling, or ``stems:<dir>``, see ``separation.py``; or the builder's
+``separate(waveform, sr)`` hook; default none, flagged in the report), decode + resample to 16 kHz
+mono, 5 s chunks (last partial chunk zero-padded if >= 2.5 s), keep a chunk only if its mean
+512-sample-frame RMS > 0.01.
 """
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import datasets
 
-from .audio import SAMPLING_RATE, identity_separation
-from .common import CorpusBuilder, classification_examples, classification_features, read_audio_or_skip
+from .common import CorpusBuilder, classification_examples, classification_features
 from .vocalset import is_macos_debris
 
 MANIFEST = Path(__file__).parent / "manifests" / "artist20_paper.json"
 LIST_SPLITS = {"trn": "train", "val": "validation", "tst": "test"}
 SPLIT_NAMES = ("paper", "official")
 EXPECTED = "expected <root>/mp3s-32k/<artist>/<album>/*.mp3 (and <root>/lists/a20-{trn,val,tst}-tracks.list)"
+RULE = (
+    "derived from the official a20-{trn,val,tst}-tracks.list: official val album -> validation; "
+    "official tst albums sorted, first -> test, second -> train; official trn albums -> train"
+)
 
 
 def find_audio_root(data_dir) -> Path:
@@ -50,13 +61,26 @@ def track_key(line: str) -> str:
     return line[: -len(".mp3")] if line.lower().endswith(".mp3") else line
 
 
+def official_list_paths(data_dir) -> dict:
+    """``{short: path}`` of the official lists found under ``data_dir`` (root, ``lists/``, ``*/lists/``)."""
+    root = Path(data_dir)
+    found = {}
+    for short in LIST_SPLITS:
+        name = f"a20-{short}-tracks.list"
+        paths = [p for p in (root / "lists" / name, root / name, *sorted(root.glob(f"*/lists/{name}"))) if p.is_file()]
+        if paths:
+            found[short] = paths[0]
+    return found
+
+
 def read_official_lists(data_dir) -> dict:
     """``{artist/album/track: split}`` from ``a20-{trn,val,tst}-tracks.list``."""
     root = Path(data_dir)
     assignment = {}
+    paths = official_list_paths(root)
     for short, split in LIST_SPLITS.items():
         name = f"a20-{short}-tracks.list"
-        found = [p for p in (root / "lists" / name, root / name, *root.glob(f"*/lists/{name}")) if p.is_file()]
+        found = [paths[short]] if short in paths else []
         if not found:
             raise ValueError(f"official list {name} not found under {root}; {EXPECTED}")
         for line in found[0].read_text().splitlines():
@@ -78,12 +102,48 @@ def read_manifest(path) -> dict:
     return albums
 
 
+def paper_manifest(official_tracks: dict) -> dict:
+    """``{"split", "rule", "albums": {artist: {album: split}}}`` from ``{artist/album/track: split}`` (`RULE`)."""
+    albums_by_split = defaultdict(lambda: defaultdict(set))
+    for track, split in official_tracks.items():
+        artist, album, _ = track.split("/", 2)
+        albums_by_split[artist][split].add(album)
+    albums = {}
+    for artist in sorted(albums_by_split):
+        splits = albums_by_split[artist]
+        test = sorted(splits["test"])
+        assignment = {album: "train" for album in splits["train"]}
+        assignment.update({album: "validation" for album in splits["validation"]})
+        assignment.update({album: "test" if i == 0 else "train" for i, album in enumerate(test)})
+        albums[artist] = dict(sorted(assignment.items()))
+    return {"split": "paper (4/1/1 albums per artist)", "rule": RULE, "albums": albums}
+
+
+def paper_albums(data_dir, manifest=None) -> tuple:
+    """(``{artist: {album: split}}``, where it came from) of the paper split (module docstring for the order)."""
+    if manifest:
+        return read_manifest(manifest), f"manifest {manifest}"
+    if official_list_paths(data_dir):
+        albums = paper_manifest(read_official_lists(data_dir))["albums"]
+        return albums, f"official lists under {data_dir} (the published rule: {RULE})"
+    albums = read_manifest(MANIFEST)
+    if albums:
+        return albums, f"manifest {MANIFEST}"
+    raise ValueError(
+        f"Artist20 paper split: no official lists a20-{{trn,val,tst}}-tracks.list under {data_dir} (or its lists/) "
+        f"and no albums in the manifest {MANIFEST}; put the lists that ship with the corpus under its root, or "
+        "pass manifest=<path>"
+    )
+
+
 @dataclass
 class Artist20Config(datasets.BuilderConfig):
-    split: str = "paper"  # "paper" (4/1/1 manifest) or "official" (3/1/2 lists)
-    manifest: str | None = None  # default: dataset_scripts/manifests/artist20_paper.json
+    split: str = "paper"  # "paper" (4/1/1 albums) or "official" (3/1/2 lists)
+    manifest: str | None = None  # default: the official lists by the published rule, else the bundled manifest
     chunk_seconds: float = 5.0
     rms_threshold: float = 0.01
+    validation: str = "ours"  # "none": the validation album joins train (not the paper's protocol)
+    separation: str = "none"  # none | stems:<dir> | htdemucs (the paper's)
 
     def __post_init__(self):
         super().__post_init__()
@@ -115,14 +175,14 @@ class Artist20(CorpusBuilder):
         if self.config.split == "official":
             tracks = read_official_lists(self.config.data_dir)
             return lambda artist, album, track: tracks.get(f"{artist}/{album}/{track}")
-        manifest_path = Path(self.config.manifest) if self.config.manifest else MANIFEST
-        albums = read_manifest(manifest_path)
+        albums, source = paper_albums(self.config.data_dir, self.config.manifest)
+        self.report.messages.append(f"paper split (4/1/1 albums per artist): {source}")
 
         def from_manifest(artist, album, track):
             if album not in albums.get(artist, {}):
                 raise ValueError(
-                    f"album {artist}/{album} is not in the Artist20 manifest {manifest_path}; regenerate it with "
-                    "`python -m dataset_scripts.make_artist20_manifest --data-dir <artist20 root>` or pass manifest=..."
+                    f"album {artist}/{album} is not in the Artist20 {source.split(' (')[0]}; check the corpus "
+                    "layout, or pass manifest=<path> listing it"
                 )
             return albums[artist][album]
 
@@ -144,22 +204,22 @@ class Artist20(CorpusBuilder):
                 if split is None:
                     self.report.skip(relative, "track not in the official lists")
                 else:
-                    by_split[split].append((path, str(relative.with_suffix("")), artist))
+                    by_split[self.assign(split)].append((path, str(relative.with_suffix("")), artist))
         if self.config.split == "official":  # a listed track without its mp3 is a missing file
             found = {clip_id for tracks in by_split.values() for _, clip_id, _ in tracks}
             for track in sorted(set(read_official_lists(self.config.data_dir)) - found):
                 self.report.files_found += 1
                 self.report.skip(track, "missing file (in the official lists, no mp3)")
-        if self.separate is identity_separation:
-            self.report.messages.append("no vocal separation hook given: the mp3 mixtures are used as they are")
+        self.report.messages.append(self.separation_message("mp3 mixtures"))
+        if self.separation.kind == "htdemucs":
+            self.separator  # noqa: B018  (loads HT-Demucs now: unavailable -> one line, before any decoding)
         return [datasets.SplitGenerator(name=split, gen_kwargs={"tracks": by_split[split]}) for split in by_split]
 
     def _generate_examples(self, tracks):
         for path, clip_id, artist in tracks:
-            wave = read_audio_or_skip(path, clip_id, self.report)
+            wave = self.read_vocals(path, [path.relative_to(self.audio_root), path.relative_to(self.config.data_dir)], clip_id)
             if wave is None:
                 continue
-            wave = self.separate(wave, SAMPLING_RATE)
             for example in classification_examples(
                 wave, clip_id=clip_id, label=artist, singer=artist, chunk_seconds=self.chunk_seconds,
                 report=self.report, rms_threshold=self.config.rms_threshold,

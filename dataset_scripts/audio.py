@@ -1,7 +1,10 @@
 """Preprocessing shared by every corpus: decode, resample, trim, chunk, filter, encode.
 
-All functions work on float32 mono waveforms at ``SAMPLING_RATE`` (16 kHz, what every backbone
-takes). Policies (ours where the paper is silent):
+Decoding and resampling are `modeling_svu.audio_io`'s (the one path every entry point uses).
+
+All functions work on float32 mono waveforms at ``SAMPLING_RATE`` (16 kHz), the rate prepared datasets
+are stored at; a model at another rate (MERT-v1: 24 kHz) gets its audio resampled when batches are collated
+(`train.data.to_model_rate`). Policies (ours where the paper is silent):
 
 * **Chunking** (`chunk_waveform`): consecutive, non-overlapping chunks from sample 0. The last,
   partial chunk is kept, zero-padded to full length, only if it holds at least half a chunk
@@ -20,14 +23,13 @@ takes). Policies (ours where the paper is silent):
 """
 
 import io
-import os
-import re
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import soundfile as sf
-import soxr
+
+from modeling_svu import audio_io
+from modeling_svu.audio_io import TruncatedAudioWarning, decoder_message  # noqa: F401 (re-exported)
 
 SAMPLING_RATE = 16000
 RMS_FRAME = 512
@@ -48,58 +50,21 @@ def to_mono(waveform: np.ndarray) -> np.ndarray:
 
 
 def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE) -> np.ndarray:
-    """Mono float32 at ``target_sr`` (soxr, high quality)."""
-    waveform = to_mono(waveform)
-    if orig_sr == target_sr:
-        return waveform
-    return soxr.resample(waveform, orig_sr, target_sr, quality="HQ").astype(np.float32)
-
-
-def audio_path_problem(path) -> str | None:
-    """Why ``path`` cannot be an audio file (missing, a directory, empty, not readable), or None."""
-    path = Path(path)
-    if path.is_dir():
-        return "a directory, not an audio file"
-    if not path.exists():
-        return "no such file (a broken symbolic link)" if path.is_symlink() else "no such file"
-    if path.stat().st_size == 0:
-        return "an empty file (0 bytes)"
-    if not os.access(path, os.R_OK, effective_ids=os.access in os.supports_effective_ids):
-        return "not readable (permission denied)"
-    return None
-
-
-def decoder_message(error: Exception) -> str:
-    """The first line of an FFmpeg/torchcodec error, without its C++ source location."""
-    text = str(error).strip()
-    text = text.splitlines()[0] if text else type(error).__name__
-    return re.sub(r"^.*?\.cpp:\d+,?\s*", "", text) or type(error).__name__
+    """Mono float32 at ``target_sr``: channels averaged, then the resampler every file goes through (soxr "HQ",
+    `modeling_svu.audio_io.resample`)."""
+    return audio_io.resample(to_mono(waveform), orig_sr, target_sr)
 
 
 def load_audio(path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
     """Decode any FFmpeg-readable file (wav, flac, mp3; any bit depth and rate) to float32 mono at
-    ``sampling_rate``: resampled by FFmpeg, channels averaged (as `to_mono` and `datasets.Audio` do, not
-    FFmpeg's surround downmix matrix).
+    ``sampling_rate`` with `modeling_svu.audio_io.decode_audio`, the decode path `svu transcribe` and the
+    pipelines use too (FFmpeg via torchcodec, channels averaged, soxr resampling).
 
     Raises ``ValueError`` naming the file and the problem: missing, a directory, empty (0 bytes), not
     readable, undecodable (text renamed .wav, corrupt mp3), no samples, or NaN/infinite samples (float WAV).
+    A truncated file (far shorter than its container declares) is used, with a `TruncatedAudioWarning`.
     """
-    from torchcodec.decoders import AudioDecoder
-
-    problem = audio_path_problem(path)
-    if problem:
-        raise ValueError(f"{path}: {problem}")
-    try:
-        samples = AudioDecoder(str(path), sample_rate=sampling_rate).get_all_samples()
-        waveform = samples.data.numpy().mean(axis=0).astype(np.float32)
-    except Exception as error:  # torchcodec raises RuntimeError/ValueError with FFmpeg's message
-        raise ValueError(f"cannot decode audio file {path}: {decoder_message(error)}") from None
-    if waveform.size == 0:
-        raise ValueError(f"audio file {path} holds no samples")
-    bad = np.flatnonzero(~np.isfinite(waveform))
-    if bad.size:
-        raise ValueError(f"audio file {path} has NaN or infinite samples (first at {bad[0] / sampling_rate:.3f} s)")
-    return waveform
+    return audio_io.decode_audio(path, sampling_rate)
 
 
 def frame_rms(waveform: np.ndarray, frame: int = RMS_FRAME) -> np.ndarray:

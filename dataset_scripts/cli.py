@@ -28,6 +28,7 @@ def summary_table(meta: dict) -> str:
         f"{meta['corpus']} ({meta['task']}, {meta['chunk_seconds']:g} s chunks)",
         f"files: {report['files_found']} found, {report['files_used']} used, {report['files_skipped']} skipped",
     ]
+
     for reason, names in report["skipped"].items():
         shown = ", ".join(names[:5]) + (f", ... (+{len(names) - 5})" if len(names) > 5 else "")
         lines.append(f"  skipped {len(names)}: {reason}: {shown}")
@@ -50,6 +51,11 @@ def summary_table(meta: dict) -> str:
     if meta.get("class_weights"):
         weights = ", ".join(f"{n}={w:.3f}" for n, w in zip(meta["label_names"], meta["class_weights"]))
         lines.append(f"class weights (1/n_c^0.2, train): {weights}")
+    groups = report.get("groups")
+    if groups:
+        per_split = ", ".join(f"{groups[split]} {split}" for split in ("train", "validation", "test"))
+        lines.append(f"{groups['what']}s: {per_split} (validation: {meta.get('validation')}); "
+                     f"vocal separation: {meta.get('separation')}")
     return "\n".join(lines)
 
 
@@ -59,6 +65,10 @@ def run_prepare(args) -> int:
         options["task"] = args.task
     if args.split:
         options["split"] = args.split
+    if args.separation and args.separation != "none":
+        options["separation"] = args.separation
+    if args.validation and args.validation != "ours":
+        options["validation"] = args.validation
     try:
         prepare(args.corpus, args.output, data_dir=args.data_dir, seed=args.seed, force=args.force, **options)
     except ValueError as error:
@@ -71,7 +81,10 @@ def run_prepare(args) -> int:
         from .hub import push_prepared
 
         try:
-            print(f"pushed: {push_prepared(args.output, args.push_to_hub, private=args.private)}")
+            print(f"pushed: {push_prepared(args.output, args.push_to_hub, public=args.public)}")
+        except ValueError as error:  # refused: restricted audio into a public repo
+            print(f"svu data prepare: {error}", file=sys.stderr)
+            return 2
         except Exception as error:  # offline mode, auth, network: one line, the prepared folder stays
             print(f"svu data prepare: upload to {args.push_to_hub} failed: {type(error).__name__}: {error}", file=sys.stderr)
             return 1
@@ -88,9 +101,18 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task", help=f"synthetic: {' | '.join(SYNTHETIC_TASKS)}")
     parser.add_argument("--split", help="artist20: paper (4/1/1, default) | official (3/1/2)")
+    parser.add_argument("--separation", metavar="none|stems:DIR|htdemucs",
+                        help="artist20, mir_st500 (source=mixture): vocal separation; stems:DIR reads vocals separated "
+                        "beforehand, mirroring the corpus layout (wav/flac/mp3); htdemucs needs the demucs package")
+    parser.add_argument("--validation", choices=("ours", "none"),
+                        help="ours (default): hold out our validation singers/songs; none: they train too (paper data)")
     parser.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
                         help="builder option, repeatable (e.g. num_singers=4, clip_seconds=3)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
     parser.add_argument("--push-to-hub", metavar="REPO", help="upload the prepared dataset (Parquet) to this Hub repo")
-    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repo")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo (the default)")
+    parser.add_argument("--public", action="store_true",
+                        help="with --push-to-hub: a public repo (Artist20 / MIR-ST500 audio is not redistributable: "
+                             "check the corpus licence first)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_prepare)

@@ -7,32 +7,48 @@ notes cut at the chunk edges:
 * a note is kept in every chunk it overlaps; in the ``notes`` column its onset/offset are
   clipped to ``[0, chunk_seconds]`` (seconds from the chunk start), so a note crossing an edge
   appears in both chunks, split at the edge;
-* ``frame_targets`` are computed from the *unclipped* relative times, so the part after an edge
-  (negative onset) marks voiced frames but **no onset** (``notes_to_frame_targets`` ignores a
-  negative onset), and the part before the edge simply runs to the last frame.
+* ``notes_unclipped`` holds the same notes with *unclipped* relative times (a continuation from
+  the previous chunk has a negative onset). Frame targets are computed from it when a batch is
+  collated, for the model's frame rate and pitch range (`train.data.AudioCollator`), so one prepared
+  dataset serves 16 kHz and 24 kHz backbones alike; a negative onset marks voiced frames but
+  **no onset** (``notes_to_frame_targets`` ignores it).
   The ``notes`` column therefore holds an onset at 0.0 for such a continuation; evaluate
   transcription per song (or ignore onsets at 0.0) rather than trusting chunk-level onsets there.
+* every tail is kept (zero-padded to a full chunk), however short, so a song's chunks in ``chunk_start``
+  order, concatenated and cut at the song's length, are the whole song; each song's length and its
+  **complete** notes (tails included) are recorded by `CorpusBuilder.transcription_song` and saved in
+  ``svu_meta.json`` ``songs`` for whole-song scoring (``train/evaluation.py``).
+
+Validation (every builder config's ``validation``): ``ours`` (default) holds out the corpus's validation
+singers/songs/recordings; ``none`` puts them in train (``CorpusBuilder.assign``), leaving validation empty.
 """
 
 import dataclasses
 import json
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable
 
 import datasets
 import numpy as np
 
-from modeling_svu.note_labels import notes_to_frame_targets
-
-from .audio import SAMPLING_RATE, audio_cell, chunk_waveform, identity_separation, load_audio, passes_rms_filter
+from .audio import (
+    SAMPLING_RATE,
+    TruncatedAudioWarning,
+    audio_cell,
+    chunk_waveform,
+    identity_separation,
+    load_audio,
+    passes_rms_filter,
+)
 
 SPLITS = ("train", "validation", "test")
-FRAME_HOP, FRAME_WINDOW = 320, 400  # backbone CNN: one frame per 320 samples, receptive field 400
-
-
-def num_backbone_frames(num_samples: int) -> int:
-    return (num_samples - FRAME_WINDOW) // FRAME_HOP + 1
+VALIDATION_MODES = ("none", "ours")
+# What svu_meta.json records of a transcription dataset's labels: no frame targets are stored, the collator
+# computes them from `notes_unclipped` for the model's label scheme (`SVUConfig.label_scheme()`).
+LABEL_SCHEME_FROM_NOTES = {"frame_targets": "computed at collate time for the model", "notes": "notes_unclipped, seconds"}
 
 
 def classification_features(label_names) -> datasets.Features:
@@ -47,14 +63,13 @@ def classification_features(label_names) -> datasets.Features:
     )
 
 
-def transcription_features(chunk_seconds: float) -> datasets.Features:
-    num_frames = num_backbone_frames(int(round(chunk_seconds * SAMPLING_RATE)))
+def transcription_features() -> datasets.Features:
     note = {name: datasets.Value("float32") for name in ("onset", "offset", "pitch")}
     return datasets.Features(
         {
             "audio": datasets.Audio(sampling_rate=SAMPLING_RATE),
             "notes": datasets.List(note),
-            "frame_targets": datasets.Array2D(shape=(num_frames, 4), dtype="float32"),
+            "notes_unclipped": datasets.List(note),
             "song_id": datasets.Value("string"),
             "chunk_start": datasets.Value("float32"),
         }
@@ -93,10 +108,62 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
         super().__init__(*args, **kwargs)
         self.report = PrepareReport()
         self.separate = separate or identity_separation
+        self.songs = {}  # transcription: song_id -> {"seconds", "notes"} (complete annotation)
+        validation = getattr(self.config, "validation", "ours")
+        if validation not in VALIDATION_MODES:
+            raise ValueError(f"validation={validation!r} unknown; expected one of {VALIDATION_MODES}")
 
     @property
     def chunk_seconds(self) -> float:
         return self.config.chunk_seconds
+
+    @cached_property
+    def separation(self):
+        """The config's ``separation`` option, parsed (`separation.py`); ``none`` for corpora without one."""
+        from .separation import parse_separation
+
+        return parse_separation(getattr(self.config, "separation", "none"))
+
+    @cached_property
+    def separator(self):
+        """HT-Demucs, loaded now so a missing package or missing weights stop the preparation in one line."""
+        from .separation import HTDemucsSeparator
+
+        separator = HTDemucsSeparator()
+        separator.load()
+        return separator
+
+    def read_vocals(self, path, relative_paths, name: str):
+        """16 kHz mono vocals of one corpus file under the ``separation`` option (or the ``separate`` hook when
+        it is ``none``), or None when the file was skipped (counted in the report)."""
+        from .separation import read_separated
+
+        separator = self.separator if self.separation.kind == "htdemucs" else None
+        wave = read_separated(self.separation, path, relative_paths, name, self.report, separator)
+        if wave is not None and self.separation.kind == "none":
+            wave = self.separate(wave, SAMPLING_RATE)
+        return wave
+
+    def separation_message(self, what: str) -> str:
+        if self.separation.kind == "none" and self.separate is identity_separation:
+            return f"no vocal separation (separation=none): the {what} are used as they are"
+        if self.separation.kind == "none":
+            return f"vocal separation: the separate hook {getattr(self.separate, '__qualname__', self.separate)}"
+        return f"vocal separation: {self.separation}"
+
+    def assign(self, split: str) -> str:
+        """The split a corpus rule's ``split`` goes to: validation joins train when ``validation="none"``."""
+        if split == "validation" and getattr(self.config, "validation", "ours") == "none":
+            return "train"
+        return split
+
+    def transcription_song(self, waveform: np.ndarray, notes, song_id: str) -> list:
+        """`transcription_examples` of one song; its length and complete notes are kept for whole-song scoring."""
+        self.songs[song_id] = {
+            "seconds": len(waveform) / SAMPLING_RATE,
+            "notes": [[float(onset), float(offset), float(pitch)] for onset, offset, pitch in notes],
+        }
+        return transcription_examples(waveform, notes, song_id=song_id, chunk_seconds=self.chunk_seconds)
 
 
 def skip_reason(error: ValueError) -> str:
@@ -114,13 +181,21 @@ def skip_reason(error: ValueError) -> str:
 
 
 def read_audio_or_skip(path, name: str, report: "PrepareReport"):
-    """`load_audio(path)`, or None after counting the file as skipped (reason + message naming it)."""
+    """`load_audio(path)`, or None after counting the file as skipped (reason + message naming it). A truncated
+    file is used; its warning is shown and kept in the report's messages."""
     try:
-        return load_audio(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TruncatedAudioWarning)
+            waveform = load_audio(path)
     except ValueError as error:
         report.skip(name, skip_reason(error))
         report.messages.append(str(error))
         return None
+    for warning in caught:
+        if issubclass(warning.category, TruncatedAudioWarning):
+            report.messages.append(f"warning: {warning.message}")
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return waveform
 
 
 def classification_examples(
@@ -169,11 +244,10 @@ def chunk_notes(notes, chunk_start: float, chunk_seconds: float) -> list:
 
 
 def transcription_examples(waveform: np.ndarray, notes, *, song_id: str, chunk_seconds: float) -> list:
-    """5 s chunks of one song with its notes cut at the chunk edges (module docstring)."""
+    """5 s chunks of one song with its notes cut at the chunk edges, every tail kept (module docstring)."""
     chunk_samples = int(round(chunk_seconds * SAMPLING_RATE))
-    num_frames = num_backbone_frames(chunk_samples)
     examples = []
-    for index, (start, chunk) in enumerate(chunk_waveform(waveform, chunk_samples)):
+    for index, (start, chunk) in enumerate(chunk_waveform(waveform, chunk_samples, min_last_fraction=0.0)):
         chunk_start = start / SAMPLING_RATE
         relative = chunk_notes(notes, chunk_start, chunk_seconds)
         examples.append(
@@ -183,7 +257,7 @@ def transcription_examples(waveform: np.ndarray, notes, *, song_id: str, chunk_s
                     {"onset": max(onset, 0.0), "offset": min(offset, chunk_seconds), "pitch": pitch}
                     for onset, offset, pitch in relative
                 ],
-                "frame_targets": notes_to_frame_targets(relative, num_frames),
+                "notes_unclipped": [{"onset": onset, "offset": offset, "pitch": pitch} for onset, offset, pitch in relative],
                 "song_id": song_id,
                 "chunk_start": chunk_start,
             }

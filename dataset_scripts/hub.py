@@ -1,54 +1,148 @@
-"""`--push-to-hub`: stage a prepared dataset as Parquet (audio bytes embedded) and upload it.
+"""`--push-to-hub`: upload a prepared dataset with `DatasetDict.push_to_hub` and a dataset card.
 
-The staged folder is a standard Hub dataset repo: ``data/<split>-00000-of-00001.parquet``,
-``svu_meta.json`` and a ``README.md`` whose YAML ``configs`` block maps the splits, so
-``datasets.load_dataset(<folder or repo id>)`` gives the same splits and features back.
+    push_prepared("data/vocalset", "me/vocalset-svu")               # private repo (the default)
+    push_prepared("data/artist20", "me/artist20-svu", public=True)  # public only when asked for
+
+The card (`dataset_card`) holds the corpus' licence, its citation and the paper's, the task categories, the
+source, the splits and the preprocessing used; it is staged as ``README.md`` in the prepared folder before the
+upload. Repos are private unless ``public=True``; for corpora whose audio may not be redistributed (Artist20,
+MIR-ST500) an upload into an existing *public* repo is refused unless ``public=True``.
+`stage_for_hub` writes the same repo as a local folder (Parquet with embedded audio + card), loadable with
+`datasets.load_dataset(folder)`.
 """
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from datasets.table import embed_table_storage
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from model_cards.card import separation_used
+from model_cards.citations import CORPORA, PAPER
+from modeling_svu.tasks import get_task
 
 from .prepare import META_FILE, load_prepared
 
-CARD = """---
-configs:
-- config_name: default
-  data_files:
-{files}
----
-# {corpus} ({task}) prepared with SVU
+CARD_FILE = "README.md"
+PREPROCESSING = {
+    "vocalset": "resampled 44.1 -> 16 kHz mono, leading/trailing silence trimmed, cut into {chunk:g} s chunks",
+    "artist20": "decoded to 16 kHz mono, cut into {chunk:g} s chunks, a chunk kept when its mean frame RMS > 0.01",
+    "mir_st500": "16 kHz mono, {chunk:g} s chunks, notes cut at chunk edges, frame targets on the 20 ms grid",
+    "synthetic": "generated at 16 kHz, {chunk:g} s chunks",
+}
 
-Prepared by `svu data prepare {corpus}`: {chunk_seconds:g} s chunks at 16 kHz; see `svu_meta.json`
-for the label names, class weights, the preparation report and the fingerprint.
+
+def size_category(num_rows: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if num_rows < limit:
+            return name
+    return "n>1M"
+
+
+def dataset_card(meta: dict, split_sizes: dict) -> DatasetCard:
+    """The card of a prepared dataset, from its `svu_meta.json` and the number of rows per split."""
+    corpus, task, chunk = meta["corpus"], meta["task"], meta["chunk_seconds"]
+    spec = get_task(task)
+    info = CORPORA[corpus]
+    data = DatasetCardData(
+        license=info.licence,
+        pretty_name=f"{info.title} ({task}), prepared with SVU",
+        task_categories=[spec.dataset_category],
+        tags=["svu", "singing-voice", "music", *spec.card_tags, corpus.replace("_", "-")],
+        size_categories=[size_category(sum(split_sizes.values()))],
+        configs=[{"config_name": "default",
+                  "data_files": [{"split": split, "path": f"data/{split}-*"} for split in split_sizes]}],
+    )
+    report = meta.get("report", {})
+    hours = report.get("hours", {})
+    rows = "\n".join(f"| {split} | {n} | {hours.get(split, '-')} |" for split, n in split_sizes.items())
+    options = meta.get("options", {})
+    separation = separation_used(corpus, meta, options)
+    skipped = report.get("files_skipped", 0)
+    citations = "\n\n".join(f"```bibtex\n{entry}\n```" for entry in (info.bibtex, PAPER) if entry)
+    body = f"""
+# {info.title} for {spec.title.lower()}{"" if spec.classes else f" ({spec.outputs})"} (SVU)
+
+Source: {info.source}. Licence: `{info.licence}`. {info.licence_note}
+
+Prepared by `svu data prepare {corpus}` (fingerprint `{meta.get('fingerprint')}`; options `{options}`), following
+Yamamoto, APSIPA ASC 2023 ([arXiv:2306.12714](https://arxiv.org/abs/2306.12714)).
+
+## Splits
+
+| split | chunks | hours |
+|---|---|---|
+{rows}
+
+Split: {meta.get('split') or options.get('split') or 'the corpus default of SVU (see its README)'}; validation:
+{meta.get('validation') or 'the validation split above'}. No singer (VocalSet), album (Artist20) or song
+(MIR-ST500) is in two splits.
+
+## Preprocessing
+
+- {PREPROCESSING.get(corpus, '{chunk:g} s chunks').format(chunk=chunk)}.
+- Vocal separation: {separation}.
+- Source files: {report.get('files_found', '-')} found, {report.get('files_used', '-')} used, {skipped} skipped
+  (reasons in `svu_meta.json`).
+- Labels: {', '.join(meta.get('label_names') or []) or 'frame targets (onset, silence, octave, pitch class)'}.
+
+## Citation
+
+{citations}
 """
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def write_card(prepared_dir) -> Path:
+    """Stage the card as README.md in the prepared folder; returns its path."""
+    dataset, meta = load_prepared(prepared_dir)
+    path = Path(prepared_dir) / CARD_FILE
+    dataset_card(meta, {split: len(part) for split, part in dataset.items()}).save(path)
+    return path
 
 
 def stage_for_hub(prepared_dir, staging_dir) -> Path:
-    """Write the Parquet + card + meta folder that `push_prepared` uploads; returns it."""
+    """Write the repo as a local folder: ``data/<split>-00000-of-00001.parquet`` (audio embedded), card, meta."""
     dataset, meta = load_prepared(prepared_dir)
     staging_dir = Path(staging_dir)
     (staging_dir / "data").mkdir(parents=True, exist_ok=True)
-    files = []
     for split, part in dataset.items():
         name = f"data/{split}-00000-of-00001.parquet"
         part.with_format("arrow").map(embed_table_storage, batched=True).to_parquet(str(staging_dir / name))
-        files.append(f"  - split: {split}\n    path: {name}")
     shutil.copy(Path(prepared_dir) / META_FILE, staging_dir / META_FILE)
-    (staging_dir / "README.md").write_text(CARD.format(files="\n".join(files), **meta))
+    shutil.copy(write_card(prepared_dir), staging_dir / CARD_FILE)
     return staging_dir
 
 
-def push_prepared(prepared_dir, repo_id: str, private: bool = False, staging_dir=None) -> str:
-    """Stage then upload to the Hub dataset repo ``repo_id``; returns the commit URL."""
+def check_visibility(api, corpus: str, repo_id: str, public: bool):
+    """ValueError (one line) when restricted audio would land in a public repo without `public=True`."""
+    reason = CORPORA[corpus].public_push_refused
+    if public or not reason:
+        return
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        existing = api.repo_info(repo_id, repo_type="dataset")
+    except RepositoryNotFoundError:
+        return  # created private below
+    if not existing.private:
+        raise ValueError(f"refusing to upload {CORPORA[corpus].title} to the public repo {repo_id}: {reason}; "
+                         "pass --public to upload it publicly anyway.")
+
+
+def push_prepared(prepared_dir, repo_id: str, public: bool = False) -> str:
+    """Stage the card, then upload the splits (`DatasetDict.push_to_hub`) and the card; returns the commit URL."""
     from huggingface_hub import HfApi
 
-    with tempfile.TemporaryDirectory(prefix="svu-hub-") as scratch:
-        folder = stage_for_hub(prepared_dir, staging_dir or scratch)
-        api = HfApi()
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        commit = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(folder),
-                                   commit_message="Upload dataset prepared with svu data prepare")
+    card_path = write_card(prepared_dir)
+    dataset, meta = load_prepared(prepared_dir)
+    api = HfApi()
+    check_visibility(api, meta["corpus"], repo_id, public)
+    api.create_repo(repo_id, repo_type="dataset", private=not public, exist_ok=True)
+    # the card first: push_to_hub then merges its `dataset_info` into the card's metadata, keeping the text
+    DatasetCard.load(card_path).push_to_hub(repo_id, repo_type="dataset")
+    api.upload_file(path_or_fileobj=str(Path(prepared_dir) / META_FILE), path_in_repo=META_FILE,
+                    repo_id=repo_id, repo_type="dataset")
+    commit = dataset.push_to_hub(repo_id, private=not public,
+                                 commit_message="Upload dataset prepared with svu data prepare")
     return str(commit)

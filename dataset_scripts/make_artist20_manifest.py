@@ -1,4 +1,7 @@
-"""Regenerate ``manifests/artist20_paper.json``, the paper's 4/1/1 album split of Artist20.
+"""Write ``manifests/artist20_paper.json``, the paper's 4/1/1 album split of Artist20, from the official lists.
+
+Not needed to prepare the corpus: ``svu data prepare artist20`` applies the same rule on the fly when the
+official lists are under the corpus root. This freezes the result as a file (e.g. to publish it).
 
 The official lists (``a20-{trn,val,tst}-tracks.list``) split each artist's 6 albums 3/1/2. The
 paper uses 4/1/1 but published no list, so the rule (ours) is fixed and deterministic:
@@ -15,32 +18,9 @@ Usage::
 
 import argparse
 import json
-from collections import defaultdict
 from pathlib import Path
 
-from .artist20 import MANIFEST, read_official_lists
-
-RULE = (
-    "derived from the official a20-{trn,val,tst}-tracks.list: official val album -> validation; "
-    "official tst albums sorted, first -> test, second -> train; official trn albums -> train"
-)
-
-
-def paper_manifest(official_tracks: dict) -> dict:
-    """``{"rule", "albums": {artist: {album: split}}}`` from ``{artist/album/track: split}``."""
-    albums_by_split = defaultdict(lambda: defaultdict(set))
-    for track, split in official_tracks.items():
-        artist, album, _ = track.split("/", 2)
-        albums_by_split[artist][split].add(album)
-    albums = {}
-    for artist in sorted(albums_by_split):
-        splits = albums_by_split[artist]
-        test = sorted(splits["test"])
-        assignment = {album: "train" for album in splits["train"]}
-        assignment.update({album: "validation" for album in splits["validation"]})
-        assignment.update({album: "test" if i == 0 else "train" for i, album in enumerate(test)})
-        albums[artist] = dict(sorted(assignment.items()))
-    return {"split": "paper (4/1/1 albums per artist)", "rule": RULE, "albums": albums}
+from .artist20 import MANIFEST, paper_manifest, read_official_lists
 
 
 def main(argv=None) -> int:

@@ -7,17 +7,21 @@ Layout under ``data_dir``:
 * audio (fetched by the user from YouTube; ``audio_dir=``, default ``data_dir``): per song id
   ``<id>/Vocal.wav`` (``source="vocal"``, default: an already separated vocal stem), or
   ``<id>/Mixture.mp3`` / ``<id>/Mixture.wav`` (``source="mixture"``), passed through the
-  builder's ``separate(waveform, sr) -> waveform`` hook (e.g. wrapping Spleeter/HT-Demucs;
-  default identity, which the report flags). ``<id>/`` may also sit under ``train/`` or ``test/``.
+  ``separation`` option (``htdemucs``, or ``stems:<dir>`` with ``<dir>/<id>/Mixture.wav``; see
+  ``separation.py``) or the builder's ``separate(waveform, sr) -> waveform`` hook (default identity, which
+  the report flags). ``<id>/`` may also sit under ``train/`` or ``test/``.
 
 Songs without audio are skipped and counted ("N of 500 songs have usable audio"); unreadable audio is
 skipped and named. Annotation rows are dropped as the official ``evaluate.py`` does (``offset <= onset``
 or ``onset < 0``), and also when malformed, non-finite or with a pitch outside MIDI 0-127; the report counts
 them per reason and names them (``<song>#<row index>``). Unknown song ids (not 1-500) are skipped.
-Each song is cut into 5 s chunks (last partial chunk zero-padded if >= 2.5 s, else dropped) with its
-notes cut at chunk edges and frame targets on the backbone's 20 ms grid (``common.py`` documents the edge rule).
+Each song is cut into 5 s chunks (the last partial chunk zero-padded, whatever its length) with its
+notes cut at chunk edges; frame targets are computed from the notes for the model at collate time (``common.py``
+documents the edge rule); each song's length and complete notes go to ``svu_meta.json`` ``songs`` (whole-song
+test scoring).
 
-Splits: test = ids 401-500 (paper); validation (ours) = ids 361-400; train = ids 1-360.
+Splits: test = ids 401-500 (paper); ``validation="ours"`` (default): validation = ids 361-400 (ours), train =
+ids 1-360; ``validation="none"``: train = ids 1-400 (the paper's training data), no validation split.
 """
 
 import json
@@ -27,8 +31,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from .audio import SAMPLING_RATE, identity_separation
-from .common import CorpusBuilder, read_audio_or_skip, transcription_examples, transcription_features
+from .common import CorpusBuilder, transcription_features
 
 ANNOTATION_FILE = "MIR-ST500_corrected.json"
 NUM_SONGS = 500
@@ -116,11 +119,18 @@ class MirST500Config(datasets.BuilderConfig):
     source: str = "vocal"  # "vocal" (<id>/Vocal.wav) or "mixture" (<id>/Mixture.mp3 + separate)
     chunk_seconds: float = 5.0
     validation_songs: int = 40
+    validation: str = "ours"  # "none": songs 1-400 all train
+    separation: str = "none"  # none | stems:<dir> | htdemucs (source="mixture" only)
 
     def __post_init__(self):
         super().__post_init__()
         if self.source not in AUDIO_FILES:
             raise ValueError(f"MIR-ST500 source {self.source!r} unknown; expected one of {sorted(AUDIO_FILES)}")
+        if self.separation != "none" and self.source != "mixture":
+            raise ValueError(
+                f"MIR-ST500 separation={self.separation} separates mixtures: add source=mixture "
+                "(source=vocal reads the already separated <id>/Vocal.wav)"
+            )
 
 
 class MirST500(CorpusBuilder):
@@ -129,7 +139,7 @@ class MirST500(CorpusBuilder):
     label_names = []
 
     def _info(self):
-        return datasets.DatasetInfo(description="MIR-ST500 singing transcription", features=transcription_features(self.chunk_seconds))
+        return datasets.DatasetInfo(description="MIR-ST500 singing transcription", features=transcription_features())
 
     def _split_generators(self, dl_manager):
         config = self.config
@@ -141,6 +151,7 @@ class MirST500(CorpusBuilder):
         for song_id in sorted(annotations, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s)):
             self.report.files_found += 1
             split = mir_st500_split(song_id, config.validation_songs) if song_id.isdigit() else None
+            split = self.assign(split) if split else None
             if split is None:
                 self.report.skip(song_id, f"unknown song id (not 1-{NUM_SONGS})")
                 continue
@@ -151,23 +162,24 @@ class MirST500(CorpusBuilder):
             notes, dropped = valid_notes(annotations[song_id])
             for reason, rows in dropped.items():
                 dropped_notes.setdefault(reason, []).extend(f"{song_id}#{row}" for row in rows)
-            by_split[split].append((song_id, audio, notes))
+            by_split[split].append((song_id, audio, audio.relative_to(audio_dir), notes))
         with_audio = sum(len(songs) for songs in by_split.values())
         self.report.songs_total = len(annotations)
         self.report.messages.append(f"{with_audio} of {len(annotations)} songs have an audio file")
         for reason, rows in sorted(dropped_notes.items()):
             shown = ", ".join(rows[:5]) + (f", ... (+{len(rows) - 5})" if len(rows) > 5 else "")
             self.report.messages.append(f"{len(rows)} notes dropped ({reason}): {shown}")
-        if config.source == "mixture" and self.separate is identity_separation:
-            self.report.messages.append("mixtures used as they are: no separation hook given (pass separate=...)")
+        if config.source == "mixture":
+            self.report.messages.append(self.separation_message("mixtures"))
+            if self.separation.kind == "htdemucs":
+                self.separator  # noqa: B018  (loads HT-Demucs now: unavailable -> one line, before any decoding)
         return [datasets.SplitGenerator(name=split, gen_kwargs={"songs": by_split[split]}) for split in by_split]
 
     def _generate_examples(self, songs):
-        for song_id, audio, notes in songs:
-            wave = read_audio_or_skip(audio, song_id, self.report)
+        for song_id, audio, relative, notes in songs:
+            wave = self.read_vocals(audio, [relative], song_id)
             if wave is None:
                 continue
-            wave = self.separate(wave, SAMPLING_RATE)
             self.report.files_used += 1
-            for index, example in enumerate(transcription_examples(wave, notes, song_id=song_id, chunk_seconds=self.chunk_seconds)):
+            for index, example in enumerate(self.transcription_song(wave, notes, song_id)):
                 yield f"{song_id}#{index}", example

@@ -4,8 +4,16 @@ The output folder is a ``DatasetDict.save_to_disk`` folder (splits train/validat
 ``svu_meta.json``::
 
     {"corpus", "task", "label_names", "class_weights" (1/n_c^0.2 from train; classification only),
-     "chunk_seconds", "fingerprint", "report" (files found/used/skipped with reasons, chunks per
-     split and class, hours per split), "options"}
+     "chunk_seconds", "label_scheme" (transcription: how frame targets are made, see below),
+     "fingerprint", "report" (files found/used/skipped with reasons, chunks per split and class,
+     hours per split, singers/albums/songs per split under "groups"), "options",
+     "validation" ("ours" | "none"), "separation" ("none" | "stems:<dir>" | "htdemucs" | the hook),
+     "songs" (transcription: {song_id: {"seconds", "notes": complete [[onset, offset, pitch], ...]}})}
+
+Transcription datasets store no frame targets: ``label_scheme`` says they are computed at collate time
+from ``notes_unclipped`` for the model (its sampling rate, hop, octaves, lowest MIDI note). Folders from
+earlier versions hold ``frame_targets`` frozen for 16 kHz, hop 320 (50 Hz), 4 octaves from MIDI 36; training
+checks that scheme against the model (`train.data.check_label_scheme`).
 
 Re-running with the same corpus, data files (relative path, size, mtime), seed and options finds
 the same fingerprint and loads the saved folder instead of rebuilding (``force=True`` rebuilds).
@@ -25,12 +33,14 @@ from pathlib import Path
 
 import datasets
 
+from modeling_svu.audio_io import DECODE_PATH
 from modeling_svu.tasks import get_task
 
-from .common import SPLITS, check_no_leakage, class_weights, write_json
+from .common import LABEL_SCHEME_FROM_NOTES, SPLITS, check_no_leakage, class_weights, write_json
 
 META_FILE = "svu_meta.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: transcription keeps every tail and records "songs"
+SEPARATED_CORPORA = ("artist20", "mir_st500")  # corpora of mixtures: the `separation` option applies
 
 
 def builder_class(corpus: str):
@@ -82,11 +92,15 @@ def data_listing(data_dir) -> list:
 def fingerprint(corpus: str, data_dir, seed: int, options: dict) -> str:
     payload = {
         "schema": SCHEMA_VERSION,
+        "decode": DECODE_PATH,
         "corpus": corpus,
         "seed": seed,
         "options": {key: _describe(value) for key, value in sorted(options.items())},
         "data": data_listing(data_dir),
     }
+    separation = str(options.get("separation", "none"))
+    if separation.startswith("stems:") and Path(separation[len("stems:"):]).is_dir():  # new stems: rebuild
+        payload["stems"] = data_listing(separation[len("stems:"):])
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -103,7 +117,7 @@ def summarize(dataset: datasets.DatasetDict, task: str, label_names, chunk_secon
     spec = get_task(task)
     summary = {"chunks": {}, "hours": {}}
     for split in dataset:
-        counts = Counter(dataset[split][spec.target_column if spec.classes else spec.leakage_column])
+        counts = Counter(dataset[split][spec.target_columns[0] if spec.classes else spec.leakage_column])
         if spec.classes:
             counts = {label_names[label]: counts.get(label, 0) for label in range(len(label_names))}
         summary["chunks"][split] = dict(sorted(counts.items()))
@@ -135,6 +149,11 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
     ``separate`` (a vocal-separation callable) which goes to the builder itself.
     """
     builder_cls = builder_class(corpus)
+    separation = options.get("separation", "none")
+    if separation != "none" and corpus not in SEPARATED_CORPORA:
+        raise ValueError(f"separation={separation}: {corpus} holds solo voices; separation applies to {SEPARATED_CORPORA}")
+    if separation != "none" and options.get("separate") is not None:
+        raise ValueError(f"separation={separation} and a separate= hook: give one of them")
     if corpus != "synthetic" and data_dir is None:
         raise ValueError(f"corpus {corpus!r} needs data_dir (the folder holding the downloaded corpus)")
     if data_dir is not None and not Path(data_dir).is_dir():
@@ -163,16 +182,25 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
         what, groups = leakage_groups(dataset, task)
         check_no_leakage(groups, what)
         label_names = list(builder.label_names)
+        report = {**builder.report.to_dict(), **summarize(dataset, task, label_names, builder.chunk_seconds)}
+        report["groups"] = {"what": what, **{split: len(groups[split]) for split in SPLITS}}
+        separate = builder_kwargs.get("separate")
         meta = {
             "corpus": corpus,
             "task": task,
             "label_names": label_names,
             "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if get_task(task).classes else None,
             "chunk_seconds": builder.chunk_seconds,
+            # frame targets are computed from the stored notes for each model
+            "label_scheme": LABEL_SCHEME_FROM_NOTES if "notes_unclipped" in dataset["train"].column_names else None,
             "fingerprint": key,
-            "report": {**builder.report.to_dict(), **summarize(dataset, task, label_names, builder.chunk_seconds)},
+            "report": report,
             "options": {"seed": seed, **{k: _describe(v) for k, v in options.items()}},
+            "validation": options.get("validation", "ours"),
+            "separation": f"hook:{_describe(separate)}" if separate is not None else str(builder.separation),
         }
+        if builder.songs:  # whole recordings with their complete annotation (whole-song test scoring)
+            meta["songs"] = {song: builder.songs[song] for song in sorted(builder.songs)}
         staged = Path(scratch) / "dataset"
         # an empty split still needs one (empty) shard, or load_from_disk fails on it
         dataset.save_to_disk(str(staged), num_shards={s: 1 for s in dataset if len(dataset[s]) == 0} or None)

@@ -41,6 +41,11 @@ from typing import Callable
 import datasets
 import numpy as np
 
+# numpy loads these submodules lazily; load them now, before `datasets` swaps this module's `np` for a copy that
+# holds only the attributes already loaded (its streaming patch), or `np.fft` is missing while generating.
+import numpy.fft  # noqa: F401
+import numpy.random  # noqa: F401
+
 from modeling_svu.tasks import get_task
 
 from .audio import SAMPLING_RATE
@@ -48,7 +53,6 @@ from .common import (
     CorpusBuilder,
     classification_examples,
     classification_features,
-    transcription_examples,
     transcription_features,
 )
 
@@ -256,6 +260,7 @@ class SyntheticConfig(datasets.BuilderConfig):
     num_songs: int = 10  # transcription
     song_seconds: float = 20.0  # transcription
     techniques: tuple = TECHNIQUES
+    validation: str = "ours"  # "none": the validation singers/recordings/songs go to train
 
     def __post_init__(self):
         super().__post_init__()
@@ -307,7 +312,7 @@ class Synthetic(CorpusBuilder):
         config = self.config
         singers = make_singers(config.num_singers, config.seed)
         for s, singer in enumerate(singers):
-            if technique_split(s, len(singers)) != split:
+            if self.assign(technique_split(s, len(singers))) != split:
                 continue
             for c, technique in enumerate(config.techniques):
                 for clip in range(config.clips_per_class):
@@ -325,7 +330,7 @@ class Synthetic(CorpusBuilder):
         config = self.config
         for s, singer in enumerate(make_singers(config.num_singers, config.seed)):
             for recording in range(config.recordings_per_singer):
-                if recording_split(recording, config.recordings_per_singer) != split:
+                if self.assign(recording_split(recording, config.recordings_per_singer)) != split:
                     continue
                 self.report.files_found += 1
                 rng = np.random.default_rng([config.seed, 2, s, recording])
@@ -342,7 +347,7 @@ class Synthetic(CorpusBuilder):
         config = self.config
         singers = make_singers(config.num_singers, config.seed)
         for song in range(config.num_songs):
-            if song_split(song, config.num_songs) != split:
+            if self.assign(song_split(song, config.num_songs)) != split:
                 continue
             self.report.files_found += 1
             self.report.files_used += 1
@@ -351,9 +356,7 @@ class Synthetic(CorpusBuilder):
             notes = random_melody(rng, config.song_seconds, singer.median_midi)
             wave = melody_clip(singer, notes, config.song_seconds, rng)
             song_id = f"song{song:03d}"
-            for index, example in enumerate(
-                transcription_examples(wave, notes, song_id=song_id, chunk_seconds=self.chunk_seconds)
-            ):
+            for index, example in enumerate(self.transcription_song(wave, notes, song_id)):
                 yield f"{song_id}#{index}", example
 
 
@@ -388,6 +391,6 @@ SYNTHETIC_TASKS = {
     "transcription": SyntheticTask(
         chunk_seconds=5.0, num_singers=4, clip_seconds=0.0, minimum=("num_songs", 3),
         label_names=lambda config: [],
-        features=lambda builder: transcription_features(builder.chunk_seconds), generate=Synthetic._transcription,
+        features=lambda builder: transcription_features(), generate=Synthetic._transcription,
     ),
 }

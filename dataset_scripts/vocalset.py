@@ -20,8 +20,9 @@ Quirks handled (each one is counted in the report):
 Preprocessing: decode + resample to 16 kHz mono, trim leading/trailing silence (40 dB below
 the loudest 512-sample frame), 3 s chunks (last partial chunk kept zero-padded if >= 1.5 s).
 
-Splits: test = the paper's singers female2, female8, male3, male5, male10; validation
-(ours) = female9 and male11, carved from the 15 training singers; train = the other 13.
+Splits: test = the paper's singers female2, female8, male3, male5, male10. ``validation="ours"``
+(default): validation = female9 and male11 (ours), carved from the 15 training singers, train = the other
+13; ``validation="none"``: train = all 15 non-test singers (the paper's training data), no validation.
 """
 
 import re
@@ -113,6 +114,7 @@ class VocalSetConfig(datasets.BuilderConfig):
     chunk_seconds: float = 3.0
     trim_top_db: float = 40.0
     validation_singers: tuple = VALIDATION_SINGERS
+    validation: str = "ours"  # "none": the validation singers train too
 
 
 class VocalSet(CorpusBuilder):
@@ -129,7 +131,7 @@ class VocalSet(CorpusBuilder):
         entries = scan_vocalset(find_singers_root(self.config.data_dir), self.report)
         by_split = {"train": [], "validation": [], "test": []}
         for entry in entries:
-            by_split[vocalset_split(entry[3], tuple(self.config.validation_singers))].append(entry)
+            by_split[self.assign(vocalset_split(entry[3], tuple(self.config.validation_singers)))].append(entry)
         return [datasets.SplitGenerator(name=split, gen_kwargs={"entries": by_split[split]}) for split in by_split]
 
     def _generate_examples(self, entries):

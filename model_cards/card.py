@@ -2,21 +2,42 @@
 
     write_model_card(repo_dir, config=cfg.to_dict(), metrics=metrics, meta=svu_meta, widget=[("samples/x.wav", "belt")])
 
-The `model-index` holds the run's test metrics exactly as in `metrics.json` (fractions in [0, 1]); the body's
-table shows them in percent next to the paper's numbers for the same task and backbone family.
+The `model-index` holds the run's test metrics exactly as in `metrics.json` (fractions in [0, 1]), each with its
+own metric type; the body's table shows them in percent next to the paper's numbers for the same task and
+backbone family. `license` and `base_model` come from the published-checkpoint table of the loader
+(`modeling_svu.checkpoints`): an alias such as `mert` becomes its real Hub id, and a non-commercial backbone
+licence is carried and said in the card's first lines. Widget examples are audio files inside the repo: relative
+paths until the repo id is known (`resolve_widget_urls` rewrites them at upload).
 """
 
+import json
+import re
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from modeling_svu.checkpoints import published_checkpoint
 from modeling_svu.tasks import get_task
 
+from .citations import CORPORA, PAPER, backbone_bibtex
 from .paper_results import METRIC_NAMES, PAPER_RESULTS
 from .plot import plot_layer_weights
 
-METRIC_TYPES = {"macro_f1": "f1", "accuracy": "accuracy", "balanced_accuracy": "accuracy",
-                "top2_accuracy": "accuracy", "top3_accuracy": "accuracy"}
+# metric key -> (model-index metric type, args); transcription keys are their own (lower-cased) types.
+METRIC_TYPES = {
+    "macro_f1": ("f1", {"average": "macro"}),
+    "accuracy": ("accuracy", None),
+    "balanced_accuracy": ("balanced_accuracy", None),
+    "top2_accuracy": ("top_2_accuracy", {"k": 2}),
+    "top3_accuracy": ("top_3_accuracy", {"k": 3}),
+}
+SPACE_HINT = "the SVU Space (`space/` in the SVU repository; run it locally with `svu space --model <this repo>`)"
+SPLIT_DEFAULTS = {
+    "vocalset": "singers: test female2, female8, male3, male5, male10; validation female9, male11 (ours); train the rest",
+    "artist20": "albums per artist, `paper` split 4/1/1 (train/validation/test) from the SVU manifest",
+    "mir_st500": "songs 1-360 train, 361-400 validation (ours), 401-500 test",
+    "synthetic": "synthetic singers/songs, disjoint between splits",
+}
 LAYER_WEIGHTS_PNG = "layer_weights.png"
 
 RECIPES = {
@@ -37,14 +58,68 @@ def eval_results(task: str, metrics: dict, dataset_name: str, dataset_type: str)
     for key in spec.card_metrics:
         if key not in metrics["test"]:
             continue
+        name = METRIC_NAMES[key]
         results.append(EvalResult(
             task_type=spec.pipeline_tag, task_name=spec.title,
             dataset_type=dataset_type, dataset_name=dataset_name, dataset_split="test",
-            metric_type=METRIC_TYPES.get(key, key),
-            metric_name=f"{METRIC_NAMES[key]} (chunk)" if spec.pooled else METRIC_NAMES[key],
+            metric_type=metric_type(key), metric_args=METRIC_TYPES.get(key, (None, None))[1],
+            metric_name=f"{name} (chunk)" if spec.pooled else name,
             metric_value=metrics["test"][key],
         ))
     return results
+
+
+def metric_type(key: str) -> str:
+    return METRIC_TYPES[key][0] if key in METRIC_TYPES else key.lower()
+
+
+def base_model_and_licence(backbone: str) -> tuple:
+    """(base_model Hub id or None, licence, where the licence comes from) of a training config's `backbone`."""
+    if backbone.startswith("tiny-"):
+        return None, "apache-2.0", "a tiny randomly initialised backbone: no pre-trained base model"
+    checkpoint = published_checkpoint(backbone)  # aliases and family names included
+    if checkpoint is not None:
+        return checkpoint.hub_id, checkpoint.licence, checkpoint.licence_source
+    if "/" in backbone and not Path(backbone).exists():
+        return backbone, "unknown", f"not in SVU's table: check https://huggingface.co/{backbone}"
+    return None, "unknown", f"a local backbone folder ({backbone}): its licence is not known to SVU"
+
+
+def training_data_lines(config: dict, meta: dict, corpus: str) -> str:
+    """Split, validation and vocal separation used, from the prepared dataset's meta (defaults per corpus)."""
+    options = {**config["dataset"].get("options", {}), **meta.get("options", {})}
+    split = meta.get("split") or options.get("split")
+    split_text = f"`{split}`: " if isinstance(split, str) else ""
+    split_text += SPLIT_DEFAULTS.get(corpus, "as prepared by `dataset_scripts`") if not isinstance(split, dict) else str(split)
+    validation = meta.get("validation") or "the corpus' validation split, used to pick the best epoch"
+    return "\n".join([
+        f"- Split: {split_text}.",
+        f"- Validation: {validation}.",
+        f"- Vocal separation: {separation_used(corpus, meta, options)}.",
+    ])
+
+
+def separation_used(corpus: str, meta: dict, options: dict) -> str:
+    """The vocal separation behind a prepared dataset, from its meta (the report's messages, the options)."""
+    if meta.get("separation"):
+        return str(meta["separation"])
+    if options.get("separate"):
+        return f"`{options['separate']}` (the builder's separation hook)"
+    if any("separation hook" in message for message in meta.get("report", {}).get("messages", [])):
+        return "none: the mixtures were used as they are (no separation hook given)"
+    if corpus in ("vocalset", "synthetic"):
+        return "none needed (isolated vocals)"
+    if corpus == "mir_st500" and options.get("source", "vocal") == "vocal":
+        return "the corpus' `Vocal.wav` stems, separated before SVU"
+    return "not recorded in the prepared dataset (see its svu_meta.json)"
+
+
+def resolve_widget_urls(readme_path, repo_id: str) -> None:
+    """Point relative widget `src` paths of a card at the files of Hub repo `repo_id` (before an upload)."""
+    path = Path(readme_path)
+    base = f"https://huggingface.co/{repo_id}/resolve/main/"
+    text = re.sub(r"(\n\s*-?\s*src: )(?!https?://)(\S+)", lambda m: m.group(1) + base + m.group(2), path.read_text())
+    path.write_text(text)
 
 
 def results_table(task: str, family: str, metrics: dict) -> str:
@@ -62,25 +137,35 @@ def results_table(task: str, family: str, metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def model_card(config: dict, metrics: dict, meta: dict, family: str, repo_id=None, widget=()) -> ModelCard:
+def model_card(
+    config: dict, metrics: dict, meta: dict, family: str, repo_id=None, widget=(), export="remote_code",
+    sampling_rate: int = 16000,
+) -> ModelCard:
+    """The card of a repo exported as `export` ("native": transformers' own class; "remote_code": SVU's code)."""
     task = config["task"]
     spec = get_task(task)
     corpus = meta.get("corpus", config["dataset"]["corpus"])
+    corpus_info = CORPORA.get(corpus)
     dataset_name = spec.paper_corpus if corpus != "synthetic" else f"SVU synthetic ({task})"
     model_name = repo_id.split("/")[-1] if repo_id else f"svu-{task}-{config['backbone']}"
     base = f"https://huggingface.co/{repo_id}/resolve/main/" if repo_id else ""
+    base_model, licence, licence_source = base_model_and_licence(config["backbone"])
+    native = export == "native" and spec.native_unsupported is None
+    tags = ["svu", "singing-voice", *spec.card_tags, family, config["finetune"].replace("_", "-")]
     data = ModelCardData(
+        license=licence,
         library_name="transformers",
         pipeline_tag=spec.pipeline_tag,
-        tags=["svu", "singing-voice", *spec.card_tags, family, config["finetune"].replace("_", "-"), "custom_code"],
+        tags=tags + ([] if native else ["custom_code"]),
         datasets=[corpus],
-        metrics=sorted({METRIC_TYPES.get(k, k) for k in spec.card_metrics if k in metrics["test"]}),
+        metrics=sorted({metric_type(k) for k in spec.card_metrics if k in metrics["test"]}),
         model_name=model_name,
         eval_results=eval_results(task, metrics, dataset_name, corpus),
         widget=[{"src": base + path, "example_title": title} for path, title in widget],
-        base_model=config["backbone"] if "/" in config["backbone"] else None,
+        base_model=base_model,
     )
     recipe = RECIPES[config["finetune"]].format(**config)
+    protocol = metrics.get("protocol") or {}
     labels = ", ".join(meta.get("label_names") or []) or spec.outputs
     paper_note = (
         "The paper's numbers are for the real corpus and the pre-trained base backbone; "
@@ -88,30 +173,76 @@ def model_card(config: dict, metrics: dict, meta: dict, family: str, repo_id=Non
            "not comparable: it shows the pipeline works, not the paper's accuracy."
            if corpus == "synthetic" or config["backbone"].startswith("tiny-") else "they are given for reference.")
     )
+    notice = ""
+    if licence.startswith("cc-by-nc"):
+        notice = (f"> **Non-commercial use only.** This model is fine-tuned from `{base_model}`, released under "
+                  f"{licence.upper()} ({licence_source}); the fine-tuned weights carry that licence.\n\n")
+    if base_model is None and config["backbone"].startswith("tiny-"):
+        base_line = f"none: `{config['backbone']}` is {licence_source}"
+    else:
+        base_line = f"`{base_model or config['backbone']}` (licence `{licence}`: {licence_source})"
+    where = repo_id or "path/to/this/repo"
+    runner = spec.usage.split("(", 1)[0]  # the pipeline's variable in the usage example
+    if spec.pipeline != spec.pipeline_tag:  # a custom pipeline, saved with the model
+        usage = f"""```python
+from transformers import pipeline
+{runner} = pipeline(model="{where}", trust_remote_code=True)   # task: {spec.pipeline}
+{spec.usage}
+```
+
+The Hub's hosted widget and Inference API cannot run this model ({spec.title.lower()} is custom code, not a
+transformers task): try it in {SPACE_HINT}, or deploy it on Inference Endpoints with the repo's `handler.py`."""
+    elif native:
+        usage = f"""```python
+from transformers import pipeline
+{runner} = pipeline("{spec.pipeline}", model="{where}")   # no trust_remote_code: transformers' own class
+{spec.usage}
+```
+
+The weights are the backbone family's `*ForSequenceClassification` with `use_weighted_layer_sum=True` and an
+identity projector: the learnt layer weights and head of the SVU model, same logits. The Hub widget runs it.
+Batching: the feature extractor returns the attention mask so pooling skips padding, but the backbone itself
+sees a batch's zero padding (group-norm CNN / data2vec positional convolutions); for exact batched results
+of clips of different lengths, use `batch_size=1` or SVU's remote-code export (`--export remote_code`)."""
+    else:
+        usage = f"""```python
+from transformers import pipeline
+{runner} = pipeline("{spec.pipeline}", model="{where}", trust_remote_code=True)
+{spec.usage}    # batch_size=... gives the same scores as one by one
+```"""
+    citations = [PAPER, backbone_bibtex(family, base_model)] + ([corpus_info.bibtex] if corpus_info and corpus_info.bibtex else [])
+    data_licence = f" {corpus_info.licence_note}" if corpus_info else ""
     body = f"""
-# {model_name}
+{notice}# {model_name}
 
 {spec.title} with an SSL audio backbone ({family}), a softmax-weighted sum of all its hidden states and a
 linear head, fine-tuned with SVU following Yamamoto, "Toward Leveraging Pre-Trained Self-Supervised Frontends for
-Automatic Singing Voice Understanding Tasks: Three Case Studies" (APSIPA ASC 2023).
+Automatic Singing Voice Understanding Tasks: Three Case Studies" (APSIPA ASC 2023, [arXiv:2306.12714](https://arxiv.org/abs/2306.12714)).
+
+- Base model: {base_line}.
+- Licence of this repo: `{licence}`.{data_licence}
 
 ## Intended use
 
-{spec.title} of 16 kHz mono singing (vocals, separated from the accompaniment when needed), in
+{spec.title} of {sampling_rate / 1000:g} kHz mono singing (the pipelines resample other rates; vocals,
+separated from the accompaniment when needed), in
 {meta.get('chunk_seconds', config.get('chunk_seconds', 5.0))} s chunks. Classes: {labels}.
 
-```python
-from transformers import AutoModel
-model = AutoModel.from_pretrained("{repo_id or 'path/to/this/repo'}", trust_remote_code=True)
-```
+{usage}
+
+Example audio from the test split ships in the repo: {", ".join(f"`{path}` ({title})" for path, title in widget) or "none"}.
+Inference Endpoints: `handler.py` takes `{{"inputs": <audio bytes or base64>, "parameters": {{...}}}}` and returns
+what the pipeline returns.
 
 ## Training recipe
 
-- Data: {dataset_name} (`{corpus}`), splits as prepared by `dataset_scripts` (fingerprint `{meta.get('fingerprint')}`).
+- Data: {dataset_name} (`{corpus}`), prepared by `dataset_scripts` (fingerprint `{meta.get('fingerprint')}`).
+{training_data_lines(config, meta, corpus)}
 - Backbone: `{config['backbone']}`; fine-tuning `{config['finetune']}`: {recipe}.
 - {config['epochs']} epochs, batch size {config['batch_size']} per process
-  ({metrics.get('effective_batch_size', config['batch_size'])} effective), seed {config['seed']}; the
-  best validation epoch ({metrics.get('selection_metric')}) is kept: epoch {(metrics.get('best_epoch') or 0) + 1}.
+  ({metrics.get('effective_batch_size', config['batch_size'])} effective), seed {config['seed']}; kept:
+  {protocol.get('model_selection', f"best validation epoch ({metrics.get('selection_metric')})")}, epoch {(metrics.get('best_epoch') or 0) + 1}.
+- Validation: `{protocol.get('validation', config.get('validation', 'ours'))}`; vocal separation: `{protocol.get('separation', 'none')}`; test scoring: {protocol.get('test_scoring', 'chunk level')}.
 - {spec.loss}
 
 ## Results (test split, percent)
@@ -132,15 +263,23 @@ Index 0 is the CNN projection output, index i the output of transformer layer i.
   training set may behave differently.
 - Chunk-level predictions; longer recordings must be chunked ({spec.long_audio}).
 - Expects isolated vocals; accompaniment degrades the results.
-"""
+
+## Citation
+
+The method (please cite), the backbone and the corpus:
+
+""" + "\n\n".join(f"```bibtex\n{entry}\n```" for entry in citations) + "\n"
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
-def write_model_card(repo_dir, config: dict, metrics: dict, meta: dict, family: str, repo_id=None, widget=()) -> Path:
+def write_model_card(repo_dir, config: dict, metrics: dict, meta: dict, family: str, repo_id=None, widget=(),
+                     export="remote_code") -> Path:
     """Write `README.md` and the layer-weight PNG into `repo_dir`; return the README path."""
     repo_dir = Path(repo_dir)
     plot_layer_weights(metrics["layer_weights"], repo_dir / LAYER_WEIGHTS_PNG,
                        title=f"{get_task(config['task']).title}: learnt layer weights ({family})")
     path = repo_dir / "README.md"
-    model_card(config, metrics, meta, family, repo_id, widget).save(path)
+    preprocessor = repo_dir / "preprocessor_config.json"  # the saved model's input rate (16 kHz, 24 kHz for MERT-v1)
+    rate = json.loads(preprocessor.read_text())["sampling_rate"] if preprocessor.is_file() else 16000
+    model_card(config, metrics, meta, family, repo_id, widget, export, sampling_rate=rate).save(path)
     return path

@@ -4,7 +4,7 @@ Each family is a transformers audio encoder whose hidden states are summed by SV
 the CNN-projection output plus one state per transformer layer (13 for base models).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from transformers import (
     Data2VecAudioConfig,
@@ -14,18 +14,18 @@ from transformers import (
     WavLMConfig,
 )
 
+from .checkpoints import checkpoint_aliases, published_checkpoint
+
 
 @dataclass(frozen=True)
 class BackboneFamily:
     model_type: str
     config_class: type
     paper_name: str
-    default_checkpoint: str
     # Wav2Vec2FeatureExtractor.do_normalize of the family's pre-trained checkpoints.
     do_normalize: bool
     # Linear layers LoRA/adapters can target (names as in the transformers module tree).
     lora_target_modules: tuple = ("q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dense", "output_dense")
-    aliases: tuple = field(default=())
 
     def supports_attention_mask(self, config: PretrainedConfig) -> bool:
         """Whether the backbone should see the attention mask (as its feature extractor returns one).
@@ -40,26 +40,16 @@ class BackboneFamily:
 
 
 FAMILIES = {
-    "wav2vec2": BackboneFamily(
-        "wav2vec2", Wav2Vec2Config, "Wav2Vec2.0", "facebook/wav2vec2-base-960h", do_normalize=True,
-        aliases=("w2v2",),
-    ),
+    "wav2vec2": BackboneFamily("wav2vec2", Wav2Vec2Config, "Wav2Vec2.0", do_normalize=True),
     "wavlm": BackboneFamily(
-        "wavlm", WavLMConfig, "WavLM", "microsoft/wavlm-base-plus", do_normalize=False,
+        "wavlm", WavLMConfig, "WavLM", do_normalize=False,
         # WavLM's attention passes q/k/v_proj weights straight to F.multi_head_attention_forward,
         # so LoRA on them never runs (and gets no gradient); only the FFN and out_proj paths work.
         lora_target_modules=("intermediate_dense", "output_dense"),
     ),
-    "hubert": BackboneFamily(
-        "hubert", HubertConfig, "MERT", "m-a-p/MERT-v0-public", do_normalize=True, aliases=("mert",),
-    ),
-    "data2vec-audio": BackboneFamily(
-        "data2vec-audio", Data2VecAudioConfig, "Map-Music2Vec", "m-a-p/music2vec-v1", do_normalize=True,
-        aliases=("data2vec", "music2vec"),
-    ),
+    "hubert": BackboneFamily("hubert", HubertConfig, "MERT", do_normalize=True),
+    "data2vec-audio": BackboneFamily("data2vec-audio", Data2VecAudioConfig, "Map-Music2Vec", do_normalize=True),
 }
-
-_ALIASES = {alias: name for name, fam in FAMILIES.items() for alias in (name, *fam.aliases)}
 
 
 def family_of(config) -> BackboneFamily:
@@ -76,17 +66,23 @@ def family_of(config) -> BackboneFamily:
 
 
 def resolve_family_name(name: str) -> str:
-    """'mert' -> 'hubert', 'music2vec' -> 'data2vec-audio', ...; ValueError when unknown."""
+    """A family name, or the family of a published checkpoint's alias or Hub id ('mert' -> 'hubert',
+    'music2vec' -> 'data2vec-audio'); ValueError when unknown."""
     key = name.lower()
-    if key not in _ALIASES:
-        raise ValueError(f"Unknown backbone family {name!r}; expected one of {sorted(_ALIASES)}.")
-    return _ALIASES[key]
+    if key in FAMILIES:
+        return key
+    checkpoint = published_checkpoint(key)
+    if checkpoint is None:
+        raise ValueError(
+            f"Unknown backbone family {name!r}; expected one of {sorted(set(FAMILIES) | set(checkpoint_aliases()))}."
+        )
+    return checkpoint.family
 
 
 def tiny_backbone_config(family: str = "wav2vec2", **overrides) -> PretrainedConfig:
     """A tiny randomly-initialisable backbone config for tests and demos.
 
-    The CNN keeps the real kernels and strides (one frame = 320 samples = 20 ms at 16 kHz) so frame
+    The CNN keeps the real kernels and strides (one frame = 320 samples = 20 ms at 16 kHz, 13.3 ms at 24 kHz) so frame
     targets line up exactly as with the real checkpoints; only widths and depths shrink.
     """
     fam = FAMILIES[resolve_family_name(family)]

@@ -48,7 +48,9 @@ class SVUConfig(PretrainedConfig):
             waveform. `from_backbone` copies it from the backbone checkpoint's preprocessor config, else uses the
             family's convention (True for wav2vec2-base, MERT-v0, music2vec; False for WavLM-base-plus).
         sampling_rate (`int`, *optional*, defaults to 16000):
-            Input sampling rate in Hz; all supported backbones take 16 kHz mono.
+            Input sampling rate in Hz of the backbone checkpoint (16000 for wav2vec2, WavLM, MERT-v0, music2vec;
+            24000 for MERT-v1). Audio at another rate is resampled to it (collator, pipelines, `svu transcribe`);
+            the frame rate is `sampling_rate / frame_hop_samples` (50 Hz at 16 kHz, 75 Hz at 24 kHz).
         chunk_seconds (`float`, *optional*, defaults to 5.0):
             Chunk length of the training data (the training script copies it from the prepared dataset: 5 s
             singer ID / transcription, 3 s technique in the paper), and the default window of long-audio
@@ -125,8 +127,11 @@ class SVUConfig(PretrainedConfig):
         task = get_task(self.task)
         if self.pooling != "mean":
             raise ValueError(f"Unknown pooling {self.pooling!r}; only 'mean' is supported.")
-        if self.sampling_rate != 16000:
-            raise ValueError(f"sampling_rate={self.sampling_rate}: the supported backbones take 16000 Hz.")
+        if isinstance(self.sampling_rate, bool) or not isinstance(self.sampling_rate, int) or self.sampling_rate < 1000:
+            raise ValueError(
+                f"sampling_rate={self.sampling_rate!r} must be the backbone's input rate in Hz, an integer such as "
+                "16000 (wav2vec2, WavLM, MERT-v0, music2vec) or 24000 (MERT-v1)."
+            )
         if self.class_weights is not None and task.classes:
             if len(self.class_weights) != self.num_labels:
                 raise ValueError(
@@ -155,6 +160,34 @@ class SVUConfig(PretrainedConfig):
     @property
     def frame_seconds(self) -> float:
         return self.frame_hop_samples / self.sampling_rate
+
+    @property
+    def frame_rate(self) -> float:
+        """Output frames per second: 50 at 16 kHz, 75 at 24 kHz (MERT-v1) with the 320-sample hop."""
+        return self.sampling_rate / self.frame_hop_samples
+
+    @property
+    def receptive_field_samples(self) -> int:
+        """Input samples behind one output frame (400 = 25 ms at 16 kHz for the base backbones)."""
+        field, jump = 1, 1
+        for kernel, stride in zip(self.backbone_config.conv_kernel, self.backbone_config.conv_stride):
+            field += (kernel - 1) * jump
+            jump *= stride
+        return field
+
+    def num_frames(self, num_samples: int) -> int:
+        """Output frames the backbone gives for `num_samples` input samples (0 if shorter than one frame)."""
+        return max(0, (int(num_samples) - self.receptive_field_samples) // self.frame_hop_samples + 1)
+
+    def label_scheme(self) -> dict:
+        """What transcription frame targets depend on (compared with a prepared dataset's frozen targets)."""
+        return {
+            "sampling_rate": self.sampling_rate,
+            "hop": self.frame_hop_samples,
+            "frame_rate": self.frame_rate,
+            "num_octaves": self.num_octaves,
+            "lowest_midi": self.lowest_midi,
+        }
 
     @property
     def num_transcription_logits(self) -> int:

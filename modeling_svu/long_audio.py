@@ -144,14 +144,18 @@ def stitched_posteriors(
         model.train(was_training)
 
 
-def transcribe_blocks(model, blocks: Iterable[np.ndarray], **kwargs) -> list:
+def transcribe_blocks(model, blocks: Iterable[np.ndarray], decoding=None, posteriors=None, **kwargs) -> list:
     """Notes ``[(onset_s, offset_s, midi), ...]`` of a stream of 1-D sample blocks at the model's sampling rate.
 
-    Keyword arguments are those of `stitched_posteriors`; the decoding thresholds come from `model.config`.
+    Keyword arguments are those of `stitched_posteriors`; the decoding thresholds come from `model.config`,
+    overridden by `decoding` (e.g. ``{"onset_threshold": 0.3}``). A `posteriors` list receives the stitched
+    ``(onset, silence, pitch)`` frame arrays as they are decoded.
     """
-    decoder = NoteDecoder(**decoding_options(model.config))
+    decoder = NoteDecoder(**{**decoding_options(model.config), **(decoding or {})})
     notes = []
     for _, onset, silence, pitch in stitched_posteriors(model, blocks, **kwargs):
+        if posteriors is not None:
+            posteriors.append((onset, silence, pitch))
         notes += decoder.push(onset, silence, pitch)
     return notes + decoder.finish()
 

@@ -6,18 +6,12 @@ Classes (all share the parameter layout ``backbone.*``, ``layer_sum.weight``, ``
     SVUForTechniqueClassification  masked mean pooling -> linear, weighted CE (VocalSet)
     SVUForNoteTranscription        frame-wise linear -> onset/silence/octave/pitch-class (MIR-ST500)
 
-Padding. Pass the `attention_mask` the model's `feature_extractor()` returns: pooling and the transcription
-loss always ignore padded frames, and the backbone sees the mask when its family supports it. Whether a
-zero-padded example in a batch gives the same output as the example alone depends on the backbone:
-    same (up to float rounding, ~1e-6):
-        wav2vec2, HuBERT and WavLM with a layer-norm CNN (`feat_extract_norm="layer"`: the large models)
-    different, as in transformers:
-        wav2vec2-base and HuBERT/MERT-v0-base (group-norm CNN, fed zero-padded audio without a mask, so
-        padding also enters the mean pooling); WavLM-base-plus (group-norm CNN: the padding changes
-        every channel's normalisation even with the mask); data2vec-audio/music2vec (layer-norm CNN, but
-        its stacked positional convolutions see padded frames: the last frames, within their receptive
-        field, differ)
-For exact results with those, batch equal-length chunks (as training does) or run examples one by one.
+Padding. Pass the `attention_mask` the model's `feature_extractor()` returns (it always returns one): pooling
+and the transcription loss ignore padded frames, and a batch of clips of different lengths is run clip by clip
+at each clip's own length, so every clip's output equals its single-clip output (~1e-6) for every family (a
+backbone would otherwise see the padding: group-norm CNNs such as wav2vec2-base, HuBERT/MERT-base and
+WavLM-base-plus normalise over it, and data2vec's stacked positional convolutions reach into it). Batches of
+equal-length chunks, as in training, run in one pass. Without a mask, zero padding is treated as audio.
 """
 
 from dataclasses import dataclass
@@ -25,16 +19,17 @@ from typing import Optional
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
+from transformers import AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput
 
-from .backbones import FAMILIES, family_of, resolve_family_name, tiny_backbone_config
+from .backbones import family_of, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
+from .published_loading import load_backbone
 from .safe_loading import config_summary, safetensors_shapes, shape_mismatches
 from .long_audio import transcribe_array
-from .note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
+from .note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
 from .tasks import DEFAULT_TASK, TASKS
 
 
@@ -118,26 +113,25 @@ class SVUPreTrainedModel(PreTrainedModel):
         """Wrap a backbone in this SVU task model.
 
         Args:
-            backbone: a family name (`"wav2vec2"`, `"wavlm"`, `"mert"`/`"hubert"`, `"music2vec"`/
-                `"data2vec-audio"`) for the paper's pre-trained checkpoint; a Hub id or local path of a
-                pre-trained backbone (weights loaded); `"tiny-<family>"` for a tiny random backbone; or a
-                backbone config or its dict (random init).
+            backbone: a published checkpoint's alias (`"wav2vec2"`, `"wavlm"`, `"mert"`, `"music2vec"`,
+                `"mert-v1-95m"`, `"mert-v1-330m"`; `checkpoints.PUBLISHED`), or a Hub id or local folder of a
+                pre-trained backbone of a supported family: weights loaded strictly, no code from the checkpoint
+                ever run (`published_loading`), `sampling_rate` and `normalize_audio` taken from the checkpoint;
+                `"tiny-<family>"` for a tiny random backbone; or a backbone config or its dict (random init).
             id2label: `{index: name}` of the classes (classification tasks).
             config_overrides: any other `SVUConfig` field, e.g. `class_weights=[...]`, `chunk_seconds=3.0`.
         """
-        pretrained = None
+        loaded = None
         if isinstance(backbone, str) and backbone.startswith("tiny-"):
             backbone = tiny_backbone_config(backbone[len("tiny-"):])
         elif isinstance(backbone, str):
-            try:
-                backbone = FAMILIES[resolve_family_name(backbone)].default_checkpoint
-            except ValueError:
-                pass  # not a family name: a Hub id or a local path
-            pretrained = backbone
-            backbone = AutoConfig.from_pretrained(pretrained)
+            loaded = load_backbone(backbone)
+            backbone = loaded.config
+            config_overrides.setdefault("normalize_audio", loaded.do_normalize)
+            config_overrides.setdefault("sampling_rate", loaded.sampling_rate)
         family = family_of(backbone)
         task = config_overrides.pop("task", cls.task or DEFAULT_TASK)
-        config_overrides.setdefault("normalize_audio", _checkpoint_normalizes(pretrained, family))
+        config_overrides.setdefault("normalize_audio", family.do_normalize)
         if id2label is not None:
             id2label = {int(k): v for k, v in dict(id2label).items()}
             config_overrides["label2id"] = {v: k for k, v in id2label.items()}
@@ -145,9 +139,8 @@ class SVUPreTrainedModel(PreTrainedModel):
         if cls.task is not None and task != cls.task:
             raise ValueError(f"{cls.__name__} is the {cls.task!r} model, got task={task!r}; use TASK_MODELS[{task!r}].")
         model = cls(config)
-        if pretrained is not None:
-            weights = AutoModel.from_pretrained(pretrained, config=config.backbone_config).state_dict()
-            model.backbone.load_state_dict(weights)
+        if loaded is not None:
+            loaded.load_into(model.backbone)
         return model
 
     @classmethod
@@ -194,9 +187,8 @@ class SVUPreTrainedModel(PreTrainedModel):
             sampling_rate=self.config.sampling_rate,
             padding_value=0.0,
             do_normalize=self.config.normalize_audio,
-            return_attention_mask=family_of(self.config.backbone_config).supports_attention_mask(
-                self.config.backbone_config
-            ),
+            # Always: pooling and ragged batches need it; the model decides whether the backbone sees it.
+            return_attention_mask=True,
         )
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -207,9 +199,15 @@ class SVUPreTrainedModel(PreTrainedModel):
         for auto_class in TASKS[self.task].auto_classes if self.task is not None else ():
             auto_map[auto_class] = f"modeling_svu.{type(self).__name__}"
         self.config.auto_map = auto_map
+        if isinstance(self, _SVUForClassification):  # files read as SVU reads them everywhere (audio_io)
+            self.config.custom_pipelines = {"audio-classification": _CLASSIFICATION_PIPELINE}
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             self.feature_extractor().save_pretrained(save_directory)
+            if isinstance(self, _SVUForClassification):
+                from .pipeline_svu import SVUAudioClassificationPipeline
+
+                custom_object_save(SVUAudioClassificationPipeline, save_directory)
 
     # ----- two-stage fine-tuning --------------------------------------------------------------
 
@@ -290,16 +288,13 @@ class SVUPreTrainedModel(PreTrainedModel):
 
     def min_input_samples(self) -> int:
         """The receptive field of one output frame (400 samples = 25 ms for the base backbones)."""
-        cfg = self.config.backbone_config
-        field, jump = 1, 1
-        for kernel, stride in zip(cfg.conv_kernel, cfg.conv_stride):
-            field += (kernel - 1) * jump
-            jump *= stride
-        return field
+        return self.config.receptive_field_samples
 
     def _hidden_states(self, input_values, attention_mask=None):
         """All backbone hidden states and the frame mask (True = frame of real audio)."""
         self._check_input(input_values, attention_mask)
+        if attention_mask is not None and bool((attention_mask.sum(-1) != input_values.shape[1]).any()):
+            return self._ragged_hidden_states(input_values, attention_mask)
         family = family_of(self.config.backbone_config)
         backbone_mask = attention_mask if family.supports_attention_mask(self.config.backbone_config) else None
         no_grad = self.backbone_is_frozen() and not input_values.requires_grad
@@ -310,6 +305,18 @@ class SVUPreTrainedModel(PreTrainedModel):
         else:
             frame_mask = torch.ones(states[0].shape[:2], dtype=torch.bool, device=states[0].device)
         return states, frame_mask
+
+    def _ragged_hidden_states(self, input_values, attention_mask):
+        """A batch of different lengths, run example by example at its own length and zero-padded after the
+        backbone: no family's CNN normalisation / positional convolution then sees another example's padding, so
+        each example gets exactly its single-clip states (equal-length batches, as in training, skip this)."""
+        num_frames = int(self.backbone._get_feat_extract_output_lengths(input_values.shape[1]))
+        examples = [self._hidden_states(input_values[i : i + 1, : int(n)])[0] for i, n in enumerate(attention_mask.sum(-1))]
+        states = tuple(
+            torch.cat([nn.functional.pad(ex[layer], (0, 0, 0, num_frames - ex[layer].shape[1])) for ex in examples])
+            for layer in range(len(examples[0]))
+        )
+        return states, self.backbone._get_feature_vector_attention_mask(num_frames, attention_mask)
 
     def _features(self, input_values, attention_mask=None, output_hidden_states=False) -> SVUModelOutput:
         hidden_states, frame_mask = self._hidden_states(input_values, attention_mask)
@@ -339,6 +346,13 @@ def masked_mean(features: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tenso
     """Mean over time of (batch, frames, hidden) features, ignoring frames where the mask is False."""
     mask = frame_mask.unsqueeze(-1).to(features.dtype)
     return (features * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+_CLASSIFICATION_PIPELINE = {
+    "impl": "pipeline_svu.SVUAudioClassificationPipeline",
+    "pt": ("AutoModelForAudioClassification",),
+    "type": "audio",
+}
 
 
 class _SVUForClassification(SVUModel):
@@ -408,7 +422,8 @@ class SVUForTechniqueClassification(_SVUForClassification):
 
 
 class SVUForNoteTranscription(SVUModel):
-    """Frame-wise note transcription: onset, silence, octave and pitch-class logits per 20 ms frame."""
+    """Frame-wise note transcription: onset, silence, octave and pitch-class logits per backbone frame (20 ms at
+    16 kHz, 13.3 ms at 24 kHz)."""
 
     def __init__(self, config: SVUConfig):
         super().__init__(config)
@@ -419,7 +434,8 @@ class SVUForNoteTranscription(SVUModel):
     def forward(
         self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs
     ) -> SVUTranscriptionOutput:
-        """`labels`: float (batch, frames, 4) from `note_labels.notes_to_frame_targets`, -100 on padding."""
+        """`labels`: float (batch, frames, 4) from `note_labels.notes_to_frame_targets` at `config.frame_seconds`,
+        -100 on padding; labels more than one frame longer or shorter than the logits raise ValueError."""
         features = self._features(input_values, attention_mask, output_hidden_states)
         logits = self.head(self.dropout(features.last_hidden_state))
         loss = None
@@ -437,8 +453,7 @@ class SVUForNoteTranscription(SVUModel):
         """BCE(onset, pos_weight) + BCE(silence) + CE(octave) + CE(pitch class) over real, labelled frames."""
         if labels.dim() != 3 or labels.shape[-1] != 4:
             raise ValueError(f"transcription labels must be (batch, frames, 4); got {tuple(labels.shape)}.")
-        num_frames = min(logits.shape[1], labels.shape[1])
-        logits, labels, frame_mask = logits[:, :num_frames], labels[:, :num_frames], frame_mask[:, :num_frames]
+        logits, labels, frame_mask = align_frames(logits, labels, frame_mask)  # > 1 frame apart: ValueError
         valid = frame_mask & (labels[..., 0] != IGNORE_INDEX)
         logits, labels = logits[valid], labels[valid]
         slices = logit_slices(self.config.num_octaves)
@@ -463,7 +478,7 @@ class SVUForNoteTranscription(SVUModel):
     def transcribe(self, audio, sampling_rate: Optional[int] = None, **kwargs) -> list:
         """Notes ``[(onset_s, offset_s, midi), ...]`` of a 1-D waveform (array or tensor) of any length.
 
-        The audio must be at `config.sampling_rate` (16 kHz). Keyword arguments go to
+        The audio must be at `config.sampling_rate` (the backbone's rate). Keyword arguments go to
         `long_audio.stitched_posteriors`: `chunk_seconds`, `overlap_seconds`, `batch_size`, `progress`, ...
         """
         if sampling_rate is not None and sampling_rate != self.config.sampling_rate:
@@ -481,7 +496,7 @@ class SVUForNoteTranscription(SVUModel):
         self.config.custom_pipelines = {
             TASK: {
                 "impl": "pipeline_svu.SingingTranscriptionPipeline",
-                "pt": ("AutoModelForAudioClassification",),
+                "pt": ("AutoModelForAudioFrameClassification",),
                 "type": "audio",
             }
         }
@@ -495,12 +510,3 @@ TASK_MODELS = {task.name: globals()[task.model_class] for task in TASKS.values()
 for _name, _model_class in TASK_MODELS.items():
     _model_class.task = _name
 
-
-def _checkpoint_normalizes(pretrained: Optional[str], family) -> bool:
-    """`do_normalize` of a pre-trained checkpoint's feature extractor, else the family's convention."""
-    if pretrained is not None:
-        try:
-            return bool(Wav2Vec2FeatureExtractor.from_pretrained(pretrained).do_normalize)
-        except OSError:
-            pass
-    return family.do_normalize

@@ -1,6 +1,8 @@
 """The paper's note label scheme: notes <-> per-frame targets on the backbone's frame grid.
 
-Frame ``i`` stands for time ``i * frame_seconds`` (one CNN hop: 320 samples = 20 ms at 16 kHz).
+Frame ``i`` stands for time ``i * frame_seconds`` (one CNN hop: 320 samples = 20 ms at 16 kHz, 13.3 ms at
+24 kHz for MERT-v1). Targets are computed for the model's frame rate and pitch range (its `label_scheme()`)
+from the notes, when a batch is collated; they are never frozen in a prepared dataset.
 Per frame the model predicts 2 + (num_octaves + 1) + 13 logits:
 
     [0]                         onset       (sigmoid; BCE with pos_weight)
@@ -82,6 +84,24 @@ def notes_to_frame_targets(
         if start >= 0:
             targets[start, ONSET] = 1.0
     return targets
+
+
+def align_frames(logits, labels, *others):
+    """Cut transcription logits and labels (and any `others` with frames on dim 1) to a common frame count.
+
+    The backbone and the targets may round a chunk's last frame differently, so exactly one frame of
+    difference is trimmed; more means the labels were made for another frame rate or hop (another label
+    scheme) and raises ValueError instead of silently scoring misaligned frames.
+    """
+    logit_frames, label_frames = logits.shape[1], labels.shape[1]
+    if abs(logit_frames - label_frames) > 1:
+        raise ValueError(
+            f"transcription logits have {logit_frames} frames but the labels have {label_frames}: more than one "
+            "frame apart, so the labels were made for another frame rate or hop than the model's "
+            "(compute them with notes_to_frame_targets at config.frame_seconds)."
+        )
+    frames = min(logit_frames, label_frames)
+    return (logits[:, :frames], labels[:, :frames], *(x[:, :frames] for x in others))
 
 
 # ----- decoding ---------------------------------------------------------------------------------

@@ -2,12 +2,12 @@
 
     from modeling_svu.tasks import TASKS, get_task
     task = get_task("technique")        # one ValueError line listing the known tasks if the name is unknown
-    task.model_class, task.columns, task.selection_metrics[0], task.pipeline_tag
+    task.model_class, task.target_columns, task.selection_metrics[0], task.pipeline_tag
 
 An entry holds facts (names, columns, flags, text), not code from other packages: this file is Hub remote code
 and imports only the standard library. Code elsewhere is found from the entry's values: the model class by
-`model_class` (`modeling_svu.TASK_MODELS`), the collate of the target column by `target_column`
-(`train.data.TARGET_COLLATES`), the scoring by `metric` (`train/metrics/<metric>/` and `train.run.EVALUATORS`).
+`model_class` (`modeling_svu.TASK_MODELS`), the collate of a target column by its name
+(`train.data.TARGET_COLLATES`), the scoring by `metric` (`train/metrics/<metric>/` and `train.evaluation.SCORING`).
 No code outside this table branches on a task's name.
 
 Adding a task: an entry here, its model class (head), its corpus builders, its metric, its configs; a new kind
@@ -39,8 +39,12 @@ class Task:
     classes: bool  # named classes: id2label / num_labels / class weights and a ClassLabel column apply
     pooled: bool  # one prediction per chunk from a time-pooled head (a stage-1 cache of pooled states is exact)
     auto_classes: tuple  # auto classes mapped to the model class in a saved repo's auto_map, besides AutoModel
+    pipeline: str  # the transformers pipeline running a saved model (a custom one is saved with the model)
+    native_unsupported: Optional[str]  # why transformers has no class of its own computing the model; None: it has
     # ---- data ----
-    target_column: str  # the dataset column the loss reads (collated by `train.data.TARGET_COLLATES[column]`)
+    # the dataset column the loss reads (collated by `train.data.TARGET_COLLATES[column]`); when there are several,
+    # the first a dataset has is read, the later ones being older forms (e.g. targets frozen at preparation)
+    target_columns: tuple
     leakage: str  # what must not appear in two splits (in words)
     leakage_column: str  # the column it is read from ...
     leakage_group: Callable[[str], str]  # ... by this function of the column value
@@ -48,21 +52,22 @@ class Task:
     class_weighted: bool  # the loss weighs class c by w_c = 1/n_c^0.2 of the training split (`svu_meta.json`)
     metric: str  # the local `evaluate` module train/metrics/<metric>/ scoring validation and test
     selection_metrics: tuple  # validation metrics that may pick the best epoch; the first is the default
-    # ---- model card and command line ----
+    # ---- model and dataset cards, command line ----
     title: str
     pipeline_tag: str
+    dataset_category: str  # Hub `task_categories` of a prepared dataset of the task
     card_tags: tuple
     card_metrics: tuple  # test metrics reported in the card's model-index and table, in this order
     paper_corpus: str  # the paper's corpus of the task (`model_cards.paper_results`)
     loss: str  # the loss, in words
     outputs: str  # what the model outputs, in words (a card shows the class names instead when there are some)
+    usage: str  # a call of the pipeline (the variable before the parenthesis) on a file, for cards
     long_audio: str  # how longer recordings are handled, in words
     cli_verb: Optional[str] = None  # `svu <verb>` running such a model on audio files (several tasks may share one)
 
-    @property
-    def columns(self) -> tuple:
-        """The dataset columns training reads."""
-        return ("audio", self.target_column)
+    def target_column(self, column_names=()) -> str:
+        """The first of `target_columns` in `column_names`, else the oldest form (named by missing-column errors)."""
+        return next((column for column in self.target_columns if column in column_names), self.target_columns[-1])
 
     @property
     def default_selection_metric(self) -> str:
@@ -77,11 +82,16 @@ _CLASSIFIER = dict(
     classes=True,
     pooled=True,
     auto_classes=("AutoModelForAudioClassification",),
-    target_column="label",
+    pipeline="audio-classification",
+    native_unsupported=None,  # the family's *ForSequenceClassification with use_weighted_layer_sum
+    target_columns=("label",),
     metric="classification",
     pipeline_tag="audio-classification",
+    dataset_category="audio-classification",
     outputs="one class per chunk",
+    usage='classifier("take.wav", top_k=3)',
     long_audio="clip-level aggregation is reported as an extra",
+    cli_verb="classify",
 )
 
 TASKS = {
@@ -123,9 +133,11 @@ TASKS = {
             head_shape="num_octaves={config.num_octaves} -> {config.num_transcription_logits} logits",
             classes=False,
             pooled=False,
-            # its `singing-transcription` pipeline loads the model through this auto class
-            auto_classes=("AutoModelForAudioClassification",),
-            target_column="frame_targets",
+            # frame logits; its `singing-transcription` pipeline loads the model through this auto class
+            auto_classes=("AutoModelForAudioFrameClassification",),
+            pipeline="singing-transcription",
+            native_unsupported="transcription has no transformers class (frame-wise onset/silence/octave/pitch-class head)",
+            target_columns=("notes_unclipped", "frame_targets"),
             leakage="song",
             leakage_column="song_id",
             leakage_group=as_is,
@@ -136,6 +148,7 @@ TASKS = {
             ),
             title="Singing note transcription",
             pipeline_tag="other",
+            dataset_category="audio-classification",
             card_tags=("transcription",),
             card_metrics=(
                 "COnPOff_f1", "COnP_f1", "COn_f1", "frame_note_accuracy", "frame_onset_f1", "frame_voicing_accuracy",
@@ -143,7 +156,8 @@ TASKS = {
             paper_corpus="MIR-ST500",
             loss="Transcription loss: BCE(onset, pos_weight 15) + BCE(silence) + CE(octave) + CE(pitch class).",
             outputs="frame-wise onset / silence / octave / pitch class",
-            long_audio="notes are decoded per chunk",
+            usage='transcriber("song.wav", return_midi=True, onset_threshold=0.4)    # {"notes": [...], "midi": b"MThd..."}',
+            long_audio="the pipeline transcribes any length in overlapping windows",
             cli_verb="transcribe",
         ),
     )

@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-python -m pytest tests -q -p no:cacheprovider "$@"
+# No arguments: the whole suite (pyproject testpaths = tests); arguments select tests (e.g. one file).
+python -m pytest -q -p no:cacheprovider "$@"

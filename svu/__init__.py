@@ -1,1 +1,1 @@
-"""The `svu` command line: `svu data prepare ...`, `svu transcribe ...`."""
+"""The `svu` command line: `svu data prepare`, `svu classify`, `svu evaluate`, `svu transcribe`, `svu --version`."""

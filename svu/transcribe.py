@@ -1,70 +1,90 @@
-"""`svu transcribe in.wav [more ...] --model <repo id or folder> -o out_dir [--format mid|csv|json]`.
+"""`svu transcribe in.wav [more ...] --model <repo id or folder> -o out_dir [--format mid|csv|json ...] [options]`.
 
-Writes one file per input, named after it (``out_dir/<input stem>.<format>``):
-    mid   a type-0 Standard MIDI File (120 bpm, 1 tick = 1 ms), one note per transcribed note
-    csv   ``onset,offset,pitch`` rows (seconds, seconds, MIDI)
-    json  MIR-ST500 style ``{"<input stem>": [[onset, offset, pitch], ...]}``
-Audio is decoded by FFmpeg (torchcodec) block by block and resampled to 16 kHz with soxr as a stream, so
-memory does not grow with the file's length. A file that cannot be transcribed is reported on one line;
-the other files are still processed and the exit status is 1.
+Writes, per input, files named after it in out_dir (the same notes in every one):
+    <stem>.mid                 (--format mid, the default) a type-0 Standard MIDI File (120 bpm, 1 tick = 1 ms)
+    <stem>.csv                 (--format csv) ``onset,offset,pitch`` rows (seconds, seconds, MIDI)
+    <stem>.json                (--format json) MIR-ST500 style ``{"<stem>": [[onset, offset, pitch], ...]}``
+    <stem>.piano_roll.png      (--piano-roll) the notes over the log-spectrogram, time and note-name axes
+    <stem>.sonified.wav        (--sonify) the notes rendered as tones, as long as the input and at its 16 kHz
+    <stem>.posteriors.npz      (--save-posteriors) per-frame onset_prob, silence_prob, pitch_index (-1 = none),
+                               frame_seconds, lowest_midi, the thresholds used and the notes
+`--format` can be repeated (`--format mid --format csv --format json`). `--onset-threshold` and
+`--silence-threshold` override the model's decoding thresholds (`config.onset_threshold`, 0.4 in the paper;
+`config.silence_threshold`, 0.5): a lower onset threshold finds more notes, a lower silence threshold ends them
+sooner. Audio is read with `modeling_svu.audio_io.open_audio`, the decode path data preparation and the
+pipelines use (FFmpeg via torchcodec block by block, channels averaged, soxr resampling to the model's rate as one
+stream), so memory does not grow with the file's length, except with `--piano-roll`, which keeps the audio of one
+file for its spectrogram. A truncated file is transcribed, with a one-line warning. A file that cannot be
+transcribed is reported on one line; the other files are still processed and the exit status is 1.
 """
 
 import csv
 import json
 import sys
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dataset_scripts.audio import audio_path_problem, decoder_message
+from modeling_svu.audio_io import TruncatedAudioWarning, decoder_message, open_audio
 
-BLOCK_SECONDS = 30.0
+from .common import add_device_option, add_quiet_option, load_model, resolve_device
+
 FORMATS = ("mid", "csv", "json")
+EXTRA_OUTPUTS = {"piano_roll": "piano_roll.png", "sonify": "sonified.wav", "save_posteriors": "posteriors.npz"}
 
 
-def read_blocks(path, sampling_rate: int, block_seconds: float = BLOCK_SECONDS):
-    """``(approximate number of samples, iterator of float32 mono blocks at sampling_rate)`` of an audio file.
+@dataclass
+class Transcription:
+    """The notes of one recording and the stitched frame posteriors they were decoded from."""
 
-    Blocks are decoded at the file's own rate (torchcodec ranges are sample-exact there), averaged to mono
-    and resampled by one streaming soxr resampler, so the result equals resampling the whole file at once.
-    """
-    import soxr
-    from torchcodec.decoders import AudioDecoder
+    notes: list  # [(onset_s, offset_s, midi)]
+    onset_prob: np.ndarray
+    silence_prob: np.ndarray
+    pitch_index: np.ndarray
+    num_samples: int  # of the decoded 16 kHz audio
+    audio: np.ndarray = None  # the decoded audio, only when asked for (piano roll)
 
 
-    path = Path(path)
-    problem = audio_path_problem(path)  # missing, a directory, empty, not readable
-    if problem:
-        raise ValueError(problem)
-    try:
-        decoder = AudioDecoder(str(path))
-        native_rate = decoder.metadata.sample_rate
-        duration = decoder.metadata.duration_seconds
-    except (RuntimeError, ValueError) as error:
-        raise ValueError(f"cannot decode audio: {decoder_message(error)}") from None
-    if not native_rate:
-        raise ValueError("cannot decode audio: no sample rate in the file")
-    total = int(round((duration or 0) * sampling_rate)) or None
+def decoding_thresholds(model, onset_threshold=None, silence_threshold=None) -> dict:
+    """The model's decoding options (`note_labels.decoding_options`) with the given thresholds replacing its own."""
+    from modeling_svu.note_labels import decoding_options
 
-    def blocks():
-        resampler = soxr.ResampleStream(native_rate, sampling_rate, 1, dtype="float32", quality="HQ")
-        start = 0.0
-        while True:
-            try:
-                samples = decoder.get_samples_played_in_range(start, start + block_seconds)
-            except RuntimeError as error:
-                if "No audio frames were decoded" not in str(error):
-                    raise ValueError(f"cannot decode audio at {start:.1f} s: {decoder_message(error)}") from None
-                break  # the previous block ended exactly at the end of the file
-            block = samples.data.numpy().mean(axis=0).astype(np.float32)
-            last = len(block) < int(round(block_seconds * native_rate))
-            yield resampler.resample_chunk(block, last=last)
-            if last:
-                return
-            start += block_seconds
-        yield resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+    options = decoding_options(model.config)
+    for name, value in (("onset_threshold", onset_threshold), ("silence_threshold", silence_threshold)):
+        if value is not None:
+            if not 0.0 <= value <= 1.0:
+                raise SystemExit(f"svu transcribe: --{name.replace('_', '-')} {value}: a probability in [0, 1] is needed.")
+            options[name] = value
+    return options
 
-    return total, blocks()
+
+def transcribe_file(model, path, decoding: dict, keep_audio: bool = False, **window_options) -> Transcription:
+    """`long_audio.transcribe_blocks`, keeping the stitched posteriors (and the audio when asked)."""
+    from modeling_svu.long_audio import stitched_posteriors
+    from modeling_svu.note_labels import NoteDecoder
+
+    total, blocks = open_audio(path, model.config.sampling_rate)
+    kept, num_samples = [], 0
+
+    def counted(blocks):
+        nonlocal num_samples
+        for block in blocks:
+            num_samples += len(block)
+            if keep_audio:
+                kept.append(block)
+            yield block
+
+    decoder = NoteDecoder(**decoding)
+    notes, runs = [], []
+    for _, onset, silence, pitch in stitched_posteriors(model, counted(blocks), total_samples=total, **window_options):
+        notes += decoder.push(onset, silence, pitch)
+        runs.append((onset, silence, pitch))
+    notes += decoder.finish()
+    onset, silence, pitch = (np.concatenate([run[i] for run in runs]) for i in range(3))
+    audio = np.concatenate(kept) if keep_audio else None
+    return Transcription(notes, onset, silence, pitch, num_samples, audio)
 
 
 def write_notes(notes, path: Path, fmt: str, name: str) -> None:
@@ -82,25 +102,67 @@ def write_notes(notes, path: Path, fmt: str, name: str) -> None:
             json.dump({name: [[onset, offset, pitch] for onset, offset, pitch in notes]}, f)
 
 
-def load_transcription_model(name: str):
-    from modeling_svu import TASK_MODELS, SVUConfig
-    from modeling_svu.tasks import tasks_of_verb
+def sonify(notes: list, num_samples: int, sampling_rate: int, amplitude: float = 0.2) -> np.ndarray:
+    """The notes as tones (fundamental + 2 soft harmonics, 10 ms fades), silence elsewhere; float32 mono."""
+    out = np.zeros(num_samples, dtype=np.float64)
+    fade = int(0.01 * sampling_rate)
+    for onset, offset, pitch in notes:
+        start, stop = int(round(onset * sampling_rate)), min(int(round(offset * sampling_rate)), num_samples)
+        if stop <= start:
+            continue
+        n = np.arange(stop - start)
+        phase = 2 * np.pi * 440.0 * 2 ** ((pitch - 69) / 12) * n / sampling_rate
+        tone = np.sin(phase) + 0.3 * np.sin(2 * phase) + 0.1 * np.sin(3 * phase)
+        envelope = np.minimum(1.0, np.minimum(n + 1, len(n) - n) / max(fade, 1))
+        out[start:stop] += amplitude / 1.4 * tone * envelope
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
 
-    (task,) = tasks_of_verb("transcribe")
-    try:
-        config = SVUConfig.from_pretrained(name)
-        if config.task != task.name:
-            raise SystemExit(f"svu transcribe: {name!r} is a {config.task!r} model, not a {task.name} model.")
-        model = TASK_MODELS[task.name].from_pretrained(name, config=config)
-    except (OSError, ValueError, RuntimeError) as error:
-        raise SystemExit(f"svu transcribe: cannot load model {name!r}: {decoder_message(error)}") from None
-    return model.eval()
+
+def write_extras(result: Transcription, model, decoding: dict, stem: str, out_dir: Path, args) -> list:
+    """The --piano-roll / --sonify / --save-posteriors files of one input; returns their paths."""
+    written = []
+    rate = model.config.sampling_rate
+    if args.piano_roll:
+        from .figures import piano_roll_figure
+
+        written.append(piano_roll_figure(
+            result.notes, result.audio, rate, out_dir / f"{stem}.{EXTRA_OUTPUTS['piano_roll']}",
+            lowest_midi=model.config.lowest_midi, num_octaves=model.config.num_octaves,
+            hop=model.config.frame_hop_samples, title=f"{stem}: {len(result.notes)} notes",
+        ))  # fmt: skip
+    if args.sonify:
+        import soundfile as sf
+
+        path = out_dir / f"{stem}.{EXTRA_OUTPUTS['sonify']}"
+        sf.write(path, sonify(result.notes, result.num_samples, rate), rate, subtype="PCM_16")
+        written.append(path)
+    if args.save_posteriors:
+        path = out_dir / f"{stem}.{EXTRA_OUTPUTS['save_posteriors']}"
+        np.savez_compressed(
+            path, onset_prob=result.onset_prob.astype(np.float32), silence_prob=result.silence_prob.astype(np.float32),
+            pitch_index=result.pitch_index.astype(np.int16), frame_seconds=decoding["frame_seconds"],
+            lowest_midi=decoding["lowest_midi"], onset_threshold=decoding["onset_threshold"],
+            onset_window=decoding["onset_window"], silence_threshold=decoding["silence_threshold"],
+            notes=np.asarray(result.notes, dtype=np.float64).reshape(-1, 3),
+        )  # fmt: skip
+        written.append(path)
+    return written
+
+
+def report_warnings(caught) -> None:
+    """A truncated file is one `svu transcribe: warning:` line; other warnings go on as they came."""
+    for warning in caught:
+        if issubclass(warning.category, TruncatedAudioWarning):
+            print(f"svu transcribe: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def run_transcribe(args) -> int:
-    from modeling_svu.long_audio import transcribe_blocks
-
-    model = load_transcription_model(args.model)
+    device = resolve_device(args.device, "transcribe")
+    model = load_model(args.model, "transcribe", device)
+    decoding = decoding_thresholds(model, args.onset_threshold, args.silence_threshold)
+    formats = list(dict.fromkeys(args.format or ["mid"]))
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = {"chunk_seconds": args.chunk_seconds, "overlap_seconds": args.overlap_seconds, "batch_size": args.batch_size}
@@ -108,33 +170,49 @@ def run_transcribe(args) -> int:
     written, failures = {}, 0
     for audio_path in args.inputs:
         stem = Path(audio_path).stem
-        out_path = out_dir / f"{stem}.{args.format}"
         try:
-            if out_path in written:
-                raise ValueError(f"{out_path} was already written for {written[out_path]} (same file name)")
-            total, blocks = read_blocks(audio_path, model.config.sampling_rate)
-            notes = transcribe_blocks(model, blocks, total_samples=total, progress=not args.quiet, **options)
-            write_notes(notes, out_path, args.format, stem)
+            if stem in written:
+                raise ValueError(f"outputs named {stem}.* were already written for {written[stem]} (same file name)")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", TruncatedAudioWarning)
+                result = transcribe_file(model, audio_path, decoding, keep_audio=args.piano_roll,
+                                         progress=not args.quiet, **options)  # fmt: skip
+            report_warnings(caught)
+            paths = []
+            for fmt in formats:
+                paths.append(out_dir / f"{stem}.{fmt}")
+                write_notes(result.notes, paths[-1], fmt, stem)
+            paths += write_extras(result, model, decoding, stem, out_dir, args)
         except (ValueError, OSError, RuntimeError) as error:
             failures += 1
-            print(f"svu transcribe: error: {audio_path}: {decoder_message(error)}", file=sys.stderr)
+            message = decoder_message(error)
+            if not message.startswith(str(audio_path)):  # audio_io's messages already start with the file
+                message = f"{audio_path}: {message}"
+            print(f"svu transcribe: error: {message}", file=sys.stderr)
             continue
-        written[out_path] = audio_path
-        print(f"{audio_path}: {len(notes)} notes -> {out_path}")
+        written[stem] = audio_path
+        print(f"{audio_path}: {len(result.notes)} notes -> {', '.join(str(p) for p in paths)}")
     if failures:
         print(f"svu transcribe: {failures} of {len(args.inputs)} files failed", file=sys.stderr)
     return 1 if failures else 0
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("transcribe", help="transcribe sung notes to MIDI, CSV or JSON")
+    parser = subparsers.add_parser("transcribe", help="transcribe sung notes to MIDI, CSV, JSON, pictures, audio")
     parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files (anything FFmpeg reads)")
     parser.add_argument("--model", required=True, help="SVU transcription model: Hub repo id or local folder")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the outputs (created if missing)")
-    parser.add_argument("--format", choices=FORMATS, default="mid", help="output format (default: mid)")
+    parser.add_argument("--format", choices=FORMATS, action="append",
+                        help="note file format, repeatable: --format mid --format csv (default: mid)")
+    parser.add_argument("--onset-threshold", type=float, help="onset probability of a note start (default: the model's)")
+    parser.add_argument("--silence-threshold", type=float, help="silence probability that ends a note (default: the model's)")
+    parser.add_argument("--piano-roll", action="store_true", help="also draw <stem>.piano_roll.png")
+    parser.add_argument("--sonify", action="store_true", help="also render the notes as <stem>.sonified.wav")
+    parser.add_argument("--save-posteriors", action="store_true", help="also save the frame posteriors as <stem>.posteriors.npz")
     parser.add_argument("--chunk-seconds", type=float, help="window length (default: the model's chunk_seconds)")
     # Defaults live in modeling_svu.long_audio (not imported here: `svu --help` stays fast).
     parser.add_argument("--overlap-seconds", type=float, help="overlap of consecutive windows (default: 1.0)")
     parser.add_argument("--batch-size", type=int, help="windows per forward pass (default: 8)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_device_option(parser)
+    add_quiet_option(parser)
     parser.set_defaults(func=run_transcribe)

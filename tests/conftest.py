@@ -26,3 +26,19 @@ def sung_tone(f0=220.0, seconds=1.0, sr=SR, vibrato_hz=5.5, vibrato_cents=30.0, 
 @pytest.fixture
 def tone():
     return sung_tone
+
+
+@pytest.fixture(scope="module")
+def transcriber(tmp_path_factory):
+    """(tiny random transcription model, its saved folder); onsets fire often, so it still gives notes."""
+    import torch
+
+    from modeling_svu import SVUForNoteTranscription
+
+    torch.manual_seed(0)
+    model = SVUForNoteTranscription.from_backbone("tiny-wav2vec2").eval()
+    with torch.no_grad():
+        model.head.bias[0] += 3.0
+    folder = tmp_path_factory.mktemp("transcriber")
+    model.save_pretrained(folder)
+    return model, folder

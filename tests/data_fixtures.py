@@ -7,6 +7,8 @@ import numpy as np
 import soundfile as sf
 
 SR = 16000
+# Small real third-party data copied into the repository (origin, commit and licence: data/*/PROVENANCE.md).
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 def tone(seconds: float, f0: float = 220.0, sr: int = SR, amplitude: float = 0.3, channels: int = 1) -> np.ndarray:
@@ -63,3 +65,32 @@ def estimate_f0(wave: np.ndarray, sr: int = SR, fmin: float = 50.0, fmax: float 
 
 def hz_to_midi(f0: float) -> float:
     return 69.0 + 12.0 * np.log2(f0 / 440.0)
+
+
+def chunk_targets(example, num_frames: int = 249, frame_seconds: float = 0.02) -> np.ndarray:
+    """Frame targets of a prepared transcription chunk, as the collator computes them (default: 16 kHz, hop 320)."""
+    from modeling_svu.note_labels import notes_to_frame_targets
+
+    notes = [(float(n["onset"]), float(n["offset"]), float(n["pitch"])) for n in example["notes_unclipped"]]
+    return notes_to_frame_targets(notes, num_frames, frame_seconds)
+
+
+def whole_songs(split):
+    """(song_id, waveform, notes) per song, glued back from its consecutive 5 s chunks; a note cut at a chunk
+    edge (offset at the edge, the next chunk's note starting at 0 with the same pitch) is one note again."""
+    songs = {}
+    for example in split.with_format("numpy"):
+        songs.setdefault(str(example["song_id"]), []).append(example)
+    for song_id, chunks in sorted(songs.items()):
+        chunks.sort(key=lambda c: float(c["chunk_start"]))
+        wave = np.concatenate([np.asarray(c["audio"]["array"], dtype=np.float32) for c in chunks])
+        notes = []
+        for chunk in chunks:
+            start = float(chunk["chunk_start"])
+            for note in chunk["notes"]:
+                onset, offset, pitch = float(note["onset"]) + start, float(note["offset"]) + start, float(note["pitch"])
+                if notes and float(note["onset"]) == 0.0 and abs(notes[-1][1] - onset) < 1e-3 and notes[-1][2] == pitch:
+                    notes[-1][1] = offset
+                else:
+                    notes.append([onset, offset, pitch])
+        yield song_id, wave, notes

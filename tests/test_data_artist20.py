@@ -1,14 +1,16 @@
-"""Artist20 builder on a fake mp3 tree: the paper (manifest) and official (lists) album splits,
-RMS filter, unreadable audio, unknown albums, and the manifest generator."""
+"""Artist20 builder on a fake mp3 tree: the paper album split (from the official lists with no extra command, or
+a manifest), the official (lists) split, RMS filter, unreadable audio, unknown albums, the manifest generator,
+vocal stems."""
 
 import json
 
+import numpy as np
 import pytest
 
 from data_fixtures import write_corrupt, write_mp3
 from dataset_scripts.artist20 import MANIFEST, read_manifest
+from dataset_scripts.artist20 import paper_manifest
 from dataset_scripts.make_artist20_manifest import main as make_manifest
-from dataset_scripts.make_artist20_manifest import paper_manifest
 from dataset_scripts.prepare import load_prepared, prepare
 
 ARTISTS = {"aerosmith": 220.0, "beatles": 330.0}
@@ -97,3 +99,52 @@ def test_album_missing_from_manifest_and_wrong_root(tree, tmp_path):
         prepare("artist20", tmp_path / "out", data_dir=tree, manifest=str(tmp_path / "m.json"))
     with pytest.raises(ValueError, match=r"no mp3s-32k folder under .*expected <root>/mp3s-32k/<artist>/<album>/\*.mp3"):
         prepare("artist20", tmp_path / "out", data_dir=tmp_path)
+
+
+def test_paper_split_from_the_official_lists_with_no_extra_command(tree, tmp_path):
+    """The corpus as distributed (lists under its root), the bundled manifest listing no albums: 4/1/1 albums
+    per artist by the published rule, in one `prepare` (= one `svu data prepare artist20`)."""
+    assert read_manifest(MANIFEST) == {}  # nothing to fall back on: the split must come from the lists
+    dataset = prepare("artist20", tmp_path / "out", data_dir=tree)
+    for artist in ARTISTS:
+        albums = {split: {c.split("/")[1] for c, s in rows(dataset)[split] if s == artist} for split in dataset}
+        assert {split: len(a) for split, a in albums.items()} == {"train": 4, "validation": 1, "test": 1}
+        assert albums == {"train": {"Album_A", "Album_B", "Album_C", "Album_F"}, "validation": {"Album_D"}, "test": {"Album_E"}}
+    _, meta = load_prepared(tmp_path / "out")
+    assert any(m.startswith("paper split (4/1/1 albums per artist): official lists under") for m in meta["report"]["messages"])
+    assert meta["report"]["groups"] == {"what": "recording/album", "train": 8, "validation": 2, "test": 2}
+
+
+def test_paper_split_with_neither_lists_nor_manifest_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    write_mp3(tmp_path / "corpus" / "mp3s-32k" / "aerosmith" / "Album_A" / "01-Song.mp3", 1.0)
+    proc = subprocess.run([sys.executable, "-m", "svu", "data", "prepare", "artist20", "--data-dir",
+                           str(tmp_path / "corpus"), "--output", str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "a20-{trn,val,tst}-tracks.list" in lines[0] and str(MANIFEST) in lines[0], proc.stderr
+
+
+def test_vocal_stems_mirror_the_corpus_and_missing_ones_are_counted(tree, tmp_path):
+    """separation=stems:<dir>: the vocals are read from <dir>/<artist>/<album>/<track>.{wav,flac,mp3}; a track
+    without its stem is skipped and counted."""
+    from data_fixtures import write_wav
+
+    stems = tmp_path / "stems"
+    for artist in ARTISTS:
+        for album in ALBUMS[:5]:  # Album_F has no stems
+            write_wav(stems / artist / album / "01-Song.wav", 5.2, f0=110.0)
+    write_wav(stems / "mp3s-32k" / "aerosmith" / "Album_F" / "01-Song.flac", 5.2, f0=110.0)  # corpus-root mirror
+    dataset = prepare("artist20", tmp_path / "out", data_dir=tree, separation=f"stems:{stems}")
+    _, meta = load_prepared(tmp_path / "out")
+    assert meta["separation"] == f"stems:{stems}"
+    reason = f"no separated vocal stem under {stems}"
+    assert sorted(meta["report"]["skipped"][reason]) == [
+        "aerosmith/Album_A/03-Bonus", "beatles/Album_A/02-Silence", "beatles/Album_B/02-Broken", "beatles/Album_F/01-Song"]
+    assert meta["report"]["files_used"] == 11
+    assert (tmp_path / "out").is_dir() and len(dataset["test"]) == 2
+    wave = np.asarray(dataset["test"][0]["audio"]["array"])
+    spectrum = np.abs(np.fft.rfft(wave))
+    assert abs(np.argmax(spectrum) * 16000 / len(wave) - 110.0) < 2  # the stem (110 Hz), not the mixture (220 Hz)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_fixtures import estimate_f0, write_corrupt, write_mp3, write_wav
+from data_fixtures import chunk_targets, estimate_f0, write_corrupt, write_mp3, write_wav
 from dataset_scripts.audio import (
     chunk_waveform,
     load_audio,
@@ -82,13 +82,17 @@ def test_corrupt_audio_is_one_clear_error(tmp_path):
 
 def test_notes_cut_at_chunk_edges():
     notes = [(1.0, 2.0, 60.0), (4.5, 5.6, 62.0), (6.0, 7.0, 90.0)]
-    first, second = transcription_examples(np.zeros(int(10.2 * SR)), notes, song_id="s", chunk_seconds=5.0)
+    first, second, tail = transcription_examples(np.zeros(int(10.2 * SR)), notes, song_id="s", chunk_seconds=5.0)
+    # every tail is kept, zero-padded (here 0.2 s), so the chunks rebuild the whole song
+    assert tail["chunk_start"] == 10.0 and len(tail["notes"]) == 0
     assert [n["pitch"] for n in first["notes"]] == [60.0, 62.0]
     assert first["notes"][1] == {"onset": 4.5, "offset": 5.0, "pitch": 62.0}
     assert second["chunk_start"] == 5.0
     assert second["notes"] == [{"onset": 0.0, "offset": pytest.approx(0.6), "pitch": 62.0},
                                {"onset": 1.0, "offset": 2.0, "pitch": 90.0}]
-    a, b = first["frame_targets"], second["frame_targets"]
+    assert "frame_targets" not in first  # targets are computed for the model when a batch is collated
+    assert second["notes_unclipped"][0] == {"onset": pytest.approx(-0.5), "offset": pytest.approx(0.6), "pitch": 62.0}
+    a, b = chunk_targets(first), chunk_targets(second)
     assert a.shape == b.shape == (249, 4)
     assert np.flatnonzero(a[:, 0]).tolist() == [50, 225]
     assert np.flatnonzero(a[:, 1] == 0).tolist() == list(range(50, 100)) + list(range(225, 249))

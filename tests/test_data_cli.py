@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import datasets
+import yaml
 import pytest
 
 from dataset_scripts.hub import stage_for_hub
@@ -28,6 +29,7 @@ def test_cli_prepare_table_and_offline_push(tmp_path):
     assert lines[2].split() == ["train", "validation", "test"]
     assert lines[3].split() == ["straight", "1", "1", "1"]
     assert "total chunks" in result.stdout and "class weights (1/n_c^0.2, train): straight=1.000" in result.stdout
+    assert "singers: 1 train, 1 validation, 1 test (validation: ours); vocal separation: none" in lines
     # the upload is the only step that needs the network: one line, exit 1, the folder is kept
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("svu data prepare: upload to someone/svu-test failed: OfflineModeIsEnabled")
@@ -63,3 +65,58 @@ def test_rerun_is_cached_and_hub_folder_loads_back(tmp_path):
     assert reloaded["test"]["clip_id"] == original["test"]["clip_id"]
     assert reloaded["test"][0]["audio"]["array"] == pytest.approx(original["test"][0]["audio"]["array"])
     assert meta["corpus"] in (folder / "README.md").read_text()
+
+
+def test_staged_dataset_card_has_licence_citation_and_splits(tmp_path):
+    from model_cards.citations import PAPER, VOCALSET
+
+    from dataset_scripts.hub import dataset_card, write_card
+
+    prepare("synthetic", tmp_path / "p", task="technique", num_singers=3, clip_seconds=3)
+    card_path = write_card(tmp_path / "p")
+    card = yaml.safe_load(card_path.read_text().split("---\n")[1])
+    assert card["license"] == "apache-2.0" and card["task_categories"] == ["audio-classification"]
+    assert [f["split"] for f in card["configs"][0]["data_files"]] == ["train", "validation", "test"]
+    assert f"```bibtex\n{PAPER}\n```" in card_path.read_text()
+    _, meta = load_prepared(tmp_path / "p")
+    vocalset = dataset_card({**meta, "corpus": "vocalset"}, {"train": 10, "test": 4})
+    assert vocalset.data.license == "cc-by-4.0" and f"```bibtex\n{VOCALSET}\n```" in vocalset.text
+    assert "| test | 4 |" in vocalset.text and "silence trimmed" in vocalset.text
+
+
+def fake_artist20(tmp_path):
+    """A prepared synthetic singer-ID folder relabelled as Artist20 (the card and the push read `corpus`)."""
+    import json
+
+    prepare("synthetic", tmp_path / "a20", task="singer_id", num_singers=3, recordings_per_singer=3, clip_seconds=5.0)
+    meta_file = tmp_path / "a20" / "svu_meta.json"
+    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "corpus": "artist20"}))
+    return tmp_path / "a20"
+
+
+def test_public_push_of_artist20_is_refused_without_public(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from huggingface_hub import HfApi
+
+    from dataset_scripts.hub import push_prepared
+
+    folder = fake_artist20(tmp_path)
+    calls = []
+    monkeypatch.setattr(HfApi, "repo_info", lambda self, repo_id, **kw: SimpleNamespace(private=False))
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", kw)))
+    with pytest.raises(ValueError, match="refusing to upload Artist20 to the public repo me/a20: Artist20 is copyrighted"):
+        push_prepared(folder, "me/a20")
+    assert calls == []  # nothing created or uploaded
+    card = yaml.safe_load((folder / "README.md").read_text().split("---\n")[1])  # staged before the check
+    assert card["license"] == "other" and "ellis2007artist20" in (folder / "README.md").read_text()
+
+
+def test_cli_push_is_private_by_default_and_offline_is_one_line(tmp_path):
+    folder = fake_artist20(tmp_path)
+    # a re-run reuses the folder (same fingerprint); the upload is the only step needing the network
+    result = svu("data", "prepare", "synthetic", "--task", "singer_id", "--output", str(folder), "--option", "num_singers=3",
+                 "--option", "recordings_per_singer=3", "--option", "clip_seconds=5.0", "--push-to-hub", "me/a20")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("svu data prepare: upload to me/a20 failed: OfflineModeIsEnabled")
+    assert "Artist20" in (folder / "README.md").read_text()

@@ -84,3 +84,29 @@ def test_wrong_root_is_one_line(tmp_path):
     (tmp_path / "something").mkdir()
     with pytest.raises(ValueError, match=r"no VocalSet layout found under .*expected a VocalSet folder: <root>/FULL/"):
         prepare("vocalset", tmp_path / "out", data_dir=tmp_path)
+
+
+ALL_SINGERS = [f"female{i}" for i in range(1, 10)] + [f"male{i}" for i in range(1, 12)]
+
+
+@pytest.mark.parametrize("validation, counts", [("none", (15, 0, 5)), ("ours", (13, 2, 5))])
+def test_paper_split_trains_on_15_singers(tmp_path, validation, counts):
+    """validation=none is the paper's data: all 15 non-test singers train; ours holds out female9 and male11."""
+    for singer in ALL_SINGERS:
+        prefix = ("f" if singer.startswith("female") else "m") + singer.lstrip("femal")
+        write_wav(tmp_path / "FULL" / singer / "long_tones" / "straight" / f"{prefix}_long_straight_a.wav", 3.1, sr=16000)
+    options = {"validation": validation} if validation == "none" else {}
+    dataset = prepare("vocalset", tmp_path / "out", data_dir=tmp_path, **options)
+    _, meta = load_prepared(tmp_path / "out")
+    singers = {split: set(dataset[split]["singer"]) for split in dataset}
+    assert tuple(len(singers[split]) for split in ("train", "validation", "test")) == counts
+    assert singers["test"] == {"female2", "female8", "male3", "male5", "male10"}
+    assert singers["train"] | singers["validation"] == set(ALL_SINGERS) - singers["test"]
+    assert meta["validation"] == validation and meta["separation"] == "none"
+    assert meta["report"]["groups"] == {"what": "singer", **dict(zip(("train", "validation", "test"), counts))}
+
+
+def test_separation_of_a_solo_voice_corpus_is_one_line(tmp_path):
+    write_wav(tmp_path / "FULL" / "female1" / "long_tones" / "straight" / "f1_a.wav", 3.1)
+    with pytest.raises(ValueError, match=r"separation=htdemucs: vocalset holds solo voices; separation applies to"):
+        prepare("vocalset", tmp_path / "out", data_dir=tmp_path, separation="htdemucs")

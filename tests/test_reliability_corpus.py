@@ -90,9 +90,9 @@ def test_vocalset_skips_and_names_every_broken_file(world_dir):
     assert report["files_found"] == 13 and report["files_used"] == 7 and report["files_skipped"] == 6
     messages = "\n".join(report["messages"])
     assert "f1_straight_locked.wav: not readable (permission denied)" in messages
-    assert "f1_straight_text.wav: Could not open input file" in messages  # the decoder's reason, one line
+    assert "f1_straight_text.wav: cannot decode audio: Could not open input file" in messages  # the decoder's reason, one line
     assert "f1_straight_missing.wav: no such file (a broken symbolic link)" in messages
-    assert "f1_straight_nan.wav has NaN or infinite samples (first at 0.006 s)" in messages
+    assert "f1_straight_nan.wav: NaN or infinite samples (first at 0.006 s)" in messages
     chunks = {row["clip_id"].rsplit("_", 1)[1]: row["audio"]["array"] for row in dataset["train"]}
     np.testing.assert_allclose(chunks["six"], tone(3.0), atol=1 / 2**15)  # 16-bit storage
     # resampled to 16 kHz (8-bit source: its quantisation step 1/128); the first 16 samples are the filter's edge

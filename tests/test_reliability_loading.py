@@ -123,8 +123,8 @@ def test_no_unsafe_deserialisation_in_the_project():
         ("technique", lambda c: c.update(class_weights=[1.0, 2.0]), ValueError,
          r"class_weights has 2 entries for 3 labels"),
         ("singer", lambda c: c.update(task="karaoke"), ValueError, r"Unknown task 'karaoke'"),
-        ("singer", lambda c: c.update(sampling_rate=44100), ValueError,
-         r"sampling_rate=44100: the supported backbones take 16000 Hz"),
+        ("singer", lambda c: c.update(sampling_rate="16k"), ValueError,
+         r"sampling_rate='16k' must be the backbone's input rate in Hz, an integer such as 16000"),
         ("singer", lambda c: c["backbone_config"].update(hidden_size=48), ValueError,
          r"saved weights: backbone.feature_projection.projection.weight: saved \[32, 16\], config needs \[48, 16\];"
          r".* \(\+49 more\)"),

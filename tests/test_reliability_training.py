@@ -207,8 +207,23 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(prepared, tmp_path):
     code, _, stderr = finish(launch(*args))
     assert code != 0
     assert "error: loss is [nan]" in stderr or "error: loss is [inf]" in stderr, stderr[-3000:]
-    assert f"The last good checkpoint is in {tmp_path / 'checkpoints'}" in stderr
     assert 'train/run.py", line' not in stderr  # a message, not a traceback of the training script
     (last,) = complete_checkpoints(tmp_path)
+    assert f"The last good checkpoint is {last} (--resume continues from it)." in stderr, stderr[-3000:]
     assert last.name == "checkpoint-00000008" and read_training_state(last)["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in weights(last).values())
+
+
+def test_nan_loss_before_any_checkpoint_says_none_was_written(prepared, tmp_path):
+    """Stage 2 from the first epoch with a huge lr (as above) blows the weights up within epoch 1, and
+    checkpoints come only at epoch ends: none exists yet, so the message must not point at one."""
+    from train.checkpointing import complete_checkpoints
+
+    args = run_args(tmp_path, prepared, "--stage1_epochs", "0", "--epochs", "1", "--lr_stage2", "1e30",
+                    "--checkpoint_every_steps", "0")  # fmt: skip
+    code, _, stderr = finish(launch(*args))
+    assert code != 0
+    assert "error: loss is [nan]" in stderr or "error: loss is [inf]" in stderr, stderr[-3000:]
+    assert complete_checkpoints(tmp_path) == []
+    assert f"No checkpoint was written ({tmp_path / 'checkpoints'} holds no complete one); nothing to resume." in stderr
+    assert "last good checkpoint" not in stderr and 'train/run.py", line' not in stderr

@@ -43,9 +43,10 @@ except ModuleNotFoundError:
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, pipeline
+from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoModelForAudioFrameClassification, pipeline
 
-AUTO = {"AutoModel": AutoModel, "AutoModelForAudioClassification": AutoModelForAudioClassification}
+AUTO = {"AutoModel": AutoModel, "AutoModelForAudioClassification": AutoModelForAudioClassification,
+        "AutoModelForAudioFrameClassification": AutoModelForAudioFrameClassification}
 for job in json.load(open(sys.argv[1])):
     if job["kind"] == "AutoConfig":
         obj = AutoConfig.from_pretrained(job["source"], trust_remote_code=True)
@@ -122,7 +123,8 @@ def remote(tmp_path_factory):
             (repo / "refs" / "main").write_text(SNAPSHOT)
             sources["repo"] = CACHED[name]
         for via, source in sources.items():
-            for kind in ("AutoConfig", "AutoModel", "AutoModelForAudioClassification"):
+            task_class = "AutoModelForAudioFrameClassification" if cls.task == "transcription" else "AutoModelForAudioClassification"
+            for kind in ("AutoConfig", "AutoModel", task_class):
                 job = f"{name}/{via}/{kind}"
                 jobs.append({"name": job, "kind": kind, "source": source, "input": str(tmp / f"{name}_inputs.npz"),
                              "output": str(tmp / f"{job.replace('/', '_')}.npy")})
@@ -162,7 +164,7 @@ def test_remote_auto_classes_reproduce_in_process_logits(remote, name):
         np.testing.assert_allclose(np.load(job["output"]), remote["expected"][name], rtol=0, atol=1e-6,
                                    err_msg=job["name"])
         checked += 1
-    assert checked == 2 * (2 if name in CACHED else 1)  # (AutoModel, ...ForAudioClassification) x (folder, repo id)
+    assert checked == 2 * (2 if name in CACHED else 1)  # (AutoModel, the task's auto class) x (folder, repo id)
 
 
 @pytest.mark.parametrize("name", ["singer", "technique"])
@@ -187,17 +189,18 @@ def test_saved_folder_holds_safetensors_config_code_and_preprocessor(remote, nam
     assert pickles == []
     cls, family = MODELS[name][:2]
     config = json.loads((folder / "config.json").read_text())
-    # Transcription maps AutoModelForAudioClassification too: its singing-transcription pipeline loads through it.
+    # Transcription returns frame logits: AutoModelForAudioFrameClassification (its pipeline loads through it).
+    auto_class = "AutoModelForAudioFrameClassification" if cls.task == "transcription" else "AutoModelForAudioClassification"
     assert config["auto_map"] == {
         "AutoConfig": "configuration_svu.SVUConfig",
         "AutoModel": f"modeling_svu.{cls.__name__}",
-        "AutoModelForAudioClassification": f"modeling_svu.{cls.__name__}",
+        auto_class: f"modeling_svu.{cls.__name__}",
     }
     assert config["task"] == cls.task and config["backbone_config"]["layerdrop"] == 0.0
     preprocessor = json.loads((folder / "preprocessor_config.json").read_text())
     model = remote["models"][name]
     assert preprocessor["do_normalize"] == model.config.normalize_audio
-    assert preprocessor["return_attention_mask"] == (family in ("wavlm", "data2vec-audio"))
+    assert preprocessor["return_attention_mask"] is True
 
 
 def test_features_only_model_is_not_an_audio_classifier(tmp_path):

@@ -120,8 +120,11 @@ def test_model_card_yaml_and_model_index_match_metrics(technique_demo):
     assert len(reported) == 5
     assert "![Learnt layer weights](layer_weights.png)" in text and (repo / "layer_weights.png").stat().st_size > 1000
     assert "56.1" in text  # the paper's W2V2 macro-F1, for reference
-    for name in ("config.json", "model.safetensors", "modeling_svu.py", "configuration_svu.py", "preprocessor_config.json"):
+    # the default export is native: transformers' own class, no remote code files
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "handler.py"):
         assert (repo / name).is_file(), name
+    assert not list(repo.glob("*svu*.py"))
+    assert json.loads((repo / "config.json").read_text())["architectures"] == ["Wav2Vec2ForSequenceClassification"]
 
 
 def test_push_to_hub_uploads_the_complete_repo(technique_demo, monkeypatch):
@@ -138,7 +141,7 @@ def test_push_to_hub_uploads_the_complete_repo(technique_demo, monkeypatch):
     pushed = Path(calls["upload"]["folder_path"])
     assert pushed == repo
     names = {p.name for p in pushed.iterdir()}
-    assert {"README.md", "config.json", "model.safetensors", "modeling_svu.py", "preprocessor_config.json",
+    assert {"README.md", "config.json", "model.safetensors", "handler.py", "preprocessor_config.json",
             "layer_weights.png", "metrics.json", "train_config.yaml"} <= names
 
 
@@ -224,16 +227,16 @@ def test_lora_repo_reloads_merged_and_as_adapter_with_identical_logits(singer_lo
     """In a fresh process (in-process registered classes would shadow the remote code)."""
     script = f"""
 import torch
-from transformers import AutoModel
+from transformers import AutoModel, AutoModelForAudioClassification
 from peft import PeftModel
 repo = {str(singer_lora / "repo")!r}
-merged = AutoModel.from_pretrained(repo, trust_remote_code=True).eval()
+merged = AutoModelForAudioClassification.from_pretrained(repo).eval()  # native export: no remote code
 base = AutoModel.from_pretrained(repo + "/peft_adapter/base_model", trust_remote_code=True)
 adapter = PeftModel.from_pretrained(base, repo + "/peft_adapter").eval()
 x = torch.randn(3, 16000 * 5, generator=torch.Generator().manual_seed(0))
 with torch.no_grad():
     a, b = merged(x).logits, adapter(input_values=x).logits
-assert type(merged).__name__ == "SVUForSingerID", type(merged)
+assert type(merged).__name__ == "Wav2Vec2ForSequenceClassification", type(merged)
 torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 print("max diff", (a - b).abs().max().item())
 """
@@ -277,6 +280,7 @@ def transcription_demo(prepared, tmp_path_factory):
 
 
 def test_transcription_stage_switch_and_beats_baseline(transcription_demo, prepared):
+    from data_fixtures import chunk_targets
     from dataset_scripts.prepare import load_prepared
 
     out = transcription_demo
@@ -286,7 +290,7 @@ def test_transcription_stage_switch_and_beats_baseline(transcription_demo, prepa
     assert log[0]["names"] == ["head.bias", "head.weight", "layer_sum.weight"]
     metrics = json.loads((out / "metrics.json").read_text())
     data, _ = load_prepared(prepared / "transcription")
-    targets = np.concatenate([np.asarray(t) for t in data["test"]["frame_targets"]])
+    targets = np.concatenate([chunk_targets(example) for example in data["test"]])
     silence = targets[targets[:, 0] != -100, 1]
     majority = max(silence.mean(), 1 - silence.mean())
     assert metrics["test"]["frame_voicing_accuracy"] >= majority + 0.05, (metrics["test"], majority)
@@ -364,4 +368,8 @@ def test_nan_loss_stops_with_a_clear_message(prepared, tmp_path):
                   "--epochs", "2", "--stage1_epochs", "2", "--lr_stage1", "1e37", check=False)
     assert proc.returncode != 0
     assert "error: loss is [nan]" in proc.stderr or "error: loss is [inf]" in proc.stderr, proc.stderr[-2000:]
-    assert "last good checkpoint" in proc.stderr
+    # The loss blows up in epoch 1, before the first (end-of-epoch) checkpoint: the message says so.
+    assert "at epoch 1, step" in proc.stderr and "No checkpoint was written" in proc.stderr, proc.stderr[-2000:]
+    from train.checkpointing import complete_checkpoints
+
+    assert "last good checkpoint" not in proc.stderr and complete_checkpoints(tmp_path) == []

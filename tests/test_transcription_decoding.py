@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from data_fixtures import TEST_DATA
 from modeling_svu import SVUForNoteTranscription
 from modeling_svu.note_labels import (
     NoteDecoder,
@@ -20,10 +21,9 @@ from modeling_svu.note_labels import (
     notes_to_frame_targets,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-MIR_ST500_JSON = DATA / "mir_st500" / "val_1005_55_icassp_ver.json"
-DCS_NOTES = DATA / "singing_examples" / "dagstuhl_choirset" / "annotations_csv_scorerepresentation"
-MEDLEYDB_NOTES = DATA / "singing_examples" / "medleydb_pitch" / "medleydb-pitch-pyin-notes"
+MIR_ST500_JSON = TEST_DATA / "mir_st500" / "val_1005_55_icassp_ver.json"
+DCS_NOTES = TEST_DATA / "singing_examples" / "dagstuhl_choirset" / "annotations_csv_scorerepresentation"
+MEDLEYDB_NOTES = TEST_DATA / "singing_examples" / "medleydb_pitch" / "medleydb-pitch-pyin-notes"
 METRIC = str(Path(__file__).resolve().parents[1] / "train" / "metrics" / "transcription")
 
 

@@ -18,7 +18,7 @@ from modeling_svu import SVUForNoteTranscription, SVUForSingerID
 from modeling_svu.long_audio import transcribe_blocks
 from modeling_svu.pipeline_svu import midi_bytes, midi_to_notes, notes_to_midi
 from svu.cli import main as svu_main
-from svu.transcribe import read_blocks
+from modeling_svu.audio_io import open_audio
 
 SR = 16000
 REPO_ID = "svu-tests/tiny-transcriber"
@@ -140,7 +140,7 @@ def test_cli_writes_one_file_per_input_and_reports_bad_files(saved_model, tmp_pa
     assert midi_to_notes(mido.MidiFile(str(tmp_path / "out" / "silence.mid"))) == []
 
     # The MIDI file reloads with the notes of the same file transcribed in-process (stereo 44.1 kHz input).
-    total, blocks = read_blocks(inputs / "take1.wav", SR)
+    total, blocks = open_audio(inputs / "take1.wav", SR)
     expected = notes_ms(transcribe_blocks(model, blocks, total_samples=total, progress=False))
     assert len(expected) >= 5
     assert midi_to_notes(mido.MidiFile(str(tmp_path / "out" / "take1.mid"))) == expected
@@ -161,3 +161,86 @@ def test_cli_rejects_a_non_transcription_model(tmp_path):
         svu_main(["transcribe", "x.wav", "--model", str(tmp_path / "sid"), "-o", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="cannot load model"):
         svu_main(["transcribe", "x.wav", "--model", str(tmp_path / "nothing-here"), "-o", str(tmp_path / "o")])
+
+
+def local_maxima(values: np.ndarray, window: int) -> np.ndarray:
+    padded = np.pad(values, window, constant_values=-np.inf)
+    return values[values == np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1).max(axis=1)]
+
+
+def test_cli_writes_all_six_outputs_with_the_same_notes(saved_model, tmp_path):
+    from PIL import Image
+
+    from modeling_svu.note_labels import NoteDecoder
+    from svu.figures import NOTES_KEY
+
+    model, folder = saved_model
+    audio = sung_notes(12.0)
+    sf.write(tmp_path / "song.wav", audio, SR)
+    command = [sys.executable, "-m", "svu", "transcribe", str(tmp_path / "song.wav"), "--model", str(folder),
+               "-o", str(tmp_path / "out"), "--format", "mid", "--format", "csv", "--format", "json",
+               "--piano-roll", "--sonify", "--save-posteriors", "--device", "cpu", "-q"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "%|" not in result.stderr  # --quiet: no progress bar
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["song.mid", "song.csv", "song.json", "song.piano_roll.png", "song.sonified.wav", "song.posteriors.npz"]
+    )
+    expected = notes_ms(model.transcribe(audio, progress=False))
+    assert len(expected) >= 5
+    assert midi_to_notes(mido.MidiFile(str(out / "song.mid"))) == expected
+    with open(out / "song.csv") as f:
+        assert [(float(r["onset"]), float(r["offset"]), int(r["pitch"])) for r in csv.DictReader(f)] == expected
+    assert notes_ms(json.loads((out / "song.json").read_text())["song"]) == expected
+    with Image.open(out / "song.piano_roll.png") as image:  # the notes drawn are recorded in the PNG
+        assert image.format == "PNG" and image.size[0] > 300
+        assert notes_ms(json.loads(image.text[NOTES_KEY])) == expected
+
+    # The posteriors decode to the same notes with the thresholds saved next to them.
+    saved = np.load(out / "song.posteriors.npz")
+    assert len(saved["onset_prob"]) == len(saved["silence_prob"]) == len(saved["pitch_index"]) >= 12.0 / 0.02 - 2
+    decoder = NoteDecoder(float(saved["frame_seconds"]), int(saved["lowest_midi"]), model.config.num_octaves,
+                          float(saved["onset_threshold"]), int(saved["onset_window"]), float(saved["silence_threshold"]))  # fmt: skip
+    redecoded = decoder.push(saved["onset_prob"], saved["silence_prob"], saved["pitch_index"]) + decoder.finish()
+    assert notes_ms(redecoded) == notes_ms(saved["notes"].tolist()) == expected
+
+    # The sonification: as long as the input; silent outside the notes; each long note at its pitch.
+    rendered, rate = sf.read(out / "song.sonified.wav", dtype="float32")
+    assert rate == SR and len(rendered) == len(audio)
+    covered = np.zeros(len(rendered), dtype=bool)
+    for onset, offset, _ in expected:
+        covered[int(onset * SR) - 20 : int(offset * SR) + 20] = True
+    assert np.abs(rendered[~covered]).max() == 0.0 and np.abs(rendered[covered]).max() > 0.1
+    long_notes = [(on, off, p) for on, off, p in expected if off - on >= 0.1]
+    assert long_notes
+    for onset, offset, pitch in long_notes:
+        segment = rendered[int((onset + 0.02) * SR) : int((offset - 0.02) * SR)]
+        spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment)), n=1 << 16))
+        peak_hz = spectrum.argmax() * SR / (1 << 16)
+        assert abs(12 * np.log2(peak_hz / (440.0 * 2 ** ((pitch - 69) / 12)))) < 0.5, (pitch, peak_hz)
+
+    # Thresholds: a higher onset threshold finds fewer notes, a lower one more; a lower silence threshold ends
+    # notes sooner (shorter in total, never more of them). Thresholds are picked from the saved posteriors.
+    peaks = np.sort(local_maxima(saved["onset_prob"], model.config.onset_window))
+    above = peaks[peaks >= model.config.onset_threshold]
+    high = float((above[len(above) // 2 - 1] + above[len(above) // 2]) / 2)  # half the onset peaks stay
+    below = peaks[(peaks < model.config.onset_threshold) & (peaks > 1e-3)]  # silent frames have onset prob 0
+    low = float(below.max()) - 1e-6 if below.size else model.config.onset_threshold / 2
+
+    def transcribe_csv(*options):
+        target = tmp_path / "thr" / "_".join(options).replace("-", "")
+        assert svu_main(["transcribe", str(tmp_path / "song.wav"), "--model", str(folder), "-o", str(target),
+                         "--format", "csv", *options]) == 0  # fmt: skip
+        with open(target / "song.csv") as f:
+            return [(float(r["onset"]), float(r["offset"])) for r in csv.DictReader(f)]
+
+    fewer, more = transcribe_csv("--onset-threshold", str(high)), transcribe_csv("--onset-threshold", str(low))
+    assert len(fewer) < len(expected) <= len(more)
+    soon, late = transcribe_csv("--silence-threshold", "0.05"), transcribe_csv("--silence-threshold", "0.95")
+    duration = lambda notes: sum(note[1] - note[0] for note in notes)  # noqa: E731
+    assert duration(soon) <= duration(expected) <= duration(late) and duration(soon) < duration(late)
+    assert len(soon) <= len(late)
+    with pytest.raises(SystemExit, match="a probability in"):
+        svu_main(["transcribe", str(tmp_path / "song.wav"), "--model", str(folder), "-o", str(tmp_path / "x"),
+                  "--onset-threshold", "1.5"])  # fmt: skip

@@ -8,9 +8,10 @@ import mir_eval
 import numpy as np
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-REGRESSION = DATA / "mir_eval_transcription"
-MIR_ST500_JSON = DATA / "mir_st500" / "val_1005_55_icassp_ver.json"
+from data_fixtures import TEST_DATA
+
+REGRESSION = TEST_DATA / "mir_eval_transcription"
+MIR_ST500_JSON = TEST_DATA / "mir_st500" / "val_1005_55_icassp_ver.json"
 METRIC = str(Path(__file__).resolve().parents[1] / "train" / "metrics" / "transcription")
 
 

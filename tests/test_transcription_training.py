@@ -10,37 +10,18 @@ Pitch is not learnt in so few steps (the model sings one pitch), so COnP is not 
 from pathlib import Path
 
 import evaluate
-import numpy as np
 import pytest
 import torch
 
 from dataset_scripts.prepare import prepare
 from modeling_svu import SVUForNoteTranscription
+from train.data import AudioCollator
+
+from data_fixtures import whole_songs
 
 METRIC = str(Path(__file__).resolve().parents[1] / "train" / "metrics" / "transcription")
 COn_F1_FLOOR = 0.8
 STEPS, BATCH_SIZE, LEARNING_RATE = 30, 4, 2e-3
-
-
-def whole_songs(split):
-    """(song_id, waveform, notes) per song, glued back from its consecutive 5 s chunks; a note cut at a chunk
-    edge (offset at the edge, the next chunk's note starting at 0 with the same pitch) is one note again."""
-    songs = {}
-    for example in split.with_format("numpy"):
-        songs.setdefault(str(example["song_id"]), []).append(example)
-    for song_id, chunks in sorted(songs.items()):
-        chunks.sort(key=lambda c: float(c["chunk_start"]))
-        wave = np.concatenate([np.asarray(c["audio"]["array"], dtype=np.float32) for c in chunks])
-        notes = []
-        for chunk in chunks:
-            start = float(chunk["chunk_start"])
-            for note in chunk["notes"]:
-                onset, offset, pitch = float(note["onset"]) + start, float(note["offset"]) + start, float(note["pitch"])
-                if notes and float(note["onset"]) == 0.0 and abs(notes[-1][1] - onset) < 1e-3 and notes[-1][2] == pitch:
-                    notes[-1][1] = offset
-                else:
-                    notes.append([onset, offset, pitch])
-        yield song_id, wave, notes
 
 
 def score(model, songs):
@@ -61,10 +42,10 @@ def test_tiny_model_trained_on_synthetic_corpus_finds_the_notes(tmp_path):
     model = SVUForNoteTranscription.from_backbone("tiny-wav2vec2")
     before, _ = score(model, test_songs)
 
-    train = data["train"].with_format("numpy")
-    waves = [np.asarray(a["array"], dtype=np.float32) for a in train["audio"]]
-    inputs = model.feature_extractor()(waves, sampling_rate=16000, return_tensors="pt")["input_values"]
-    labels = torch.as_tensor(np.stack(train["frame_targets"]))
+    # the training collator: 16 kHz chunks -> inputs, frame targets computed from the notes for this model
+    collate = AudioCollator(model.feature_extractor(), "transcription", model.config)
+    batch = collate([{**row, "row_index": i} for i, row in enumerate(data["train"].with_format("numpy"))])
+    inputs, labels = batch["input_values"], batch["labels"]
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     generator = torch.Generator().manual_seed(0)
     model.train()

@@ -17,7 +17,7 @@ class TrainingState:
     """Where the run is; saved in every checkpoint as `training_state.json` (JSON, never a pickle)."""
 
     epoch: int = 0  # epoch in progress (or next to start)
-    step_in_epoch: int = 0  # optimizer steps already done in `epoch`
+    step_in_epoch: int = 0  # batches already done in `epoch` (optimizer steps x gradient_accumulation_steps)
     global_step: int = 0
     stage: int = 0  # 0 = not started
     best_metric: Optional[float] = None
@@ -50,6 +50,16 @@ def complete_checkpoints(output_dir) -> list:
         and (p / "training_state.json").is_file()
     ]
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
+def non_finite_loss_message(losses: list, epoch: int, step: int, output_dir) -> str:
+    """The stop message for a NaN/infinite loss: names a checkpoint only if a complete one exists."""
+    found = complete_checkpoints(output_dir)
+    if found:
+        where = f"The last good checkpoint is {found[-1]} (--resume continues from it)."
+    else:
+        where = f"No checkpoint was written ({checkpoint_root(output_dir)} holds no complete one); nothing to resume."
+    return f"error: loss is {losses} at epoch {epoch}, step {step}; stopped. {where}"
 
 
 def resolve_resume(output_dir, resume: str) -> Path:

@@ -8,6 +8,7 @@ Unknown fields are one clear error line, raised before anything is built.
 """
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -15,10 +16,13 @@ from typing import Literal, Optional
 import yaml
 
 from modeling_svu.backbones import resolve_family_name
+from modeling_svu.configuration_svu import SVUConfig
 from modeling_svu.tasks import TASK_NAMES, Task, get_task
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "demo_technique.yaml"
+VALIDATION_MODES = ("none", "ours")
 FINETUNE_METHODS = ("two_stage", "lora", "adapter", "frozen")
+EXPORT_FORMS = ("native", "remote_code")
 ADAPTER_METHODS = ("ia3", "loha")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
@@ -42,12 +46,31 @@ class TrainConfig:
     )
     backbone: str = field(
         default="tiny-wav2vec2",
-        metadata={"help": "Family name (wav2vec2, wavlm, mert, music2vec), Hub id, local path or tiny-<family>."},
+        metadata={"help": "Checkpoint alias (wav2vec2, wavlm, mert, music2vec, mert-v1-95m, mert-v1-330m; "
+                          "modeling_svu/checkpoints.py), Hub id, local folder, or tiny-<family>."},
+    )
+    model_options: dict = field(
+        default_factory=dict,
+        metadata={"help": "Extra SVUConfig fields for the new model, e.g. {sampling_rate: 24000} for a tiny 24 kHz "
+                          "MERT-v1-like backbone, {lowest_midi: 36, num_octaves: 4}; pre-trained checkpoints bring their own rate."},
     )
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     epochs: int = field(default=8, metadata={"help": "Total epochs, stage 1 included."})
     stage1_epochs: int = field(default=4, metadata={"help": "Epochs of stage 1 (frozen backbone)."})
-    batch_size: int = field(default=16, metadata={"help": "Per-process batch size (effective = x num_processes)."})
+    batch_size: int = field(
+        default=16, metadata={"help": "Per-process batch size (effective = x num_processes x gradient_accumulation_steps)."}
+    )
+    gradient_accumulation_steps: int = field(
+        default=1,
+        metadata={"help": "Batches whose gradients are summed before each optimizer step (accelerate's `accumulate`); "
+                  "the paper's batch 32 as batch_size 8 x 4 on a small GPU."},
+    )
+    validation: Literal["none", "ours"] = field(
+        default="ours",
+        metadata={"help": "none: train on every non-test singer/song (VocalSet 15 singers, MIR-ST500 songs 1-400) and keep "
+                  "the last epoch (the paper's technique and transcription data); ours: hold out our validation "
+                  "singers/songs and keep the best validation epoch. Artist20's validation album is the paper's own."},
+    )
     eval_batch_size: Optional[int] = field(default=None, metadata={"help": "Defaults to batch_size."})
     lr_stage1: float = field(default=3e-3, metadata={"help": "Adam lr of stage 1 (layer weights + head)."})
     lr_stage2: float = field(default=5e-5, metadata={"help": "Adam lr of stage 2 (two_stage: transformer + ...)."})
@@ -81,6 +104,12 @@ class TrainConfig:
     mixed_precision: Literal["no", "fp16", "bf16"] = field(default="no", metadata={"help": "Accelerate mixed precision."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
     log_every_steps: int = field(default=10, metadata={"help": "Tracker loss logging interval in steps."})
+    export: Literal["native", "remote_code"] = field(
+        default="native",
+        metadata={"help": "Repo form of singer ID / technique models: native = transformers' own "
+                          "*ForSequenceClassification (no trust_remote_code, Hub widgets work); remote_code = SVU's "
+                          "classes (exact batched results). Transcription is always remote code."},
+    )
     push_to_hub: Optional[str] = field(default=None, metadata={"help": "Hub repo id to upload the final folder to."})
     hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
@@ -90,11 +119,16 @@ class TrainConfig:
         task = get_task(self.task)
         if self.finetune not in FINETUNE_METHODS:
             raise ValueError(f"Unknown finetune {self.finetune!r}; expected one of {FINETUNE_METHODS}.")
+        if self.export not in EXPORT_FORMS:
+            raise ValueError(f"Unknown export {self.export!r}; expected one of {EXPORT_FORMS}.")
         if self.adapter_method not in ADAPTER_METHODS:
             raise ValueError(f"Unknown adapter_method {self.adapter_method!r}; expected one of {ADAPTER_METHODS}.")
+        if self.validation not in VALIDATION_MODES:
+            raise ValueError(f"Unknown validation {self.validation!r}; expected one of {VALIDATION_MODES}.")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"Unknown mixed_precision {self.mixed_precision!r}; expected one of {MIXED_PRECISION}.")
         check_backbone_name(self.backbone)
+        check_model_options(self.model_options)
         if self.selection_metric is not None and self.selection_metric not in task.selection_metrics:
             raise ValueError(
                 f"Unknown selection_metric {self.selection_metric!r} for {self.task}; expected one of "
@@ -102,8 +136,11 @@ class TrainConfig:
             )
         if not 0 <= self.stage1_epochs <= self.epochs:
             raise ValueError(f"stage1_epochs={self.stage1_epochs} must be between 0 and epochs={self.epochs}.")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs={self.epochs} and batch_size={self.batch_size} must be >= 1.")
+        if self.epochs < 1 or self.batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ValueError(
+                f"epochs={self.epochs}, batch_size={self.batch_size} and gradient_accumulation_steps="
+                f"{self.gradient_accumulation_steps} must be >= 1."
+            )
         if self.eval_batch_size is None:
             self.eval_batch_size = self.batch_size
 
@@ -126,6 +163,20 @@ def check_backbone_name(name: str):
         resolve_family_name(name[len("tiny-"):])
     elif "/" not in name and not Path(name).exists():
         resolve_family_name(name)
+
+
+# SVUConfig fields the training script sets itself (from the task and the prepared dataset).
+_SET_BY_TRAINING = {"self", "kwargs", "backbone_config", "task", "chunk_seconds", "class_weights", "classifier_dropout"}
+
+
+def check_model_options(options) -> None:
+    """ValueError for `model_options` that are not a mapping of settable `SVUConfig` fields."""
+    if not isinstance(options, dict):
+        raise ValueError(f"model_options must be a mapping of SVUConfig fields, got {options!r}.")
+    allowed = sorted(set(inspect.signature(SVUConfig.__init__).parameters) - _SET_BY_TRAINING)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"Unknown model_options key {unknown[0]!r}; settable SVUConfig fields: {', '.join(allowed)}.")
 
 
 def _build(cls, values: dict, prefix: str = ""):

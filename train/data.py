@@ -6,10 +6,21 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from modeling_svu.note_labels import IGNORE_INDEX
+from dataset_scripts.audio import resample
+from dataset_scripts.common import LABEL_SCHEME_FROM_NOTES
+from modeling_svu.note_labels import IGNORE_INDEX, notes_to_frame_targets
 from modeling_svu.tasks import get_task
 
 SPLITS = ("train", "validation", "test")
+FROZEN_TARGETS = "frame_targets"  # a target column frozen at preparation for one label scheme (older folders)
+# Transcription folders prepared before targets moved to collate time hold `frame_targets` for this scheme
+# (their svu_meta.json has no label_scheme).
+FROZEN_LEGACY_SCHEME = {"sampling_rate": 16000, "hop": 320, "frame_rate": 50.0, "num_octaves": 4, "lowest_midi": 36}
+
+
+def to_model_rate(wave, sampling_rate: int, model_rate: int) -> np.ndarray:
+    """The one place training resamples decoded audio (16 kHz prepared data) to the model's rate."""
+    return resample(np.asarray(wave, dtype=np.float32), sampling_rate, model_rate)
 
 
 def prepared_dir(cfg) -> Path:
@@ -23,28 +34,41 @@ def prepare_dataset(cfg):
     options = dict(cfg.dataset.options)
     if cfg.dataset.corpus == "synthetic":
         options.setdefault("task", cfg.task)
+    if options.get("validation", cfg.validation) != cfg.validation:
+        raise ValueError(
+            f"validation: {cfg.validation} but dataset.options.validation: {options['validation']}; set only `validation`."
+        )
+    if cfg.validation != "ours":  # the builders' default; passed only when changed, so prepared folders stay valid
+        options["validation"] = cfg.validation
     prepare(cfg.dataset.corpus, str(prepared_dir(cfg)), data_dir=cfg.dataset.data_dir, seed=cfg.seed, **options)
     data, meta = load_prepared(str(prepared_dir(cfg)))
-    check_dataset(data, meta, cfg.task, where=str(prepared_dir(cfg)))
+    check_dataset(data, meta, cfg.task, where=str(prepared_dir(cfg)), validation=cfg.validation)
     return data, meta
 
 
-def check_dataset(data, meta: dict, task: str, where: str):
-    """ValueError (one line) for a dataset that cannot train `task`: missing split/column, wrong task, labels."""
+def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ours"):
+    """ValueError (one line) for a dataset that cannot train `task`: missing split/column, wrong task, labels,
+    a validation split that `validation` does not expect (`none`: empty; `ours`: not empty)."""
     missing = [split for split in SPLITS if split not in data]
     if missing:
         raise ValueError(f"Prepared dataset {where} has no {missing[0]!r} split (found {sorted(data)}).")
-    empty = [split for split in SPLITS if len(data[split]) == 0]
+    used = SPLITS if validation != "none" else ("train", "test")
+    empty = [split for split in used if len(data[split]) == 0]
     if empty:
         raise ValueError(f"Prepared dataset {where}: split {empty[0]!r} is empty.")
+    if validation == "none" and len(data["validation"]):
+        raise ValueError(
+            f"Prepared dataset {where} has {len(data['validation'])} validation rows but validation: none trains on "
+            "them; prepare it with validation=none."
+        )
     if meta.get("task") != task:
         raise ValueError(f"Prepared dataset {where} is for task {meta.get('task')!r}, the config asks for {task!r}.")
-    spec = get_task(task)
+    needed = columns_for(task, ["notes_unclipped"] if meta.get("label_scheme") == LABEL_SCHEME_FROM_NOTES else [])
     for split in SPLITS:
-        absent = [c for c in spec.columns if c not in data[split].column_names]
+        absent = [c for c in needed if c not in data[split].column_names]
         if absent:
             raise ValueError(f"Prepared dataset {where}: split {split!r} has no {absent[0]!r} column.")
-    if spec.classes:
+    if get_task(task).classes:
         for split in SPLITS:
             names = data[split].features["label"].names
             if names != list(meta["label_names"]):
@@ -52,6 +76,35 @@ def check_dataset(data, meta: dict, task: str, where: str):
                     f"Prepared dataset {where}: split {split!r} labels {names} differ from svu_meta.json "
                     f"label_names {meta['label_names']}."
                 )
+
+
+def columns_for(task: str, column_names) -> list:
+    """The dataset columns training reads: audio and the first of the task's `target_columns` among
+    `column_names` (e.g. the label, or the notes), else its oldest form (e.g. frozen frame targets)."""
+    return ["audio", get_task(task).target_column(column_names)]
+
+
+def _describe_scheme(scheme: dict) -> str:
+    return (
+        f"{scheme['frame_rate']:g} Hz frames (hop {scheme['hop']} at {scheme['sampling_rate']} Hz), "
+        f"{scheme['num_octaves']} octaves from MIDI {scheme['lowest_midi']}"
+    )
+
+
+def check_label_scheme(meta: dict, config, where: str) -> None:
+    """ValueError (one line) when a transcription dataset's frozen frame targets were made for another label
+    scheme than the model's. Datasets that store the notes (`notes_unclipped`) always fit: the collator
+    computes their targets for the model."""
+    if FROZEN_TARGETS not in get_task(config.task).target_columns or meta.get("label_scheme") == LABEL_SCHEME_FROM_NOTES:
+        return
+    frozen = meta.get("label_scheme") or FROZEN_LEGACY_SCHEME
+    wanted = config.label_scheme()
+    if any(frozen.get(key) != value for key, value in wanted.items()):
+        raise ValueError(
+            f"Prepared dataset {where} has frame targets frozen for {_describe_scheme(frozen)}; the model's label "
+            f"scheme is {_describe_scheme(wanted)}: prepare it again (svu data prepare ... --force, or "
+            "--dataset.options.force true) so targets are computed from the notes for the model."
+        )
 
 
 class IndexedRows(Dataset):
@@ -85,48 +138,63 @@ class EpochShuffleSampler(Sampler):
         return self.num_rows
 
 
-def class_indices(values) -> torch.Tensor:
-    """One class index per chunk -> (batch,)."""
-    return torch.tensor(values)
-
-
-def padded_frame_targets(values) -> torch.Tensor:
-    """Per-frame targets of each chunk -> (batch, frames, ...) float, frames past a chunk's end = IGNORE_INDEX."""
-    targets = [torch.as_tensor(np.asarray(value, dtype=np.float32)) for value in values]
-    return torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=IGNORE_INDEX)
-
-
-# a task's `target_column` -> how a batch of its values becomes `labels`
-TARGET_COLLATES = {"label": class_indices, "frame_targets": padded_frame_targets}
-
-
 class AudioCollator:
-    """Decoded chunks -> `input_values` (+ `attention_mask`), `labels` (the task's target column), `row_index`."""
+    """Decoded chunks -> `input_values` (+ `attention_mask`) at the model's rate, `labels`, `row_index`.
 
-    def __init__(self, feature_extractor, task: str):
-        self.feature_extractor, self.task = feature_extractor, task
-        self.target_column = get_task(task).target_column
-        self.collate_targets = TARGET_COLLATES[self.target_column]
+    Audio at another rate than the feature extractor's is resampled (`to_model_rate`). Transcription labels
+    are frame targets computed here from `notes_unclipped` for the model's frame count, frame rate and pitch
+    range (`config`, an `SVUConfig`); legacy rows with frozen `frame_targets` are used as they are (their
+    scheme is checked against the model before training by `check_label_scheme`).
+    """
+
+    def __init__(self, feature_extractor, task: str, config=None):
+        self.target_columns = get_task(task).target_columns
+        if not get_task(task).classes and config is None:
+            raise ValueError(f"AudioCollator for {task} needs the model config (frame rate and pitch range).")
+        self.feature_extractor, self.task, self.config = feature_extractor, task, config
 
     def __call__(self, items):
         sampling_rate = self.feature_extractor.sampling_rate
-        waves = []
-        for item in items:
-            audio = item["audio"]
-            if audio["sampling_rate"] != sampling_rate:
-                raise ValueError(f"Audio at {audio['sampling_rate']} Hz; the model takes {sampling_rate} Hz.")
-            waves.append(np.asarray(audio["array"], dtype=np.float32))
+        waves = [to_model_rate(item["audio"]["array"], item["audio"]["sampling_rate"], sampling_rate) for item in items]
         batch = dict(self.feature_extractor(waves, sampling_rate=sampling_rate, padding=True, return_tensors="pt"))
-        batch["labels"] = self.collate_targets([item[self.target_column] for item in items])
+        column = next(column for column in self.target_columns if column in items[0])
+        batch["labels"] = TARGET_COLLATES[column](self, items, waves)
         batch["row_index"] = torch.tensor([item["row_index"] for item in items])
         return batch
+
+    def class_indices(self, items, waves) -> torch.Tensor:
+        """One class index per chunk -> (batch,)."""
+        return torch.tensor([item["label"] for item in items])
+
+    def padded_frame_targets(self, items, waves) -> torch.Tensor:
+        """Frame targets of each chunk -> (batch, frames, 4), frames past a chunk's end = IGNORE_INDEX."""
+        targets = [torch.as_tensor(self.frame_targets(item, len(wave))) for item, wave in zip(items, waves)]
+        return torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=IGNORE_INDEX)
+
+    def frame_targets(self, item, num_samples: int) -> np.ndarray:
+        """(frames, 4) targets of one chunk of `num_samples` samples at the model's rate."""
+        if "notes_unclipped" not in item:  # legacy folder, scheme checked before training
+            return np.asarray(item["frame_targets"], dtype=np.float32)
+        notes = [(n["onset"], n["offset"], n["pitch"]) for n in item["notes_unclipped"]]
+        config = self.config
+        return notes_to_frame_targets(
+            notes, config.num_frames(num_samples), config.frame_seconds, config.lowest_midi, config.num_octaves
+        )
+
+
+# a task's target column (`Task.target_columns`) -> how the collator turns a batch of it into `labels`
+TARGET_COLLATES = {
+    "label": AudioCollator.class_indices,
+    "notes_unclipped": AudioCollator.padded_frame_targets,  # computed for the model from the notes
+    FROZEN_TARGETS: AudioCollator.padded_frame_targets,  # as prepared (scheme checked by `check_label_scheme`)
+}
 
 
 def pooled_collate(items):
     """Stage-1 cache rows -> `pooled_layer_states` (B, L, H), `labels`, `row_index`."""
     return {
         "pooled_layer_states": torch.as_tensor(np.stack([np.asarray(i["pooled_layer_states"], dtype=np.float32) for i in items])),
-        "labels": class_indices([i["label"] for i in items]),
+        "labels": torch.tensor([i["label"] for i in items]),
         "row_index": torch.tensor([i["row_index"] for i in items]),
     }
 

@@ -11,11 +11,15 @@ import yaml
 from peft import PeftModel
 
 from model_cards import write_model_card
+from model_cards.card import resolve_widget_urls
 from modeling_svu.backbones import family_of
+from modeling_svu.tasks import get_task
+from train.native_export import native_unsupported_reason, save_native
 from train.peft_variants import merged_model
 
 NUM_WIDGET_EXAMPLES = 2
 ADAPTER_DIR = "peft_adapter"
+HANDLER = Path(__file__).with_name("endpoint_handler.py")  # copied into every repo as handler.py
 
 
 def save_peft_adapter(cfg, model, adapter_dir: Path):
@@ -48,20 +52,39 @@ def write_widget_examples(repo_dir: Path, test_split, label_names) -> list:
     return examples
 
 
+def export_form(cfg, svu_model) -> str:
+    """`cfg.export`, except that a model with no native form (transcription, ...) is exported as remote code."""
+    reason = native_unsupported_reason(svu_model) if cfg.export == "native" else None
+    if reason and not get_task(svu_model.config.task).native_unsupported:  # always remote code for the task: no note
+        print(f"export: remote code instead of native ({reason}).")
+    return "remote_code" if reason else cfg.export
+
+
+def save_model_files(svu_model, repo_dir: Path, form: str):
+    if form == "native":
+        save_native(svu_model, repo_dir)
+    else:
+        svu_model.save_pretrained(repo_dir)
+
+
 def export_repo(cfg, model, meta: dict, metrics: dict, repo_dir, test_split) -> Path:
-    """Write the Hub-ready repo: merged weights + config + code + feature extractor, the PEFT adapter (if any),
-    model card, layer-weight plot, widget samples, metrics.json and the training config."""
+    """Write the Hub-ready repo: merged weights + config + feature extractor (transformers' own class, or SVU's
+    remote code), the PEFT adapter (if any), `handler.py`, model card, layer-weight plot, widget samples,
+    metrics.json and the training config."""
     repo_dir = Path(repo_dir)
     shutil.rmtree(repo_dir, ignore_errors=True)
     repo_dir.mkdir(parents=True)
-    merged_model(model).save_pretrained(repo_dir)
+    svu_model = merged_model(model)
+    form = export_form(cfg, svu_model)
+    save_model_files(svu_model, repo_dir, form)
+    shutil.copy(HANDLER, repo_dir / "handler.py")
     if isinstance(model, PeftModel):
         save_peft_adapter(cfg, model, repo_dir / ADAPTER_DIR)
     widget = write_widget_examples(repo_dir, test_split, meta.get("label_names"))
     (repo_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (repo_dir / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    family = family_of(merged_model(model).config.backbone_config).model_type
-    write_model_card(repo_dir, cfg.to_dict(), metrics, meta, family, repo_id=cfg.push_to_hub, widget=widget)
+    family = family_of(svu_model.config.backbone_config).model_type
+    write_model_card(repo_dir, cfg.to_dict(), metrics, meta, family, repo_id=cfg.push_to_hub, widget=widget, export=form)
     return repo_dir
 
 
@@ -75,7 +98,10 @@ def results_table(metrics: dict) -> str:
 
 
 def print_results(metrics: dict, repo_dir: Path):
-    print(f"\nbest epoch {metrics['best_epoch'] + 1} (validation {metrics['selection_metric']})")
+    if metrics.get("selection_metric"):
+        print(f"\nbest epoch {metrics['best_epoch'] + 1} (validation {metrics['selection_metric']})")
+    else:
+        print(f"\nlast epoch {metrics['best_epoch'] + 1} kept (validation: none)")
     print(results_table(metrics))
     print(f"\nHub-ready model folder: {Path(repo_dir).resolve()}")
 
@@ -84,6 +110,7 @@ def push_repo(repo_dir: Path, repo_id: str, private: bool = False) -> str:
     """Upload the whole repo folder to the Hub model repo `repo_id` (created if needed)."""
     from huggingface_hub import HfApi
 
+    resolve_widget_urls(Path(repo_dir) / "README.md", repo_id)
     api = HfApi()
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from train.data import to_model_rate
+
 # Bump when the cached values change meaning, so old caches are not reused.
 CACHE_FORMAT_VERSION = 1
 POOLED_COLUMN = "pooled_layer_states"
@@ -65,16 +67,9 @@ def cache_fingerprint(model, dataset: datasets.Dataset, preprocessing: Optional[
 
 
 def _audio_batches(dataset: datasets.Dataset, batch_size: int, sampling_rate: int):
-    """Yield (list of float32 waveforms, batch dict) in dataset order, checking the sampling rate."""
+    """Yield (list of float32 waveforms at `sampling_rate`, batch dict) in dataset order (resampled if needed)."""
     for batch in dataset.iter(batch_size=batch_size):
-        waves = []
-        for audio in batch["audio"]:
-            if audio["sampling_rate"] != sampling_rate:
-                raise ValueError(
-                    f"audio sampled at {audio['sampling_rate']} Hz; the model takes {sampling_rate} Hz "
-                    "(cast the column with datasets.Audio(sampling_rate=16000))."
-                )
-            waves.append(np.asarray(audio["array"], dtype=np.float32))
+        waves = [to_model_rate(audio["array"], audio["sampling_rate"], sampling_rate) for audio in batch["audio"]]
         yield waves, batch
 
 
@@ -120,7 +115,7 @@ def build_pooled_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_siz
 
     Args:
         model: an `SVUForSingerID` / `SVUForTechniqueClassification` (anything with `pooled_layer_states`).
-        dataset: a prepared classification split with columns "audio" (16 kHz) and "label".
+        dataset: a prepared classification split with columns "audio" (any rate; resampled to the model's) and "label".
         cache_dir: folder holding caches; each lives in `pooled-<fingerprint>/`.
         batch_size: chunks per backbone forward while building.
         preprocessing: options that changed the audio before it reached `dataset` (part of the fingerprint).

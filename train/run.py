@@ -17,10 +17,18 @@ classification with `cache_stage1`, stage 1 reads the backbone's pooled hidden s
 (`train/feature_cache.py`): exact, since the frozen backbone runs in eval mode and the shuffle order depends only
 on (seed, epoch). Stage 2 (the rest): a new Adam over what `finetune` trains (`train/peft_variants.py`):
 `two_stage` = transformer (CNN stays frozen), `lr_stage2`; `lora` / `adapter` = the PEFT weights, `lr_peft`;
-`frozen` never enters stage 2. The model of the best validation epoch is tested and saved.
+`frozen` never enters stage 2.
 
-Scaling. `batch_size` is per process: the effective batch is `batch_size x num_processes`, and there is no lr
-scaling, so N processes at `batch_size / N` reproduce the paper's batch (and its lr) exactly. If you instead keep
+Protocol. `validation: ours` holds out our validation singers/songs (Artist20: the paper's validation album) and
+the best validation epoch is tested and saved; `validation: none` trains on every non-test singer/song, as the
+paper's technique and transcription experiments, and keeps the last epoch. Test metrics (`train/evaluation.py`):
+chunk-level for classification; for transcription each whole test song through the long-audio path, scored
+against its complete annotation (MIR-ST500's evaluate.py); transcription validation is a per-chunk proxy, logged
+as `validation_proxy/*`. `metrics.json` records all of it under `protocol`.
+
+Scaling. `batch_size` is per process: the effective batch is `batch_size x num_processes x
+gradient_accumulation_steps` (accelerate's `accumulate`), and there is no lr scaling, so N processes at
+`batch_size / N` (or accumulation steps N at `batch_size / N`) reproduce the paper's batch (and its lr). If you instead keep
 `batch_size` and add processes, scale the lr yourself (linear rule: lr x N; Adam is usually fine with sqrt(N)).
 `--mixed_precision bf16|fp16` (fp16 needs a GPU). Evaluation gathers with `gather_for_metrics`, so each
 validation/test example counts once whatever the number of processes (`metrics.json` records the count).
@@ -35,10 +43,9 @@ import argparse
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-import evaluate
-import numpy as np
 import torch
 import yaml
 from accelerate import Accelerator
@@ -47,14 +54,17 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from modeling_svu import TASK_MODELS
-from modeling_svu.note_labels import IGNORE_INDEX, decode_logits, decoding_options, logit_slices
 
 from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
+from train.checkpointing import non_finite_loss_message
 from train.config import TrainConfig, load_config
-from train.data import AudioCollator, make_dataloader, pooled_collate, prepare_dataset
+from train.data import (
+    AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
+    prepared_dir,
+)
+from train.evaluation import evaluate_split, evaluate_test, quiet, scoring_of
+from train.native_export import is_native_export, svu_from_native
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
-
-METRICS_DIR = Path(__file__).parent / "metrics"
 
 
 class TrainingModule(torch.nn.Module):
@@ -82,9 +92,12 @@ def build_model(cfg: TrainConfig, meta: dict):
     id2label = dict(enumerate(meta["label_names"])) if cfg.task_spec.classes else None
     if cfg.task_spec.class_weighted:
         overrides["class_weights"] = meta["class_weights"]
+    overrides.update(cfg.model_options)  # e.g. sampling_rate: 24000 for a tiny MERT-v1-like backbone
     config_file = Path(cfg.backbone) / "config.json"
-    if config_file.is_file() and json.loads(config_file.read_text()).get("model_type") == "svu":
-        model = model_cls.from_pretrained(cfg.backbone)  # continue from a saved SVU model
+    saved = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    if saved.get("model_type") == "svu" or is_native_export(saved):
+        # continue from a saved SVU model (either export form)
+        model = model_cls.from_pretrained(cfg.backbone) if saved.get("model_type") == "svu" else svu_from_native(cfg.backbone)
         labels = list(model.config.id2label.values()) if id2label else None
         if model.config.task != cfg.task or (id2label and labels != list(id2label.values())):
             raise ValueError(
@@ -99,14 +112,14 @@ def build_model(cfg: TrainConfig, meta: dict):
 
 
 def get_dataloaders(cfg, data, model, accelerator):
-    """Audio loaders for train/validation/test, plus stage-1 cached loaders (pooled heads + cache_stage1)."""
-    collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task)
-    columns = cfg.task_spec.columns
-    loaders = {
-        "train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers),
-        "validation": make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=cfg.num_workers),
-        "test": make_dataloader(data["test"], columns, collate, cfg.eval_batch_size, num_workers=cfg.num_workers),
-    }
+    """Audio loaders for train and validation (none with `validation: none`), plus stage-1 cached loaders
+    (classification + cache_stage1). The test split is scored by `train.evaluation.evaluate_test`."""
+    collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task, svu_model(model).config)  # resamples
+    columns = columns_for(cfg.task, data["train"].column_names)
+    loaders = {"train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)}
+    validated = ("train", "validation") if cfg.validation != "none" else ("train",)
+    if cfg.validation != "none":
+        loaders["validation"] = make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=cfg.num_workers)
     # ---- stage-1 feature cache: the same rows, shuffled by the same (seed, epoch) sampler ----
     if cfg.cache_stage1 and cfg.task_spec.pooled and cfg.stage1_epochs > 0:
         from train.feature_cache import build_pooled_cache
@@ -115,105 +128,13 @@ def get_dataloaders(cfg, data, model, accelerator):
         with accelerator.main_process_first():
             cached = {
                 split: build_pooled_cache(svu_model(model), data[split], cache_dir, batch_size=cfg.eval_batch_size)
-                for split in ("train", "validation")
+                for split in validated
             }
         columns = ["pooled_layer_states", "label"]
         loaders["train_cached"] = make_dataloader(cached["train"], columns, pooled_collate, cfg.batch_size, seed=cfg.seed)
-        loaders["validation_cached"] = make_dataloader(cached["validation"], columns, pooled_collate, cfg.eval_batch_size)
+        if "validation" in cached:
+            loaders["validation_cached"] = make_dataloader(cached["validation"], columns, pooled_collate, cfg.eval_batch_size)
     return loaders
-
-
-@torch.no_grad()
-def predict(model, dataloader, accelerator, desc):
-    """(logits, labels, row_index) of every example once, gathered over processes, in numpy."""
-    model.eval()
-    logits, labels, rows = [], [], []
-    for batch in tqdm(dataloader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
-        row_index = batch.pop("row_index")
-        out = model(batch)
-        batch_logits, batch_labels = out.logits, batch["labels"]
-        if batch_logits.dim() == 3:  # frame-wise outputs: frames beyond the labels (or vice versa) are not scored
-            frames = min(batch_logits.shape[1], batch_labels.shape[1])
-            batch_logits, batch_labels = batch_logits[:, :frames].contiguous(), batch_labels[:, :frames].contiguous()
-        gathered = accelerator.gather_for_metrics((batch_logits.float(), batch_labels, row_index))
-        for store, value in zip((logits, labels, rows), gathered):
-            store.append(value.cpu().numpy())
-    if logits and logits[0].ndim == 3:  # frame-wise chunks may differ in frames: pad before concatenating
-        frames = max(x.shape[1] for x in logits)
-        logits = [np.pad(x, ((0, 0), (0, frames - x.shape[1]), (0, 0))) for x in logits]
-        labels = [np.pad(y, ((0, 0), (0, frames - y.shape[1]), (0, 0)), constant_values=IGNORE_INDEX) for y in labels]
-    return np.concatenate(logits), np.concatenate(labels), np.concatenate(rows)
-
-
-def frame_metrics(logits, labels, num_octaves):
-    """Frame-level transcription scores (no note decoding): onset F1 at p>=0.5, voicing accuracy, and the
-    fraction of labelled voiced frames whose octave and pitch class are both right."""
-    valid = labels[..., 0] != IGNORE_INDEX
-    logits, labels = logits[valid], labels[valid]
-    s = logit_slices(num_octaves)
-    onset_pred, onset_true = logits[:, s["onset"]][:, 0] > 0, labels[:, 0] > 0.5
-    tp = np.sum(onset_pred & onset_true)
-    voiced_pred, voiced_true = logits[:, s["silence"]][:, 0] <= 0, labels[:, 1] < 0.5
-    note_right = (logits[:, s["octave"]].argmax(1) == labels[:, 2]) & (logits[:, s["pitch_class"]].argmax(1) == labels[:, 3])
-    return {
-        "frame_onset_f1": float(2 * tp / max(1, onset_pred.sum() + onset_true.sum())),
-        "frame_voicing_accuracy": float(np.mean(voiced_pred == voiced_true)),
-        "frame_note_accuracy": float(np.mean(note_right[voiced_true])) if voiced_true.any() else 0.0,
-    }
-
-
-def note_metrics(metric, logits, labels, rows, dataset, svu_config):
-    """COnPOff / COnP / COn F1 per song, averaged over songs: each chunk's decoded notes shifted by its start.
-    Notes crossing a chunk edge are cut there on both sides (reference and estimate)."""
-    songs = dataset.select_columns(["song_id", "chunk_start", "notes"])
-    estimates, references = {}, {}
-    for chunk_logits, chunk_labels, row in zip(logits, labels, rows.tolist()):
-        song, start, notes = songs[row]["song_id"], float(songs[row]["chunk_start"]), songs[row]["notes"]
-        frames = int(np.sum(chunk_labels[:, 0] != IGNORE_INDEX))
-        decoded = decode_logits(chunk_logits[:frames], **decoding_options(svu_config))
-        estimates.setdefault(song, []).extend([on + start, off + start, pitch] for on, off, pitch in decoded)
-        references.setdefault(song, []).extend([n["onset"] + start, n["offset"] + start, n["pitch"]] for n in notes)
-    song_ids = sorted(references)
-    scores = metric.compute(
-        predictions=[estimates[s] for s in song_ids], references=[references[s] for s in song_ids], song_ids=song_ids
-    )
-    return {k: v for k, v in scores.items() if k.endswith("_f1") or k == "num_songs"}
-
-
-def classification_scores(metric, logits, labels, rows, dataset, svu_config):
-    """Chunk-level classification metrics, plus clip-level extras when the split has clip ids."""
-    clip_ids = None
-    if "clip_id" in dataset.column_names:
-        clip_column = list(dataset.select_columns(["clip_id"])["clip_id"])
-        clip_ids = [clip_column[i] for i in rows]
-    return metric.compute(predictions=logits, references=labels, clip_ids=clip_ids)
-
-
-def transcription_scores(metric, logits, labels, rows, dataset, svu_config):
-    """Note metrics per song (decoded as in the paper) and frame metrics."""
-    return {
-        **note_metrics(metric, logits, labels, rows, dataset, svu_config),
-        **frame_metrics(logits, labels, svu_config.num_octaves),
-        "num_examples": len(rows),
-    }
-
-
-# a task's `metric` (a module in train/metrics/) -> the function scoring model outputs with it
-EVALUATORS = {"classification": classification_scores, "transcription": transcription_scores}
-
-
-def load_metric(name: str):
-    return evaluate.load(str(METRICS_DIR / name / f"{name}.py"))
-
-
-def evaluate_split(cfg, model, dataloader, dataset, accelerator, desc):
-    """Metrics of one split; `num_examples` / `num_unique_examples` prove nothing was counted twice."""
-    logits, labels, rows = predict(model, dataloader, accelerator, desc)
-    metric_name = cfg.task_spec.metric
-    svu_config = accelerator.unwrap_model(model).model_config
-    results = EVALUATORS[metric_name](load_metric(metric_name), logits, labels, rows, dataset, svu_config)
-    results["num_unique_examples"] = len(set(rows.tolist()))
-    return results
 
 
 def save_best(accelerator, model, output_dir: Path, epoch: int, metrics: dict):
@@ -246,12 +167,36 @@ def start_fresh(output_dir: Path):
         print(f"starting afresh (no --resume): removed {', '.join(p.name for p in stale)} of the previous run in {output_dir}")
 
 
-def training_function(cfg: TrainConfig, args):
+@dataclass
+class Run:
+    """What one training run works on (built by `build_run`)."""
+
+    cfg: TrainConfig
+    accelerator: Accelerator
+    data: object  # DatasetDict
+    meta: dict
+    model: torch.nn.Module  # the SVU model (PEFT-wrapped for lora/adapter)
+    module: torch.nn.Module  # TrainingModule(model), prepared
+    optimizers: dict  # stage -> prepared Adam
+    loaders: dict  # name -> prepared DataLoader
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.cfg.output_dir)
+
+    @property
+    def selection_metric(self) -> str:
+        return self.cfg.selection_metric or self.cfg.task_spec.default_selection_metric
+
+
+def build_run(cfg: TrainConfig):
+    """Accelerator, data, model, loaders and both optimizers, prepared; bad data/backbone is one line."""
     output_dir = Path(cfg.output_dir)
     accelerator = Accelerator(
         # `accelerate launch --multi_gpu` on a machine without GPUs: data parallel on CPU (gloo)
         cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
         mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         log_with="tensorboard",
         project_dir=str(output_dir),
         # stage 1 leaves the backbone without gradients; DDP must not wait for them
@@ -267,6 +212,7 @@ def training_function(cfg: TrainConfig, args):
         with accelerator.main_process_first():
             data, meta = prepare_dataset(cfg)
         model = wrap_for_finetune(cfg, build_model(cfg, meta))
+        check_label_scheme(meta, svu_model(model).config, where=str(prepared_dir(cfg)))
     except ValueError as err:  # bad dataset / backbone / labels: one line, nothing trained
         raise SystemExit(f"error: {err}") from None
     loaders = get_dataloaders(cfg, data, model, accelerator)
@@ -281,9 +227,13 @@ def training_function(cfg: TrainConfig, args):
     module, optimizer1, optimizer2, *prepared = accelerator.prepare(
         TrainingModule(model), optimizer1, optimizer2, *loaders.values()
     )
-    loaders = dict(zip(names, prepared))
+    return Run(cfg, accelerator, data, meta, model, module, {1: optimizer1, 2: optimizer2}, dict(zip(names, prepared)))
 
-    state = TrainingState()
+
+def resume_or_start(run: Run, args) -> TrainingState:
+    """The run state of `--resume` (weights, optimizers, RNG and position restored), or a fresh one after
+    clearing what an earlier run left in output_dir."""
+    accelerator, output_dir, state = run.accelerator, run.output_dir, TrainingState()
     if args.resume:
         try:
             checkpoint = resolve_resume(output_dir, args.resume)
@@ -299,77 +249,120 @@ def training_function(cfg: TrainConfig, args):
     elif accelerator.is_main_process:
         start_fresh(output_dir)
     if accelerator.is_main_process:
-        (output_dir / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    accelerator.init_trackers("logs", config={k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))})
+        (output_dir / "train_config.yaml").write_text(yaml.safe_dump(run.cfg.to_dict(), sort_keys=False))
+    hyper = {k: v for k, v in run.cfg.to_dict().items() if isinstance(v, (int, float, str, bool))}
+    accelerator.init_trackers("logs", config=hyper)
+    return state
 
-    selection_metric = cfg.selection_metric or cfg.task_spec.default_selection_metric
-    for epoch in range(state.epoch, cfg.epochs):
-        stage = cfg.stage_of_epoch(epoch)
-        set_stage(model, stage, cfg.finetune)
-        if stage != state.stage:
-            log_trainable(accelerator, model, stage, output_dir)
-            state.stage = stage
-        cached = stage == 1 and "train_cached" in loaders
-        train_loader = loaders["train_cached" if cached else "train"]
-        optimizer = optimizer1 if stage == 1 else optimizer2
-        if state.step_in_epoch:
-            train_loader = accelerator.skip_first_batches(train_loader, state.step_in_epoch)
-        train_loader.set_epoch(epoch)  # the shuffle order is a function of (seed, epoch) only
 
-        module.train()
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs} (stage {stage})", disable=not accelerator.is_local_main_process)
-        for batch in bar:
-            batch.pop("row_index")
+def train_epoch(run: Run, state: TrainingState, epoch: int, stage: int, cached: bool):
+    """One pass over the training data. Gradients of `gradient_accumulation_steps` batches are summed (accelerate's
+    `accumulate`: the loss is divided by the steps, the optimizer steps on the last batch of each group and at
+    the end of the epoch). `step_in_epoch` counts batches, so a resumed epoch skips exactly the batches done."""
+    cfg, accelerator, module, output_dir = run.cfg, run.accelerator, run.module, run.output_dir
+    train_loader = run.loaders["train_cached" if cached else "train"]
+    optimizer = run.optimizers[stage]
+    if state.step_in_epoch:
+        train_loader = accelerator.skip_first_batches(train_loader, state.step_in_epoch)
+    train_loader.set_epoch(epoch)  # the shuffle order is a function of (seed, epoch) only
+
+    module.train()
+    bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs} (stage {stage})", disable=not accelerator.is_local_main_process or quiet())
+    for batch in bar:
+        batch.pop("row_index")
+        with accelerator.accumulate(module):
             loss = module(batch).loss
             losses = accelerator.gather(loss.detach()[None])
             if not torch.isfinite(losses).all():
-                raise SystemExit(
-                    f"error: loss is {losses.tolist()} at epoch {epoch + 1}, step {state.step_in_epoch + 1}; stopped. "
-                    f"The last good checkpoint is in {output_dir / 'checkpoints'} (--resume continues from it)."
-                )
+                raise SystemExit(non_finite_loss_message(losses.tolist(), epoch + 1, state.step_in_epoch + 1, output_dir))
             accelerator.backward(loss)
-            optimizer.step()
+            optimizer.step()  # a no-op until the last batch of an accumulation group
             optimizer.zero_grad(set_to_none=True)
-            state.step_in_epoch += 1
-            state.global_step += 1
-            bar.set_postfix(loss=f"{losses.mean().item():.4f}")
-            if state.global_step % cfg.log_every_steps == 0:
-                accelerator.log({"train/loss": losses.mean().item(), "train/stage": stage}, step=state.global_step)
-            if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
-                save_checkpoint(accelerator, output_dir, state, cfg.to_dict(), cfg.keep_checkpoints)
+        state.step_in_epoch += 1
+        state.global_step += 1
+        bar.set_postfix(loss=f"{losses.mean().item():.4f}")
+        if state.global_step % cfg.log_every_steps == 0:
+            accelerator.log({"train/loss": losses.mean().item(), "train/stage": stage}, step=state.global_step)
+        # checkpoints only between accumulation groups: the summed gradients are not saved
+        if accelerator.sync_gradients and cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
+            save_checkpoint(accelerator, output_dir, state, cfg.to_dict(), cfg.keep_checkpoints)
 
-        val_loader = loaders["validation_cached" if cached else "validation"]
-        val = evaluate_split(cfg, module, val_loader, data["validation"], accelerator, "validation")
-        score = val[selection_metric]
+
+def validate_and_keep_best(run: Run, state: TrainingState, epoch: int, stage: int, cached: bool) -> dict:
+    """Validation scores of this epoch; the best epoch's weights go to `best/`. With `validation: none` there
+    is nothing to score and the last epoch is the one kept."""
+    cfg, accelerator, module = run.cfg, run.accelerator, run.module
+    layer_weights = svu_model(run.model).layer_weights().cpu().tolist()
+    entry = {"epoch": epoch, "stage": stage, "layer_weights": layer_weights}
+    logs = {f"layer_weight/{i}": w for i, w in enumerate(layer_weights)}
+    if cfg.validation == "none":
+        state.best_epoch = epoch
+        accelerator.print(f"epoch {epoch + 1} done (validation: none, the last epoch is kept)")
+    else:
+        loader = run.loaders["validation_cached" if cached else "validation"]
+        val = evaluate_split(cfg.task, module, loader, run.data["validation"], module_config(accelerator, module), accelerator)
+        score = val[run.selection_metric]
         if state.best_metric is None or score > state.best_metric:
             state.best_metric, state.best_epoch = score, epoch
-            save_best(accelerator, module, output_dir, epoch, val)
-        layer_weights = svu_model(model).layer_weights().cpu().tolist()
-        accelerator.print(f"epoch {epoch + 1}: validation {selection_metric} = {score:.4f}")
-        accelerator.log(
-            {**{f"validation/{k}": v for k, v in val.items()}, **{f"layer_weight/{i}": w for i, w in enumerate(layer_weights)}},
-            step=state.global_step,
-        )
-        state.history.append({"epoch": epoch, "stage": stage, "validation": val, "layer_weights": layer_weights})
-        state.epoch, state.step_in_epoch = epoch + 1, 0
-        save_checkpoint(accelerator, output_dir, state, cfg.to_dict(), cfg.keep_checkpoints)
+            save_best(accelerator, module, run.output_dir, epoch, val)
+        proxy = scoring_of(cfg.task).validation_proxy  # e.g. transcription validation decodes chunks alone
+        prefix = "validation_proxy" if proxy else "validation"
+        accelerator.print(f"epoch {epoch + 1}: {prefix.replace('_', ' ')} {run.selection_metric} = {score:.4f}"
+                          + (f" ({proxy})" if proxy else ""))
+        logs.update({f"{prefix}/{k}": v for k, v in val.items()})
+        entry["validation"] = val
+    accelerator.log(logs, step=state.global_step)
+    state.history.append(entry)
+    return entry
 
-    # ---- test the best epoch's weights, then write the Hub-ready repo ----
+
+def module_config(accelerator, module):
+    return accelerator.unwrap_model(module).model_config
+
+
+def protocol(run: Run) -> dict:
+    """How this run's numbers were obtained (read by the model card)."""
+    cfg, meta = run.cfg, run.meta
+    scoring = scoring_of(cfg.task)
+    selection = ("last epoch (validation: none)" if cfg.validation == "none"
+                 else f"best validation epoch by {run.selection_metric}")
+    result = {
+        "validation": cfg.validation,
+        "model_selection": selection,
+        "groups": meta.get("report", {}).get("groups"),  # e.g. {"what": "singer", "train": 15, ...}
+        "separation": meta.get("separation", "none"),
+        "test_scoring": scoring.test_scoring,
+    }
+    if scoring.validation_proxy and cfg.validation != "none":
+        result["validation_proxy"] = scoring.validation_proxy
+    return result
+
+
+def finish(run: Run, state: TrainingState):
+    """Test the kept weights (the best validation epoch, or the last epoch with `validation: none`), then write
+    metrics.json and the Hub-ready repo."""
+    cfg, accelerator, model = run.cfg, run.accelerator, run.model
     accelerator.wait_for_everyone()
-    accelerator.unwrap_model(module).load_state_dict(load_file(str(output_dir / "best" / "model.safetensors")))
-    test = evaluate_split(cfg, module, loaders["test"], data["test"], accelerator, "test")
+    if cfg.validation != "none":
+        accelerator.unwrap_model(run.module).load_state_dict(load_file(str(run.output_dir / "best" / "model.safetensors")))
+    test = evaluate_test(accelerator.unwrap_model(run.module).model, run.data["test"], run.meta,
+                         batch_size=cfg.eval_batch_size, accelerator=accelerator)
     if accelerator.is_main_process:
         from train.export import export_repo, print_results
 
+        kept = state.history[state.best_epoch]
         metrics = {
-            "task": cfg.task, "selection_metric": selection_metric, "best_epoch": state.best_epoch,
-            "test": test, "validation": state.history[state.best_epoch]["validation"],
-            "test_split_size": len(data["test"]), "num_processes": accelerator.num_processes,
-            "effective_batch_size": cfg.batch_size * accelerator.num_processes,
+            "task": cfg.task, "selection_metric": None if cfg.validation == "none" else run.selection_metric,
+            "best_epoch": state.best_epoch, "protocol": protocol(run),
+            "test": test, "validation": kept.get("validation"),
+            "test_split_size": len(run.data["test"]), "num_processes": accelerator.num_processes,
+            "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+            "effective_batch_size": cfg.batch_size * accelerator.num_processes * cfg.gradient_accumulation_steps,
+            "eval_batch_size": cfg.eval_batch_size,
             "layer_weights": svu_model(model).layer_weights().cpu().tolist(),
         }
-        repo = export_repo(cfg, model, meta, metrics, output_dir / "repo", data["test"])
-        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        repo = export_repo(cfg, model, run.meta, metrics, run.output_dir / "repo", run.data["test"])
+        (run.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
         print_results(metrics, repo)
         if cfg.push_to_hub:
             from train.export import push_repo
@@ -377,6 +370,23 @@ def training_function(cfg: TrainConfig, args):
             push_repo(repo, cfg.push_to_hub, private=cfg.hub_private)
     accelerator.wait_for_everyone()
     accelerator.end_training()  # also ends the process group: last
+
+
+def training_function(cfg: TrainConfig, args):
+    run = build_run(cfg)
+    state = resume_or_start(run, args)
+    for epoch in range(state.epoch, cfg.epochs):
+        stage = cfg.stage_of_epoch(epoch)
+        set_stage(run.model, stage, cfg.finetune)
+        if stage != state.stage:
+            log_trainable(run.accelerator, run.model, stage, run.output_dir)
+            state.stage = stage
+        cached = stage == 1 and "train_cached" in run.loaders
+        train_epoch(run, state, epoch, stage, cached)
+        validate_and_keep_best(run, state, epoch, stage, cached)
+        state.epoch, state.step_in_epoch = epoch + 1, 0
+        save_checkpoint(run.accelerator, run.output_dir, state, cfg.to_dict(), cfg.keep_checkpoints)
+    finish(run, state)
 
 
 def main(argv=None):

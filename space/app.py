@@ -1,0 +1,157 @@
+"""SVU demo Space: sing (upload or record) and see what an SVU model hears.
+
+    python space/app.py --model user/svu-technique-model          # or a local repo folder
+    svu space --model outputs/demo-technique/repo                 # the same, from the svu CLI
+
+Classification models (singer ID, technique; native or remote-code export) show the top-k classes as a bar chart;
+transcription models show the notes as a piano roll over the spectrogram, the notes table, a MIDI file to
+download and a synthesised preview. On a Hub Space, set the model with the `SVU_MODEL` variable.
+Needs only gradio, transformers, torch, numpy, matplotlib and mido (requirements.txt); ffmpeg decodes the audio.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+
+import gradio as gr
+import matplotlib
+import numpy as np
+from transformers import pipeline
+from transformers.pipelines.audio_utils import ffmpeg_read
+from transformers.utils import cached_file
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+SAMPLING_RATE = 16000
+TRANSCRIPTION_TASK = "singing-transcription"
+NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+
+
+def load_model(model: str):
+    """(kind, pipeline) of an SVU repo id or folder: "transcription" or "classification"."""
+    with open(cached_file(model, "config.json")) as file:
+        config = json.load(file)
+    if TRANSCRIPTION_TASK in (config.get("custom_pipelines") or {}):
+        return "transcription", pipeline(TRANSCRIPTION_TASK, model=model, trust_remote_code=True)
+    # a native export (transformers' own class) has no auto_map and needs no remote code
+    return "classification", pipeline("audio-classification", model=model, trust_remote_code="auto_map" in config)
+
+
+def read_audio(path: str) -> np.ndarray:
+    if not path:
+        raise gr.Error("Upload or record some singing first.")
+    with open(path, "rb") as file:
+        return ffmpeg_read(file.read(), SAMPLING_RATE)
+
+
+def note_name(midi: int) -> str:
+    return f"{NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def figure_png(fig) -> str:
+    path = tempfile.NamedTemporaryFile(suffix=".png", delete=False).name
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def bar_chart(predictions) -> str:
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(predictions)), dpi=100)
+    labels = [p["label"] for p in predictions][::-1]
+    ax.barh(labels, [p["score"] for p in predictions][::-1], color="#4c72b0")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability")
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def piano_roll(audio: np.ndarray, notes) -> str:
+    """The notes as boxes at their pitch's frequency over a log-frequency spectrogram."""
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
+    ax.specgram(audio + 1e-9, NFFT=1024, Fs=SAMPLING_RATE, noverlap=768, cmap="magma")
+    ax.set_yscale("log")
+    ax.set_ylim(50, 4000)
+    for note in notes:
+        low, high = (440.0 * 2 ** ((note["pitch"] + d - 69) / 12) for d in (-0.5, 0.5))
+        ax.add_patch(plt.Rectangle((note["onset"], low), note["offset"] - note["onset"], high - low,
+                                   facecolor="#7fdbff", edgecolor="white", alpha=0.8))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz)")
+    ax.set_title(f"{len(notes)} notes")
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def synthesise(notes, seconds: float) -> np.ndarray:
+    """A sine tone per note with short fades: a preview of what was transcribed."""
+    out = np.zeros(int(seconds * SAMPLING_RATE) + 1, dtype=np.float32)  # in [-1, 1]: clipped below
+    for note in notes:
+        start, stop = int(note["onset"] * SAMPLING_RATE), int(note["offset"] * SAMPLING_RATE)
+        t = np.arange(stop - start) / SAMPLING_RATE
+        tone = 0.3 * np.sin(2 * np.pi * 440.0 * 2 ** ((note["pitch"] - 69) / 12) * t)
+        fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01) if len(t) else t
+        out[start:stop] += (tone * fade)[: len(out) - start]
+    return np.clip(out, -1.0, 1.0)
+
+
+def build_app(model: str):
+    kind, pipe = load_model(model)
+
+    def classify(path, top_k):
+        predictions = pipe(read_audio(path), top_k=int(top_k))
+        return {p["label"]: p["score"] for p in predictions}, bar_chart(predictions)
+
+    def transcribe(path, onset_threshold, silence_threshold):
+        audio = read_audio(path)
+        result = pipe(audio, return_midi=True, onset_threshold=onset_threshold, silence_threshold=silence_threshold)
+        notes = result["notes"]
+        midi_path = os.path.join(tempfile.mkdtemp(), "transcription.mid")
+        with open(midi_path, "wb") as file:
+            file.write(result["midi"])
+        table = [[n["onset"], n["offset"], n["pitch"], note_name(n["pitch"])] for n in notes]
+        preview = (SAMPLING_RATE, (synthesise(notes, len(audio) / SAMPLING_RATE) * 32767).astype(np.int16))
+        return piano_roll(audio, notes), table, midi_path, preview
+
+    with gr.Blocks(title="SVU: singing voice understanding") as app:
+        gr.Markdown(f"# SVU: singing voice understanding\nModel: `{model}` ({kind}). Upload or record singing, then Run.")
+        audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Singing", elem_id="audio-input")
+        if kind == "classification":
+            top_k = gr.Slider(1, 10, value=3, step=1, label="top k")
+            run = gr.Button("Run", variant="primary", elem_id="run")
+            label = gr.Label(label="Prediction", elem_id="label")
+            chart = gr.Image(label="Top-k probabilities", type="filepath", elem_id="chart")
+            run.click(classify, [audio, top_k], [label, chart])
+        else:
+            with gr.Row():
+                onset = gr.Slider(0.05, 0.95, value=pipe.model.config.onset_threshold, label="onset threshold")
+                silence = gr.Slider(0.05, 0.95, value=pipe.model.config.silence_threshold, label="silence threshold")
+            run = gr.Button("Run", variant="primary", elem_id="run")
+            roll = gr.Image(label="Piano roll over the spectrogram", type="filepath", elem_id="piano-roll")
+            table = gr.Dataframe(headers=["onset (s)", "offset (s)", "MIDI pitch", "note"], label="Notes", elem_id="notes")
+            midi = gr.File(label="MIDI", elem_id="midi")
+            preview = gr.Audio(label="Synthesised preview", elem_id="preview")
+            run.click(transcribe, [audio, onset, silence], [roll, table, midi, preview])
+    return app
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=os.environ.get("SVU_MODEL"), help="SVU repo id or folder (env SVU_MODEL)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    args = parser.parse_args(argv)
+    if not args.model:
+        parser.error("give --model (an SVU repo id or folder) or set SVU_MODEL")
+    if args.model.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(args.model)):
+        raise SystemExit(f"svu space: no such model folder: {args.model!r} (give a folder or a Hub repo id)")
+    try:
+        app = build_app(args.model)
+    except (OSError, ValueError) as error:  # no such folder/repo, not an SVU model: one line
+        raise SystemExit(f"svu space: cannot load {args.model!r}: {str(error).splitlines()[0]}") from None
+    app.launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""What several `svu` commands share: the `--device` / `--quiet` options and loading a saved model by name."""
+
+import sys
+
+from dataset_scripts.audio import decoder_message
+
+DEVICES = ("cpu", "cuda", "mps")
+
+
+def add_device_option(parser) -> None:
+    parser.add_argument("--device", choices=DEVICES, default=None,
+                        help="where the model runs (default: cuda if available, else cpu)")
+
+
+def add_quiet_option(parser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def resolve_device(name, command: str) -> str:
+    """`name` if this machine has it (None: cuda when available, else cpu); else SystemExit with one line."""
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available[name]:
+        raise SystemExit(f"svu {command}: --device {name} is not available on this machine; use --device cpu.")
+    return name
+
+
+def load_model(name: str, command: str, device: str = "cpu", other_classifiers: bool = False, tasks=None):
+    """The model saved at `name` (folder or Hub repo id), in eval mode on `device`.
+
+    `tasks`: the task names `svu <command>` accepts; default: the tasks declaring it as their `cli_verb`
+    (`modeling_svu.tasks`).
+
+    An SVU repo (config `model_type: svu`) loads its task model with this package's own classes: no code from
+    the repo runs; a native export (`train.native_export`) is turned back into its SVU model (same logits). With
+    `other_classifiers`, any other audio classifier (e.g. a native `*ForSequenceClassification`
+    export) loads through `AutoModelForAudioClassification`, without remote code. A model of another task, or one
+    that cannot be loaded, is one line (SystemExit)."""
+    from transformers import AutoConfig, AutoModelForAudioClassification, PretrainedConfig
+
+    from modeling_svu import TASK_MODELS, SVUConfig
+    from modeling_svu.tasks import tasks_of_verb
+    from train.native_export import is_native_export, svu_from_native
+
+    if tasks is None:
+        tasks = tuple(task.name for task in tasks_of_verb(command))
+
+    try:
+        saved, _ = PretrainedConfig.get_config_dict(name)  # config.json as JSON: nothing imported or run
+        is_svu, native = saved.get("model_type") == "svu", is_native_export(saved)
+        config = SVUConfig.from_pretrained(name) if is_svu else AutoConfig.from_pretrained(name)
+        task = saved["svu"].get("task") if native else model_task(config)
+        if task not in tasks and not (task is None and other_classifiers and getattr(config, "id2label", None)):
+            raise SystemExit(f"svu {command}: {name!r} is a {task or config.model_type!r} model, not a {' or '.join(tasks)} model.")
+        if is_svu:
+            model = TASK_MODELS[task].from_pretrained(name, config=config)
+        elif native:
+            model = svu_from_native(name)
+        else:
+            model = AutoModelForAudioClassification.from_pretrained(name)
+    except (OSError, ValueError, RuntimeError, KeyError) as error:
+        raise SystemExit(f"svu {command}: cannot load model {name!r}: {decoder_message(error)}") from None
+    return model.to(device).eval()
+
+
+def model_task(config):
+    """`config.task` of an SVU model (or of an export that keeps it); None for a model that names no task."""
+    return getattr(config, "task", None) or None
+
+
+def report_failure(command: str, path, error: Exception) -> None:
+    print(f"svu {command}: error: {path}: {decoder_message(error)}", file=sys.stderr)

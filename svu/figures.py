@@ -1,0 +1,137 @@
+"""The pictures `svu` commands draw (matplotlib, Agg: no display needed). Small PNGs: few pixels, few colours.
+
+`piano_roll_figure` also records the notes it draws in the PNG's text metadata (key ``svu:notes``, JSON
+``[[onset_s, offset_s, midi], ...]``), so a picture can be checked against the MIDI/CSV/JSON of the same run.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+NOTES_KEY = "svu:notes"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, path, metadata=None) -> Path:
+    """Save `fig` as a palette PNG (64 colours; a fraction of the RGBA size), with text `metadata`, and close it."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    _pyplot().close(fig)
+    buffer.seek(0)
+    image = Image.open(buffer).convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    info = PngImagePlugin.PngInfo()
+    for key, value in (metadata or {}).items():
+        info.add_text(key, value, zip=True)
+    image.save(path, format="PNG", optimize=True, pnginfo=info)
+    return Path(path)
+
+
+def note_name(midi: int) -> str:
+    """MIDI 60 -> "C4" (scientific pitch notation)."""
+    return f"{NOTE_NAMES[int(midi) % 12]}{int(midi) // 12 - 1}"
+
+
+def confusion_matrix_figure(confusion: np.ndarray, label_names: list, path: Path, title: str = "") -> Path:
+    """Rows = true class, columns = predicted class; colour = fraction of the row, text = count."""
+    plt = _pyplot()
+    confusion = np.asarray(confusion)
+    fractions = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    size = 1.6 + 0.45 * len(label_names)
+    fig, ax = plt.subplots(figsize=(size + 0.8, size))
+    image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (row, column), count in np.ndenumerate(confusion):
+        colour = "white" if fractions[row, column] > 0.6 else "black"
+        ax.text(column, row, str(count), ha="center", va="center", fontsize=7, color=colour)
+    ticks = np.arange(len(label_names))
+    ax.set_xticks(ticks, label_names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(ticks, label_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=8)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def per_song_f1_figure(per_song: list, path: Path, title: str = "") -> Path:
+    """Grouped bars of COnPOff / COnP / COn F1 per song, dashed lines at the means over songs."""
+    plt = _pyplot()
+    metrics = ("COnPOff_f1", "COnP_f1", "COn_f1")
+    songs = [row["song_id"] for row in per_song]
+    x = np.arange(len(songs))
+    width = 0.27
+    fig, ax = plt.subplots(figsize=(min(4.5 + 0.35 * len(songs), 16), 2.8))
+    for i, (metric, colour) in enumerate(zip(metrics, ("tab:red", "tab:orange", "tab:blue"))):
+        values = [row[metric] for row in per_song]
+        ax.bar(x + (i - 1) * width, values, width, color=colour, label=metric.replace("_f1", ""))
+        ax.axhline(np.mean(values), color=colour, linestyle="--", linewidth=0.8)
+    ax.set_xticks(x, songs, rotation=60, ha="right", fontsize=7)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax.set_ylabel("F1")
+    ax.set_title(f"{title} (dashed lines: means over songs)", fontsize=8)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", frameon=False)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def log_spectrogram(audio: np.ndarray, sampling_rate: int, hop: int, midi_grid: np.ndarray, n_fft: int = 4096,
+                    block_frames: int = 2048) -> np.ndarray:  # fmt: skip
+    """(len(midi_grid), frames) dB magnitudes on a MIDI-pitch frequency axis, computed block by block (memory
+    stays at one block of FFTs, not the whole file's)."""
+    padded = np.pad(np.asarray(audio, dtype=np.float32), (n_fft // 2, n_fft // 2))
+    num_frames = max(1, (len(padded) - n_fft) // hop + 1)
+    window = np.hanning(n_fft).astype(np.float32)
+    bins = 440.0 * 2 ** ((midi_grid - 69) / 12) * n_fft / sampling_rate  # fractional FFT bin of each pitch
+    low = np.clip(np.floor(bins).astype(int), 0, n_fft // 2 - 1)
+    frac = np.clip(bins - low, 0.0, 1.0).astype(np.float32)
+    columns = []
+    for first in range(0, num_frames, block_frames):
+        starts = np.arange(first, min(first + block_frames, num_frames)) * hop
+        frames = np.stack([padded[s : s + n_fft] for s in starts]) * window
+        magnitude = np.abs(np.fft.rfft(frames, axis=1))
+        columns.append((magnitude[:, low] * (1 - frac) + magnitude[:, low + 1] * frac).T)
+    spectrum = np.concatenate(columns, axis=1)
+    return 20 * np.log10(np.maximum(spectrum, 1e-6))
+
+
+def piano_roll_figure(notes: list, audio: np.ndarray, sampling_rate: int, path: Path, *, lowest_midi: int = 36,
+                      num_octaves: int = 4, hop: int = 320, title: str = "") -> Path:  # fmt: skip
+    """The notes as boxes over the log-spectrogram, time (s) on x, note names on y."""
+    plt = _pyplot()
+    low, high = lowest_midi - 0.5, lowest_midi + 12 * num_octaves - 0.5
+    midi_grid = np.arange(low + 0.125, high, 0.25)
+    spectrogram = log_spectrogram(audio, sampling_rate, hop, midi_grid)
+    duration = len(audio) / sampling_rate
+    fig, ax = plt.subplots(figsize=(min(3.0 + 0.6 * duration, 14.0), 3.2))
+    top = spectrogram.max()
+    ax.imshow(spectrogram, origin="lower", aspect="auto", cmap="Greys", vmin=top - 70, vmax=top,
+              extent=(0.0, spectrogram.shape[1] * hop / sampling_rate, low, high), interpolation="nearest")  # fmt: skip
+    for onset, offset, pitch in notes:
+        ax.add_patch(plt.Rectangle((onset, pitch - 0.45), offset - onset, 0.9, facecolor="tab:orange",
+                                   edgecolor="tab:red", linewidth=0.6, alpha=0.75))  # fmt: skip
+    octaves = [lowest_midi + 12 * i for i in range(num_octaves + 1)]
+    ax.set_yticks(octaves, [note_name(m) for m in octaves])
+    ax.set_ylim(low, high)
+    ax.set_xlim(0.0, duration)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("note")
+    ax.set_title(title or f"{len(notes)} notes", fontsize=8)
+    fig.tight_layout()
+    notes_text = json.dumps([[round(float(a), 6), round(float(b), 6), int(p)] for a, b, p in notes])
+    return save_png(fig, path, {NOTES_KEY: notes_text})
+
