@@ -1,7 +1,7 @@
 """The task registry (`modeling_svu/tasks.py`): an unknown task is one line listing the known ones at every entry
 point, and each entry is complete: every part it names exists, and one real pass through them (prepare a tiny
-synthetic corpus, check it, collate, forward with labels, score with its evaluator) yields its selection and
-card metrics."""
+synthetic corpus, check it, collate, forward with labels, score validation and test as a run does) yields its
+selection and card metrics."""
 
 import json
 import os
@@ -55,15 +55,17 @@ def test_unknown_task_in_process_entry_points_is_one_line(tmp_path):
     assert one_line_error(model_card, config, {"test": {}}, {"corpus": "synthetic"}, "wav2vec2") == UNKNOWN_LINE
 
 
-def test_unknown_task_in_a_saved_model_is_one_line(tmp_path):
-    from svu.transcribe import load_transcription_model
+@pytest.mark.parametrize("verb", ["transcribe", "classify", "evaluate"])
+def test_unknown_task_in_a_saved_model_is_one_line(verb, tmp_path):
+    from svu.common import load_model
 
-    SVUConfig(task="transcription").save_pretrained(tmp_path)
+    SVUConfig(task=TASK_NAMES[0]).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "task": "karaoke"}))
     with pytest.raises(SystemExit) as info:
-        load_transcription_model(str(tmp_path))
-    assert str(info.value).count("\n") == 0 and UNKNOWN_LINE in str(info.value)
+        load_model(str(tmp_path), verb, tasks=TASK_NAMES if verb == "evaluate" else None)
+    assert str(info.value).count("\n") == 0 and str(info.value).startswith(f"svu {verb}: ")
+    assert UNKNOWN_LINE in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -94,15 +96,17 @@ def test_every_part_an_entry_names_exists(name):
     from dataset_scripts.synthetic import SYNTHETIC_TASKS
     from model_cards.paper_results import METRIC_NAMES, PAPER_RESULTS
     from svu.cli import SUBCOMMANDS
-    from train.data import TARGET_COLLATES
-    from train.run import EVALUATORS, METRICS_DIR
+    from train.data import TARGET_COLLATES, columns_for
+    from train.evaluation import METRICS_DIR, SCORING
 
     task = TASKS[name]
     assert task.name == name and TASK_MODELS[name].__name__ == task.model_class and TASK_MODELS[name].task == name
     assert all(hasattr(transformers, auto_class) for auto_class in task.auto_classes)
     assert task.describe_head(SVUConfig(task=name)).startswith(f"task={name}, ")
-    assert task.target_column in TARGET_COLLATES and task.columns == ("audio", task.target_column)
-    assert task.metric in EVALUATORS and (METRICS_DIR / task.metric / f"{task.metric}.py").is_file()
+    assert set(task.target_columns) <= set(TARGET_COLLATES)
+    assert columns_for(name, ["audio", *task.target_columns]) == ["audio", task.target_columns[0]]
+    assert task.metric in SCORING and (METRICS_DIR / task.metric / f"{task.metric}.py").is_file()
+    assert task.usage.startswith(task.usage.split("(")[0] + "(") and task.dataset_category
     assert set(task.card_metrics) <= set(METRIC_NAMES) and task.paper_corpus in PAPER_RESULTS
     assert name in SYNTHETIC_TASKS
     demo = yaml.safe_load((REPO / "train" / "configs" / f"demo_{name}.yaml").read_text())
@@ -114,12 +118,11 @@ def test_every_part_an_entry_names_exists(name):
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_an_entry_drives_data_model_and_metrics(name, tmp_path):
     """Prepare -> check -> collate -> forward with labels -> evaluate, every step chosen by the entry alone."""
-    from accelerate import Accelerator
-
     from dataset_scripts.prepare import leakage_groups
     from train.config import load_config
-    from train.data import AudioCollator, check_dataset, make_dataloader, prepare_dataset
-    from train.run import TrainingModule, build_model, evaluate_split
+    from train.data import AudioCollator, check_dataset, columns_for, make_dataloader, prepare_dataset
+    from train.evaluation import evaluate_split, evaluate_test
+    from train.run import build_model
 
     task = get_task(name)
     cfg = load_config(None, [
@@ -135,13 +138,16 @@ def test_an_entry_drives_data_model_and_metrics(name, tmp_path):
     model = build_model(cfg, meta)
     assert type(model) is TASK_MODELS[name] and model.config.task == name
     assert (model.config.class_weights is not None) == task.class_weighted
-    loader = make_dataloader(data["validation"], task.columns, AudioCollator(model.feature_extractor(), name), 4)
+    columns = columns_for(name, data["validation"].column_names)
+    loader = make_dataloader(data["validation"], columns, AudioCollator(model.feature_extractor(), name, model.config), 4)
     batch = next(iter(loader))
     batch.pop("row_index")
     loss = model(**batch).loss
     assert loss.dim() == 0 and torch.isfinite(loss)
 
-    results = evaluate_split(cfg, TrainingModule(model), loader, data["validation"], Accelerator(cpu=True), "validation")
-    assert results["num_unique_examples"] == len(data["validation"])
-    assert set(task.selection_metrics) <= set(results), sorted(results)
-    assert set(task.card_metrics) <= set(results), sorted(results)
+    model.eval()
+    validation = evaluate_split(name, lambda batch: model(**batch), loader, data["validation"], model.config)
+    assert validation["num_unique_examples"] == len(data["validation"])
+    assert set(task.selection_metrics) <= set(validation), sorted(validation)
+    test = evaluate_test(model, data["test"], meta, batch_size=4)
+    assert set(task.card_metrics) <= set(test), sorted(test)
