@@ -68,9 +68,10 @@ def load_native(path) -> tuple:
     """(float32 (channels, samples), sampling rate) of an audio file at its own rate; ValueError naming it."""
     from torchcodec.decoders import AudioDecoder
 
-    from .audio import audio_path_problem, decoder_message
+    # Not `audio_io.decode_audio`: HT-Demucs needs the channels, which the one decode path averages.
+    from modeling_svu.audio_io import decoder_message, path_problem
 
-    problem = audio_path_problem(path)
+    problem = path_problem(path)
     if problem:
         raise ValueError(f"{path}: {problem}")
     try:

@@ -35,17 +35,17 @@ def files(tmp_path_factory):
     return {suffix: root / f"take.{suffix}" for suffix in ("wav", "flac", "mp3")}
 
 
-def recording(monkeypatch, module):
-    """Patch ``module.transcribe_blocks`` to record the sample blocks it is given (then transcribe them)."""
+def recording(monkeypatch, module, name="transcribe_blocks"):
+    """Patch ``module.<name>(model, blocks, ...)`` to record the sample blocks it is given (then run it on them)."""
     seen = []
-    real = module.transcribe_blocks
+    real = getattr(module, name)
 
     def record(model, blocks, **kwargs):
         blocks = list(blocks)
         seen.append(np.concatenate(blocks))
         return real(model, iter(blocks), **kwargs)
 
-    monkeypatch.setattr(module, "transcribe_blocks", record)
+    monkeypatch.setattr(module, name, record)
     return seen
 
 
@@ -93,7 +93,8 @@ def test_same_samples_through_every_entry_point(files, transcriber, monkeypatch,
     plain = pipeline("audio-classification", model=classify.model, feature_extractor=classify.feature_extractor)
     assert type(plain).__name__ == "AudioClassificationPipeline"
 
-    cli_seen = recording(monkeypatch, long_audio)  # svu transcribe imports it from long_audio when it runs
+    # svu transcribe imports stitched_posteriors from long_audio when it runs
+    cli_seen = recording(monkeypatch, long_audio, "stitched_posteriors")
     pipe_seen = recording(monkeypatch, pipeline_svu)
     for suffix, path in files.items():
         reference = decode_audio(path, SR)

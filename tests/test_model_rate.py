@@ -225,7 +225,7 @@ def test_24khz_technique_demo_trains_and_classifies_a_44khz_file(technique_24k, 
     assert metrics["test"]["num_examples"] == metrics["test_split_size"]
     assert any((out / "feature_cache").iterdir())  # stage 1 ran on cached 24 kHz features
     repo = out / "repo"
-    assert json.loads((repo / "config.json").read_text())["sampling_rate"] == 24000
+    assert json.loads((repo / "preprocessor_config.json").read_text())["sampling_rate"] == 24000
     assert "Singing technique classification of 24 kHz mono singing" in (repo / "README.md").read_text()
     assert yaml.safe_load((out / "train_config.yaml").read_text())["model_options"] == {"sampling_rate": 24000}
 

@@ -161,11 +161,15 @@ def test_train_run_loads_each_alias_offline(hf_home, prepared, tmp_path_factory,
     log = proc.stdout + proc.stderr
     assert log.count("were dropped") == (1 if alias == "wav2vec2" else 0), log[-3000:]
     saved = json.loads((out / "repo" / "config.json").read_text())
+    rate = json.loads((out / "repo" / "preprocessor_config.json").read_text())["sampling_rate"]
     checkpoint = published_checkpoint(alias)
-    assert saved["backbone_config"]["model_type"] == checkpoint.family
-    assert saved["sampling_rate"] == checkpoint.sampling_rate  # MERT-v1 trains at 24 kHz on 16 kHz prepared data
-    # nothing in the saved SVU repo points at the backbone checkpoint's classes or code
-    assert not saved["backbone_config"].get("auto_map") and not saved["backbone_config"].get("architectures")
+    # the repo is the default native export (the backbone's own *ForSequenceClassification) or SVU's remote code
+    backbone = saved["backbone_config"] if saved["model_type"] == "svu" else saved
+    assert backbone["model_type"] == checkpoint.family
+    assert rate == checkpoint.sampling_rate  # MERT-v1 trains at 24 kHz on 16 kHz prepared data
+    # nothing in the saved repo points at the backbone checkpoint's classes or code
+    assert not backbone.get("auto_map")
+    assert not any(name in ("MERTModel", "Wav2Vec2ForCTC") for name in backbone.get("architectures") or [])
     assert (out / "metrics.json").exists()
     assert not (hf_home / REMOTE_CODE_MARKER).exists()
 
