@@ -72,4 +72,8 @@ def model_task(config):
 
 
 def report_failure(command: str, path, error: Exception) -> None:
-    print(f"svu {command}: error: {path}: {decoder_message(error)}", file=sys.stderr)
+    """One line naming the file (audio_io's messages already start with it)."""
+    message = decoder_message(error)
+    if not message.startswith(str(path)):
+        message = f"{path}: {message}"
+    print(f"svu {command}: error: {message}", file=sys.stderr)

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from modeling_svu.audio_io import TruncatedAudioWarning, decoder_message, open_audio
+from modeling_svu.audio_io import TruncatedAudioWarning, open_audio
 
-from .common import add_device_option, add_quiet_option, load_model, resolve_device
+from .common import add_device_option, add_quiet_option, load_model, report_failure, resolve_device
 
 FORMATS = ("mid", "csv", "json")
 EXTRA_OUTPUTS = {"piano_roll": "piano_roll.png", "sonify": "sonified.wav", "save_posteriors": "posteriors.npz"}
@@ -185,10 +185,7 @@ def run_transcribe(args) -> int:
             paths += write_extras(result, model, decoding, stem, out_dir, args)
         except (ValueError, OSError, RuntimeError) as error:
             failures += 1
-            message = decoder_message(error)
-            if not message.startswith(str(audio_path)):  # audio_io's messages already start with the file
-                message = f"{audio_path}: {message}"
-            print(f"svu transcribe: error: {message}", file=sys.stderr)
+            report_failure("transcribe", audio_path, error)
             continue
         written[stem] = audio_path
         print(f"{audio_path}: {len(result.notes)} notes -> {', '.join(str(p) for p in paths)}")

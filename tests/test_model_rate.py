@@ -31,6 +31,7 @@ from data_fixtures import chunk_targets, whole_songs
 from dataset_scripts.prepare import load_prepared, prepare
 from modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification
 from train.data import AudioCollator, check_label_scheme
+from svu.common import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "train" / "run.py")
@@ -242,7 +243,8 @@ print("RESULT" + json.dumps({{r["label"]: r["score"] for r in p({str(tmp_path / 
     assert proc.returncode == 0, proc.stderr[-3000:]
     scores = json.loads(proc.stdout.split("RESULT", 1)[1])
 
-    model = SVUForTechniqueClassification.from_pretrained(repo).eval()
+    model = load_model(str(repo), "test", ("technique",))  # the default native export, back as an SVU model
+    assert isinstance(model, SVUForTechniqueClassification) and model.config.sampling_rate == 24000
 
     def probabilities(rate):  # the model fed the file resampled to `rate` (24 kHz is right)
         wave = soxr.resample(wave44, 44100, rate).astype(np.float32)

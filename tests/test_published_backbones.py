@@ -13,7 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import HubertConfig, HubertModel
@@ -345,3 +347,33 @@ def test_checkpoint_table_is_the_one_source_of_names():
 
     assert resolve_family_name("mert-v1-330m") == "hubert" and resolve_family_name("music2vec") == "data2vec-audio"
     assert not any(hasattr(family, "default_checkpoint") or hasattr(family, "aliases") for family in FAMILIES.values())
+
+
+def test_mert_v1_fixture_trains_the_demo_transcription_and_transcribes_a_44khz_file(hf_home, tmp_path):
+    """The 24 kHz MERT-v1-95M repo as published: the demo transcription config trains on 16 kHz prepared data
+    (resampled at collate time, 75 Hz targets), and `svu transcribe` reads a 44.1 kHz file at the model's rate."""
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        ["accelerate", "launch", "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", RUN, "--config", str(REPO / "train" / "configs" / "demo_transcription.yaml"),
+         "--backbone", "mert-v1-95m", "--epochs", "1", "--stage1_epochs", "1", "--output_dir", str(out),
+         "--dataset.options", "{task: transcription, num_songs: 4, song_seconds: 8.0}"],
+        capture_output=True, text=True, env=env_for(hf_home), cwd=REPO, stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    saved = json.loads((out / "repo" / "config.json").read_text())
+    assert saved["sampling_rate"] == 24000 and saved["backbone_config"]["model_type"] == "hubert"
+    rate = 44100
+    t = np.arange(int(3.0 * rate)) / rate
+    sf.write(tmp_path / "take44.wav", (0.4 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32), rate)
+    seen = subprocess.run(
+        [sys.executable, "-m", "svu", "transcribe", str(tmp_path / "take44.wav"), "--model", str(out / "repo"),
+         "-o", str(tmp_path / "notes"), "--format", "json", "--save-posteriors", "-q"],
+        capture_output=True, text=True, env=env_for(hf_home), cwd=tmp_path, stdin=subprocess.DEVNULL,
+    )
+    assert seen.returncode == 0, seen.stderr[-3000:]
+    posteriors = np.load(tmp_path / "notes" / "take44.posteriors.npz")
+    # 75 Hz frames over the 3 s file: the model ran at its own 24 kHz rate, not at 16 kHz (50 Hz)
+    assert abs(float(posteriors["frame_seconds"]) - 320 / 24000) < 1e-9
+    assert abs(len(posteriors["onset_prob"]) - 3.0 * 75) <= 2
+    assert not (hf_home / REMOTE_CODE_MARKER).exists()
