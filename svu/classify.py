@@ -134,7 +134,7 @@ def run_classify(args) -> int:
     if args.top_k < 1 or args.batch_size < 1:
         raise SystemExit(f"svu classify: --top-k ({args.top_k}) and --batch-size ({args.batch_size}) must be >= 1.")
     device = resolve_device(args.device, "classify")
-    model = load_model(args.model, "classify", device, other_classifiers=True)
+    model = load_model(args.model, "classify", device=device, other_classifiers=True)
     feature_extractor = AutoFeatureExtractor.from_pretrained(args.model)
     chunk_seconds = args.chunk_seconds or getattr(model.config, "chunk_seconds", None)
     if not chunk_seconds:

@@ -28,7 +28,7 @@ def resolve_device(name, command: str) -> str:
     return name
 
 
-def load_model(name: str, command: str, device: str = "cpu", other_classifiers: bool = False, tasks=None):
+def load_model(name: str, command: str, tasks=None, device: str = "cpu", other_classifiers: bool = False):
     """The model saved at `name` (folder or Hub repo id), in eval mode on `device`.
 
     `tasks`: the task names `svu <command>` accepts; default: the tasks declaring it as their `cli_verb`

@@ -138,7 +138,7 @@ def run_evaluate(args) -> int:
     from train.export import results_table
 
     device = resolve_device(args.device, "evaluate")
-    model = load_model(args.model, "evaluate", device, tasks=TASK_NAMES)
+    model = load_model(args.model, "evaluate", TASK_NAMES, device)
     task = model_task(model.config)
     dataset, meta = load_split(args.data, args.split, task, model.config)
     batch_size = args.batch_size or repo_eval_batch_size(args.model) or DEFAULT_BATCH_SIZE

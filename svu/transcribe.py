@@ -160,7 +160,7 @@ def report_warnings(caught) -> None:
 
 def run_transcribe(args) -> int:
     device = resolve_device(args.device, "transcribe")
-    model = load_model(args.model, "transcribe", device)
+    model = load_model(args.model, "transcribe", device=device)
     decoding = decoding_thresholds(model, args.onset_threshold, args.silence_threshold)
     formats = list(dict.fromkeys(args.format or ["mid"]))
     out_dir = Path(args.output_dir)

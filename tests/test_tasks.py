@@ -63,7 +63,7 @@ def test_unknown_task_in_a_saved_model_is_one_line(verb, tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "task": "karaoke"}))
     with pytest.raises(SystemExit) as info:
-        load_model(str(tmp_path), verb, tasks=TASK_NAMES if verb == "evaluate" else None)
+        load_model(str(tmp_path), verb, TASK_NAMES if verb == "evaluate" else None)
     assert str(info.value).count("\n") == 0 and str(info.value).startswith(f"svu {verb}: ")
     assert UNKNOWN_LINE in str(info.value)
 
