@@ -216,10 +216,11 @@ class Artist20(CorpusBuilder):
         return [datasets.SplitGenerator(name=split, gen_kwargs={"tracks": by_split[split]}) for split in by_split]
 
     def _generate_examples(self, tracks):
-        for path, clip_id, artist in tracks:
-            wave = self.read_vocals(path, [path.relative_to(self.audio_root), path.relative_to(self.config.data_dir)], clip_id)
-            if wave is None:
-                continue
+        def source(track):
+            path, clip_id, _ = track
+            return path, [path.relative_to(self.audio_root), path.relative_to(self.config.data_dir)], clip_id
+
+        for (path, clip_id, artist), wave in self.vocals(tracks, source):
             for example in classification_examples(
                 wave, clip_id=clip_id, label=artist, singer=artist, chunk_seconds=self.chunk_seconds,
                 report=self.report, rms_threshold=self.config.rms_threshold,

@@ -70,7 +70,8 @@ def run_prepare(args) -> int:
     if args.validation and args.validation != "ours":
         options["validation"] = args.validation
     try:
-        prepare(args.corpus, args.output, data_dir=args.data_dir, seed=args.seed, force=args.force, **options)
+        prepare(args.corpus, args.output, data_dir=args.data_dir, seed=args.seed, force=args.force,
+                num_proc=args.num_proc, **options)
     except ValueError as error:
         print(f"svu data prepare: {error}", file=sys.stderr)
         return 2
@@ -109,6 +110,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
                         help="builder option, repeatable (e.g. num_singers=4, clip_seconds=3)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
+    parser.add_argument("--num-proc", default="1", metavar="N",
+                        help="processes decoding the files, or auto (all cores); same rows for any N (default: 1)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="upload the prepared dataset (Parquet) to this Hub repo")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo (the default)")
     parser.add_argument("--public", action="store_true",

@@ -43,6 +43,7 @@ from .audio import (
     load_audio,
     passes_rms_filter,
 )
+from .parallel import ordered_map
 
 SPLITS = ("train", "validation", "test")
 VALIDATION_MODES = ("none", "ours")
@@ -104,10 +105,11 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
 
     DEFAULT_WRITER_BATCH_SIZE = 64
 
-    def __init__(self, *args, separate=None, **kwargs):
+    def __init__(self, *args, separate=None, num_proc=1, **kwargs):
         super().__init__(*args, **kwargs)
         self.report = PrepareReport()
         self.separate = separate or identity_separation
+        self.num_proc = num_proc  # processes decoding files (`parallel.ordered_map`); the rows do not depend on it
         self.songs = {}  # transcription: song_id -> {"seconds", "notes"} (complete annotation)
         validation = getattr(self.config, "validation", "ours")
         if validation not in VALIDATION_MODES:
@@ -133,16 +135,42 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
         separator.load()
         return separator
 
-    def read_vocals(self, path, relative_paths, name: str):
-        """16 kHz mono vocals of one corpus file under the ``separation`` option (or the ``separate`` hook when
-        it is ``none``), or None when the file was skipped (counted in the report)."""
-        from .separation import read_separated
+    def vocals(self, entries, source):
+        """``(entry, 16 kHz mono vocals)`` of each entry whose audio is usable, in order, under the ``separation``
+        option (or the ``separate`` hook when it is ``none``); the others are counted as skipped (report).
+        `source(entry)`: ``(path, relative_paths, name)``: its corpus file, the paths a stems folder may mirror,
+        its name in the report. The files are decoded on `num_proc` processes; separation (the hook, HT-Demucs
+        on the original-rate audio) runs here, in order."""
+        from .separation import decode_job
 
+        entries = list(entries)
+        sources = [source(entry) for entry in entries]
+        jobs = [decode_job(self.separation, path, relative_paths) for path, relative_paths, _ in sources]
         separator = self.separator if self.separation.kind == "htdemucs" else None
-        wave = read_separated(self.separation, path, relative_paths, name, self.report, separator)
-        if wave is not None and self.separation.kind == "none":
-            wave = self.separate(wave, SAMPLING_RATE)
-        return wave
+        for entry, (_, _, name), result in zip(entries, sources, ordered_map(decode_or_error, jobs, self.num_proc)):
+            if result is None:  # stems:<dir> without this file's stem
+                self.report.skip(name, f"no separated vocal stem under {self.separation.stems_dir}")
+                continue
+            audio = accept_decoded(result, name, self.report)
+            if audio is None:
+                continue
+            if separator is not None:
+                yield entry, separator(*audio)
+            elif self.separation.kind == "none":
+                yield entry, self.separate(audio, SAMPLING_RATE)
+            else:
+                yield entry, audio
+
+    def decoded(self, entries, path, name):
+        """``(entry, 16 kHz mono waveform)`` of each entry whose audio decodes, in order, decoded on `num_proc`
+        processes; the others are counted as skipped, as `read_audio_or_skip` does. `path(entry)`, `name(entry)`:
+        its audio file and its name in the report."""
+        entries = list(entries)
+        results = ordered_map(decode_or_error, [(path(entry), False) for entry in entries], self.num_proc)
+        for entry, result in zip(entries, results):
+            waveform = accept_decoded(result, name(entry), self.report)
+            if waveform is not None:
+                yield entry, waveform
 
     def separation_message(self, what: str) -> str:
         if self.separation.kind == "none" and self.separate is identity_separation:
@@ -180,22 +208,50 @@ def skip_reason(error: ValueError) -> str:
     return "unreadable audio"
 
 
-def read_audio_or_skip(path, name: str, report: "PrepareReport"):
-    """`load_audio(path)`, or None after counting the file as skipped (reason + message naming it). A truncated
-    file is used; its warning is shown and kept in the report's messages."""
+def decode_or_error(job):
+    """Decode one file; runs in `ordered_map` workers, so warnings and errors come back as values.
+
+    ``job``: ``(path, native)``: native -> `separation.load_native` (``(channels, samples)``, rate) at the file's
+    own rate, for HT-Demucs; else `load_audio` (16 kHz mono). Returns ``(audio, None, warnings)`` or
+    ``(None, the one-line error, [])``; `warnings`: ``(category, message)`` of those raised while decoding (a
+    truncated file), re-raised by `accept_decoded` in the main process. ``job`` None (no file) -> None.
+    """
+    if job is None:
+        return None
+    path, native = job
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TruncatedAudioWarning)
-            waveform = load_audio(path)
+            if native:
+                from .separation import load_native
+
+                audio = load_native(path)
+            else:
+                audio = load_audio(path)
     except ValueError as error:
-        report.skip(name, skip_reason(error))
-        report.messages.append(str(error))
+        return None, str(error), []
+    return audio, None, [(warning.category, str(warning.message)) for warning in caught]
+
+
+def accept_decoded(result, name: str, report: "PrepareReport"):
+    """The audio of a `decode_or_error` result, or None after counting the file as skipped (reason + message
+    naming it). A truncated file is used; its warning is shown and kept in the report's messages."""
+    audio, error, caught = result
+    if error is not None:
+        report.skip(name, skip_reason(ValueError(error)))
+        report.messages.append(error)
         return None
-    for warning in caught:
-        if issubclass(warning.category, TruncatedAudioWarning):
-            report.messages.append(f"warning: {warning.message}")
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return waveform
+    for category, message in caught:
+        if issubclass(category, TruncatedAudioWarning):
+            report.messages.append(f"warning: {message}")
+        warnings.warn(message, category, stacklevel=2)
+    return audio
+
+
+def read_audio_or_skip(path, name: str, report: "PrepareReport"):
+    """`load_audio(path)`, or None after counting the file as skipped (reason + message naming it). A truncated
+    file is used; its warning is shown and kept in the report's messages."""
+    return accept_decoded(decode_or_error((path, False)), name, report)
 
 
 def classification_examples(

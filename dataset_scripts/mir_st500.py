@@ -176,10 +176,7 @@ class MirST500(CorpusBuilder):
         return [datasets.SplitGenerator(name=split, gen_kwargs={"songs": by_split[split]}) for split in by_split]
 
     def _generate_examples(self, songs):
-        for song_id, audio, relative, notes in songs:
-            wave = self.read_vocals(audio, [relative], song_id)
-            if wave is None:
-                continue
+        for (song_id, audio, relative, notes), wave in self.vocals(songs, lambda song: (song[1], [song[2]], song[0])):
             self.report.files_used += 1
             for index, example in enumerate(self.transcription_song(wave, notes, song_id)):
                 yield f"{song_id}#{index}", example

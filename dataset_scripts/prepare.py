@@ -37,6 +37,7 @@ from modeling_svu.audio_io import DECODE_PATH
 from modeling_svu.tasks import get_task
 
 from .common import LABEL_SCHEME_FROM_NOTES, SPLITS, check_no_leakage, class_weights, write_json
+from .parallel import resolve_num_proc
 
 META_FILE = "svu_meta.json"
 SCHEMA_VERSION = 2  # 2: transcription keeps every tail and records "songs"
@@ -142,13 +143,18 @@ def nothing_usable_message(corpus: str, data_dir, report: dict) -> str:
     )
 
 
-def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool = False, **options) -> datasets.DatasetDict:
+def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool = False, num_proc=1,
+            **options) -> datasets.DatasetDict:
     """Build ``corpus`` into ``output_dir`` (or reload it if the fingerprint matches); see module doc.
+
+    ``num_proc`` processes decode (or synthesise) the files (``"auto"``: every core this process may use); the
+    rows, their order and the fingerprint are the same for every value.
 
     ``options`` go to the corpus builder's config (e.g. ``task=``, ``split=``, sizes), except
     ``separate`` (a vocal-separation callable) which goes to the builder itself.
     """
     builder_cls = builder_class(corpus)
+    num_proc = resolve_num_proc(num_proc)
     separation = options.get("separation", "none")
     if separation != "none" and corpus not in SEPARATED_CORPORA:
         raise ValueError(f"separation={separation}: {corpus} holds solo voices; separation applies to {SEPARATED_CORPORA}")
@@ -167,6 +173,7 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
             return datasets.load_from_disk(str(output_dir))
 
     builder_kwargs = {k: options.pop(k) for k in ("separate",) if k in options}
+    builder_kwargs["num_proc"] = num_proc
     config_kwargs = dict(options)
     if corpus == "synthetic":  # real corpora have fixed, documented splits: the seed changes nothing there
         config_kwargs["seed"] = seed

@@ -132,24 +132,12 @@ class HTDemucsSeparator:
         return resample(vocals, model.samplerate, SAMPLING_RATE)
 
 
-def read_separated(separation: Separation, path, relative_paths, name: str, report, separator=None):
-    """16 kHz mono vocals of corpus file `path` under `separation`, or None after counting it as skipped
-    (unreadable file, or no stem). `relative_paths`: the file's paths that a stems folder may mirror."""
-    from .common import read_audio_or_skip, skip_reason
-
+def decode_job(separation: Separation, path, relative_paths):
+    """What to decode for corpus file `path` under `separation` (a `common.decode_or_error` job): ``(file,
+    native)``: its stem or the file itself at 16 kHz, or the file at its own rate for HT-Demucs (separated
+    before any resampling); None when its stem is missing. `relative_paths`: the file's paths that a stems
+    folder may mirror."""
     if separation.kind == "stems":
         stem = find_stem(separation.stems_dir, *relative_paths)
-        if stem is None:
-            report.skip(name, f"no separated vocal stem under {separation.stems_dir}")
-            return None
-        return read_audio_or_skip(stem, name, report)
-    if separation.kind == HTDEMUCS:
-        try:
-            wave, rate = load_native(path)
-        except ValueError as error:
-            report.skip(name, skip_reason(error))
-            report.messages.append(str(error))
-            return None
-        return separator(wave, rate)
-    return read_audio_or_skip(path, name, report)
-
+        return None if stem is None else (stem, False)
+    return (path, separation.kind == HTDEMUCS)

@@ -49,6 +49,7 @@ import numpy.random  # noqa: F401
 from modeling_svu.tasks import get_task
 
 from .audio import SAMPLING_RATE
+from .parallel import ordered_map
 from .common import (
     CorpusBuilder,
     classification_examples,
@@ -311,53 +312,72 @@ class Synthetic(CorpusBuilder):
     def _technique(self, split):
         config = self.config
         singers = make_singers(config.num_singers, config.seed)
-        for s, singer in enumerate(singers):
-            if self.assign(technique_split(s, len(singers))) != split:
-                continue
-            for c, technique in enumerate(config.techniques):
-                for clip in range(config.clips_per_class):
-                    self.report.files_found += 1
-                    rng = np.random.default_rng([config.seed, 1, s, TECHNIQUES.index(technique), clip])
-                    wave = technique_clip(singer, technique, config.clip_seconds, rng)
-                    clip_id = f"{singer.name}/{technique}/{clip}"
-                    for example in classification_examples(
-                        wave, clip_id=clip_id, label=technique, singer=singer.name,
-                        chunk_seconds=self.chunk_seconds, report=self.report,
-                    ):
-                        yield f"{clip_id}#{example['chunk_index']}", example
+        clips = [
+            (s, singer, technique, clip)
+            for s, singer in enumerate(singers) if self.assign(technique_split(s, len(singers))) == split
+            for technique in config.techniques
+            for clip in range(config.clips_per_class)
+        ]
+        jobs = [(singer, technique, config.clip_seconds, [config.seed, 1, s, TECHNIQUES.index(technique), clip])
+                for s, singer, technique, clip in clips]
+        for (s, singer, technique, clip), wave in zip(clips, ordered_map(_technique_wave, jobs, self.num_proc)):
+            self.report.files_found += 1
+            clip_id = f"{singer.name}/{technique}/{clip}"
+            for example in classification_examples(
+                wave, clip_id=clip_id, label=technique, singer=singer.name,
+                chunk_seconds=self.chunk_seconds, report=self.report,
+            ):
+                yield f"{clip_id}#{example['chunk_index']}", example
 
     def _singer_id(self, split):
         config = self.config
-        for s, singer in enumerate(make_singers(config.num_singers, config.seed)):
-            for recording in range(config.recordings_per_singer):
-                if self.assign(recording_split(recording, config.recordings_per_singer)) != split:
-                    continue
-                self.report.files_found += 1
-                rng = np.random.default_rng([config.seed, 2, s, recording])
-                notes = random_melody(rng, config.clip_seconds, singer.median_midi, legato=True)
-                wave = melody_clip(singer, notes, config.clip_seconds, rng, vibrato_cents=rng.choice([10.0, 70.0]))
-                clip_id = f"{singer.name}/recording{recording}"
-                for example in classification_examples(
-                    wave, clip_id=clip_id, label=singer.name, singer=singer.name,
-                    chunk_seconds=self.chunk_seconds, report=self.report, rms_threshold=0.01,
-                ):
-                    yield f"{clip_id}#{example['chunk_index']}", example
+        recordings = [
+            (s, singer, recording)
+            for s, singer in enumerate(make_singers(config.num_singers, config.seed))
+            for recording in range(config.recordings_per_singer)
+            if self.assign(recording_split(recording, config.recordings_per_singer)) == split
+        ]
+        jobs = [(singer, config.clip_seconds, [config.seed, 2, s, recording]) for s, singer, recording in recordings]
+        for (s, singer, recording), wave in zip(recordings, ordered_map(_recording_wave, jobs, self.num_proc)):
+            self.report.files_found += 1
+            clip_id = f"{singer.name}/recording{recording}"
+            for example in classification_examples(
+                wave, clip_id=clip_id, label=singer.name, singer=singer.name,
+                chunk_seconds=self.chunk_seconds, report=self.report, rms_threshold=0.01,
+            ):
+                yield f"{clip_id}#{example['chunk_index']}", example
 
     def _transcription(self, split):
         config = self.config
         singers = make_singers(config.num_singers, config.seed)
-        for song in range(config.num_songs):
-            if self.assign(song_split(song, config.num_songs)) != split:
-                continue
+        songs = [song for song in range(config.num_songs) if self.assign(song_split(song, config.num_songs)) == split]
+        jobs = [(singers[song % len(singers)], config.song_seconds, [config.seed, 3, song]) for song in songs]
+        for song, (notes, wave) in zip(songs, ordered_map(_song, jobs, self.num_proc)):
             self.report.files_found += 1
             self.report.files_used += 1
-            rng = np.random.default_rng([config.seed, 3, song])
-            singer = singers[song % len(singers)]
-            notes = random_melody(rng, config.song_seconds, singer.median_midi)
-            wave = melody_clip(singer, notes, config.song_seconds, rng)
             song_id = f"song{song:03d}"
             for index, example in enumerate(self.transcription_song(wave, notes, song_id)):
                 yield f"{song_id}#{index}", example
+
+
+# Synthesis of one file from its seed: module-level, so `ordered_map` can run them in worker processes.
+def _technique_wave(job):
+    singer, technique, seconds, seed = job
+    return technique_clip(singer, technique, seconds, np.random.default_rng(seed))
+
+
+def _recording_wave(job):
+    singer, seconds, seed = job
+    rng = np.random.default_rng(seed)
+    notes = random_melody(rng, seconds, singer.median_midi, legato=True)
+    return melody_clip(singer, notes, seconds, rng, vibrato_cents=rng.choice([10.0, 70.0]))
+
+
+def _song(job):
+    singer, seconds, seed = job
+    rng = np.random.default_rng(seed)
+    notes = random_melody(rng, seconds, singer.median_midi)
+    return notes, melody_clip(singer, notes, seconds, rng)
 
 
 @dataclass(frozen=True)

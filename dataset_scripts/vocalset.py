@@ -32,7 +32,7 @@ from pathlib import Path
 import datasets
 
 from .audio import trim_silence
-from .common import CorpusBuilder, PrepareReport, classification_examples, classification_features, read_audio_or_skip
+from .common import CorpusBuilder, PrepareReport, classification_examples, classification_features
 
 TECHNIQUES = ("belt", "breathy", "inhaled", "lip_trill", "spoken", "straight", "trill", "trillo", "vibrato", "vocal_fry")
 FOLDER_ALIASES = {"vibrado": "vibrato"}
@@ -135,10 +135,7 @@ class VocalSet(CorpusBuilder):
         return [datasets.SplitGenerator(name=split, gen_kwargs={"entries": by_split[split]}) for split in by_split]
 
     def _generate_examples(self, entries):
-        for path, clip_id, technique, singer in entries:
-            wave = read_audio_or_skip(path, clip_id, self.report)
-            if wave is None:
-                continue
+        for (path, clip_id, technique, singer), wave in self.decoded(entries, lambda e: e[0], lambda e: e[1]):
             wave = trim_silence(wave, self.config.trim_top_db)
             for example in classification_examples(
                 wave, clip_id=clip_id, label=technique, singer=singer,

@@ -81,8 +81,13 @@ def stitched_posteriors(
     silence_floor: Optional[float] = 1e-4,
     total_samples: Optional[int] = None,
     progress: bool = True,
+    engine=None,
 ) -> Iterator[tuple]:
-    """Yield ``(first_frame, onset_prob, silence_prob, pitch_index)`` runs covering every frame once, in order."""
+    """Yield ``(first_frame, onset_prob, silence_prob, pitch_index)`` runs covering every frame once, in order.
+
+    `engine`: what computes the logits of a batch of windows (`engines.load_engine(model, ...)`: ONNX Runtime,
+    int8, bf16); default the model itself in fp32.
+    """
     config = model.config
     sampling_rate, hop = config.sampling_rate, config.frame_hop_samples
     field = model.min_input_samples()
@@ -111,11 +116,14 @@ def stitched_posteriors(
         inputs = feature_extractor(
             [window for _, window, _ in batch], sampling_rate=sampling_rate, return_tensors="pt"
         )
-        device = next(model.parameters()).device
-        with torch.inference_mode():
-            logits = model(
-                inputs["input_values"].to(device), attention_mask=inputs.get("attention_mask")
-            ).logits.float().cpu()
+        if engine is not None:
+            logits = engine(inputs["input_values"], inputs.get("attention_mask")).float().cpu()
+        else:
+            device = next(model.parameters()).device
+            with torch.inference_mode():
+                logits = model(
+                    inputs["input_values"].to(device), attention_mask=inputs.get("attention_mask")
+                ).logits.float().cpu()
         for (start, window, is_last), window_logits in zip(batch, logits):
             onset, silence, pitch = logits_to_posteriors(window_logits, config.num_octaves)
             if silence_floor is not None:

@@ -19,6 +19,7 @@ from transformers import AudioClassificationPipeline, AutoModelForAudioFrameClas
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .audio_io import decode_audio, open_audio, resample
+from .engines import load_engine
 from .long_audio import BLOCK_SECONDS, array_blocks, transcribe_blocks
 
 TASK = "singing-transcription"
@@ -75,7 +76,9 @@ class SingingTranscriptionPipeline(Pipeline):
     `return_midi` (add the notes as Standard MIDI File bytes under "midi"), `onset_threshold` and
     `silence_threshold` (decoding thresholds in [0, 1] for this call, default the config's), `return_posteriors`
     (add the stitched frame posteriors under "posteriors": `frame_seconds`, per-frame `onset` and `silence`
-    probabilities and `pitch` = MIDI note of the most likely octave/pitch class, -1 for none).
+    probabilities and `pitch` = MIDI note of the most likely octave/pitch class, -1 for none). Engine options (at
+    construction, `pipeline(..., engine="onnx", int8=True)`, or per call; see `engines.py`): `engine` ("torch" |
+    "onnx"), `int8`, `bf16`.
     """
 
     _load_feature_extractor = True
@@ -86,8 +89,10 @@ class SingingTranscriptionPipeline(Pipeline):
 
     def _sanitize_parameters(
         self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, return_midi=None,
-        onset_threshold=None, silence_threshold=None, return_posteriors=None,
+        onset_threshold=None, silence_threshold=None, return_posteriors=None, engine=None, int8=None, bf16=None,
     ):  # fmt: skip
+        if engine is not None or int8 or bf16:
+            self._engine = load_engine(self.model, engine or "torch", int8=bool(int8), bf16=bool(bf16))
         decoding = {"onset_threshold": onset_threshold, "silence_threshold": silence_threshold}
         decoding = {key: float(value) for key, value in decoding.items() if value is not None}
         for key, value in decoding.items():
@@ -135,7 +140,8 @@ class SingingTranscriptionPipeline(Pipeline):
         try:
             notes = transcribe_blocks(
                 self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
-                total_samples=model_inputs["total_samples"], posteriors=posteriors, **kwargs,
+                total_samples=model_inputs["total_samples"], posteriors=posteriors,
+                engine=getattr(self, "_engine", None), **kwargs,
             )  # fmt: skip
         except ValueError as error:  # name the file the audio came from (audio_io's errors already do)
             if source is None or source in str(error):

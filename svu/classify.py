@@ -1,4 +1,5 @@
-"""`svu classify FILES... --model M [--top-k 3] [-o out.csv|out.json] [--device cpu|cuda|mps] [--batch-size N]`.
+"""`svu classify FILES... --model M [--top-k 3] [-o out.csv|out.json] [--device cpu|cuda|mps] [--batch-size N]
+[--engine torch|onnx] [--int8|--bf16]` (engines: `modeling_svu.engines`, SVU models only).
 
 Names the singer (singer-ID models) or the technique (technique models) of whole recordings of any length and
 format. Each file is decoded to 16 kHz mono and cut into chunks of the model's training chunk length
@@ -22,7 +23,7 @@ import numpy as np
 
 from modeling_svu.audio_io import decode_audio
 
-from .common import add_device_option, add_quiet_option, load_model, report_failure, resolve_device
+from .common import add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, report_failure, resolve_device
 
 DEFAULT_BATCH_SIZE = 8
 
@@ -66,8 +67,9 @@ def file_chunks(waveform: np.ndarray, chunk_samples: int, sampling_rate: int):
     return chunks, bounds
 
 
-def chunk_logits(model, feature_extractor, chunks, batch_size: int, bar=None) -> np.ndarray:
-    """(num_chunks, num_labels) logits; a batch holds chunks of one length only (no padding)."""
+def chunk_logits(model, feature_extractor, chunks, batch_size: int, bar=None, engine=None) -> np.ndarray:
+    """(num_chunks, num_labels) logits; a batch holds chunks of one length only (no padding). `engine`: what runs
+    the batches (`modeling_svu.engines`), default the model itself."""
     import torch
 
     device = next(model.parameters()).device
@@ -77,15 +79,19 @@ def chunk_logits(model, feature_extractor, chunks, batch_size: int, bar=None) ->
         batch = chunks[first : first + batch_size]
         inputs = feature_extractor(batch, sampling_rate=rate, return_tensors="pt")
         mask = inputs.get("attention_mask")
-        with torch.inference_mode():
-            out = model(inputs["input_values"].to(device), attention_mask=None if mask is None else mask.to(device))
-        logits.append(out.logits.float().cpu().numpy())
+        if engine is not None:
+            logits.append(engine(inputs["input_values"], mask).float().cpu().numpy())
+        else:
+            with torch.inference_mode():
+                out = model(inputs["input_values"].to(device), attention_mask=None if mask is None else mask.to(device))
+            logits.append(out.logits.float().cpu().numpy())
         if bar is not None:
             bar.update(len(batch))
     return np.concatenate(logits)
 
 
-def classify_file(model, feature_extractor, path, chunk_seconds: float, batch_size: int, progress: bool) -> FileResult:
+def classify_file(model, feature_extractor, path, chunk_seconds: float, batch_size: int, progress: bool,
+                  engine=None) -> FileResult:
     from tqdm.auto import tqdm
 
     rate = feature_extractor.sampling_rate
@@ -98,7 +104,7 @@ def classify_file(model, feature_extractor, path, chunk_seconds: float, batch_si
         )
     chunks, bounds = file_chunks(waveform, int(round(chunk_seconds * rate)), rate)
     with tqdm(total=len(chunks), unit="chunk", desc=Path(path).name, leave=False, disable=not progress) as bar:
-        logits = chunk_logits(model, feature_extractor, chunks, batch_size, bar)
+        logits = chunk_logits(model, feature_extractor, chunks, batch_size, bar, engine)
     return FileResult(str(path), len(waveform) / rate, bounds, logits)
 
 
@@ -135,6 +141,7 @@ def run_classify(args) -> int:
         raise SystemExit(f"svu classify: --top-k ({args.top_k}) and --batch-size ({args.batch_size}) must be >= 1.")
     device = resolve_device(args.device, "classify")
     model = load_model(args.model, "classify", device=device, other_classifiers=True)
+    engine = load_engine_or_exit(model, args, "classify", device)
     feature_extractor = AutoFeatureExtractor.from_pretrained(args.model)
     chunk_seconds = args.chunk_seconds or getattr(model.config, "chunk_seconds", None)
     if not chunk_seconds:
@@ -145,7 +152,7 @@ def run_classify(args) -> int:
     records, failed = [], []
     for path in args.inputs:
         try:
-            result = classify_file(model, feature_extractor, path, chunk_seconds, args.batch_size, not args.quiet)
+            result = classify_file(model, feature_extractor, path, chunk_seconds, args.batch_size, not args.quiet, engine)
         except (ValueError, OSError, RuntimeError) as error:
             report_failure("classify", path, error)
             failed.append({"file": path, "error": str(error).splitlines()[0]})
@@ -169,6 +176,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output", help="also write the results to out.csv (a row per file) or out.json (+ chunks)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"chunks per forward pass (default: {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--chunk-seconds", type=float, help="chunk length (default: the model's chunk_seconds)")
+    add_engine_options(parser)
     add_device_option(parser)
     add_quiet_option(parser)
     parser.set_defaults(func=run_classify)

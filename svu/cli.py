@@ -10,6 +10,7 @@ SUBCOMMANDS = {
     "data": "dataset_scripts.cli",
     "classify": "svu.classify",
     "evaluate": "svu.evaluate",
+    "export": "svu.export",
     "transcribe": "svu.transcribe",
     "space": "svu.space",
 }

@@ -1,4 +1,4 @@
-"""What several `svu` commands share: the `--device` / `--quiet` options and loading a saved model by name."""
+"""What several `svu` commands share: the `--device` / `--quiet` / engine options and loading a saved model by name."""
 
 import sys
 
@@ -14,6 +14,33 @@ def add_device_option(parser) -> None:
 
 def add_quiet_option(parser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def add_engine_options(parser) -> None:
+    """`--engine torch|onnx`, `--int8`, `--bf16` (see `modeling_svu.engines`); for every inference command."""
+    parser.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                        help="torch (default) or onnx (ONNX Runtime; needs pip install onnxruntime onnx)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the linear layers (CPU)")
+    precision.add_argument("--bf16", action="store_true", help="bfloat16 autocast (torch engine; fast on CPUs with AVX512-BF16/AMX)")
+
+
+def load_engine_or_exit(model, args, command: str, device: str):
+    """The engine of the --engine/--int8/--bf16 options (`modeling_svu.engines.load_engine`), or None for the
+    default (the model itself, fp32, on `device`); SystemExit with one line when it cannot run here."""
+    if args.engine == "torch" and not args.int8 and not args.bf16:
+        return None
+    chosen = f"--engine {args.engine}" + (" --int8" if args.int8 else " --bf16" if args.bf16 else "")
+    if (device != "cpu" and (args.engine == "onnx" or args.int8)) or (device == "mps" and args.bf16):
+        raise SystemExit(f"svu {command}: {chosen} runs on the CPU here, not on --device {device}; use --device cpu.")
+    if getattr(model.config, "model_type", None) != "svu":
+        raise SystemExit(f"svu {command}: {chosen} runs SVU models only; {model.config.model_type!r} runs with the default engine.")
+    from modeling_svu.engines import load_engine
+
+    try:
+        return load_engine(model, args.engine, int8=args.int8, bf16=args.bf16)
+    except (ImportError, ValueError) as error:
+        raise SystemExit(f"svu {command}: error: {error}") from None
 
 
 def resolve_device(name, command: str) -> str:

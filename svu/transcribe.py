@@ -16,6 +16,8 @@ pipelines use (FFmpeg via torchcodec block by block, channels averaged, soxr res
 stream), so memory does not grow with the file's length, except with `--piano-roll`, which keeps the audio of one
 file for its spectrogram. A truncated file is transcribed, with a one-line warning. A file that cannot be
 transcribed is reported on one line; the other files are still processed and the exit status is 1.
+`--engine torch|onnx`, `--int8`, `--bf16` choose what runs the windows (`modeling_svu.engines`; default: the
+model itself in fp32).
 """
 
 import csv
@@ -29,7 +31,9 @@ import numpy as np
 
 from modeling_svu.audio_io import TruncatedAudioWarning, open_audio
 
-from .common import add_device_option, add_quiet_option, load_model, report_failure, resolve_device
+from .common import (
+    add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, report_failure, resolve_device,
+)
 
 FORMATS = ("mid", "csv", "json")
 EXTRA_OUTPUTS = {"piano_roll": "piano_roll.png", "sonify": "sonified.wav", "save_posteriors": "posteriors.npz"}
@@ -161,11 +165,13 @@ def report_warnings(caught) -> None:
 def run_transcribe(args) -> int:
     device = resolve_device(args.device, "transcribe")
     model = load_model(args.model, "transcribe", device=device)
+    engine = load_engine_or_exit(model, args, "transcribe", device)
     decoding = decoding_thresholds(model, args.onset_threshold, args.silence_threshold)
     formats = list(dict.fromkeys(args.format or ["mid"]))
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    options = {"chunk_seconds": args.chunk_seconds, "overlap_seconds": args.overlap_seconds, "batch_size": args.batch_size}
+    options = {"chunk_seconds": args.chunk_seconds, "overlap_seconds": args.overlap_seconds, "batch_size": args.batch_size,
+               "engine": engine}
     options = {key: value for key, value in options.items() if value is not None}
     written, failures = {}, 0
     for audio_path in args.inputs:
@@ -210,6 +216,8 @@ def add_parser(subparsers) -> None:
     # Defaults live in modeling_svu.long_audio (not imported here: `svu --help` stays fast).
     parser.add_argument("--overlap-seconds", type=float, help="overlap of consecutive windows (default: 1.0)")
     parser.add_argument("--batch-size", type=int, help="windows per forward pass (default: 8)")
+    add_engine_options(parser)
     add_device_option(parser)
     add_quiet_option(parser)
     parser.set_defaults(func=run_transcribe)
+

@@ -171,3 +171,34 @@ def test_classify_reads_a_native_sequence_classification_export_the_same(model_d
     svu_result, native_result = (json.loads((tmp_path / f"{n}.json").read_text())["files"][0] for n in ("svu", "native"))
     assert [e["label"] for e in native_result["top_k"]] == [e["label"] for e in svu_result["top_k"]]
     np.testing.assert_allclose(native_result["mean_logits"], svu_result["mean_logits"], atol=1e-4)
+
+
+def test_classify_engines_give_the_default_labels(model_dir, tmp_path, monkeypatch):
+    """`--engine onnx` (ONNX Runtime) and `--int8` (torch) label like the default fp32 model; an engine on a
+    model that is not an SVU model is one line."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the ONNX export cache
+    _, folder = model_dir
+    sf.write(tmp_path / "take.wav", np.concatenate([sung_tone(220.0, 4.0), square_wave(150.0, 5.0)]), SR)
+    results = {}
+    for name, options in (("fp32", []), ("onnx", ["--engine", "onnx"]), ("int8", ["--int8"])):
+        out = tmp_path / f"{name}.json"
+        assert svu_main(["classify", str(tmp_path / "take.wav"), "--model", str(folder), "-o", str(out), "-q", *options]) == 0
+        results[name] = json.loads(out.read_text())["files"][0]
+    assert list((tmp_path / "cache" / "svu" / "onnx").glob("*/model.onnx"))  # ONNX Runtime did run
+    reference = results["fp32"]
+    assert len({c["top_k"][0]["label"] for c in reference["chunks"]}) > 1  # the chunks differ: a real comparison
+    for name in ("onnx", "int8"):
+        assert [c["top_k"][0]["label"] for c in results[name]["chunks"]] == [c["top_k"][0]["label"] for c in reference["chunks"]]
+        tolerance = 1e-3 if name == "onnx" else 0.5  # int8: quantised weights, close logits
+        np.testing.assert_allclose(results[name]["mean_logits"], reference["mean_logits"], atol=tolerance)
+    from types import SimpleNamespace
+
+    from svu.common import load_engine_or_exit
+
+    onnx = SimpleNamespace(engine="onnx", int8=False, bf16=False)
+    with pytest.raises(SystemExit, match="--engine onnx runs on the CPU here, not on --device cuda; use --device cpu"):
+        load_engine_or_exit(None, onnx, "classify", "cuda")
+    native = SimpleNamespace(config=SimpleNamespace(model_type="wav2vec2"))
+    with pytest.raises(SystemExit, match="--engine onnx runs SVU models only; 'wav2vec2' runs with the default engine"):
+        load_engine_or_exit(native, onnx, "classify", "cpu")

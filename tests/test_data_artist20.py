@@ -20,7 +20,11 @@ OFFICIAL = {"trn": ALBUMS[:3], "val": ALBUMS[3:4], "tst": ALBUMS[4:]}  # 3/1/2
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("artist20")
+    return make_tree(tmp_path_factory.mktemp("artist20"))
+
+
+def make_tree(root):
+    """A fake Artist20 corpus under `root`: 2 artists x 6 albums, the official lists, and broken/odd files."""
     lists = {short: [] for short in OFFICIAL}
     for artist, f0 in ARTISTS.items():
         for album in ALBUMS:

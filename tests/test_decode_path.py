@@ -36,7 +36,8 @@ def files(tmp_path_factory):
 
 
 def recording(monkeypatch, module, name="transcribe_blocks"):
-    """Patch ``module.<name>(model, blocks, ...)`` to record the sample blocks it is given (then run it on them)."""
+    """Patch ``module.<name>`` (``transcribe_blocks`` or ``stitched_posteriors``: ``(model, blocks, **kwargs)``)
+    to record the sample blocks it is given (then run on them)."""
     seen = []
     real = getattr(module, name)
 
@@ -93,7 +94,7 @@ def test_same_samples_through_every_entry_point(files, transcriber, monkeypatch,
     plain = pipeline("audio-classification", model=classify.model, feature_extractor=classify.feature_extractor)
     assert type(plain).__name__ == "AudioClassificationPipeline"
 
-    # svu transcribe imports stitched_posteriors from long_audio when it runs
+    # svu transcribe imports stitched_posteriors from long_audio when it runs (the pipeline reaches it too)
     cli_seen = recording(monkeypatch, long_audio, "stitched_posteriors")
     pipe_seen = recording(monkeypatch, pipeline_svu)
     for suffix, path in files.items():
@@ -102,6 +103,7 @@ def test_same_samples_through_every_entry_point(files, transcriber, monkeypatch,
 
         assert svu_main(["transcribe", str(path), "--model", str(folder), "-o", str(tmp_path / suffix), "-q"]) == 0
         np.testing.assert_array_equal(cli_seen.pop(), reference, err_msg=f"svu transcribe, {suffix}")
+        cli_seen.clear()
 
         notes = singing(str(path))["notes"]
         np.testing.assert_array_equal(pipe_seen.pop(), reference, err_msg=f"singing-transcription, {suffix}")

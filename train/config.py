@@ -102,7 +102,15 @@ class TrainConfig:
     checkpoint_every_steps: int = field(default=0, metadata={"help": "Also checkpoint every N optimizer steps (0 = only per epoch)."})
     keep_checkpoints: int = field(default=3, metadata={"help": "Complete checkpoints kept (oldest removed)."})
     mixed_precision: Literal["no", "fp16", "bf16"] = field(default="no", metadata={"help": "Accelerate mixed precision."})
-    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+    num_workers: int | str = field(
+        default="auto",
+        metadata={"help": "DataLoader worker processes per training process; auto = a share of the cores "
+                  "(0 for tiny-backbone demos and small datasets, where starting workers costs more)."},
+    )
+    max_layers: Optional[int] = field(
+        default=None,
+        metadata={"help": "Train on the backbone's first K transformer layers only (pruned from the start); None = all."},
+    )
     log_every_steps: int = field(default=10, metadata={"help": "Tracker loss logging interval in steps."})
     export: Literal["native", "remote_code"] = field(
         default="native",
@@ -141,6 +149,10 @@ class TrainConfig:
                 f"epochs={self.epochs}, batch_size={self.batch_size} and gradient_accumulation_steps="
                 f"{self.gradient_accumulation_steps} must be >= 1."
             )
+        if self.num_workers != "auto" and not (isinstance(self.num_workers, int) and self.num_workers >= 0):
+            raise ValueError(f"num_workers={self.num_workers!r} must be an integer >= 0 or auto.")
+        if self.max_layers is not None and (not isinstance(self.max_layers, int) or self.max_layers < 1):
+            raise ValueError(f"max_layers={self.max_layers!r} must be an integer >= 1 (or null for all layers).")
         if self.eval_batch_size is None:
             self.eval_batch_size = self.batch_size
 

@@ -1,5 +1,6 @@
 """Prepared data -> checked splits -> DataLoaders whose shuffle order depends only on (seed, epoch)."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,23 @@ def pooled_collate(items):
         "labels": torch.tensor([i["label"] for i in items]),
         "row_index": torch.tensor([i["row_index"] for i in items]),
     }
+
+
+# `num_workers: auto`: below this many training rows (or with a tiny backbone) the loader stays in-process.
+AUTO_WORKERS_MIN_ROWS = 2000
+AUTO_WORKERS_MAX = 8
+
+
+def resolve_num_workers(num_workers, backbone: str, num_rows: int, num_processes: int = 1) -> int:
+    """`num_workers` itself, or for `"auto"`: 0 on tiny demo runs (tiny backbone or < AUTO_WORKERS_MIN_ROWS
+    rows, where spawning workers costs more than decoding), else this process's share of the cores minus one
+    for the training loop itself, between 1 and AUTO_WORKERS_MAX."""
+    if num_workers != "auto":
+        return num_workers
+    if backbone.startswith("tiny-") or num_rows < AUTO_WORKERS_MIN_ROWS:
+        return 0
+    cores = len(os.sched_getaffinity(0)) // max(num_processes, 1)
+    return max(1, min(AUTO_WORKERS_MAX, cores - 1))
 
 
 def make_dataloader(rows, columns, collate_fn, batch_size, seed=None, num_workers=0):

@@ -54,13 +54,14 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from modeling_svu import TASK_MODELS
+from modeling_svu.pruning import prune_layers
 
 from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
 from train.checkpointing import non_finite_loss_message
 from train.config import TrainConfig, load_config
 from train.data import (
     AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
-    prepared_dir,
+    prepared_dir, resolve_num_workers,
 )
 from train.evaluation import evaluate_split, evaluate_test, quiet, scoring_of
 from train.native_export import is_native_export, svu_from_native
@@ -104,11 +105,16 @@ def build_model(cfg: TrainConfig, meta: dict):
                 f"Model {cfg.backbone} ({model.config.task}, labels {labels}) does not match the dataset "
                 f"({cfg.task}, labels {meta['label_names']})."
             )
+        if cfg.max_layers is not None:
+            prune_layers(model, cfg.max_layers)
         return model
     try:
-        return model_cls.from_backbone(cfg.backbone, id2label=id2label, **overrides)
+        model = model_cls.from_backbone(cfg.backbone, id2label=id2label, **overrides)
     except OSError as err:
         raise ValueError(f"Backbone {cfg.backbone!r} could not be loaded ({str(err).splitlines()[0]}).") from None
+    if cfg.max_layers is not None:
+        prune_layers(model, cfg.max_layers)
+    return model
 
 
 def get_dataloaders(cfg, data, model, accelerator):
@@ -116,10 +122,11 @@ def get_dataloaders(cfg, data, model, accelerator):
     (classification + cache_stage1). The test split is scored by `train.evaluation.evaluate_test`."""
     collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task, svu_model(model).config)  # resamples
     columns = columns_for(cfg.task, data["train"].column_names)
-    loaders = {"train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)}
+    workers = resolve_num_workers(cfg.num_workers, cfg.backbone, len(data["train"]), accelerator.num_processes)
+    loaders = {"train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=workers)}
     validated = ("train", "validation") if cfg.validation != "none" else ("train",)
     if cfg.validation != "none":
-        loaders["validation"] = make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=cfg.num_workers)
+        loaders["validation"] = make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=workers)
     # ---- stage-1 feature cache: the same rows, shuffled by the same (seed, epoch) sampler ----
     if cfg.cache_stage1 and cfg.task_spec.pooled and cfg.stage1_epochs > 0:
         from train.feature_cache import build_pooled_cache

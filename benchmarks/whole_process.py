@@ -1,0 +1,143 @@
+"""`svu transcribe` as a singer runs it, whole process, beside basic-pitch 0.4 on ONNX Runtime (issue 16).
+
+Over 10 minutes of sung-like melodies (20 files x 30 s, written as 44.1 kHz wav, decoded and resampled by the
+command itself), each variant is one `python -m svu transcribe ... -q` process, timed from start to exit
+(Python start-up, imports, model load, decoding, inference, MIDI writing): base-size model (random weights) in
+fp32, torch bf16, torch int8, ONNX fp32, ONNX int8, pruned to 6 layers (`svu export --max-layers 6`), and pruned +
+ONNX int8. The ONNX exports are made once before the timed runs (their one-off cost is its own row).
+basic-pitch runs in its own venv (see `basic_pitch_peer.py`) as one process over the same files, timed the same
+way. RTF = wall seconds / audio seconds; ratio = RTF / basic-pitch's RTF (goal for pruned + ONNX int8: <= 1.0).
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from modeling_svu import SVUForNoteTranscription
+
+from . import basic_pitch_peer
+from .common import NUM_THREADS, SR, Row, backbone_config, check
+from .transcription_rtf import melody
+
+NAME = "whole_process"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FILE_RATE = 44100
+VARIANTS = {
+    "fp32": ("full", []),
+    "torch bf16": ("full", ["--bf16"]),
+    "torch int8": ("full", ["--int8"]),
+    "onnx fp32": ("full", ["--engine", "onnx"]),
+    "onnx int8": ("full", ["--engine", "onnx", "--int8"]),
+    "pruned 6 layers, fp32": ("pruned", []),
+    "pruned 6 layers + onnx int8": ("pruned", ["--engine", "onnx", "--int8"]),
+}
+
+SMOKE_VARIANTS = ("fp32", "pruned 6 layers + onnx int8")
+
+# basic-pitch as a user runs it from Python: import, load the ONNX model, predict and save MIDI per file.
+_PEER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from basic_pitch import ICASSP_2022_MODEL_PATH
+    from basic_pitch.inference import Model, predict
+    path = str(ICASSP_2022_MODEL_PATH)
+    model = Model(path if path.endswith(".onnx") else path + ".onnx")
+    out = Path(sys.argv[1])
+    for wav in sys.argv[2:]:
+        _, midi, _ = predict(wav, model)
+        midi.write(str(out / (Path(wav).stem + ".mid")))
+    """
+)
+
+
+def env() -> dict:
+    threads = str(NUM_THREADS)
+    return dict(os.environ, PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1", OMP_NUM_THREADS=threads,
+                MKL_NUM_THREADS=threads, ORT_NUM_THREADS=threads)
+
+
+def timed_process(command, cwd=REPO_ROOT, extra_env=None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(command, cwd=cwd, env={**env(), **(extra_env or {})}, capture_output=True, text=True,
+                          timeout=3600)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode
+        raise RuntimeError(f"{' '.join(map(str, command[:4]))}...: {tail}")
+    return seconds
+
+
+def write_songs(folder: Path, count: int, seconds: float) -> list:
+    paths = []
+    for i in range(count):
+        audio, _ = melody(seconds, seed=100 + i)
+        path = folder / f"song{i:02d}.wav"
+        sf.write(path, soxr.resample(audio, SR, FILE_RATE).astype(np.float32), FILE_RATE, subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
+def run(smoke: bool) -> list:
+    count, seconds = (2, 6.0) if smoke else (20, 30.0)
+    keep = 2 if smoke else 6
+    audio_seconds = count * seconds
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        songs = write_songs(tmp, count, seconds)
+        torch.manual_seed(0)
+        SVUForNoteTranscription.from_backbone(backbone_config(smoke)).save_pretrained(tmp / "full")
+        svu = [sys.executable, "-m", "svu"]
+        timed_process(svu + ["export", str(tmp / "full"), str(tmp / "pruned"), "--max-layers", str(keep)])
+        cache = {"XDG_CACHE_HOME": str(tmp / "cache")}
+        variants = {k: v for k, v in VARIANTS.items() if not smoke or k in SMOKE_VARIANTS}
+        for model in ("pruned",) if smoke else ("full", "pruned"):  # one-off ONNX exports, outside the timed runs
+            first = timed_process(svu + ["transcribe", str(songs[0]), "--model", str(tmp / model), "-o",
+                                         str(tmp / "warm"), "-q", "--engine", "onnx", "--int8"], extra_env=cache)
+            if model == "full":
+                rows.append(Row(NAME, "one-off ONNX export + int8 quantisation (first --engine onnx --int8 run)",
+                                first, unit="s", note=f"{'tiny' if smoke else 'base'}; cached afterwards"))
+        rtf = {}
+        for name, (model, flags) in variants.items():
+            name = name.replace("pruned 6 layers", f"pruned {keep} layers")
+            command = svu + ["transcribe", *map(str, songs), "--model", str(tmp / model), "-o", str(tmp / name), "-q"]
+            rtf[name] = timed_process(command + flags, extra_env=cache) / audio_seconds
+
+        peer = None
+        if smoke:
+            peer = "smoke mode (tiny model, seconds of audio)"
+        elif not basic_pitch_peer.is_installed():
+            peer = basic_pitch_peer.install() or None
+        if peer is None and basic_pitch_peer.is_installed():
+            (tmp / "peer").mkdir()
+            try:
+                peer = timed_process([str(basic_pitch_peer.venv_python()), "-c", _PEER, str(tmp / "peer"),
+                                      *map(str, songs)], cwd=tmp) / audio_seconds
+            except RuntimeError as err:
+                peer = str(err)
+        elif peer is None:
+            peer = "basic-pitch not installed (the full run installs it into its own venv)"
+
+    size = "tiny" if smoke else "base"
+    what = f"{size}, random weights, {count} x {seconds:g} s wav at 44.1 kHz, whole process"
+    if isinstance(peer, float):
+        rows.append(Row(NAME, "RTF basic-pitch 0.4.0 (onnxruntime, own venv)", peer, unit="", note=what))
+    else:
+        rows.append(Row(NAME, "basic-pitch peer", float("nan"), unit="", note=f"skipped: {peer}"))
+    for name, value in rtf.items():
+        rows.append(Row(NAME, f"RTF svu transcribe, {name}", value, unit="", note=f"{rtf['fp32'] / value:.2f}x faster than fp32; {what}"))
+        if isinstance(peer, float):
+            goal = "<= 1.0" if name == f"pruned {keep} layers + onnx int8" else ""
+            rows.append(Row(NAME, f"RTF ratio {name} / basic-pitch", value / peer, goal=goal,
+                            met=check(value / peer, goal, smoke)))
+    return rows

@@ -1,0 +1,116 @@
+"""`svu export MODEL OUT (--max-layers K | --prune auto[=THRESHOLD])`: a smaller copy of an SVU model repo.
+
+`--max-layers K` keeps the first K transformer layers of the backbone; `--prune auto` keeps the layers up to
+the highest hidden state whose softmax layer weight is >= THRESHOLD (default 0.01). Either way the kept layer
+weights keep their values, the dropped softmax mass is printed, and OUT is a normal SVU repo (weights, config,
+code, feature extractor; the other files of a local MODEL folder are copied) that loads anywhere as before.
+Its config.json holds a `pruning` record and its README.md (the model card) gets a line saying what was pruned.
+"""
+
+import shutil
+import sys
+from pathlib import Path
+
+# Files `save_pretrained` writes itself; everything else in a local model folder (card, samples, metrics) is copied.
+SAVED_BY_MODEL = {"config.json", "model.safetensors", "preprocessor_config.json", "generation_config.json"}
+
+
+def parse_prune(text: str):
+    """`auto` -> default threshold, `auto=0.05` -> 0.05; ValueError otherwise."""
+    from modeling_svu.pruning import DEFAULT_PRUNE_THRESHOLD
+
+    name, _, value = text.partition("=")
+    if name != "auto":
+        raise ValueError(f"--prune {text!r}: expected auto or auto=THRESHOLD (e.g. auto=0.01).")
+    try:
+        return float(value) if value else DEFAULT_PRUNE_THRESHOLD
+    except ValueError:
+        raise ValueError(f"--prune {text!r}: THRESHOLD must be a number, e.g. auto=0.01.") from None
+
+
+def _load(name: str, what):
+    try:
+        return what()
+    except (OSError, ValueError, RuntimeError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot load SVU model {name!r}: {message}") from None
+
+
+def load_svu_config(name: str):
+    from modeling_svu import SVUConfig
+
+    return _load(name, lambda: SVUConfig.from_pretrained(name))
+
+
+def load_svu_model(name: str, config=None):
+    """The task model saved at `name` (local folder or Hub id), in eval mode; ValueError naming the problem."""
+    from modeling_svu import TASK_MODELS
+
+    config = config or load_svu_config(name)
+    return _load(name, lambda: TASK_MODELS[config.task].from_pretrained(name, config=config).eval())
+
+
+def copy_repo_extras(source: Path, out_dir: Path) -> None:
+    for path in source.iterdir():
+        if path.name in SAVED_BY_MODEL or path.suffix == ".py" or path.name.startswith("."):
+            continue
+        target = out_dir / path.name
+        if path.is_dir():
+            shutil.copytree(path, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(path, target)
+
+
+def note_pruning_in_card(out_dir: Path, report) -> None:
+    card = out_dir / "README.md"
+    text = card.read_text() if card.is_file() else ""
+    card.write_text(text.rstrip("\n") + f"\n\n**Pruned:** {report.describe()} (`svu export`).\n")
+
+
+def export(model_name: str, out_dir, max_layers=None, prune_threshold=None):
+    """Prune `model_name` and save it to `out_dir`; returns the `PruningReport`."""
+    import torch
+
+    from modeling_svu.pruning import layers_to_keep, prune_layers
+
+    out_dir = Path(out_dir)
+    if out_dir.resolve() == Path(model_name).resolve():
+        raise ValueError(f"output folder {out_dir} is the model folder itself; choose another one.")
+    config = load_svu_config(model_name)
+    total = config.backbone_config.num_hidden_layers
+    if max_layers is not None and not 1 <= max_layers <= total:  # before the weights load
+        raise ValueError(f"max_layers={max_layers} must be between 1 and the backbone's {total} layers.")
+    if prune_threshold is not None:
+        layers_to_keep(torch.ones(1), prune_threshold)  # checks the threshold before the weights load
+    model = load_svu_model(model_name, config)
+    if prune_threshold is not None:
+        max_layers = layers_to_keep(model.layer_weights(), prune_threshold)
+    report = prune_layers(model, max_layers, threshold=prune_threshold)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if Path(model_name).is_dir():
+        copy_repo_extras(Path(model_name), out_dir)
+    model.save_pretrained(out_dir)
+    note_pruning_in_card(out_dir, report)
+    return report
+
+
+def run_export(args) -> int:
+    try:
+        threshold = parse_prune(args.prune) if args.prune else None
+        report = export(args.model, args.output_dir, max_layers=args.max_layers, prune_threshold=threshold)
+    except ValueError as error:
+        print(f"svu export: error: {error}", file=sys.stderr)
+        return 2
+    print(f"{report.describe()} -> {args.output_dir}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("export", help="write a pruned copy of an SVU model repo")
+    parser.add_argument("model", help="SVU model: local folder or Hub repo id")
+    parser.add_argument("output_dir", help="folder to write the pruned repo to")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--max-layers", type=int, metavar="K", help="keep the first K backbone layers")
+    how.add_argument("--prune", metavar="auto[=THRESHOLD]",
+                     help="keep the layers up to the highest one whose layer weight is >= THRESHOLD (default 0.01)")
+    parser.set_defaults(func=run_export)
