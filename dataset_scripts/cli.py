@@ -4,7 +4,10 @@ import argparse
 import json
 import sys
 
+from modeling_svu.tasks import get_task
+
 from .prepare import CORPORA, load_prepared, prepare
+from .synthetic import SYNTHETIC_TASKS
 
 
 def parse_option(text: str):
@@ -34,8 +37,9 @@ def summary_table(meta: dict) -> str:
     lines.extend(report.get("messages", []))
     splits = list(report["chunks"])
     classes = sorted({name for counts in report["chunks"].values() for name in counts})
-    if meta["task"] == "transcription":
-        rows = [("songs", *(len(report["chunks"][s]) for s in splits))]
+    task = get_task(meta["task"])
+    if not task.classes:  # chunks are counted per leakage group (e.g. song)
+        rows = [(f"{task.leakage}s", *(len(report["chunks"][s]) for s in splits))]
         rows.append(("chunks", *(sum(report["chunks"][s].values()) for s in splits)))
     else:
         rows = [(name, *(report["chunks"][s].get(name, 0) for s in splits)) for name in meta["label_names"] or classes]
@@ -96,7 +100,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--data-dir", help="root of the downloaded corpus (not needed for synthetic)")
     parser.add_argument("--output", required=True, help="folder to write (DatasetDict.save_to_disk + svu_meta.json)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--task", help="synthetic: technique | singer_id | transcription")
+    parser.add_argument("--task", help=f"synthetic: {' | '.join(SYNTHETIC_TASKS)}")
     parser.add_argument("--split", help="artist20: paper (4/1/1, default) | official (3/1/2)")
     parser.add_argument("--separation", metavar="none|stems:DIR|htdemucs",
                         help="artist20, mir_st500 (source=mixture): vocal separation; stems:DIR reads vocals separated "

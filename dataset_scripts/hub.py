@@ -19,14 +19,11 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from model_cards.card import separation_used
 from model_cards.citations import CORPORA, PAPER
+from modeling_svu.tasks import get_task
 
 from .prepare import META_FILE, load_prepared
 
 CARD_FILE = "README.md"
-TASK_CATEGORIES = {"technique": "audio-classification", "singer_id": "audio-classification",
-                   "transcription": "audio-classification"}
-TASK_TITLES = {"technique": "singing technique classification", "singer_id": "singer identification",
-               "transcription": "singing note transcription (frame-wise onset / silence / octave / pitch class)"}
 PREPROCESSING = {
     "vocalset": "resampled 44.1 -> 16 kHz mono, leading/trailing silence trimmed, cut into {chunk:g} s chunks",
     "artist20": "decoded to 16 kHz mono, cut into {chunk:g} s chunks, a chunk kept when its mean frame RMS > 0.01",
@@ -45,12 +42,13 @@ def size_category(num_rows: int) -> str:
 def dataset_card(meta: dict, split_sizes: dict) -> DatasetCard:
     """The card of a prepared dataset, from its `svu_meta.json` and the number of rows per split."""
     corpus, task, chunk = meta["corpus"], meta["task"], meta["chunk_seconds"]
+    spec = get_task(task)
     info = CORPORA[corpus]
     data = DatasetCardData(
         license=info.licence,
         pretty_name=f"{info.title} ({task}), prepared with SVU",
-        task_categories=[TASK_CATEGORIES[task]],
-        tags=["svu", "singing-voice", "music", task.replace("_", "-"), corpus.replace("_", "-")],
+        task_categories=[spec.dataset_category],
+        tags=["svu", "singing-voice", "music", *spec.card_tags, corpus.replace("_", "-")],
         size_categories=[size_category(sum(split_sizes.values()))],
         configs=[{"config_name": "default",
                   "data_files": [{"split": split, "path": f"data/{split}-*"} for split in split_sizes]}],
@@ -63,7 +61,7 @@ def dataset_card(meta: dict, split_sizes: dict) -> DatasetCard:
     skipped = report.get("files_skipped", 0)
     citations = "\n\n".join(f"```bibtex\n{entry}\n```" for entry in (info.bibtex, PAPER) if entry)
     body = f"""
-# {info.title} for {TASK_TITLES[task]} (SVU)
+# {info.title} for {spec.title.lower()}{"" if spec.classes else f" ({spec.outputs})"} (SVU)
 
 Source: {info.source}. Licence: `{info.licence}`. {info.licence_note}
 

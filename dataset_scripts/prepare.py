@@ -17,8 +17,8 @@ checks that scheme against the model (`train.data.check_label_scheme`).
 
 Re-running with the same corpus, data files (relative path, size, mtime), seed and options finds
 the same fingerprint and loads the saved folder instead of rebuilding (``force=True`` rebuilds).
-Before saving, a leakage check fails the preparation if one singer (technique), recording/album
-(singer ID) or song (transcription) lands in two splits. Missing, empty, unreadable files and bad annotation
+Before saving, a leakage check fails the preparation if one group of the task's `leakage` key (e.g. a singer,
+an album, a song; `modeling_svu.tasks`) lands in two splits. Missing, empty, unreadable files and bad annotation
 rows are skipped and reported; only when nothing usable remains does `prepare` fail (ValueError, one line
 with the skip counts; the CLI exits 2) and nothing is saved.
 """
@@ -34,6 +34,7 @@ from pathlib import Path
 import datasets
 
 from modeling_svu.audio_io import DECODE_PATH
+from modeling_svu.tasks import get_task
 
 from .common import LABEL_SCHEME_FROM_NOTES, SPLITS, check_no_leakage, class_weights, write_json
 from .parallel import resolve_num_proc
@@ -106,21 +107,19 @@ def fingerprint(corpus: str, data_dir, seed: int, options: dict) -> str:
 
 def leakage_groups(dataset: datasets.DatasetDict, task: str) -> tuple:
     """(what, {split: set of groups}) that must not be shared between splits for ``task``."""
-    if task == "transcription":
-        return "song", {split: set(dataset[split]["song_id"]) for split in dataset}
-    if task == "technique":
-        return "singer", {split: set(dataset[split]["singer"]) for split in dataset}
-    # singer ID: every singer is in every split, but a recording (album) is in one split only
-    album = lambda clip_id: clip_id.rsplit("/", 1)[0] if clip_id.count("/") >= 2 else clip_id
-    return "recording/album", {split: {album(c) for c in dataset[split]["clip_id"]} for split in dataset}
+    spec = get_task(task)
+    return spec.leakage, {
+        split: {spec.leakage_group(value) for value in dataset[split][spec.leakage_column]} for split in dataset
+    }
 
 
 def summarize(dataset: datasets.DatasetDict, task: str, label_names, chunk_seconds: float) -> dict:
+    """Chunks per split and class (tasks with classes) or per leakage group (e.g. song), hours per split."""
+    spec = get_task(task)
     summary = {"chunks": {}, "hours": {}}
     for split in dataset:
-        column = "label" if task != "transcription" else "song_id"
-        counts = Counter(dataset[split][column])
-        if task != "transcription":
+        counts = Counter(dataset[split][spec.target_columns[0] if spec.classes else spec.leakage_column])
+        if spec.classes:
             counts = {label_names[label]: counts.get(label, 0) for label in range(len(label_names))}
         summary["chunks"][split] = dict(sorted(counts.items()))
         summary["hours"][split] = round(len(dataset[split]) * chunk_seconds / 3600.0, 4)
@@ -197,16 +196,17 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
             "corpus": corpus,
             "task": task,
             "label_names": label_names,
-            "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if task != "transcription" else None,
+            "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if get_task(task).classes else None,
             "chunk_seconds": builder.chunk_seconds,
-            "label_scheme": LABEL_SCHEME_FROM_NOTES if task == "transcription" else None,
+            # frame targets are computed from the stored notes for each model
+            "label_scheme": LABEL_SCHEME_FROM_NOTES if "notes_unclipped" in dataset["train"].column_names else None,
             "fingerprint": key,
             "report": report,
             "options": {"seed": seed, **{k: _describe(v) for k, v in options.items()}},
             "validation": options.get("validation", "ours"),
             "separation": f"hook:{_describe(separate)}" if separate is not None else str(builder.separation),
         }
-        if task == "transcription":
+        if builder.songs:  # whole recordings with their complete annotation (whole-song test scoring)
             meta["songs"] = {song: builder.songs[song] for song in sorted(builder.songs)}
         staged = Path(scratch) / "dataset"
         # an empty split still needs one (empty) shard, or load_from_disk fails on it

@@ -36,6 +36,7 @@ transcription 3.3 min); the size options shrink it for tests (~20-60 s).
 """
 
 from dataclasses import dataclass
+from typing import Callable
 
 import datasets
 import numpy as np
@@ -44,6 +45,8 @@ import numpy as np
 # holds only the attributes already loaded (its streaming patch), or `np.fft` is missing while generating.
 import numpy.fft  # noqa: F401
 import numpy.random  # noqa: F401
+
+from modeling_svu.tasks import get_task
 
 from .audio import SAMPLING_RATE
 from .parallel import ordered_map
@@ -54,9 +57,7 @@ from .common import (
     transcription_features,
 )
 
-TASKS = ("technique", "singer_id", "transcription")
 TECHNIQUES = ("straight", "vibrato", "trill", "breathy", "vocal_fry", "spoken")
-CHUNK_SECONDS = {"technique": 3.0, "singer_id": 5.0, "transcription": 5.0}
 # (F1, F2, F3) in Hz of an average adult voice
 VOWELS = {
     "a": (800.0, 1200.0, 2500.0),
@@ -253,10 +254,10 @@ class SyntheticConfig(datasets.BuilderConfig):
 
     task: str = "technique"
     seed: int = 0
-    num_singers: int | None = None  # technique: 8, singer_id: 6, transcription: 4
+    num_singers: int | None = None  # default: the task's `SyntheticTask.num_singers`
     clips_per_class: int = 1  # technique
     recordings_per_singer: int = 4  # singer_id
-    clip_seconds: float | None = None  # technique: 6.0, singer_id: 10.0
+    clip_seconds: float | None = None  # default: the task's `SyntheticTask.clip_seconds`
     num_songs: int = 10  # transcription
     song_seconds: float = 20.0  # transcription
     techniques: tuple = TECHNIQUES
@@ -264,20 +265,21 @@ class SyntheticConfig(datasets.BuilderConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.task not in TASKS:
-            raise ValueError(f"synthetic task {self.task!r} unknown; expected one of {TASKS}")
+        get_task(self.task)  # an unknown task: one line listing the known ones
+        if self.task not in SYNTHETIC_TASKS:
+            raise ValueError(f"the synthetic corpus has no {self.task!r} task; it makes {tuple(SYNTHETIC_TASKS)}")
         unknown = set(self.techniques) - set(TECHNIQUES)
         if unknown:
             raise ValueError(f"unknown synthetic techniques {sorted(unknown)}; expected among {TECHNIQUES}")
         self.techniques = tuple(self.techniques)
+        sizes = SYNTHETIC_TASKS[self.task]
         if self.num_singers is None:
-            self.num_singers = {"technique": 8, "singer_id": 6, "transcription": 4}[self.task]
+            self.num_singers = sizes.num_singers
         if self.clip_seconds is None:
-            self.clip_seconds = {"technique": 6.0, "singer_id": 10.0, "transcription": 0.0}[self.task]
-        minimum = {"technique": ("num_singers", 3), "singer_id": ("recordings_per_singer", 3),
-                   "transcription": ("num_songs", 3)}[self.task]
-        if getattr(self, minimum[0]) < minimum[1]:
-            raise ValueError(f"synthetic {self.task} needs {minimum[0]} >= {minimum[1]}, got {getattr(self, minimum[0])}")
+            self.clip_seconds = sizes.clip_seconds
+        option, smallest = sizes.minimum
+        if getattr(self, option) < smallest:
+            raise ValueError(f"synthetic {self.task} needs {option} >= {smallest}, got {getattr(self, option)}")
 
 
 class Synthetic(CorpusBuilder):
@@ -291,30 +293,21 @@ class Synthetic(CorpusBuilder):
 
     @property
     def chunk_seconds(self) -> float:
-        return CHUNK_SECONDS[self.config.task]
+        return SYNTHETIC_TASKS[self.task].chunk_seconds
 
     @property
     def label_names(self) -> list:
-        if self.task == "technique":
-            return list(self.config.techniques)
-        if self.task == "singer_id":
-            return [singer.name for singer in make_singers(self.config.num_singers, self.config.seed)]
-        return []
+        return SYNTHETIC_TASKS[self.task].label_names(self.config)
 
     def _info(self):
-        if self.task == "transcription":
-            features = transcription_features()
-        else:
-            features = classification_features(self.label_names)
+        features = SYNTHETIC_TASKS[self.task].features(self)
         return datasets.DatasetInfo(description="SVU synthetic singing corpus", features=features)
 
     def _split_generators(self, dl_manager):
         return [datasets.SplitGenerator(name=split, gen_kwargs={"split": split}) for split in ("train", "validation", "test")]
 
     def _generate_examples(self, split):
-        generate = {"technique": self._technique, "singer_id": self._singer_id, "transcription": self._transcription}
-        for key, example in generate[self.task](split):
-            yield key, example
+        yield from SYNTHETIC_TASKS[self.task].generate(self, split)
 
     def _technique(self, split):
         config = self.config
@@ -385,3 +378,39 @@ def _song(job):
     rng = np.random.default_rng(seed)
     notes = random_melody(rng, seconds, singer.median_midi)
     return notes, melody_clip(singer, notes, seconds, rng)
+
+
+@dataclass(frozen=True)
+class SyntheticTask:
+    """How the synthetic corpus makes the data of one task (`modeling_svu.tasks`)."""
+
+    chunk_seconds: float
+    num_singers: int  # default of `SyntheticConfig.num_singers`
+    clip_seconds: float  # default of `SyntheticConfig.clip_seconds`
+    minimum: tuple  # (size option, smallest value that still fills the three splits)
+    label_names: Callable[[SyntheticConfig], list]
+    features: Callable[[Synthetic], datasets.Features]
+    generate: Callable  # (builder, split) -> (key, example) pairs
+
+
+def _classification_features(builder: Synthetic) -> datasets.Features:
+    return classification_features(builder.label_names)
+
+
+SYNTHETIC_TASKS = {
+    "technique": SyntheticTask(
+        chunk_seconds=3.0, num_singers=8, clip_seconds=6.0, minimum=("num_singers", 3),
+        label_names=lambda config: list(config.techniques),
+        features=_classification_features, generate=Synthetic._technique,
+    ),
+    "singer_id": SyntheticTask(
+        chunk_seconds=5.0, num_singers=6, clip_seconds=10.0, minimum=("recordings_per_singer", 3),
+        label_names=lambda config: [singer.name for singer in make_singers(config.num_singers, config.seed)],
+        features=_classification_features, generate=Synthetic._singer_id,
+    ),
+    "transcription": SyntheticTask(
+        chunk_seconds=5.0, num_singers=4, clip_seconds=0.0, minimum=("num_songs", 3),
+        label_names=lambda config: [],
+        features=lambda builder: transcription_features(), generate=Synthetic._transcription,
+    ),
+}

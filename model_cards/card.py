@@ -17,17 +17,12 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling_svu.checkpoints import published_checkpoint
+from modeling_svu.tasks import get_task
 
 from .citations import CORPORA, PAPER, backbone_bibtex
-from .paper_results import METRIC_NAMES, PAPER_DATASETS, PAPER_RESULTS
+from .paper_results import METRIC_NAMES, PAPER_RESULTS
 from .plot import plot_layer_weights
 
-TASK_TITLES = {
-    "technique": "Singing technique classification",
-    "singer_id": "Singer identification",
-    "transcription": "Singing note transcription",
-}
-PIPELINE_TAGS = {"technique": "audio-classification", "singer_id": "audio-classification", "transcription": "other"}
 # metric key -> (model-index metric type, args); transcription keys are their own (lower-cased) types.
 METRIC_TYPES = {
     "macro_f1": ("f1", {"average": "macro"}),
@@ -58,15 +53,17 @@ RECIPES = {
 
 def eval_results(task: str, metrics: dict, dataset_name: str, dataset_type: str) -> list:
     """One `EvalResult` per test metric of `task` present in `metrics["test"]`."""
+    spec = get_task(task)
     results = []
-    for key, name in METRIC_NAMES[task].items():
+    for key in spec.card_metrics:
         if key not in metrics["test"]:
             continue
+        name = METRIC_NAMES[key]
         results.append(EvalResult(
-            task_type=PIPELINE_TAGS[task], task_name=TASK_TITLES[task],
+            task_type=spec.pipeline_tag, task_name=spec.title,
             dataset_type=dataset_type, dataset_name=dataset_name, dataset_split="test",
             metric_type=metric_type(key), metric_args=METRIC_TYPES.get(key, (None, None))[1],
-            metric_name=f"{name} (chunk)" if task != "transcription" else name,
+            metric_name=f"{name} (chunk)" if spec.pooled else name,
             metric_value=metrics["test"][key],
         ))
     return results
@@ -126,9 +123,11 @@ def resolve_widget_urls(readme_path, repo_id: str) -> None:
 
 
 def results_table(task: str, family: str, metrics: dict) -> str:
-    paper = PAPER_RESULTS[task].get(family, {})
+    spec = get_task(task)
+    paper = PAPER_RESULTS[spec.paper_corpus].get(family, {})
     lines = ["| metric | this model (test) | paper, same backbone |", "|---|---|---|"]
-    for key, name in METRIC_NAMES[task].items():
+    for key in spec.card_metrics:
+        name = METRIC_NAMES[key]
         if key in metrics["test"] or key in paper:
             ours = f"{100 * metrics['test'][key]:.1f}" if key in metrics["test"] else "-"
             lines.append(f"| {name} | {ours} | {paper.get(key, '-')} |")
@@ -144,21 +143,22 @@ def model_card(
 ) -> ModelCard:
     """The card of a repo exported as `export` ("native": transformers' own class; "remote_code": SVU's code)."""
     task = config["task"]
+    spec = get_task(task)
     corpus = meta.get("corpus", config["dataset"]["corpus"])
     corpus_info = CORPORA.get(corpus)
-    dataset_name = PAPER_DATASETS[task] if corpus != "synthetic" else f"SVU synthetic ({task})"
+    dataset_name = spec.paper_corpus if corpus != "synthetic" else f"SVU synthetic ({task})"
     model_name = repo_id.split("/")[-1] if repo_id else f"svu-{task}-{config['backbone']}"
     base = f"https://huggingface.co/{repo_id}/resolve/main/" if repo_id else ""
     base_model, licence, licence_source = base_model_and_licence(config["backbone"])
-    native = export == "native" and task != "transcription"
-    tags = ["svu", "singing-voice", task.replace("_", "-"), family, config["finetune"].replace("_", "-")]
+    native = export == "native" and spec.native_unsupported is None
+    tags = ["svu", "singing-voice", *spec.card_tags, family, config["finetune"].replace("_", "-")]
     data = ModelCardData(
         license=licence,
         library_name="transformers",
-        pipeline_tag=PIPELINE_TAGS[task],
+        pipeline_tag=spec.pipeline_tag,
         tags=tags + ([] if native else ["custom_code"]),
         datasets=[corpus],
-        metrics=sorted({metric_type(k) for k in METRIC_NAMES[task] if k in metrics["test"]}),
+        metrics=sorted({metric_type(k) for k in spec.card_metrics if k in metrics["test"]}),
         model_name=model_name,
         eval_results=eval_results(task, metrics, dataset_name, corpus),
         widget=[{"src": base + path, "example_title": title} for path, title in widget],
@@ -166,7 +166,7 @@ def model_card(
     )
     recipe = RECIPES[config["finetune"]].format(**config)
     protocol = metrics.get("protocol") or {}
-    labels = ", ".join(meta.get("label_names") or []) or "frame-wise onset / silence / octave / pitch class"
+    labels = ", ".join(meta.get("label_names") or []) or spec.outputs
     paper_note = (
         "The paper's numbers are for the real corpus and the pre-trained base backbone; "
         + ("this model was trained on the synthetic demo corpus with a tiny random backbone, so the columns are "
@@ -182,20 +182,21 @@ def model_card(
     else:
         base_line = f"`{base_model or config['backbone']}` (licence `{licence}`: {licence_source})"
     where = repo_id or "path/to/this/repo"
-    if task == "transcription":
+    runner = spec.usage.split("(", 1)[0]  # the pipeline's variable in the usage example
+    if spec.pipeline != spec.pipeline_tag:  # a custom pipeline, saved with the model
         usage = f"""```python
 from transformers import pipeline
-transcriber = pipeline(model="{where}", trust_remote_code=True)   # task: singing-transcription
-transcriber("song.wav", return_midi=True, onset_threshold=0.4)    # {{"notes": [...], "midi": b"MThd..."}}
+{runner} = pipeline(model="{where}", trust_remote_code=True)   # task: {spec.pipeline}
+{spec.usage}
 ```
 
-The Hub's hosted widget and Inference API cannot run this model (note transcription is custom code, not a
+The Hub's hosted widget and Inference API cannot run this model ({spec.title.lower()} is custom code, not a
 transformers task): try it in {SPACE_HINT}, or deploy it on Inference Endpoints with the repo's `handler.py`."""
     elif native:
         usage = f"""```python
 from transformers import pipeline
-classifier = pipeline("audio-classification", model="{where}")   # no trust_remote_code: transformers' own class
-classifier("take.wav", top_k=3)
+{runner} = pipeline("{spec.pipeline}", model="{where}")   # no trust_remote_code: transformers' own class
+{spec.usage}
 ```
 
 The weights are the backbone family's `*ForSequenceClassification` with `use_weighted_layer_sum=True` and an
@@ -206,15 +207,15 @@ of clips of different lengths, use `batch_size=1` or SVU's remote-code export (`
     else:
         usage = f"""```python
 from transformers import pipeline
-classifier = pipeline("audio-classification", model="{where}", trust_remote_code=True)
-classifier("take.wav", top_k=3)    # batch_size=... gives the same scores as one by one
+{runner} = pipeline("{spec.pipeline}", model="{where}", trust_remote_code=True)
+{spec.usage}    # batch_size=... gives the same scores as one by one
 ```"""
     citations = [PAPER, backbone_bibtex(family, base_model)] + ([corpus_info.bibtex] if corpus_info and corpus_info.bibtex else [])
     data_licence = f" {corpus_info.licence_note}" if corpus_info else ""
     body = f"""
 {notice}# {model_name}
 
-{TASK_TITLES[task]} with an SSL audio backbone ({family}), a softmax-weighted sum of all its hidden states and a
+{spec.title} with an SSL audio backbone ({family}), a softmax-weighted sum of all its hidden states and a
 linear head, fine-tuned with SVU following Yamamoto, "Toward Leveraging Pre-Trained Self-Supervised Frontends for
 Automatic Singing Voice Understanding Tasks: Three Case Studies" (APSIPA ASC 2023, [arXiv:2306.12714](https://arxiv.org/abs/2306.12714)).
 
@@ -223,7 +224,7 @@ Automatic Singing Voice Understanding Tasks: Three Case Studies" (APSIPA ASC 202
 
 ## Intended use
 
-{TASK_TITLES[task]} of {sampling_rate / 1000:g} kHz mono singing (the pipelines resample other rates; vocals,
+{spec.title} of {sampling_rate / 1000:g} kHz mono singing (the pipelines resample other rates; vocals,
 separated from the accompaniment when needed), in
 {meta.get('chunk_seconds', config.get('chunk_seconds', 5.0))} s chunks. Classes: {labels}.
 
@@ -242,7 +243,7 @@ what the pipeline returns.
   ({metrics.get('effective_batch_size', config['batch_size'])} effective), seed {config['seed']}; kept:
   {protocol.get('model_selection', f"best validation epoch ({metrics.get('selection_metric')})")}, epoch {(metrics.get('best_epoch') or 0) + 1}.
 - Validation: `{protocol.get('validation', config.get('validation', 'ours'))}`; vocal separation: `{protocol.get('separation', 'none')}`; test scoring: {protocol.get('test_scoring', 'chunk level')}.
-- {'Weighted cross entropy, w_c = 1/n_c^0.2.' if task == 'technique' else 'Transcription loss: BCE(onset, pos_weight 15) + BCE(silence) + CE(octave) + CE(pitch class).' if task == 'transcription' else 'Cross entropy.'}
+- {spec.loss}
 
 ## Results (test split, percent)
 
@@ -260,7 +261,7 @@ Index 0 is the CNN projection output, index i the output of transformer layer i.
 
 - Trained and evaluated on {dataset_name} only; other genres, languages, recording conditions or singers outside the
   training set may behave differently.
-- Chunk-level predictions; longer recordings must be chunked ({'clip-level aggregation is reported as an extra' if task != 'transcription' else 'the pipeline transcribes any length in overlapping windows'}).
+- Chunk-level predictions; longer recordings must be chunked ({spec.long_audio}).
 - Expects isolated vocals; accompaniment degrades the results.
 
 ## Citation
@@ -276,7 +277,7 @@ def write_model_card(repo_dir, config: dict, metrics: dict, meta: dict, family: 
     """Write `README.md` and the layer-weight PNG into `repo_dir`; return the README path."""
     repo_dir = Path(repo_dir)
     plot_layer_weights(metrics["layer_weights"], repo_dir / LAYER_WEIGHTS_PNG,
-                       title=f"{TASK_TITLES[config['task']]}: learnt layer weights ({family})")
+                       title=f"{get_task(config['task']).title}: learnt layer weights ({family})")
     path = repo_dir / "README.md"
     preprocessor = repo_dir / "preprocessor_config.json"  # the saved model's input rate (16 kHz, 24 kHz for MERT-v1)
     rate = json.loads(preprocessor.read_text())["sampling_rate"] if preprocessor.is_file() else 16000

@@ -4,6 +4,7 @@ copies these files flat next to config.json for `trust_remote_code=True`)."""
 from .backbones import FAMILIES, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
+from .tasks import TASK_NAMES, TASKS, get_task
 from .modeling_svu import (
     TASK_MODELS,
     SVUForNoteTranscription,
@@ -16,6 +17,8 @@ from .modeling_svu import (
 __all__ = [
     "FAMILIES",
     "TASK_MODELS",
+    "TASK_NAMES",
+    "TASKS",
     "SVUConfig",
     "SVUForNoteTranscription",
     "SVUForSingerID",
@@ -23,5 +26,6 @@ __all__ = [
     "SVUModel",
     "SVUPreTrainedModel",
     "WeightedLayerSum",
+    "get_task",
     "tiny_backbone_config",
 ]

@@ -6,8 +6,7 @@ from transformers import AutoConfig, PretrainedConfig
 
 from .backbones import FAMILIES, family_of
 from .note_labels import num_transcription_logits
-
-TASKS = ("singer_id", "technique", "transcription")
+from .tasks import DEFAULT_TASK, get_task
 
 
 def _copy_backbone_config(value) -> PretrainedConfig:
@@ -35,8 +34,8 @@ class SVUConfig(PretrainedConfig):
             Config of the SSL backbone: a `Wav2Vec2Config`, `WavLMConfig`, `HubertConfig` (MERT-v0) or
             `Data2VecAudioConfig` (music2vec), or its dict. Defaults to a wav2vec2-base config. It is copied,
             and the copy's `layerdrop` is forced to `0.0`: a dropped layer would drop a hidden state from the sum.
-        task (`str`, *optional*, defaults to `"singer_id"`):
-            One of `"singer_id"`, `"technique"`, `"transcription"`: the task of the model, whose class is
+        task (`str`, *optional*, defaults to `tasks.DEFAULT_TASK`):
+            A task of `tasks.TASKS` (`tasks.TASK_NAMES` lists them): the task of the model, whose class is
             `TASK_MODELS[task]` (a saved task model maps `AutoModel` to its own class).
         layer_norm_per_layer (`bool`, *optional*, defaults to `False`):
             Apply a parameter-free LayerNorm to each hidden state before the weighted sum. Off in the paper.
@@ -80,7 +79,7 @@ class SVUConfig(PretrainedConfig):
     def __init__(
         self,
         backbone_config=None,
-        task: str = "singer_id",
+        task: str = DEFAULT_TASK,
         layer_norm_per_layer: bool = False,
         pooling: str = "mean",
         classifier_dropout: float = 0.0,
@@ -125,8 +124,7 @@ class SVUConfig(PretrainedConfig):
 
     def validate(self):
         """Cross-field checks; ValueError quoting the offending values."""
-        if self.task not in TASKS:
-            raise ValueError(f"Unknown task {self.task!r}; expected one of {TASKS}.")
+        task = get_task(self.task)
         if self.pooling != "mean":
             raise ValueError(f"Unknown pooling {self.pooling!r}; only 'mean' is supported.")
         if isinstance(self.sampling_rate, bool) or not isinstance(self.sampling_rate, int) or self.sampling_rate < 1000:
@@ -134,7 +132,7 @@ class SVUConfig(PretrainedConfig):
                 f"sampling_rate={self.sampling_rate!r} must be the backbone's input rate in Hz, an integer such as "
                 "16000 (wav2vec2, WavLM, MERT-v0, music2vec) or 24000 (MERT-v1)."
             )
-        if self.class_weights is not None and self.task != "transcription":
+        if self.class_weights is not None and task.classes:
             if len(self.class_weights) != self.num_labels:
                 raise ValueError(
                     f"class_weights has {len(self.class_weights)} entries for {self.num_labels} labels."

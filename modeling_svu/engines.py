@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .tasks import get_task
+
 ENGINES = ("torch", "onnx")
 ONNX_MISSING = "--engine onnx needs onnxruntime and onnx: pip install onnxruntime onnx (or pip install 'svu[onnx]')"
 
@@ -98,7 +100,7 @@ def export_onnx(model, path, int8: bool = False) -> Path:
     fp32 = path.with_name(path.stem.removesuffix(".int8") + ".fp32.onnx") if int8 else path
     if not fp32.is_file():
         wrapper = _Logits(model).eval()  # eval: the exporter restores the wrapper's mode on every submodule
-        frames = {0: "batch", 1: "frames"} if model.config.task == "transcription" else {0: "batch"}
+        frames = {0: "batch"} if get_task(model.config.task).pooled else {0: "batch", 1: "frames"}  # frame logits
         example = torch.zeros(1, model.config.sampling_rate, dtype=torch.float32)
         example[0, ::7] = 0.1
         partial = fp32.with_name(fp32.name + ".partial")

@@ -30,6 +30,7 @@ from .published_loading import load_backbone
 from .safe_loading import config_summary, safetensors_shapes, shape_mismatches
 from .long_audio import transcribe_array
 from .note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
+from .tasks import DEFAULT_TASK, TASKS
 
 
 @dataclass
@@ -93,7 +94,8 @@ class SVUPreTrainedModel(PreTrainedModel):
     main_input_name = "input_values"
     input_modalities = "audio"
     supports_gradient_checkpointing = True
-    # The task this class solves; `AutoModel` in a saved repo maps to the class of its task.
+    # The task this class solves (set from `tasks.TASKS` for the task models); `AutoModel` in a saved repo maps
+    # to the class of its task.
     task: Optional[str] = None
 
     def _init_weights(self, module):
@@ -128,7 +130,7 @@ class SVUPreTrainedModel(PreTrainedModel):
             config_overrides.setdefault("normalize_audio", loaded.do_normalize)
             config_overrides.setdefault("sampling_rate", loaded.sampling_rate)
         family = family_of(backbone)
-        task = config_overrides.pop("task", cls.task or "singer_id")
+        task = config_overrides.pop("task", cls.task or DEFAULT_TASK)
         config_overrides.setdefault("normalize_audio", family.do_normalize)
         if id2label is not None:
             id2label = {int(k): v for k, v in dict(id2label).items()}
@@ -194,10 +196,8 @@ class SVUPreTrainedModel(PreTrainedModel):
         kwargs["safe_serialization"] = True
         type(self).register_for_auto_class("AutoModel")
         auto_map = {"AutoConfig": "configuration_svu.SVUConfig", "AutoModel": f"modeling_svu.{type(self).__name__}"}
-        if isinstance(self, _SVUForClassification):
-            auto_map["AutoModelForAudioClassification"] = f"modeling_svu.{type(self).__name__}"
-        elif isinstance(self, SVUForNoteTranscription):  # frame logits; its pipeline loads through this class
-            auto_map["AutoModelForAudioFrameClassification"] = f"modeling_svu.{type(self).__name__}"
+        for auto_class in TASKS[self.task].auto_classes if self.task is not None else ():
+            auto_map[auto_class] = f"modeling_svu.{type(self).__name__}"
         self.config.auto_map = auto_map
         if isinstance(self, _SVUForClassification):  # files read as SVU reads them everywhere (audio_io)
             self.config.custom_pipelines = {"audio-classification": _CLASSIFICATION_PIPELINE}
@@ -416,20 +416,14 @@ class _SVUForClassification(SVUModel):
 class SVUForSingerID(_SVUForClassification):
     """Singer identification (Artist20 in the paper): one singer label per chunk."""
 
-    task = "singer_id"
-
 
 class SVUForTechniqueClassification(_SVUForClassification):
     """Singing technique classification (VocalSet): weighted cross entropy via `config.class_weights`."""
-
-    task = "technique"
 
 
 class SVUForNoteTranscription(SVUModel):
     """Frame-wise note transcription: onset, silence, octave and pitch-class logits per backbone frame (20 ms at
     16 kHz, 13.3 ms at 24 kHz)."""
-
-    task = "transcription"
 
     def __init__(self, config: SVUConfig):
         super().__init__(config)
@@ -511,5 +505,8 @@ class SVUForNoteTranscription(SVUModel):
             custom_object_save(SingingTranscriptionPipeline, save_directory)
 
 
-TASK_MODELS = {cls.task: cls for cls in (SVUForSingerID, SVUForTechniqueClassification, SVUForNoteTranscription)}
+# task name -> its model class, as `tasks.TASKS` pairs them; each class learns its task from the same table.
+TASK_MODELS = {task.name: globals()[task.model_class] for task in TASKS.values()}
+for _name, _model_class in TASK_MODELS.items():
+    _model_class.task = _name
 

@@ -7,6 +7,8 @@ Reads only a safetensors *header* (stdlib: 8-byte length + JSON), never tensor d
 import json
 import struct
 
+from .tasks import get_task
+
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
@@ -31,6 +33,4 @@ def shape_mismatches(expected: dict, saved: dict, limit: int = 3) -> str:
 
 def config_summary(config) -> str:
     """The config values that decide the head's shape."""
-    if config.task == "transcription":
-        return f"task=transcription, num_octaves={config.num_octaves} -> {config.num_transcription_logits} logits"
-    return f"task={config.task}, num_labels={config.num_labels}"
+    return get_task(config.task).describe_head(config)

@@ -25,7 +25,6 @@ from modeling_svu.audio_io import decode_audio
 
 from .common import add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, report_failure, resolve_device
 
-TASKS = ("singer_id", "technique")
 DEFAULT_BATCH_SIZE = 8
 
 
@@ -141,7 +140,7 @@ def run_classify(args) -> int:
     if args.top_k < 1 or args.batch_size < 1:
         raise SystemExit(f"svu classify: --top-k ({args.top_k}) and --batch-size ({args.batch_size}) must be >= 1.")
     device = resolve_device(args.device, "classify")
-    model = load_model(args.model, "classify", TASKS, device, other_classifiers=True)
+    model = load_model(args.model, "classify", device=device, other_classifiers=True)
     engine = load_engine_or_exit(model, args, "classify", device)
     feature_extractor = AutoFeatureExtractor.from_pretrained(args.model)
     chunk_seconds = args.chunk_seconds or getattr(model.config, "chunk_seconds", None)

@@ -55,8 +55,11 @@ def resolve_device(name, command: str) -> str:
     return name
 
 
-def load_model(name: str, command: str, tasks, device: str = "cpu", other_classifiers: bool = False):
+def load_model(name: str, command: str, tasks=None, device: str = "cpu", other_classifiers: bool = False):
     """The model saved at `name` (folder or Hub repo id), in eval mode on `device`.
+
+    `tasks`: the task names `svu <command>` accepts; default: the tasks declaring it as their `cli_verb`
+    (`modeling_svu.tasks`).
 
     An SVU repo (config `model_type: svu`) loads its task model with this package's own classes: no code from
     the repo runs; a native export (`train.native_export`) is turned back into its SVU model (same logits). With
@@ -66,7 +69,11 @@ def load_model(name: str, command: str, tasks, device: str = "cpu", other_classi
     from transformers import AutoConfig, AutoModelForAudioClassification, PretrainedConfig
 
     from modeling_svu import TASK_MODELS, SVUConfig
+    from modeling_svu.tasks import tasks_of_verb
     from train.native_export import is_native_export, svu_from_native
+
+    if tasks is None:
+        tasks = tuple(task.name for task in tasks_of_verb(command))
 
     try:
         saved, _ = PretrainedConfig.get_config_dict(name)  # config.json as JSON: nothing imported or run

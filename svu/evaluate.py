@@ -19,8 +19,6 @@ import numpy as np
 
 from .common import add_device_option, add_quiet_option, load_model, model_task, resolve_device
 
-CLASSIFICATION_TASKS = ("singer_id", "technique")
-TASKS = (*CLASSIFICATION_TASKS, "transcription")
 DEFAULT_BATCH_SIZE = 8
 NOTE_METRICS = ("COnPOff", "COnP", "COn")
 
@@ -42,6 +40,7 @@ def repo_eval_batch_size(name: str):
 def load_split(data_dir: str, split: str, task: str, model_config):
     """(dataset split, meta) of a prepared folder, checked against the model: one line (SystemExit) if unusable."""
     from dataset_scripts.prepare import load_prepared
+    from modeling_svu.tasks import get_task
 
     try:
         data, meta = load_prepared(data_dir)
@@ -51,7 +50,11 @@ def load_split(data_dir: str, split: str, task: str, model_config):
         raise SystemExit(f"svu evaluate: {data_dir} has no (or an empty) {split!r} split; it has {sorted(data)}.")
     if task is not None and meta.get("task") != task:  # None: a classifier naming no task, checked by labels
         raise SystemExit(f"svu evaluate: {data_dir} is prepared for {meta.get('task')!r}; the model does {task!r}.")
-    if meta.get("task") in CLASSIFICATION_TASKS:
+    try:
+        data_task = get_task(meta.get("task"))
+    except ValueError as error:
+        raise SystemExit(f"svu evaluate: --data {data_dir}: {error}") from None
+    if data_task.classes:
         if not getattr(model_config, "id2label", None):
             raise SystemExit(f"svu evaluate: the model has no class labels; {data_dir} is a {meta['task']} dataset.")
         model_labels = [model_config.id2label[i] for i in sorted(model_config.id2label)]
@@ -102,14 +105,40 @@ def print_table(title: str, rows: list, columns: list) -> None:
         print(str(row[columns[0]]).ljust(width) + "".join(cell.rjust(11) for cell in cells))
 
 
+def class_report(report: dict, results: dict, scored: dict, meta: dict, out_dir: Path, title: str) -> None:
+    """Per-class precision / recall / F1 (CSV, table) and the confusion matrix (PNG, JSON)."""
+    from .figures import confusion_matrix_figure
+
+    confusion, per_class = per_class_report(scored["logits"], scored["labels"], meta["label_names"])
+    report.update(label_names=meta["label_names"], confusion_matrix=confusion.tolist(), per_class=per_class)
+    write_csv(out_dir / "per_class.csv", per_class)
+    confusion_matrix_figure(confusion, meta["label_names"], out_dir / "confusion_matrix.png", title=title)
+    print()
+    print_table("per class", per_class, ["class", "precision", "recall", "f1", "support"])
+
+
+def song_report(report: dict, results: dict, scored: dict, meta: dict, out_dir: Path, title: str) -> None:
+    """Note F1 of each whole song (CSV, PNG, table)."""
+    from .figures import per_song_f1_figure
+
+    per_song = results["per_song"]
+    write_csv(out_dir / "per_song.csv", per_song)
+    per_song_f1_figure(per_song, out_dir / "per_song_f1.png", title=title)
+    print()
+    print_table("per song", per_song, ["song_id", *[f"{m}_f1" for m in NOTE_METRICS]])
+
+
+# a task's `metric` -> the detailed report written next to metrics.json
+DETAILED_REPORTS = {"classification": class_report, "transcription": song_report}
+
+
 def run_evaluate(args) -> int:
+    from modeling_svu.tasks import TASK_NAMES, get_task
     from train.evaluation import evaluate_test  # the training run's test metrics: one function for both
     from train.export import results_table
 
-    from .figures import confusion_matrix_figure, per_song_f1_figure
-
     device = resolve_device(args.device, "evaluate")
-    model = load_model(args.model, "evaluate", TASKS, device)
+    model = load_model(args.model, "evaluate", TASK_NAMES, device)
     task = model_task(model.config)
     dataset, meta = load_split(args.data, args.split, task, model.config)
     batch_size = args.batch_size or repo_eval_batch_size(args.model) or DEFAULT_BATCH_SIZE
@@ -128,19 +157,7 @@ def run_evaluate(args) -> int:
     print(results_table({"test": results, "test_split_size": len(dataset)}).replace("test metric", f"{args.split} metric"))
 
     title = f"{display_name(args.model)} on {args.split}"
-    if task in CLASSIFICATION_TASKS:
-        confusion, per_class = per_class_report(scored["logits"], scored["labels"], meta["label_names"])
-        report.update(label_names=meta["label_names"], confusion_matrix=confusion.tolist(), per_class=per_class)
-        write_csv(out_dir / "per_class.csv", per_class)
-        confusion_matrix_figure(confusion, meta["label_names"], out_dir / "confusion_matrix.png", title=title)
-        print()
-        print_table("per class", per_class, ["class", "precision", "recall", "f1", "support"])
-    else:
-        per_song = results["per_song"]
-        write_csv(out_dir / "per_song.csv", per_song)
-        per_song_f1_figure(per_song, out_dir / "per_song_f1.png", title=title)
-        print()
-        print_table("per song", per_song, ["song_id", *[f"{m}_f1" for m in NOTE_METRICS]])
+    DETAILED_REPORTS[get_task(meta["task"]).metric](report, results, scored, meta, out_dir, title)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=1))
     print(f"\nwritten: {', '.join(sorted(p.name for p in out_dir.iterdir()))} in {out_dir}")
     return 0

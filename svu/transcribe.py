@@ -164,7 +164,7 @@ def report_warnings(caught) -> None:
 
 def run_transcribe(args) -> int:
     device = resolve_device(args.device, "transcribe")
-    model = load_model(args.model, "transcribe", ("transcription",), device)
+    model = load_model(args.model, "transcribe", device=device)
     engine = load_engine_or_exit(model, args, "transcribe", device)
     decoding = decoding_thresholds(model, args.onset_threshold, args.silence_threshold)
     formats = list(dict.fromkeys(args.format or ["mid"]))

@@ -16,15 +16,10 @@ from typing import Literal, Optional
 import yaml
 
 from modeling_svu.backbones import resolve_family_name
-from modeling_svu.configuration_svu import TASKS, SVUConfig
+from modeling_svu.configuration_svu import SVUConfig
+from modeling_svu.tasks import TASK_NAMES, Task, get_task
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "demo_technique.yaml"
-DEFAULT_SELECTION_METRIC = {"technique": "macro_f1", "singer_id": "macro_f1", "transcription": "COnPOff_f1"}
-SELECTION_METRICS = {
-    "technique": ("macro_f1", "accuracy", "balanced_accuracy", "top2_accuracy", "top3_accuracy"),
-    "singer_id": ("macro_f1", "accuracy", "balanced_accuracy", "top2_accuracy", "top3_accuracy"),
-    "transcription": ("COnPOff_f1", "COnP_f1", "COn_f1", "frame_onset_f1", "frame_voicing_accuracy", "frame_note_accuracy"),
-}
 VALIDATION_MODES = ("none", "ours")
 FINETUNE_METHODS = ("two_stage", "lora", "adapter", "frozen")
 EXPORT_FORMS = ("native", "remote_code")
@@ -45,8 +40,9 @@ class DatasetConfig:
 
 @dataclass
 class TrainConfig:
-    task: Literal["singer_id", "technique", "transcription"] = field(
-        default="technique", metadata={"help": "Which head and metrics: singer_id | technique | transcription."}
+    task: str = field(
+        default="technique",  # the task of DEFAULT_CONFIG
+        metadata={"help": f"Which head, data columns and metrics (`modeling_svu.tasks`): {' | '.join(TASK_NAMES)}."},
     )
     backbone: str = field(
         default="tiny-wav2vec2",
@@ -98,7 +94,8 @@ class TrainConfig:
     classifier_dropout: float = field(default=0.0, metadata={"help": "Dropout before the linear head."})
     selection_metric: Optional[str] = field(
         default=None,
-        metadata={"help": "Validation metric picking the best epoch (higher is better); default macro_f1 / COnPOff_f1."},
+        metadata={"help": "Validation metric picking the best epoch (higher is better); default: the first of the "
+                          "task's `selection_metrics` (`modeling_svu.tasks`)."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of the model init and of the (seed, epoch) shuffle."})
     output_dir: str = field(default="outputs/run", metadata={"help": "Run folder (checkpoints, logs, repo)."})
@@ -127,8 +124,7 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.dataset, dict):
             self.dataset = _build(DatasetConfig, self.dataset, prefix="dataset.")
-        if self.task not in TASKS:
-            raise ValueError(f"Unknown task {self.task!r}; expected one of {TASKS}.")
+        task = get_task(self.task)
         if self.finetune not in FINETUNE_METHODS:
             raise ValueError(f"Unknown finetune {self.finetune!r}; expected one of {FINETUNE_METHODS}.")
         if self.export not in EXPORT_FORMS:
@@ -141,10 +137,10 @@ class TrainConfig:
             raise ValueError(f"Unknown mixed_precision {self.mixed_precision!r}; expected one of {MIXED_PRECISION}.")
         check_backbone_name(self.backbone)
         check_model_options(self.model_options)
-        if self.selection_metric is not None and self.selection_metric not in SELECTION_METRICS[self.task]:
+        if self.selection_metric is not None and self.selection_metric not in task.selection_metrics:
             raise ValueError(
                 f"Unknown selection_metric {self.selection_metric!r} for {self.task}; expected one of "
-                f"{SELECTION_METRICS[self.task]}."
+                f"{task.selection_metrics}."
             )
         if not 0 <= self.stage1_epochs <= self.epochs:
             raise ValueError(f"stage1_epochs={self.stage1_epochs} must be between 0 and epochs={self.epochs}.")
@@ -159,6 +155,11 @@ class TrainConfig:
             raise ValueError(f"max_layers={self.max_layers!r} must be an integer >= 1 (or null for all layers).")
         if self.eval_batch_size is None:
             self.eval_batch_size = self.batch_size
+
+    @property
+    def task_spec(self) -> Task:
+        """The registry entry of `task`: its model class, columns, metrics, ..."""
+        return get_task(self.task)
 
     def stage_of_epoch(self, epoch: int) -> int:
         """1 during the first `stage1_epochs` epochs, then 2 (`frozen` never leaves stage 1)."""

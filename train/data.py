@@ -10,9 +10,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from dataset_scripts.audio import resample
 from dataset_scripts.common import LABEL_SCHEME_FROM_NOTES
 from modeling_svu.note_labels import IGNORE_INDEX, notes_to_frame_targets
+from modeling_svu.tasks import get_task
 
 SPLITS = ("train", "validation", "test")
-CLASSIFICATION_TASKS = ("singer_id", "technique")
+FROZEN_TARGETS = "frame_targets"  # a target column frozen at preparation for one label scheme (older folders)
 # Transcription folders prepared before targets moved to collate time hold `frame_targets` for this scheme
 # (their svu_meta.json has no label_scheme).
 FROZEN_LEGACY_SCHEME = {"sampling_rate": 16000, "hop": 320, "frame_rate": 50.0, "num_octaves": 4, "lowest_midi": 36}
@@ -68,7 +69,7 @@ def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ou
         absent = [c for c in needed if c not in data[split].column_names]
         if absent:
             raise ValueError(f"Prepared dataset {where}: split {split!r} has no {absent[0]!r} column.")
-    if task in CLASSIFICATION_TASKS:
+    if get_task(task).classes:
         for split in SPLITS:
             names = data[split].features["label"].names
             if names != list(meta["label_names"]):
@@ -79,10 +80,9 @@ def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ou
 
 
 def columns_for(task: str, column_names) -> list:
-    """The dataset columns training reads: audio and label, or audio and the notes (legacy: frozen targets)."""
-    if task in CLASSIFICATION_TASKS:
-        return ["audio", "label"]
-    return ["audio", "notes_unclipped" if "notes_unclipped" in column_names else "frame_targets"]
+    """The dataset columns training reads: audio and the first of the task's `target_columns` among
+    `column_names` (e.g. the label, or the notes), else its oldest form (e.g. frozen frame targets)."""
+    return ["audio", get_task(task).target_column(column_names)]
 
 
 def _describe_scheme(scheme: dict) -> str:
@@ -96,7 +96,7 @@ def check_label_scheme(meta: dict, config, where: str) -> None:
     """ValueError (one line) when a transcription dataset's frozen frame targets were made for another label
     scheme than the model's. Datasets that store the notes (`notes_unclipped`) always fit: the collator
     computes their targets for the model."""
-    if config.task != "transcription" or meta.get("label_scheme") == LABEL_SCHEME_FROM_NOTES:
+    if FROZEN_TARGETS not in get_task(config.task).target_columns or meta.get("label_scheme") == LABEL_SCHEME_FROM_NOTES:
         return
     frozen = meta.get("label_scheme") or FROZEN_LEGACY_SCHEME
     wanted = config.label_scheme()
@@ -149,21 +149,28 @@ class AudioCollator:
     """
 
     def __init__(self, feature_extractor, task: str, config=None):
-        if task not in CLASSIFICATION_TASKS and config is None:
-            raise ValueError("AudioCollator for transcription needs the model config (frame rate and pitch range).")
+        self.target_columns = get_task(task).target_columns
+        if not get_task(task).classes and config is None:
+            raise ValueError(f"AudioCollator for {task} needs the model config (frame rate and pitch range).")
         self.feature_extractor, self.task, self.config = feature_extractor, task, config
 
     def __call__(self, items):
         sampling_rate = self.feature_extractor.sampling_rate
         waves = [to_model_rate(item["audio"]["array"], item["audio"]["sampling_rate"], sampling_rate) for item in items]
         batch = dict(self.feature_extractor(waves, sampling_rate=sampling_rate, padding=True, return_tensors="pt"))
-        if self.task in CLASSIFICATION_TASKS:
-            batch["labels"] = torch.tensor([item["label"] for item in items])
-        else:
-            targets = [torch.as_tensor(self.frame_targets(item, len(wave))) for item, wave in zip(items, waves)]
-            batch["labels"] = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=IGNORE_INDEX)
+        column = next(column for column in self.target_columns if column in items[0])
+        batch["labels"] = TARGET_COLLATES[column](self, items, waves)
         batch["row_index"] = torch.tensor([item["row_index"] for item in items])
         return batch
+
+    def class_indices(self, items, waves) -> torch.Tensor:
+        """One class index per chunk -> (batch,)."""
+        return torch.tensor([item["label"] for item in items])
+
+    def padded_frame_targets(self, items, waves) -> torch.Tensor:
+        """Frame targets of each chunk -> (batch, frames, 4), frames past a chunk's end = IGNORE_INDEX."""
+        targets = [torch.as_tensor(self.frame_targets(item, len(wave))) for item, wave in zip(items, waves)]
+        return torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=IGNORE_INDEX)
 
     def frame_targets(self, item, num_samples: int) -> np.ndarray:
         """(frames, 4) targets of one chunk of `num_samples` samples at the model's rate."""
@@ -174,6 +181,14 @@ class AudioCollator:
         return notes_to_frame_targets(
             notes, config.num_frames(num_samples), config.frame_seconds, config.lowest_midi, config.num_octaves
         )
+
+
+# a task's target column (`Task.target_columns`) -> how the collator turns a batch of it into `labels`
+TARGET_COLLATES = {
+    "label": AudioCollator.class_indices,
+    "notes_unclipped": AudioCollator.padded_frame_targets,  # computed for the model from the notes
+    FROZEN_TARGETS: AudioCollator.padded_frame_targets,  # as prepared (scheme checked by `check_label_scheme`)
+}
 
 
 def pooled_collate(items):

@@ -25,7 +25,9 @@ says so under `protocol.validation_proxy`.
 """
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
 import evaluate
 import numpy as np
@@ -36,15 +38,11 @@ from tqdm.auto import tqdm
 from modeling_svu.long_audio import transcribe_array
 from modeling_svu.note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
 
-from train.data import CLASSIFICATION_TASKS, AudioCollator, columns_for, make_dataloader
+from modeling_svu.tasks import get_task
+from train.data import AudioCollator, columns_for, make_dataloader
 from train.peft_variants import svu_model
 
 METRICS_DIR = Path(__file__).parent / "metrics"
-TEST_SCORING = {
-    "classification": "every test chunk once; chunk-level scores (paper), clip-level extras",
-    "transcription": "whole songs: each test song rebuilt from its chunks, transcribed with the long-audio path "
-    "(5 s windows, 1 s overlap, stitched), scored against its complete annotation; per song, mean over songs",
-}
 VALIDATION_PROXY = (
     "per-chunk proxy: each 5 s chunk decoded alone and scored against its chunk-clipped notes "
     "(notes crossing a chunk edge count twice; biased low); the test metrics are whole-song"
@@ -85,7 +83,8 @@ def predict(forward, dataloader, accelerator=None, desc="predict"):
     return np.concatenate(logits), np.concatenate(labels), np.concatenate(rows)
 
 
-def classification_metrics(logits, labels, rows, dataset) -> dict:
+def classification_metrics(logits, labels, rows, dataset, svu_config=None) -> dict:
+    """Chunk-level classification scores, plus clip-level extras when the split has clip ids."""
     clip_ids = None
     if "clip_id" in dataset.column_names:
         clip_column = list(dataset.select_columns(["clip_id"])["clip_id"])
@@ -149,14 +148,18 @@ def evaluate_split(task, forward, dataloader, dataset, svu_config, accelerator=N
     logits, labels, rows = predict(forward, dataloader, accelerator, desc)
     if keep is not None:
         keep.update(logits=logits, labels=labels, rows=rows)
-    if task in CLASSIFICATION_TASKS:
-        results = classification_metrics(logits, labels, rows, dataset)
-    else:
-        results = {**chunk_note_metrics(logits, labels, rows, dataset, svu_config),
-                   **frame_metrics(logits, labels, svu_config.num_octaves)}
-        results["num_examples"] = len(rows)
+    results = scoring_of(task).chunks(logits, labels, rows, dataset, svu_config)
     results["num_unique_examples"] = len(set(rows.tolist()))
     return results
+
+
+def transcription_chunk_metrics(logits, labels, rows, dataset, svu_config) -> dict:
+    """The validation proxy's note scores and the frame scores of transcription chunks."""
+    return {
+        **chunk_note_metrics(logits, labels, rows, dataset, svu_config),
+        **frame_metrics(logits, labels, svu_config.num_octaves),
+        "num_examples": len(rows),
+    }
 
 
 # ---------------------------------------------------------------- whole songs
@@ -252,8 +255,49 @@ def evaluate_test(model, dataset, meta: dict, *, batch_size: int = 16, accelerat
     model.eval()
     loader = chunk_loader(task, model, dataset, batch_size, accelerator)
     chunk_scores = evaluate_split(task, forward, loader, dataset, svu_model(model).config, accelerator, "test", keep)
-    if task in CLASSIFICATION_TASKS:
+    whole_recordings = scoring_of(task).whole_recordings
+    if whole_recordings is None:
         return chunk_scores
+    return whole_recordings(model, dataset, meta, accelerator, chunk_scores)
+
+
+def whole_song_metrics(model, dataset, meta: dict, accelerator, chunk_scores: dict) -> dict:
+    """Transcription test metrics: the note scores of whole songs, the frame scores of the test chunks."""
     estimates, references = whole_song_notes(model, dataset, meta, accelerator)
     frame_keys = ("frame_onset_f1", "frame_voicing_accuracy", "frame_note_accuracy", "num_examples", "num_unique_examples")
     return {**note_scores(estimates, references), **{k: chunk_scores[k] for k in frame_keys}}
+
+
+# ---------------------------------------------------------------- scoring per metric
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How the outputs of a task with this `metric` (`modeling_svu.tasks.Task.metric`) are scored."""
+
+    chunks: Callable  # (logits, labels, rows, dataset, svu_config) -> scores of a split's chunks (validation, test)
+    test_scoring: str  # how the test metrics are obtained, in words (metrics.json `protocol.test_scoring`)
+    # (model, dataset, meta, accelerator, chunk_scores) -> the test metrics, when whole recordings are scored
+    whole_recordings: Optional[Callable] = None
+    validation_proxy: Optional[str] = None  # how validation scores differ from the test scoring, if they do
+
+
+# a task's `metric` -> how its outputs are scored
+SCORING = {
+    "classification": Scoring(
+        chunks=classification_metrics,
+        test_scoring="every test chunk once; chunk-level scores (paper), clip-level extras",
+    ),
+    "transcription": Scoring(
+        chunks=transcription_chunk_metrics,
+        test_scoring="whole songs: each test song rebuilt from its chunks, transcribed with the long-audio path "
+        "(5 s windows, 1 s overlap, stitched), scored against its complete annotation; per song, mean over songs",
+        whole_recordings=whole_song_metrics,
+        validation_proxy=VALIDATION_PROXY,
+    ),
+}
+TEST_SCORING = {metric: scoring.test_scoring for metric, scoring in SCORING.items()}
+
+
+def scoring_of(task: str) -> Scoring:
+    return SCORING[get_task(task).metric]

@@ -13,6 +13,7 @@ from peft import PeftModel
 from model_cards import write_model_card
 from model_cards.card import resolve_widget_urls
 from modeling_svu.backbones import family_of
+from modeling_svu.tasks import get_task
 from train.native_export import native_unsupported_reason, save_native
 from train.peft_variants import merged_model
 
@@ -54,7 +55,7 @@ def write_widget_examples(repo_dir: Path, test_split, label_names) -> list:
 def export_form(cfg, svu_model) -> str:
     """`cfg.export`, except that a model with no native form (transcription, ...) is exported as remote code."""
     reason = native_unsupported_reason(svu_model) if cfg.export == "native" else None
-    if reason and svu_model.config.task != "transcription":  # transcription is always remote code: no note
+    if reason and not get_task(svu_model.config.task).native_unsupported:  # always remote code for the task: no note
         print(f"export: remote code instead of native ({reason}).")
     return "remote_code" if reason else cfg.export
 

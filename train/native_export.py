@@ -29,6 +29,7 @@ from transformers import (
 
 from modeling_svu import TASK_MODELS, SVUConfig
 from modeling_svu.backbones import family_of
+from modeling_svu.tasks import get_task
 
 # SVUConfig fields kept in the native config's `svu` entry, so that `svu_from_native` rebuilds the SVU model.
 SVU_FIELDS = ("task", "chunk_seconds", "class_weights", "normalize_audio", "classifier_dropout", "sampling_rate")
@@ -43,8 +44,9 @@ NATIVE_CLASSES = {
 def native_unsupported_reason(svu_model):
     """Why `svu_model` has no native form (a sentence), or None when it has one."""
     config = svu_model.config
-    if config.task == "transcription":
-        return "transcription has no transformers class (frame-wise onset/silence/octave/pitch-class head)"
+    task = get_task(config.task)
+    if task.native_unsupported:
+        return task.native_unsupported
     if config.layer_norm_per_layer:
         return "layer_norm_per_layer=True has no equivalent in transformers' use_weighted_layer_sum"
     return None

@@ -58,12 +58,12 @@ from modeling_svu.pruning import prune_layers
 
 from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
 from train.checkpointing import non_finite_loss_message
-from train.config import DEFAULT_SELECTION_METRIC, TrainConfig, load_config
+from train.config import TrainConfig, load_config
 from train.data import (
-    CLASSIFICATION_TASKS, AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
+    AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
     prepared_dir, resolve_num_workers,
 )
-from train.evaluation import TEST_SCORING, VALIDATION_PROXY, evaluate_split, evaluate_test, quiet
+from train.evaluation import evaluate_split, evaluate_test, quiet, scoring_of
 from train.native_export import is_native_export, svu_from_native
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
@@ -90,8 +90,8 @@ def build_model(cfg: TrainConfig, meta: dict):
     """The SVU task model of `cfg.task` on `cfg.backbone`, labelled with the dataset's classes."""
     model_cls = TASK_MODELS[cfg.task]
     overrides = {"chunk_seconds": meta["chunk_seconds"], "classifier_dropout": cfg.classifier_dropout, "task": cfg.task}
-    id2label = dict(enumerate(meta["label_names"])) if cfg.task in CLASSIFICATION_TASKS else None
-    if cfg.task == "technique":
+    id2label = dict(enumerate(meta["label_names"])) if cfg.task_spec.classes else None
+    if cfg.task_spec.class_weighted:
         overrides["class_weights"] = meta["class_weights"]
     overrides.update(cfg.model_options)  # e.g. sampling_rate: 24000 for a tiny MERT-v1-like backbone
     config_file = Path(cfg.backbone) / "config.json"
@@ -128,7 +128,7 @@ def get_dataloaders(cfg, data, model, accelerator):
     if cfg.validation != "none":
         loaders["validation"] = make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=workers)
     # ---- stage-1 feature cache: the same rows, shuffled by the same (seed, epoch) sampler ----
-    if cfg.cache_stage1 and cfg.task in CLASSIFICATION_TASKS and cfg.stage1_epochs > 0:
+    if cfg.cache_stage1 and cfg.task_spec.pooled and cfg.stage1_epochs > 0:
         from train.feature_cache import build_pooled_cache
 
         cache_dir = Path(cfg.output_dir) / "feature_cache"
@@ -193,7 +193,7 @@ class Run:
 
     @property
     def selection_metric(self) -> str:
-        return self.cfg.selection_metric or DEFAULT_SELECTION_METRIC[self.cfg.task]
+        return self.cfg.selection_metric or self.cfg.task_spec.default_selection_metric
 
 
 def build_run(cfg: TrainConfig):
@@ -312,10 +312,10 @@ def validate_and_keep_best(run: Run, state: TrainingState, epoch: int, stage: in
         if state.best_metric is None or score > state.best_metric:
             state.best_metric, state.best_epoch = score, epoch
             save_best(accelerator, module, run.output_dir, epoch, val)
-        proxy = cfg.task not in CLASSIFICATION_TASKS  # transcription validation decodes chunks alone
+        proxy = scoring_of(cfg.task).validation_proxy  # e.g. transcription validation decodes chunks alone
         prefix = "validation_proxy" if proxy else "validation"
         accelerator.print(f"epoch {epoch + 1}: {prefix.replace('_', ' ')} {run.selection_metric} = {score:.4f}"
-                          + (" (per-chunk proxy; the test is scored on whole songs)" if proxy else ""))
+                          + (f" ({proxy})" if proxy else ""))
         logs.update({f"{prefix}/{k}": v for k, v in val.items()})
         entry["validation"] = val
     accelerator.log(logs, step=state.global_step)
@@ -330,7 +330,7 @@ def module_config(accelerator, module):
 def protocol(run: Run) -> dict:
     """How this run's numbers were obtained (read by the model card)."""
     cfg, meta = run.cfg, run.meta
-    transcription = cfg.task not in CLASSIFICATION_TASKS
+    scoring = scoring_of(cfg.task)
     selection = ("last epoch (validation: none)" if cfg.validation == "none"
                  else f"best validation epoch by {run.selection_metric}")
     result = {
@@ -338,10 +338,10 @@ def protocol(run: Run) -> dict:
         "model_selection": selection,
         "groups": meta.get("report", {}).get("groups"),  # e.g. {"what": "singer", "train": 15, ...}
         "separation": meta.get("separation", "none"),
-        "test_scoring": TEST_SCORING["transcription" if transcription else "classification"],
+        "test_scoring": scoring.test_scoring,
     }
-    if transcription and cfg.validation != "none":
-        result["validation_proxy"] = VALIDATION_PROXY
+    if scoring.validation_proxy and cfg.validation != "none":
+        result["validation_proxy"] = scoring.validation_proxy
     return result
 
 
