@@ -7,7 +7,9 @@ torch  the model itself (fp32); `int8`: dynamic quantisation of every `nn.Linear
        quantised per batch; the head stays fp32); `bf16`: the forward under CPU bfloat16 autocast (fast on CPUs with AVX512-BF16/AMX,
        correct but slow elsewhere).
 onnx   backbone + layer sum + head exported once to ONNX (dynamic batch and length) and run by ONNX Runtime;
-       `int8`: ONNX Runtime's dynamic quantisation of the backbone's MatMul weights (head fp32). Exports are cached by the model's
+       `int8`: ONNX Runtime's dynamic quantisation of the transformer's (and feature projection's) MatMul weights,
+       per output channel; the CNN feature encoder, the positional conv and the head stay fp32 (see `INT8_OPTIONS`).
+       Exports are cached by the model's
        weights and config under `$XDG_CACHE_HOME/svu/onnx` (default `~/.cache/svu/onnx`). Needs the optional
        packages `onnxruntime` and `onnx` (`pip install 'svu[onnx]'`); without them `load_engine` raises a
        one-line ImportError saying so.
@@ -28,6 +30,13 @@ from torch import nn
 from .tasks import get_task
 
 ENGINES = ("torch", "onnx")
+# ONNX Runtime's dynamic int8 as `--engine onnx --int8` applies it. Its defaults also turn every Conv into ConvInteger:
+# the CNN feature encoder's activations, quantised per tensor at run time, lost so much that a trained demo classifier
+# flipped 4 of 96 labels (logits off by 0.33; MatMuls alone: 0.037), and ConvInteger ran slower than the fp32 Conv.
+# Per-channel weights took the MatMuls' last flip away (benchmarks/README.md, "ONNX int8 agreement").
+INT8_OPTIONS = {"op_types_to_quantize": ["MatMul"], "per_channel": True}
+FP32_FILE = "model.fp32.onnx"  # also the input of the int8 quantisation: one fp32 export per model
+INT8_FILE = "model.int8-matmul-pc.onnx"  # a new name when INT8_OPTIONS change: caches of other quantisations stay unused
 ONNX_MISSING = "--engine onnx needs onnxruntime and onnx: pip install onnxruntime onnx (or pip install 'svu[onnx]')"
 
 
@@ -97,7 +106,7 @@ def export_onnx(model, path, int8: bool = False) -> Path:
         raise ImportError(ONNX_MISSING) from None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fp32 = path.with_name(path.stem.removesuffix(".int8") + ".fp32.onnx") if int8 else path
+    fp32 = path.with_name(FP32_FILE) if int8 else path
     if not fp32.is_file():
         wrapper = _Logits(model).eval()  # eval: the exporter restores the wrapper's mode on every submodule
         frames = {0: "batch"} if get_task(model.config.task).pooled else {0: "batch", 1: "frames"}  # frame logits
@@ -117,7 +126,7 @@ def export_onnx(model, path, int8: bool = False) -> Path:
         root = logging.getLogger()
         level, root.level = root.level, logging.ERROR  # its "consider pre-processing" advice, on every export
         try:
-            quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8,
+            quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, **INT8_OPTIONS,
                              nodes_to_exclude=_head_nodes(onnx.load(str(fp32), load_external_data=False)))
         finally:
             root.setLevel(level)
@@ -146,7 +155,7 @@ class OnnxEngine:
         model = model.eval()
         self.model = model  # for its input checks
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        path = export_onnx(model, folder / _model_key(model) / ("model.int8.onnx" if int8 else "model.onnx"), int8)
+        path = export_onnx(model, folder / _model_key(model) / (INT8_FILE if int8 else FP32_FILE), int8)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # no warnings about unused initialisers
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
