@@ -128,8 +128,8 @@ def run(smoke: bool) -> list:
                 return
             (tmp / f"peer{run}").mkdir()
             try:
-                peer_times.append(timed_process([str(basic_pitch_peer.venv_python()), "-c", _PEER, str(tmp / f"peer{run}"),
-                                                 *map(str, songs)], cwd=tmp) / audio_seconds)
+                command = [str(basic_pitch_peer.venv_python()), "-c", _PEER, str(tmp / f"peer{run}"), *map(str, songs)]
+                peer_times.append(timed_process(command, cwd=tmp) / audio_seconds)
             except RuntimeError as err:
                 peer = str(err)
 

@@ -36,7 +36,8 @@ ENGINES = ("torch", "onnx")
 # Per-channel weights took the MatMuls' last flip away (benchmarks/README.md, "ONNX int8 agreement").
 INT8_OPTIONS = {"op_types_to_quantize": ["MatMul"], "per_channel": True}
 FP32_FILE = "model.fp32.onnx"  # also the input of the int8 quantisation: one fp32 export per model
-INT8_FILE = "model.int8-matmul-pc.onnx"  # a new name when INT8_OPTIONS change: caches of other quantisations stay unused
+# a new name whenever INT8_OPTIONS change, so that cached exports of another quantisation stay unused
+INT8_FILE = "model.int8-matmul-pc.onnx"
 ONNX_MISSING = "--engine onnx needs onnxruntime and onnx: pip install onnxruntime onnx (or pip install 'svu[onnx]')"
 
 
