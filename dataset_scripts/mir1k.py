@@ -155,7 +155,7 @@ class Mir1K(CorpusBuilder):
         if unknown_singers:
             self.report.messages.append(f"singers not among MIR-1K's 19 (put in train): {', '.join(sorted(unknown_singers))}")
         usable = sum(len(entries) for entries in by_split.values())
-        self.report.messages.append(f"{usable} of {self.report.files_found} clips have audio and a usable pitch label")
+        self.report.messages.append(f"{usable} of {self.report.files_found} clips have an audio file and a usable pitch label")
         self.report.messages.append(
             "audio: the right (voice) channel" if config.source == "voice" else "audio: both channels averaged (voice + accompaniment)"
         )

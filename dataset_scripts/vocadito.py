@@ -153,7 +153,7 @@ class Vocadito(CorpusBuilder):
                 self.report.files_found += 1
                 self.report.skip(path.stem, f"not listed in {METADATA_FILE}")
         usable = sum(len(entries) for entries in by_split.values())
-        self.report.messages.append(f"{usable} of {len(singers)} listed excerpts have audio and a usable F0 annotation")
+        self.report.messages.append(f"{usable} of {len(singers)} listed excerpts have an audio file and a usable F0 annotation")
         return [datasets.SplitGenerator(name=split, gen_kwargs={"entries": by_split[split]}) for split in by_split]
 
     def _generate_examples(self, entries):
