@@ -27,7 +27,7 @@ def write_excerpt(root, track: int, seconds: float, f0_hz: float, voiced_from: f
     sf.write(root / "Audio" / f"vocadito_{track}.wav", wave, SR, subtype="PCM_16")
     times = np.arange(int(seconds / HOP) + 1) * HOP
     (root / "Annotations" / "F0").mkdir(parents=True, exist_ok=True)
-    lines = "".join(f"{time!r},{f0_hz if time >= voiced_from else 0.0}\r\n" for time in times)
+    lines = "".join(f"{float(time)!r},{f0_hz if time >= voiced_from else 0.0}\r\n" for time in times)
     (root / "Annotations" / "F0" / f"vocadito_{track}_f0.csv").write_text(lines, newline="")
 
 
@@ -80,7 +80,7 @@ def test_singer_split_rows_and_values(tree, tmp_path):
     second = dataset["test"][2]  # vocadito_3 from 5 s: frames from 4.95 s, relative
     assert second["f0_times"][0] == pytest.approx(np.ceil(4.95 / HOP) * HOP - 5.0, abs=1e-5)
     assert len(second["audio"]["array"]) == int(2.6 * 16000)
-    assert estimate_f0(second["audio"]["array"][:4000]) == pytest.approx(330.0, rel=0.01)
+    assert estimate_f0(second["audio"]["array"][:4000]) == pytest.approx(330.0, rel=0.025)  # 1-sample lag resolution
     assert estimate_f0(dataset["validation"][0]["audio"]["array"][8000:12000]) == pytest.approx(262.0, rel=0.01)
     singers = {split: set(dataset[split]["singer"]) for split in dataset}
     assert not (singers["train"] & singers["test"] or singers["train"] & singers["validation"]
