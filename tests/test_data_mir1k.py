@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from data_fixtures import estimate_f0, write_corrupt, write_wav
 from dataset_scripts.mir1k import load_pv
@@ -162,6 +163,13 @@ def test_cli_prepare_mir1k(prepared, tmp_path):
     assert lines[:2] == ["mir1k (pitch, 5 s chunks)", "files: 11 found, 4 used, 7 skipped"]
     assert "  skipped 2: unreadable pitch label: leon_1_01, stool_1_01" in lines
     assert "songs: 1 train, 1 validation, 1 test (validation: ours); vocal separation: none" in lines
+    from dataset_scripts.hub import write_card
+    from model_cards.citations import MIR1K
+
+    text = write_card(tmp_path / "cli").read_text()
+    card = yaml.safe_load(text.split("---\n")[1])
+    assert card["license"] == "other" and "mir1k" in card["tags"] and f"```bibtex\n{MIR1K}\n```" in text
+    assert "the right (voice) channel of the stereo 16 kHz clips" in text and "without a stated licence" in text
     bad = subprocess.run([sys.executable, "-m", "svu", "data", "prepare", "mir1k", "--data-dir", str(tmp_path),
                           "--output", str(tmp_path / "x")], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from data_fixtures import TEST_DATA, estimate_f0, write_corrupt
 from dataset_scripts.prepare import load_prepared, prepare
@@ -136,3 +137,16 @@ def test_real_fixture_parses_and_matches_its_audio(tmp_path):
         if centre + 640 <= len(audio):
             errors.append(1200 * np.log2(estimate_f0(audio[centre - 640 : centre + 640]) / f0[i]))
     assert len(errors) == 30 and np.all(np.abs(errors) < 50) and np.median(np.abs(errors)) < 15
+
+
+def test_dataset_card(tree, tmp_path):
+    from dataset_scripts.hub import write_card
+    from model_cards.citations import VOCADITO
+
+    prepare("vocadito", tmp_path / "out", data_dir=tree, split="singers")
+    text = write_card(tmp_path / "out").read_text()
+    card = yaml.safe_load(text.split("---\n")[1])
+    assert card["license"] == "cc-by-4.0" and "pitch" in card["tags"] and "vocadito" in card["tags"]
+    assert f"```bibtex\n{VOCADITO}\n```" in text and "Source: https://zenodo.org/record/5578807" in text
+    assert "| test | 4 |" in text and "decoded 44.1 -> 16 kHz mono, 5 s chunks" in text
+    assert "- Labels: F0 in Hz per annotated frame (`f0_times`, `f0_hz`; 0 = unvoiced)" in text
