@@ -175,3 +175,20 @@ def test_cli_prepare_mir1k(prepared, tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == (f"svu data prepare: no Wavfile/ and PitchLabel/ folders under {tmp_path}; expected "
                                   "<root>/Wavfile/<singer>_<song>_<clip>.wav and <root>/PitchLabel/<singer>_<song>_<clip>.pv")
+
+
+@pytest.mark.parametrize("backend", ["torchcodec", "ffmpeg"])
+def test_one_channel_decoding_on_both_decode_paths(backend, tmp_path, monkeypatch):
+    from modeling_svu import audio_io
+
+    if backend == "ffmpeg":
+        monkeypatch.setattr(audio_io, "_main_backend", lambda: None)
+    write_clip(tmp_path, "amy_1_01", None, 1.0, 60)
+    path = tmp_path / "Wavfile" / "amy_1_01.wav"
+    stereo, _ = sf.read(path, dtype="float32")
+    for channel, expected in ((None, stereo.mean(axis=1)), (0, stereo[:, 0]), (1, stereo[:, 1])):
+        np.testing.assert_allclose(audio_io.decode_audio(path, SR, channel=channel), expected, atol=1e-6)
+    at_8k = audio_io.decode_audio(path, 8000, channel=1)  # resampled after the channel is picked
+    assert len(at_8k) == 8000 and estimate_f0(at_8k[:2000], sr=8000) == pytest.approx(midi_hz(60), rel=0.02)
+    with pytest.raises(ValueError, match=r"amy_1_01.wav: has 2 channel\(s\); channel 2 \(0 = left, 1 = right\)"):
+        audio_io.decode_audio(path, SR, channel=2)
