@@ -34,7 +34,7 @@ import datasets
 import numpy as np
 
 from .common import CorpusBuilder
-from .pitch_corpus import f0_problem, pitch_examples, pitch_features, semitones_to_hz, singer_split
+from .pitch_corpus import f0_problem, find_root, pitch_examples, pitch_features, semitones_to_hz, singer_split
 
 SINGERS = (
     "Ani", "Kenshin", "abjones", "amy", "annar", "ariel", "bobon", "bug", "davidson", "fdps", "geniusturtle",
@@ -50,15 +50,8 @@ CLIP_NAME = re.compile(r"^(?P<singer>[A-Za-z]+)_(?P<song>\d+)_(?P<clip>\d+)$")
 EXPECTED = "expected <root>/Wavfile/<singer>_<song>_<clip>.wav and <root>/PitchLabel/<singer>_<song>_<clip>.pv"
 
 
-def find_root(data_dir) -> Path:
-    """The folder holding ``Wavfile/`` and ``PitchLabel/``: ``data_dir`` or one of its subfolders."""
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise ValueError(f"MIR-1K data_dir {root} is not a folder; {EXPECTED}")
-    for candidate in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
-        if (candidate / "Wavfile").is_dir() and (candidate / "PitchLabel").is_dir():
-            return candidate
-    raise ValueError(f"no Wavfile/ and PitchLabel/ folders under {root}; {EXPECTED}")
+def is_mir1k_root(folder: Path) -> bool:
+    return (folder / "Wavfile").is_dir() and (folder / "PitchLabel").is_dir()
 
 
 def load_pv(path) -> tuple:
@@ -122,7 +115,7 @@ class Mir1K(CorpusBuilder):
 
     def _split_generators(self, dl_manager):
         config = self.config
-        root = find_root(config.data_dir)
+        root = find_root(config.data_dir, "MIR-1K", is_mir1k_root, "no Wavfile/ and PitchLabel/ folders", EXPECTED)
         wavs = {p.stem: p for p in sorted((root / "Wavfile").iterdir()) if p.suffix.lower() == ".wav"}
         labels = {p.stem: p for p in sorted((root / "PitchLabel").iterdir()) if p.suffix.lower() == ".pv"}
         by_split = {"train": [], "validation": [], "test": []}

@@ -19,8 +19,11 @@ are those within ``F0_MARGIN_SECONDS`` of it, so times may run slightly below 0 
 ``notes_unclipped``): a model frame at a chunk edge still has an annotated frame on each side.
 """
 
-import numpy as np
+from pathlib import Path
+from typing import Callable
+
 import datasets
+import numpy as np
 
 from .audio import SAMPLING_RATE, audio_cell
 
@@ -38,6 +41,18 @@ def pitch_features() -> datasets.Features:
             "chunk_start": datasets.Value("float32"),
         }
     )
+
+
+def find_root(data_dir, corpus: str, holds: Callable[[Path], bool], missing: str, expected: str) -> Path:
+    """``data_dir`` or the first of its subfolders (an archive's own top folder) that `holds` the corpus; else
+    ValueError (one line): "``missing`` under <data_dir>; ``expected``"."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise ValueError(f"{corpus} data_dir {root} is not a folder; {expected}")
+    for candidate in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
+        if holds(candidate):
+            return candidate
+    raise ValueError(f"{missing} under {root}; {expected}")
 
 
 def semitones_to_hz(semitones) -> np.ndarray:

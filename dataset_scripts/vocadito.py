@@ -20,7 +20,6 @@ singers. A singer's excerpts are in one split only, so no song leaks. `pitch_cor
 """
 
 import csv
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,28 +27,16 @@ import datasets
 import numpy as np
 
 from .common import CorpusBuilder
-from .pitch_corpus import f0_problem, pitch_examples, pitch_features, singer_split
+from .pitch_corpus import f0_problem, find_root, pitch_examples, pitch_features, singer_split
 
 METADATA_FILE = "vocadito_metadata.csv"
 METADATA_COLUMNS = ("track_id", "singer_id")
 TEST_SINGERS = ("S1", "S9", "S21", "S28")
 VALIDATION_SINGERS = ("S12", "S23")
 SPLITS = ("test", "singers")
-AUDIO_NAME = re.compile(r"^vocadito_(\w+)\.wav$")
 EXPECTED = (
     f"expected <root>/{METADATA_FILE}, <root>/Audio/vocadito_<id>.wav and <root>/Annotations/F0/vocadito_<id>_f0.csv"
 )
-
-
-def find_root(data_dir) -> Path:
-    """The folder holding ``vocadito_metadata.csv``: ``data_dir`` or one of its subfolders; ValueError otherwise."""
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise ValueError(f"vocadito data_dir {root} is not a folder; {EXPECTED}")
-    for candidate in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
-        if (candidate / METADATA_FILE).is_file():
-            return candidate
-    raise ValueError(f"no {METADATA_FILE} under {root}; {EXPECTED}")
 
 
 def load_metadata(path) -> dict:
@@ -123,7 +110,8 @@ class Vocadito(CorpusBuilder):
 
     def _split_generators(self, dl_manager):
         config = self.config
-        root = find_root(config.data_dir)
+        root = find_root(config.data_dir, "vocadito", lambda folder: (folder / METADATA_FILE).is_file(),
+                         f"no {METADATA_FILE}", EXPECTED)
         singers = load_metadata(root / METADATA_FILE)
         by_split = {"train": [], "validation": [], "test": []}
         for track_id in sorted(singers, key=lambda t: (not t.isdigit(), int(t) if t.isdigit() else 0, t)):
