@@ -98,6 +98,23 @@ def test_rows_f0_in_hz_and_times_from_20_ms(prepared):
     assert [r["song_id"] for r in rows(dataset["validation"])] == ["bobon_2"]
 
 
+def test_rows_give_the_contract_targets(prepared):
+    """A prepared row through `modeling_svu.pitch.pitch_targets` on 50 Hz model frames: C4 (MIDI 60) in bin 180."""
+    from modeling_svu.configuration_svu import SVUConfig
+    from modeling_svu.pitch import hz_to_bin, pitch_targets
+
+    dataset, _, _ = prepared
+    row = dataset["test"][0]  # amy_3_01: unvoiced for 3 frames at each end, MIDI 60 between
+    config = SVUConfig(task="pitch")
+    frames = 0.01 + 0.02 * np.arange(200)
+    targets = pitch_targets(row["f0_times"], row["f0_hz"], frames, config)
+    voiced = np.flatnonzero(targets[:, -1])
+    # labels voiced from 0.08 s (index 3) to 3.92 s; model frames at 0.07 s .. 3.91 s take them (a tie goes right)
+    assert voiced[0] == 3 and voiced[-1] == 195 and len(voiced) == 193
+    assert hz_to_bin(row["f0_hz"][10], config) == pytest.approx(180.0, abs=0.01)
+    assert set(np.argmax(targets[voiced, :-1], axis=1)) == {180}
+
+
 def test_audio_is_the_right_voice_channel(prepared, tmp_path):
     dataset, _, data_dir = prepared
     stereo, _ = sf.read(data_dir / "MIR-1K" / "Wavfile" / "bobon_2_01.wav", dtype="float32")
