@@ -16,7 +16,8 @@ MIR-1K loader pull request and its test resources, timbre-trap's MIR_1K):
 
 Every clip whose audio or pitch label is missing, unreadable or malformed (non-numeric, negative, or above MIDI
 127: pitches in Hz, not semitones) is skipped and named in the report (one line each) and counted; so is a label
-without audio and a file not named ``<singer>_<song>_<clip>``. The summary says how many clips remain.
+without audio and a file not named ``<singer>_<song>_<clip>``. The summary says how many clips remain. A label
+ending more than 0.5 s before or after its audio is used, and reported (`pitch_corpus.span_mismatch`).
 
 ``song_id`` is ``<singer>_<song>`` (the clips of one recording; ``UndividedWavfile/<singer>_<song>.wav``).
 Splits (MIR-1K has no official one; ours): ``split="singers"`` (default): test = abjones, amy, jmzen, yifen;
@@ -34,7 +35,9 @@ import datasets
 import numpy as np
 
 from .common import CorpusBuilder
-from .pitch_corpus import f0_problem, find_root, pitch_examples, pitch_features, semitones_to_hz, singer_split
+from .pitch_corpus import (
+    f0_problem, find_root, pitch_examples, pitch_features, semitones_to_hz, singer_split, span_mismatch,
+)
 
 SINGERS = (
     "Ani", "Kenshin", "abjones", "amy", "annar", "ariel", "bobon", "bug", "davidson", "fdps", "geniusturtle",
@@ -158,6 +161,8 @@ class Mir1K(CorpusBuilder):
         channel = SOURCES[self.config.source]
         for (clip, song, singer, _, times, f0_hz), wave in self.decoded(entries, lambda e: e[3], lambda e: e[0], channel):
             self.report.files_used += 1
+            if mismatch := span_mismatch(clip, times, len(wave)):
+                self.report.messages.append(mismatch)
             for index, example in enumerate(pitch_examples(wave, times, f0_hz, song_id=song, singer=singer,
                                                            chunk_seconds=self.chunk_seconds, recording=clip)):
                 yield f"{clip}#{index}", example

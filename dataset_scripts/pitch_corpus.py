@@ -75,6 +75,15 @@ def f0_problem(times: np.ndarray, f0_hz: np.ndarray) -> str | None:
     return None
 
 
+def span_mismatch(name: str, times, num_samples: int, tolerance: float = 0.5) -> str | None:
+    """A report line when the annotation ends more than `tolerance` seconds before or after the audio (an
+    annotation of another take, a cut file), else None; such a file is still used."""
+    audio_seconds, last = num_samples / SAMPLING_RATE, float(times[-1])
+    if abs(last - audio_seconds) <= tolerance:
+        return None
+    return f"{name}: the F0 annotation ends at {last:.2f} s but the audio at {audio_seconds:.2f} s; check that they belong together"
+
+
 def chunk_bounds(num_samples: int, chunk_samples: int) -> list:
     """(start, end) samples of each chunk (module docstring: a short remainder joins the last chunk)."""
     starts = list(range(0, max(num_samples, 1), chunk_samples))

@@ -49,6 +49,7 @@ def fake_tree(base):
     write_clip(root, "amy_3_02", [64.5] * frames(12.3), 12.3, 64.5, crlf=True)  # 2 chunks, CRLF
     write_clip(root, "Kenshin_1_01", [0] * 10 + [55.25] * (frames(5.0) - 10), 5.0, 55.25)  # singer name with capitals
     write_clip(root, "bobon_2_01", [57] * frames(4.0), 4.0, 57)  # validation singer
+    write_clip(root, "ariel_1_01", [62] * frames(8.0), 4.0, 62)  # labels of 8 s for 4 s of audio: used, reported
     write_clip(root, "annar_1_01", None, 4.0, 60)  # no pitch label
     write_clip(root, "titon_1_01", [60] * frames(4.0), 4.0, 60, channels=1)  # mono: no voice channel
     write_corrupt(root / "Wavfile" / "heycat_1_01.wav")
@@ -92,9 +93,10 @@ def test_rows_f0_in_hz_and_times_from_20_ms(prepared):
     assert third["f0_times"][0] == pytest.approx(-0.04, abs=1e-5) and third["f0_times"][-1] == pytest.approx(7.28, abs=1e-5)
     assert [len(a["array"]) for a in dataset["test"]["audio"]] == [64000, 80000, 116800]
     train = rows(dataset["train"])
-    assert [(r["song_id"], r["singer"]) for r in train] == [("Kenshin_1", "Kenshin")]
+    assert [(r["song_id"], r["singer"]) for r in train] == [("Kenshin_1", "Kenshin"), ("ariel_1", "ariel")]
     assert train[0]["f0_hz"][:10] == [0.0] * 10
     np.testing.assert_allclose(train[0]["f0_hz"][10:], midi_hz(55.25), rtol=1e-6)
+    assert train[1]["f0_times"][-1] == pytest.approx(4.04, abs=1e-5)  # one 4 s chunk: labels past it are cut off
     assert [r["song_id"] for r in rows(dataset["validation"])] == ["bobon_2"]
 
 
@@ -134,7 +136,7 @@ def test_missing_and_corrupt_files_reported(prepared):
         "unreadable audio": ["heycat_1_01", "titon_1_01"],
         "unreadable pitch label": ["leon_1_01", "stool_1_01"],
     }
-    assert report["files_found"] == 11 and report["files_used"] == 4 and report["files_skipped"] == 7
+    assert report["files_found"] == 12 and report["files_used"] == 5 and report["files_skipped"] == 7
     messages = "\n".join(report["messages"])
     root = data_dir / "MIR-1K"
     assert f"{root / 'Wavfile' / 'khair_1_01'}.wav: no such file (for khair_1_01.pv)" in messages
@@ -142,7 +144,9 @@ def test_missing_and_corrupt_files_reported(prepared):
     assert "stool_1_01.pv: unusable pitch label: value 261.6 above MIDI 127 (MIR-1K labels are semitones, not Hz)" in messages
     assert "titon_1_01.wav: has 1 channel(s); channel 1 (0 = left, 1 = right) was asked for" in messages
     assert "heycat_1_01.wav: cannot decode audio" in messages
-    assert "6 of 11 clips have an audio file and a usable pitch label" in messages  # 4 of them decode
+    assert "7 of 12 clips have an audio file and a usable pitch label" in messages  # 5 of them decode
+    assert "ariel_1_01: the F0 annotation ends at 7.98 s but the audio at 4.00 s; check that they belong together" in messages
+    assert "amy_3_01: the F0" not in messages
 
 
 def test_splits_by_singer_without_leakage(prepared, tmp_path):
@@ -151,11 +155,11 @@ def test_splits_by_singer_without_leakage(prepared, tmp_path):
     songs = {split: set(dataset[split]["song_id"]) for split in dataset}
     for a, b in [("train", "validation"), ("train", "test"), ("validation", "test")]:
         assert not singers[a] & singers[b] and not songs[a] & songs[b]
-    assert meta["report"]["groups"] == {"what": "song", "train": 1, "validation": 1, "test": 1}
+    assert meta["report"]["groups"] == {"what": "song", "train": 2, "validation": 1, "test": 1}
     everything = prepare("mir1k", tmp_path / "all", data_dir=data_dir, split="test")
-    assert [len(everything[s]) for s in ("train", "validation", "test")] == [0, 0, 5]
+    assert [len(everything[s]) for s in ("train", "validation", "test")] == [0, 0, 6]
     no_validation = prepare("mir1k", tmp_path / "noval", data_dir=data_dir, validation="none")
-    assert sorted(no_validation["train"]["singer"]) == ["Kenshin", "bobon"] and len(no_validation["validation"]) == 0
+    assert sorted(no_validation["train"]["singer"]) == ["Kenshin", "ariel", "bobon"] and len(no_validation["validation"]) == 0
 
 
 def test_pv_parser_on_the_real_format(tmp_path):
@@ -176,9 +180,9 @@ def test_cli_prepare_mir1k(prepared, tmp_path):
                             timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:2] == ["mir1k (pitch, 5 s chunks)", "files: 11 found, 4 used, 7 skipped"]
+    assert lines[:2] == ["mir1k (pitch, 5 s chunks)", "files: 12 found, 5 used, 7 skipped"]
     assert "  skipped 2: unreadable pitch label: leon_1_01, stool_1_01" in lines
-    assert "songs: 1 train, 1 validation, 1 test (validation: ours); vocal separation: none" in lines
+    assert "songs: 2 train, 1 validation, 1 test (validation: ours); vocal separation: none" in lines
     from dataset_scripts.hub import write_card
     from model_cards.citations import MIR1K
 
