@@ -19,7 +19,8 @@ Every clip whose audio or pitch label is missing, unreadable or malformed (non-n
 without audio and a file not named ``<singer>_<song>_<clip>``. The summary says how many clips remain. A label
 ending more than 0.5 s before or after its audio is used, and reported (`pitch_corpus.span_mismatch`).
 
-``song_id`` is ``<singer>_<song>`` (the clips of one recording; ``UndividedWavfile/<singer>_<song>.wav``).
+``song_id`` is the clip, ``<singer>_<song>_<clip>``: the recording file, scored whole; the clips of one song
+(cut from ``UndividedWavfile/<singer>_<song>.wav``) share its singer, so the singer split keeps them together.
 Splits (MIR-1K has no official one; ours): ``split="singers"`` (default): test = abjones, amy, jmzen, yifen;
 validation = bobon, tammy (``validation="none"``: they train); train = the other 13 singers (any singer not in
 these lists trains, and is named in the report). ``split="test"``: every clip is test data (how CREPE-style pitch
@@ -147,7 +148,7 @@ class Mir1K(CorpusBuilder):
             if singer.lower() not in {s.lower() for s in SINGERS}:
                 unknown_singers.add(singer)
             split = self.assign(mir1k_split(singer, config.split, tuple(config.validation_singers)))
-            by_split[split].append((clip, f"{singer}_{match['song']}", singer, wavs[clip], times, f0_hz))
+            by_split[split].append((clip, singer, wavs[clip], times, f0_hz))
         if unknown_singers:
             self.report.messages.append(f"singers not among MIR-1K's 19 (put in train): {', '.join(sorted(unknown_singers))}")
         usable = sum(len(entries) for entries in by_split.values())
@@ -159,10 +160,10 @@ class Mir1K(CorpusBuilder):
 
     def _generate_examples(self, entries):
         channel = SOURCES[self.config.source]
-        for (clip, song, singer, _, times, f0_hz), wave in self.decoded(entries, lambda e: e[3], lambda e: e[0], channel):
+        for (clip, singer, _, times, f0_hz), wave in self.decoded(entries, lambda e: e[2], lambda e: e[0], channel):
             self.report.files_used += 1
             if mismatch := span_mismatch(clip, times, len(wave)):
                 self.report.messages.append(mismatch)
-            for index, example in enumerate(pitch_examples(wave, times, f0_hz, song_id=song, singer=singer,
-                                                           chunk_seconds=self.chunk_seconds, recording=clip)):
+            examples = pitch_examples(wave, times, f0_hz, song_id=clip, singer=singer, chunk_seconds=self.chunk_seconds)
+            for index, example in enumerate(examples):
                 yield f"{clip}#{index}", example

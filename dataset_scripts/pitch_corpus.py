@@ -3,7 +3,7 @@
 Rows of a pitch corpus (the pitch task's dataset contract)::
 
     audio        16 kHz mono chunk
-    song_id      the recording it was cut from (the leakage key: never in two splits)
+    song_id      the recording file it was cut from (the leakage key: never in two splits)
     singer       who sings it (our splits keep every singer in one split, so no song leaks either)
     f0_times     seconds from the chunk start of each annotated frame, float32
     f0_hz        the reference F0 there in Hz, 0 = unvoiced, float32
@@ -92,10 +92,8 @@ def chunk_bounds(num_samples: int, chunk_samples: int) -> list:
     return [(start, starts[i + 1] if i + 1 < len(starts) else num_samples) for i, start in enumerate(starts)]
 
 
-def pitch_examples(waveform: np.ndarray, times, f0_hz, *, song_id: str, singer: str, chunk_seconds: float,
-                   recording: str | None = None) -> list:
-    """The chunks of one recording file (`recording`, default the song) with the annotation frames of each, times
-    relative to the chunk start."""
+def pitch_examples(waveform: np.ndarray, times, f0_hz, *, song_id: str, singer: str, chunk_seconds: float) -> list:
+    """The chunks of one recording with the annotation frames of each, times relative to the chunk start."""
     times = np.asarray(times, dtype=np.float64)
     f0_hz = np.asarray(f0_hz, dtype=np.float64)
     examples = []
@@ -104,7 +102,7 @@ def pitch_examples(waveform: np.ndarray, times, f0_hz, *, song_id: str, singer: 
         inside = (times >= chunk_start - F0_MARGIN_SECONDS) & (times <= chunk_end + F0_MARGIN_SECONDS)
         examples.append(
             {
-                "audio": audio_cell(waveform[start:end], f"{recording or song_id}#{index}.wav"),
+                "audio": audio_cell(waveform[start:end], f"{song_id}#{index}.wav"),
                 "song_id": song_id,
                 "singer": singer,
                 "f0_times": (times[inside] - chunk_start).astype(np.float32).tolist(),

@@ -80,7 +80,7 @@ def test_rows_f0_in_hz_and_times_from_20_ms(prepared):
     assert meta["task"] == "pitch" and meta["corpus"] == "mir1k"
     test = rows(dataset["test"])
     assert [(r["song_id"], r["singer"], r["chunk_start"]) for r in test] == [
-        ("amy_3", "amy", 0.0), ("amy_3", "amy", 0.0), ("amy_3", "amy", 5.0)]
+        ("amy_3_01", "amy", 0.0), ("amy_3_02", "amy", 0.0), ("amy_3_02", "amy", 5.0)]
     first = test[0]  # amy_3_01: 4.0 s, 199 frames at 0.02 * (i + 1)
     assert len(first["f0_times"]) == 199
     np.testing.assert_allclose(first["f0_times"], 0.02 * np.arange(1, 200), atol=1e-6)
@@ -93,11 +93,11 @@ def test_rows_f0_in_hz_and_times_from_20_ms(prepared):
     assert third["f0_times"][0] == pytest.approx(-0.04, abs=1e-5) and third["f0_times"][-1] == pytest.approx(7.28, abs=1e-5)
     assert [len(a["array"]) for a in dataset["test"]["audio"]] == [64000, 80000, 116800]
     train = rows(dataset["train"])
-    assert [(r["song_id"], r["singer"]) for r in train] == [("Kenshin_1", "Kenshin"), ("ariel_1", "ariel")]
+    assert [(r["song_id"], r["singer"]) for r in train] == [("Kenshin_1_01", "Kenshin"), ("ariel_1_01", "ariel")]
     assert train[0]["f0_hz"][:10] == [0.0] * 10
     np.testing.assert_allclose(train[0]["f0_hz"][10:], midi_hz(55.25), rtol=1e-6)
     assert train[1]["f0_times"][-1] == pytest.approx(4.04, abs=1e-5)  # one 4 s chunk: labels past it are cut off
-    assert [r["song_id"] for r in rows(dataset["validation"])] == ["bobon_2"]
+    assert [r["song_id"] for r in rows(dataset["validation"])] == ["bobon_2_01"]
 
 
 def test_rows_give_the_contract_targets(prepared):
@@ -152,10 +152,12 @@ def test_missing_and_corrupt_files_reported(prepared):
 def test_splits_by_singer_without_leakage(prepared, tmp_path):
     dataset, meta, data_dir = prepared
     singers = {split: set(dataset[split]["singer"]) for split in dataset}
-    songs = {split: set(dataset[split]["song_id"]) for split in dataset}
+    clips = {split: set(dataset[split]["song_id"]) for split in dataset}
+    songs = {split: {clip.rsplit("_", 1)[0] for clip in clips[split]} for split in dataset}  # amy_3_01 -> amy_3
+    assert songs["test"] == {"amy_3"} and clips["test"] == {"amy_3_01", "amy_3_02"}
     for a, b in [("train", "validation"), ("train", "test"), ("validation", "test")]:
-        assert not singers[a] & singers[b] and not songs[a] & songs[b]
-    assert meta["report"]["groups"] == {"what": "song", "train": 2, "validation": 1, "test": 1}
+        assert not singers[a] & singers[b] and not songs[a] & songs[b] and not clips[a] & clips[b]
+    assert meta["report"]["groups"] == {"what": "song", "train": 2, "validation": 1, "test": 2}
     everything = prepare("mir1k", tmp_path / "all", data_dir=data_dir, split="test")
     assert [len(everything[s]) for s in ("train", "validation", "test")] == [0, 0, 6]
     no_validation = prepare("mir1k", tmp_path / "noval", data_dir=data_dir, validation="none")
@@ -182,7 +184,7 @@ def test_cli_prepare_mir1k(prepared, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[:2] == ["mir1k (pitch, 5 s chunks)", "files: 12 found, 5 used, 7 skipped"]
     assert "  skipped 2: unreadable pitch label: leon_1_01, stool_1_01" in lines
-    assert "songs: 2 train, 1 validation, 1 test (validation: ours); vocal separation: none" in lines
+    assert "songs: 2 train, 1 validation, 2 test (validation: ours); vocal separation: none" in lines
     from dataset_scripts.hub import write_card
     from model_cards.citations import MIR1K
 
