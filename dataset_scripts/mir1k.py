@@ -35,9 +35,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from .common import CorpusBuilder
+from .common import CorpusBuilder, pitch_features
 from .pitch_corpus import (
-    f0_problem, find_root, pitch_examples, pitch_features, semitones_to_hz, singer_split, span_mismatch,
+    F0_MARGIN_SECONDS, f0_problem, find_root, semitones_to_hz, singer_split, span_mismatch,
 )
 
 SINGERS = (
@@ -164,6 +164,6 @@ class Mir1K(CorpusBuilder):
             self.report.files_used += 1
             if mismatch := span_mismatch(clip, times, len(wave)):
                 self.report.messages.append(mismatch)
-            examples = pitch_examples(wave, times, f0_hz, song_id=clip, singer=singer, chunk_seconds=self.chunk_seconds)
+            examples = self.pitch_song(wave, times, f0_hz, clip, singer, padded=False, margin_seconds=F0_MARGIN_SECONDS)
             for index, example in enumerate(examples):
                 yield f"{clip}#{index}", example

@@ -27,8 +27,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from .common import CorpusBuilder
-from .pitch_corpus import f0_problem, find_root, pitch_examples, pitch_features, singer_split, span_mismatch
+from .common import CorpusBuilder, pitch_features
+from .pitch_corpus import F0_MARGIN_SECONDS, f0_problem, find_root, singer_split, span_mismatch
 
 METADATA_FILE = "vocadito_metadata.csv"
 METADATA_COLUMNS = ("track_id", "singer_id")
@@ -150,6 +150,6 @@ class Vocadito(CorpusBuilder):
             self.report.files_used += 1
             if mismatch := span_mismatch(name, times, len(wave)):
                 self.report.messages.append(mismatch)
-            examples = pitch_examples(wave, times, f0_hz, song_id=name, singer=singer, chunk_seconds=self.chunk_seconds)
+            examples = self.pitch_song(wave, times, f0_hz, name, singer, padded=False, margin_seconds=F0_MARGIN_SECONDS)
             for index, example in enumerate(examples):
                 yield f"{name}#{index}", example

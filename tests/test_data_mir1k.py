@@ -91,7 +91,9 @@ def test_rows_f0_in_hz_and_times_from_20_ms(prepared):
     np.testing.assert_allclose(second["f0_hz"], midi_hz(64.5), rtol=1e-6)
     assert second["f0_times"][-1] == pytest.approx(5.04, abs=1e-5)  # frames within 50 ms past the edge
     assert third["f0_times"][0] == pytest.approx(-0.04, abs=1e-5) and third["f0_times"][-1] == pytest.approx(7.28, abs=1e-5)
-    assert [len(a["array"]) for a in dataset["test"]["audio"]] == [64000, 80000, 116800]
+    assert [len(a["array"]) for a in dataset["test"]["audio"]] == [64000, 80000, 116800]  # nothing zero-padded
+    assert meta["songs"]["amy_3_02"] == {"seconds": 12.3} and sorted(meta["songs"]) == [
+        "Kenshin_1_01", "amy_3_01", "amy_3_02", "ariel_1_01", "bobon_2_01"]
     train = rows(dataset["train"])
     assert [(r["song_id"], r["singer"]) for r in train] == [("Kenshin_1_01", "Kenshin"), ("ariel_1_01", "ariel")]
     assert train[0]["f0_hz"][:10] == [0.0] * 10
