@@ -13,6 +13,7 @@ import yaml
 
 from data_fixtures import estimate_f0, write_corrupt, write_wav
 from dataset_scripts.mir1k import load_pv
+from modeling_svu.pitch import hz_to_bin
 from dataset_scripts.prepare import load_prepared, prepare
 
 SR = 16000
@@ -105,7 +106,7 @@ def test_rows_f0_in_hz_and_times_from_20_ms(prepared):
 def test_rows_give_the_contract_targets(prepared):
     """A prepared row through `modeling_svu.pitch.pitch_targets` on 50 Hz model frames: C4 (MIDI 60) in bin 180."""
     from modeling_svu.configuration_svu import SVUConfig
-    from modeling_svu.pitch import hz_to_bin, pitch_targets
+    from modeling_svu.pitch import pitch_targets
 
     dataset, _, _ = prepared
     row = dataset["test"][0]  # amy_3_01: unvoiced for 3 frames at each end, MIDI 60 between
@@ -216,3 +217,31 @@ def test_one_channel_decoding_on_both_decode_paths(backend, tmp_path, monkeypatc
     assert len(at_8k) == 8000 and estimate_f0(at_8k[:2000], sr=8000) == pytest.approx(midi_hz(60), rel=0.02)
     with pytest.raises(ValueError, match=r"amy_1_01.wav: has 2 channel\(s\); channel 2 \(0 = left, 1 = right\)"):
         audio_io.decode_audio(path, SR, channel=2)
+
+
+def test_prepared_chunks_collate_and_train(prepared):
+    """The training collator turns prepared MIR-1K chunks of different lengths into pitch targets for a tiny model,
+    and the loss on them is finite and has gradients."""
+    import torch
+
+    from modeling_svu import SVUForPitchEstimation
+    from train.data import AudioCollator
+
+    dataset, _, _ = prepared
+    torch.manual_seed(0)
+    model = SVUForPitchEstimation.from_backbone("tiny-wav2vec2")
+    rows = [{**dataset["test"][i], "row_index": i} for i in range(3)]  # 4 s, 5 s and 7.3 s chunks
+    batch = AudioCollator(model.feature_extractor(), "pitch", model.config)(rows)
+    labels = batch.pop("labels")
+    frames = model.config.num_frames(116800)
+    assert labels.shape == (3, frames, model.config.num_pitch_bins + 1)
+    assert (labels[0, model.config.num_frames(64000):] == -100).all() and (labels[2] != -100).all()
+    voiced = labels[1, :, -1] == 1  # amy_3_02 is MIDI 64.5 throughout
+    assert voiced.sum() >= model.config.num_frames(80000) - 2
+    peak = labels[1, voiced, :-1].argmax(-1).unique().tolist()
+    assert peak == [round(float(hz_to_bin(midi_hz(64.5), model.config)))]
+    batch.pop("row_index")
+    loss = model(**batch, labels=labels).loss
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None for p in model.head.parameters())
