@@ -23,8 +23,8 @@ ending more than 0.5 s before or after its audio is used, and reported (`pitch_c
 (cut from ``UndividedWavfile/<singer>_<song>.wav``) share its singer, so the singer split keeps them together.
 Splits (MIR-1K has no official one; ours): ``split="singers"`` (default): test = abjones, amy, jmzen, yifen;
 validation = bobon, tammy (``validation="none"``: they train); train = the other 13 singers (any singer not in
-these lists trains, and is named in the report). ``split="test"``: every clip is test data (how CREPE-style pitch
-papers evaluate on MIR-1K). A singer's clips are in one split only, so no song leaks. `pitch_corpus` describes
+these lists trains, and is named in the report). ``split="test"``: every clip is test data (the whole corpus as an
+evaluation set, as pitch papers such as SPICE and PESTO use it). A singer's clips are in one split only, so no song leaks. `pitch_corpus` describes
 the chunks.
 """
 
