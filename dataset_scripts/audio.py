@@ -55,16 +55,17 @@ def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE)
     return audio_io.resample(to_mono(waveform), orig_sr, target_sr)
 
 
-def load_audio(path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+def load_audio(path, sampling_rate: int = SAMPLING_RATE, channel: int | None = None) -> np.ndarray:
     """Decode any FFmpeg-readable file (wav, flac, mp3; any bit depth and rate) to float32 mono at
     ``sampling_rate`` with `modeling_svu.audio_io.decode_audio`, the decode path `svu transcribe` and the
-    pipelines use too (FFmpeg via torchcodec, channels averaged, soxr resampling).
+    pipelines use too (FFmpeg via torchcodec, channels averaged, soxr resampling). ``channel`` (0 = left,
+    1 = right) keeps one channel instead of the average (MIR-1K's voice is its right channel).
 
     Raises ``ValueError`` naming the file and the problem: missing, a directory, empty (0 bytes), not
     readable, undecodable (text renamed .wav, corrupt mp3), no samples, or NaN/infinite samples (float WAV).
     A truncated file (far shorter than its container declares) is used, with a `TruncatedAudioWarning`.
     """
-    return audio_io.decode_audio(path, sampling_rate)
+    return audio_io.decode_audio(path, sampling_rate, channel=channel)
 
 
 def frame_rms(waveform: np.ndarray, frame: int = RMS_FRAME) -> np.ndarray:
@@ -92,6 +93,16 @@ def trim_silence(waveform: np.ndarray, top_db: float = 40.0, frame: int = RMS_FR
 def num_chunks(num_samples: int, chunk_samples: int, min_last_fraction: float = 0.5) -> int:
     full, rest = divmod(num_samples, chunk_samples)
     return full + int(rest > 0 and rest >= min_last_fraction * chunk_samples)
+
+
+def unpadded_chunk_bounds(num_samples: int, chunk_samples: int) -> list:
+    """``(start, end)`` samples of consecutive chunks that cover a recording without padding (real F0 corpora,
+    `common.pitch_examples(padded=False)`): a rest shorter than half a chunk joins the last chunk, so a chunk is
+    0.5x to 1.5x ``chunk_samples`` long and a shorter recording is one chunk."""
+    starts = list(range(0, max(num_samples, 1), chunk_samples))
+    if len(starts) > 1 and num_samples - starts[-1] < chunk_samples / 2:
+        starts.pop()
+    return [(start, starts[i + 1] if i + 1 < len(starts) else num_samples) for i, start in enumerate(starts)]
 
 
 def chunk_waveform(
