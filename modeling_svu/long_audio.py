@@ -70,7 +70,7 @@ def _frame_rms(window: np.ndarray, num_frames: int, hop: int, field: int) -> np.
     return np.sqrt((energy[ends] - energy[starts]) / np.maximum(ends - starts, 1))
 
 
-def stitched_posteriors(
+def stitched_logits(
     model,
     blocks: Iterable[np.ndarray],
     *,
@@ -82,8 +82,11 @@ def stitched_posteriors(
     total_samples: Optional[int] = None,
     progress: bool = True,
     engine=None,
+    desc: str = "transcribing",
 ) -> Iterator[tuple]:
-    """Yield ``(first_frame, onset_prob, silence_prob, pitch_index)`` runs covering every frame once, in order.
+    """Yield ``(first_frame, logits, quiet)`` runs covering every frame once, in order: the model's frame logits
+    (float32 array, frames x outputs) and, per frame, whether its input is digital silence (RMS below
+    `silence_floor`; all False when it is None). Any frame-wise model (transcription, pitch) reads its frames here.
 
     `engine`: what computes the logits of a batch of windows (`engines.load_engine(model, ...)`: ONNX Runtime,
     int8, bf16); default the model itself in fp32.
@@ -108,7 +111,7 @@ def stitched_posteriors(
     total_windows = None
     if total_samples is not None:
         total_windows = 1 + max(0, -(-(total_samples - window_samples) // hop_samples))
-    bar = tqdm(total=total_windows, unit="chunk", desc="transcribing", disable=not progress)
+    bar = tqdm(total=total_windows, unit="chunk", desc=desc, disable=not progress)
     emitted = 0  # global frames already yielded
 
     def run(batch):
@@ -124,15 +127,14 @@ def stitched_posteriors(
                 logits = model(
                     inputs["input_values"].to(device), attention_mask=inputs.get("attention_mask")
                 ).logits.float().cpu()
-        for (start, window, is_last), window_logits in zip(batch, logits):
-            onset, silence, pitch = logits_to_posteriors(window_logits, config.num_octaves)
+        for (start, window, is_last), window_logits in zip(batch, logits.numpy()):
+            quiet = np.zeros(len(window_logits), dtype=bool)
             if silence_floor is not None:
-                quiet = _frame_rms(window, len(onset), hop, field) < silence_floor
-                onset[quiet], silence[quiet], pitch[quiet] = 0.0, 1.0, -1
+                quiet = _frame_rms(window, len(window_logits), hop, field) < silence_floor
             first = start // hop
-            stop = len(onset) if is_last else hop_frames + seam
+            stop = len(window_logits) if is_last else hop_frames + seam
             keep = slice(emitted - first, stop)
-            yield emitted, onset[keep], silence[keep], pitch[keep]
+            yield emitted, window_logits[keep], quiet[keep]
             emitted = first + stop
         bar.update(len(batch))
 
@@ -150,6 +152,17 @@ def stitched_posteriors(
     finally:
         bar.close()
         model.train(was_training)
+
+
+def stitched_posteriors(model, blocks: Iterable[np.ndarray], **kwargs) -> Iterator[tuple]:
+    """Yield ``(first_frame, onset_prob, silence_prob, pitch_index)`` runs covering every frame once, in order.
+
+    Keyword arguments are those of `stitched_logits`; frames of digital silence are forced to silence.
+    """
+    for first, logits, quiet in stitched_logits(model, blocks, **kwargs):
+        onset, silence, pitch = logits_to_posteriors(logits, model.config.num_octaves)
+        onset[quiet], silence[quiet], pitch[quiet] = 0.0, 1.0, -1
+        yield first, onset, silence, pitch
 
 
 def transcribe_blocks(model, blocks: Iterable[np.ndarray], decoding=None, posteriors=None, **kwargs) -> list:
@@ -173,3 +186,23 @@ def transcribe_array(model, audio, **kwargs) -> list:
     block = int(BLOCK_SECONDS * model.config.sampling_rate)
     kwargs.setdefault("total_samples", len(audio))
     return transcribe_blocks(model, array_blocks(audio, block), **kwargs)
+
+
+def pitch_track_blocks(model, blocks: Iterable[np.ndarray], voicing_threshold: Optional[float] = None, **kwargs) -> dict:
+    """The F0 track of a stream of 1-D sample blocks at the model's sampling rate, with a pitch model:
+    ``{"times", "f0_hz", "voicing", "voiced"}`` arrays, one value per frame (`pitch.decode_pitch`; `times` are
+    `pitch.frame_times`, the centre of each frame's input). Frames of digital silence are unvoiced. Keyword arguments are those of
+    `stitched_logits`; `voicing_threshold` defaults to `config.voicing_threshold`.
+    """
+    from .pitch import decode_pitch, frame_times
+
+    kwargs.setdefault("desc", "pitch")
+    parts = {"f0_hz": [], "voicing": [], "voiced": []}
+    for _, logits, quiet in stitched_logits(model, blocks, **kwargs):
+        decoded = decode_pitch(logits, model.config, voicing_threshold=voicing_threshold)
+        decoded["f0_hz"][quiet], decoded["voicing"][quiet], decoded["voiced"][quiet] = 0.0, 0.0, False
+        for key, values in parts.items():
+            values.append(decoded[key])
+    track = {key: np.concatenate(values) for key, values in parts.items()}
+    track["times"] = frame_times(len(track["f0_hz"]), model.config)
+    return track
