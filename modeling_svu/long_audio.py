@@ -18,6 +18,7 @@ import torch
 from transformers.utils.logging import tqdm
 
 from .note_labels import NoteDecoder, decoding_options, logits_to_posteriors
+from .pitch import decode_pitch, frame_times
 
 DEFAULT_OVERLAP_SECONDS = 1.0
 DEFAULT_BATCH_SIZE = 8
@@ -194,8 +195,6 @@ def pitch_track_blocks(model, blocks: Iterable[np.ndarray], voicing_threshold: O
     `pitch.frame_times`, the centre of each frame's input). Frames of digital silence are unvoiced. Keyword arguments are those of
     `stitched_logits`; `voicing_threshold` defaults to `config.voicing_threshold`.
     """
-    from .pitch import decode_pitch, frame_times
-
     kwargs.setdefault("desc", "pitch")
     parts = {"f0_hz": [], "voicing": [], "voiced": []}
     for _, logits, quiet in stitched_logits(model, blocks, **kwargs):

@@ -9,12 +9,14 @@ note is kept as it is; the fractional pitch is an addition.
 
 import numpy as np
 
+from .pitch import hz_to_cents
+
+A4_CENTS = float(hz_to_cents(440.0))
+
 
 def hz_to_midi(hz):
     """Fractional MIDI number of a frequency (69 = A4 = 440 Hz); NaN for frequencies <= 0."""
-    hz = np.asarray(hz, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(hz > 0, 69.0 + 12.0 * np.log2(np.where(hz > 0, hz, 1.0) / 440.0), np.nan)
+    return 69.0 + (hz_to_cents(hz) - A4_CENTS) / 100.0
 
 
 def note_pitch_midi(notes, times, f0_hz, voiced=None) -> list:
