@@ -1,8 +1,11 @@
-"""The `singing-transcription` pipeline: a vocal recording of any length -> notes, and optionally MIDI bytes.
+"""The SVU pipelines: `singing-transcription` (a vocal recording of any length -> notes, optionally with their
+pitch in cents and MIDI bytes), `singing-pitch` (-> frame-level F0) and SVU's `audio-classification`.
 
     from transformers import pipeline
     transcriber = pipeline(model="path/or/repo-of-an-SVU-transcription-model", trust_remote_code=True)
     transcriber("song.wav", return_midi=True)  # {"notes": [{"onset": 0.52, "offset": 0.9, "pitch": 62}, ...], "midi": b"MThd..."}
+    pitcher = pipeline("singing-pitch", model="path/or/repo-of-an-SVU-pitch-model", trust_remote_code=True)
+    pitcher("song.wav")  # {"times": [...], "f0_hz": [...], "voicing": [...], "voiced": [...]}
 
 Inputs: a file path or URL, or encoded bytes (read by `audio_io.open_audio`, the decode path of data preparation
 and `svu transcribe`: streamed, so memory does not grow with the file), a 1-D array at the model's sampling
