@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .common import (
-    add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, report_failure, resolve_device,
+    add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
+    report_failure, resolve_device, window_options,
 )
 
 FORMATS = ("csv", "json")
@@ -61,8 +62,7 @@ def run_pitch(args) -> int:
     formats = list(dict.fromkeys(args.format or ["csv"]))
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    options = {"chunk_seconds": args.chunk_seconds, "overlap_seconds": args.overlap_seconds, "batch_size": args.batch_size}
-    options = {key: value for key, value in options.items() if value is not None}
+    options = window_options(args)
     written, failures = {}, 0
     for audio_path in args.inputs:
         stem = Path(audio_path).stem
@@ -105,10 +105,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--plot", action="store_true", help="also draw the F0 contour as <stem>.f0.png")
     parser.add_argument("--voicing-threshold", type=float,
                         help="voicing confidence of a voiced frame, in [0, 1] (default: the model's)")
-    parser.add_argument("--chunk-seconds", type=float, help="window length (default: the model's chunk_seconds)")
-    # Defaults live in modeling_svu.long_audio (not imported here: `svu --help` stays fast).
-    parser.add_argument("--overlap-seconds", type=float, help="overlap of consecutive windows (default: 1.0)")
-    parser.add_argument("--batch-size", type=int, help="windows per forward pass (default: 8)")
+    add_window_options(parser)
     add_engine_options(parser)
     add_device_option(parser)
     add_quiet_option(parser)

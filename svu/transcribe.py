@@ -38,7 +38,8 @@ import numpy as np
 from modeling_svu.audio_io import TruncatedAudioWarning, open_audio
 
 from .common import (
-    add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, report_failure, resolve_device,
+    add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
+    report_failure, resolve_device, window_options,
 )
 
 FORMATS = ("mid", "csv", "json")
@@ -205,8 +206,7 @@ def run_transcribe(args) -> int:
     formats = list(dict.fromkeys(args.format or ["mid"]))
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    options = {"chunk_seconds": args.chunk_seconds, "overlap_seconds": args.overlap_seconds, "batch_size": args.batch_size}
-    options = {key: value for key, value in options.items() if value is not None}
+    options = window_options(args)
     written, failures = {}, 0
     for audio_path in args.inputs:
         stem = Path(audio_path).stem
@@ -253,10 +253,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--piano-roll", action="store_true", help="also draw <stem>.piano_roll.png")
     parser.add_argument("--sonify", action="store_true", help="also render the notes as <stem>.sonified.wav")
     parser.add_argument("--save-posteriors", action="store_true", help="also save the frame posteriors as <stem>.posteriors.npz")
-    parser.add_argument("--chunk-seconds", type=float, help="window length (default: the model's chunk_seconds)")
-    # Defaults live in modeling_svu.long_audio (not imported here: `svu --help` stays fast).
-    parser.add_argument("--overlap-seconds", type=float, help="overlap of consecutive windows (default: 1.0)")
-    parser.add_argument("--batch-size", type=int, help="windows per forward pass (default: 8)")
+    add_window_options(parser)
     add_engine_options(parser)
     add_device_option(parser)
     add_quiet_option(parser)

@@ -2,7 +2,6 @@
 pipeline's / `svu transcribe`'s `pitch_model` plumbing, with tiny random models (accuracy: test_note_cents.py)."""
 
 import csv
-import io
 import json
 import os
 import subprocess
@@ -14,28 +13,21 @@ import pytest
 import soundfile as sf
 import torch
 
-from modeling_svu import SVUForNoteTranscription, SVUForPitchEstimation
+from modeling_svu import SVUForPitchEstimation
 from modeling_svu.audio_io import open_audio
 from modeling_svu.long_audio import pitch_track_blocks, transcribe_blocks
 from modeling_svu.midi_io import midi_to_notes, midi_to_pitched_notes
 from modeling_svu.note_pitch import note_pitch_midi
 from svu.cli import main as svu_main
 
+from data_fixtures import sung_notes as grid_notes
+
 SR = 16000
+
+
+def sung_notes(seconds, sr=SR, seed=0):
+    return grid_notes(seconds, sr, seed, off_grid=True)
 REPO_ID = "svu-tests/tiny-pitch"
-
-
-def sung_notes(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
-    """Sine notes with gaps, off the semitone grid."""
-    rng = np.random.default_rng(seed)
-    out, t = np.zeros(int(seconds * sr), dtype=np.float32), 0.2
-    while t < seconds - 0.8:
-        duration = rng.uniform(0.3, 0.7)
-        n = np.arange(int(duration * sr))
-        f0 = 440.0 * 2 ** ((rng.uniform(48, 72) - 69) / 12)
-        out[int(t * sr) : int(t * sr) + len(n)] = 0.3 * np.sin(2 * np.pi * f0 * n / sr)
-        t += duration + rng.uniform(0.08, 0.2)
-    return out
 
 
 @pytest.fixture(scope="module")
