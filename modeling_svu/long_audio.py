@@ -191,12 +191,12 @@ def transcribe_array(model, audio, **kwargs) -> list:
 
 def pitch_track_blocks(model, blocks: Iterable[np.ndarray], voicing_threshold: Optional[float] = None, **kwargs) -> dict:
     """The F0 track of a stream of 1-D sample blocks at the model's sampling rate, with a pitch model:
-    ``{"times", "f0_hz", "voicing", "voiced"}`` arrays, one value per frame (`pitch.decode_pitch`; `times` are
-    `pitch.frame_times`, the centre of each frame's input). Frames of digital silence are unvoiced. Keyword arguments are those of
-    `stitched_logits`; `voicing_threshold` defaults to `config.voicing_threshold`.
+    ``{"times", "f0_hz", "voicing", "voiced", "pitch_hz"}`` arrays, one value per frame (`pitch.decode_pitch`;
+    `times` are `pitch.frame_times`, the centre of each frame's input). Frames of digital silence are unvoiced.
+    Keyword arguments are those of `stitched_logits`; `voicing_threshold` defaults to `config.voicing_threshold`.
     """
     kwargs.setdefault("desc", "pitch")
-    parts = {"f0_hz": [], "voicing": [], "voiced": []}
+    parts = {"f0_hz": [], "voicing": [], "voiced": [], "pitch_hz": []}
     for _, logits, quiet in stitched_logits(model, blocks, **kwargs):
         decoded = decode_pitch(logits, model.config, voicing_threshold=voicing_threshold)
         decoded["f0_hz"][quiet], decoded["voicing"][quiet], decoded["voiced"][quiet] = 0.0, 0.0, False
