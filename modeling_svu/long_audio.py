@@ -1,4 +1,4 @@
-"""Transcribe recordings of any length with a model trained on fixed-length chunks.
+"""Transcribe (or track the pitch of) recordings of any length with a model trained on fixed-length chunks.
 
 The audio arrives as a stream of sample blocks and is cut into windows of `chunk_seconds` that overlap by
 `overlap_seconds`. Window starts are whole frames apart, so every window's frames lie on one global frame
@@ -85,9 +85,9 @@ def stitched_logits(
     engine=None,
     desc: str = "transcribing",
 ) -> Iterator[tuple]:
-    """Yield ``(first_frame, logits, quiet)`` runs covering every frame once, in order: the model's frame logits
-    (float32 array, frames x outputs) and, per frame, whether its input is digital silence (RMS below
-    `silence_floor`; all False when it is None). Any frame-wise model (transcription, pitch) reads its frames here.
+    """Yield ``(first_frame, logits, quiet)`` runs covering every frame once, in order: the frame logits of the
+    windows (module docstring), and where the input is digital silence (RMS < `silence_floor`; all False when
+    None). Any frame-wise task model (transcription, pitch).
 
     `engine`: what computes the logits of a batch of windows (`engines.load_engine(model, ...)`: ONNX Runtime,
     int8, bf16); default the model itself in fp32.
@@ -128,7 +128,7 @@ def stitched_logits(
                 logits = model(
                     inputs["input_values"].to(device), attention_mask=inputs.get("attention_mask")
                 ).logits.float().cpu()
-        for (start, window, is_last), window_logits in zip(batch, logits.numpy()):
+        for (start, window, is_last), window_logits in zip(batch, logits):
             quiet = np.zeros(len(window_logits), dtype=bool)
             if silence_floor is not None:
                 quiet = _frame_rms(window, len(window_logits), hop, field) < silence_floor
@@ -156,10 +156,8 @@ def stitched_logits(
 
 
 def stitched_posteriors(model, blocks: Iterable[np.ndarray], **kwargs) -> Iterator[tuple]:
-    """Yield ``(first_frame, onset_prob, silence_prob, pitch_index)`` runs covering every frame once, in order.
-
-    Keyword arguments are those of `stitched_logits`; frames of digital silence are forced to silence.
-    """
+    """Yield ``(first_frame, onset_prob, silence_prob, pitch_index)`` runs covering every frame once, in order
+    (`stitched_logits`, whose keyword arguments it takes); quiet frames are forced to silence, no onset."""
     for first, logits, quiet in stitched_logits(model, blocks, **kwargs):
         onset, silence, pitch = logits_to_posteriors(logits, model.config.num_octaves)
         onset[quiet], silence[quiet], pitch[quiet] = 0.0, 1.0, -1
@@ -205,3 +203,11 @@ def pitch_track_blocks(model, blocks: Iterable[np.ndarray], voicing_threshold: O
     track = {key: np.concatenate(values) for key, values in parts.items()}
     track["times"] = frame_times(len(track["f0_hz"]), model.config)
     return track
+
+
+def pitch_array(model, audio, voicing_threshold=None, **kwargs) -> dict:
+    """Frame-level F0 of an in-memory 1-D waveform at the model's sampling rate, any length, by a pitch model
+    (`pitch_track_blocks`, whose keyword arguments it takes)."""
+    block = int(BLOCK_SECONDS * model.config.sampling_rate)
+    kwargs.setdefault("total_samples", len(audio))
+    return pitch_track_blocks(model, array_blocks(audio, block), voicing_threshold=voicing_threshold, **kwargs)
