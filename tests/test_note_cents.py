@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from dataset_scripts.prepare import prepare
-from dataset_scripts.synthetic import make_singers, melody_clip
+from dataset_scripts.synthetic import sing
 from modeling_svu import SVUForNoteTranscription
 from modeling_svu.midi_io import BEND_RANGE_SEMITONES, midi_to_pitched_notes
 from svu.cli import main as svu_main
@@ -44,13 +44,13 @@ def trained_transcriber(tmp_path_factory):
 
 
 def sung_melody(seed: int = 0):
-    """The synthesiser singing SEMITONES + CENTS (0.5 s notes, 0.2 s rests, 20-cent vibrato): (wave, notes)."""
+    """The synthesiser (`synthetic.sing`) singing SEMITONES + CENTS: 0.5 s notes, 0.2 s rests, 20-cent vibrato;
+    (wave, notes)."""
     notes, time = [], 0.3
     for semitone, cents in zip(SEMITONES, CENTS):
         notes.append((round(time, 3), round(time + 0.5, 3), semitone + cents / 100))
         time += 0.7
-    singer = make_singers(4, seed=seed)[1]
-    return melody_clip(singer, notes, time + 0.3, np.random.default_rng(seed), vibrato_cents=20.0), notes
+    return sing(notes, time + 0.3, seed=seed, vibrato=[(20.0, 5.5)] * len(notes)).wave, notes
 
 
 def sung_note_of(onset, offset, sung):
