@@ -246,3 +246,21 @@ def test_svu_transcribe_pitch_model_adds_pitch_midi_to_every_format(transcriber,
         write_notes(notes, tmp_path / f"expected.{fmt}", fmt, "song")
         assert (tmp_path / "plain" / f"song.{fmt}").read_bytes() == (tmp_path / f"expected.{fmt}").read_bytes(), fmt
     assert "pitchwheel" not in {m.type for m in mido.MidiFile(str(tmp_path / "plain" / "song.mid")).tracks[0]}
+
+
+def test_endpoint_handler_runs_a_pitch_repo_through_its_singing_pitch_pipeline(pitch_model, tmp_path):
+    import base64
+
+    from train.endpoint_handler import EndpointHandler
+
+    model, folder = pitch_model
+    sf.write(tmp_path / "song.wav", sung_notes(6.0, seed=4), SR)
+    handler = EndpointHandler(str(folder))
+    assert handler.task == "singing-pitch"
+    result = handler({"inputs": base64.b64encode((tmp_path / "song.wav").read_bytes()).decode("ascii"),
+                      "parameters": {"voicing_threshold": 0.4}})  # fmt: skip
+    expected = pitch_track_blocks(model, open_audio(tmp_path / "song.wav", SR)[1], voicing_threshold=0.4, progress=False)
+    assert sorted(result) == ["f0_hz", "times", "voiced", "voicing"]
+    json.dumps(result)  # JSON-serialisable as it is
+    np.testing.assert_allclose(result["f0_hz"], expected["f0_hz"], rtol=1e-6, atol=1e-9)
+    assert result["voiced"] == expected["voiced"].tolist()
