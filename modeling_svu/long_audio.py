@@ -164,24 +164,6 @@ def stitched_posteriors(model, blocks: Iterable[np.ndarray], **kwargs) -> Iterat
         yield first, onset, silence, pitch
 
 
-def pitch_array(model, audio, voicing_threshold=None, **kwargs) -> dict:
-    """Frame-level F0 of an in-memory 1-D waveform at the model's sampling rate, any length, by a pitch model:
-    `pitch.decode_pitch` of the stitched logits (`stitched_logits`, whose keyword arguments it takes) plus
-    `times` (seconds, `pitch.frame_times`); frames of digital silence are unvoiced (voicing 0)."""
-    block = int(BLOCK_SECONDS * model.config.sampling_rate)
-    kwargs.setdefault("total_samples", len(audio))
-    kwargs.setdefault("desc", "pitch")
-    runs = list(stitched_logits(model, array_blocks(audio, block), **kwargs))
-    logits = torch.cat([run_logits for _, run_logits, _ in runs]).numpy()
-    quiet = np.concatenate([run_quiet for _, _, run_quiet in runs])
-    decoded = decode_pitch(logits, model.config, voicing_threshold)
-    decoded["voicing"][quiet] = 0.0
-    decoded["voiced"][quiet] = False
-    decoded["f0_hz"][quiet] = 0.0
-    decoded["times"] = frame_times(len(logits), model.config)
-    return decoded
-
-
 def transcribe_blocks(model, blocks: Iterable[np.ndarray], decoding=None, posteriors=None, **kwargs) -> list:
     """Notes ``[(onset_s, offset_s, midi), ...]`` of a stream of 1-D sample blocks at the model's sampling rate.
 
@@ -203,3 +185,29 @@ def transcribe_array(model, audio, **kwargs) -> list:
     block = int(BLOCK_SECONDS * model.config.sampling_rate)
     kwargs.setdefault("total_samples", len(audio))
     return transcribe_blocks(model, array_blocks(audio, block), **kwargs)
+
+
+def pitch_track_blocks(model, blocks: Iterable[np.ndarray], voicing_threshold: Optional[float] = None, **kwargs) -> dict:
+    """The F0 track of a stream of 1-D sample blocks at the model's sampling rate, with a pitch model:
+    ``{"times", "f0_hz", "voicing", "voiced", "pitch_hz"}`` arrays, one value per frame (`pitch.decode_pitch`;
+    `times` are `pitch.frame_times`, the centre of each frame's input). Frames of digital silence are unvoiced.
+    Keyword arguments are those of `stitched_logits`; `voicing_threshold` defaults to `config.voicing_threshold`.
+    """
+    kwargs.setdefault("desc", "pitch")
+    parts = {"f0_hz": [], "voicing": [], "voiced": [], "pitch_hz": []}
+    for _, logits, quiet in stitched_logits(model, blocks, **kwargs):
+        decoded = decode_pitch(logits, model.config, voicing_threshold=voicing_threshold)
+        decoded["f0_hz"][quiet], decoded["voicing"][quiet], decoded["voiced"][quiet] = 0.0, 0.0, False
+        for key, values in parts.items():
+            values.append(decoded[key])
+    track = {key: np.concatenate(values) for key, values in parts.items()}
+    track["times"] = frame_times(len(track["f0_hz"]), model.config)
+    return track
+
+
+def pitch_array(model, audio, voicing_threshold=None, **kwargs) -> dict:
+    """Frame-level F0 of an in-memory 1-D waveform at the model's sampling rate, any length, by a pitch model
+    (`pitch_track_blocks`, whose keyword arguments it takes)."""
+    block = int(BLOCK_SECONDS * model.config.sampling_rate)
+    kwargs.setdefault("total_samples", len(audio))
+    return pitch_track_blocks(model, array_blocks(audio, block), voicing_threshold=voicing_threshold, **kwargs)

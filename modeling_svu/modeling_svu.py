@@ -199,22 +199,28 @@ class SVUPreTrainedModel(PreTrainedModel):
         )
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save weights (safetensors only), config with a full `auto_map`, the code and the feature extractor."""
+        """Save weights (safetensors only), config with a full `auto_map`, the code and the feature extractor, and
+        the task's custom pipeline when it has one (`pipeline_svu.CUSTOM_PIPELINES`), so that
+        `pipeline(model=save_directory, trust_remote_code=True)` runs it."""
+        from .pipeline_svu import CUSTOM_PIPELINES
+
         kwargs["safe_serialization"] = True
         type(self).register_for_auto_class("AutoModel")
+        task = TASKS[self.task] if self.task is not None else None
         auto_map = {"AutoConfig": "configuration_svu.SVUConfig", "AutoModel": f"modeling_svu.{type(self).__name__}"}
-        for auto_class in TASKS[self.task].auto_classes if self.task is not None else ():
+        for auto_class in task.auto_classes if task is not None else ():
             auto_map[auto_class] = f"modeling_svu.{type(self).__name__}"
         self.config.auto_map = auto_map
-        if isinstance(self, _SVUForClassification):  # files read as SVU reads them everywhere (audio_io)
-            self.config.custom_pipelines = {"audio-classification": _CLASSIFICATION_PIPELINE}
+        pipeline_class = CUSTOM_PIPELINES.get(task.pipeline) if task is not None else None
+        if pipeline_class is not None:  # e.g. files read as SVU reads them everywhere (audio_io)
+            self.config.custom_pipelines = {
+                task.pipeline: {"impl": f"pipeline_svu.{pipeline_class.__name__}", "pt": task.auto_classes, "type": "audio"}
+            }
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             self.feature_extractor().save_pretrained(save_directory)
-            if isinstance(self, _SVUForClassification):
-                from .pipeline_svu import SVUAudioClassificationPipeline
-
-                custom_object_save(SVUAudioClassificationPipeline, save_directory)
+            if pipeline_class is not None:
+                custom_object_save(pipeline_class, save_directory)
 
     # ----- two-stage fine-tuning --------------------------------------------------------------
 
@@ -355,13 +361,6 @@ def masked_mean(features: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tenso
     return (features * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
-_CLASSIFICATION_PIPELINE = {
-    "impl": "pipeline_svu.SVUAudioClassificationPipeline",
-    "pt": ("AutoModelForAudioClassification",),
-    "type": "audio",
-}
-
-
 class _SVUForClassification(SVUModel):
     """Masked mean pooling of the weighted sum, then dropout and a linear layer."""
 
@@ -494,22 +493,6 @@ class SVUForNoteTranscription(SVUModel):
                 "(or use the singing-transcription pipeline with a file path)."
             )
         return transcribe_array(self, audio, **kwargs)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Also saves the `singing-transcription` pipeline code, so that
-        `pipeline(model=save_directory, trust_remote_code=True)` works."""
-        from .pipeline_svu import TASK, SingingTranscriptionPipeline
-
-        self.config.custom_pipelines = {
-            TASK: {
-                "impl": "pipeline_svu.SingingTranscriptionPipeline",
-                "pt": ("AutoModelForAudioFrameClassification",),
-                "type": "audio",
-            }
-        }
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            custom_object_save(SingingTranscriptionPipeline, save_directory)
 
 
 @dataclass

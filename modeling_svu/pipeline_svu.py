@@ -1,8 +1,11 @@
-"""The `singing-transcription` pipeline: a vocal recording of any length -> notes, and optionally MIDI bytes.
+"""The SVU pipelines: `singing-transcription` (a vocal recording of any length -> notes, optionally with their
+pitch in cents and MIDI bytes), `singing-pitch` (-> frame-level F0) and SVU's `audio-classification`.
 
     from transformers import pipeline
     transcriber = pipeline(model="path/or/repo-of-an-SVU-transcription-model", trust_remote_code=True)
     transcriber("song.wav", return_midi=True)  # {"notes": [{"onset": 0.52, "offset": 0.9, "pitch": 62}, ...], "midi": b"MThd..."}
+    pitcher = pipeline("singing-pitch", model="path/or/repo-of-an-SVU-pitch-model", trust_remote_code=True)
+    pitcher("song.wav")  # {"times": [...], "f0_hz": [...], "voicing": [...], "voiced": [...]}
 
 Inputs: a file path or URL, or encoded bytes (read by `audio_io.open_audio`, the decode path of data preparation
 and `svu transcribe`: streamed, so memory does not grow with the file), a 1-D array at the model's sampling
@@ -11,7 +14,7 @@ datasets/torchcodec `AudioDecoder`, or a list of any of these. Long inputs are t
 windows (`long_audio.py`); `batch_size` is the number of windows per forward pass (files go one at a time).
 """
 
-import io
+import contextlib
 import os
 
 import numpy as np
@@ -20,66 +23,59 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .audio_io import decode_audio, open_audio, resample
 from .engines import load_engine
-from .long_audio import BLOCK_SECONDS, array_blocks, transcribe_blocks
+from .long_audio import BLOCK_SECONDS, array_blocks, pitch_track_blocks, transcribe_blocks
+from .midi_io import midi_bytes, midi_to_notes, notes_to_midi  # noqa: F401 (the MIDI helpers' former home)
+from .note_pitch import note_pitch_midi
 
 TASK = "singing-transcription"
-# 500 ticks per beat at 120 bpm: one tick is exactly 1 ms (20 ms frame times are whole ticks; 75 Hz ones are rounded).
-MIDI_TICKS_PER_BEAT = 500
-MIDI_TEMPO = 500_000  # microseconds per beat
+PITCH_TASK = "singing-pitch"
 
 
-def notes_to_midi(notes, velocity: int = 100):
-    """A type-0 `mido.MidiFile` with one note per ``(onset_s, offset_s, midi)``; times are kept to 1 ms."""
+def audio_stream(inputs, rate: int) -> dict:
+    """A pipeline input as ``{"blocks", "total_samples", "source", "reopen"}``: a stream of sample blocks at `rate`,
+    its length, the file it came from (None for bytes and arrays) and ``reopen(rate) -> (total_samples, blocks)``,
+    the same audio streamed again at any rate (for a second model, e.g. a pitch model beside a transcriber)."""
+    block_seconds = BLOCK_SECONDS
+    if isinstance(inputs, (str, os.PathLike, bytes)):
+        total, blocks = open_audio(inputs, rate, block_seconds)
+        source = None if isinstance(inputs, bytes) else os.fspath(inputs)
+        return {"blocks": blocks, "total_samples": total, "source": source,
+                "reopen": lambda other_rate: open_audio(inputs, other_rate, block_seconds)}  # fmt: skip
+    original_rate, from_dict = rate, False
+    if hasattr(inputs, "get_all_samples"):  # torchcodec / datasets AudioDecoder
+        samples = inputs.get_all_samples()
+        inputs = {"raw": samples.data.numpy().T, "sampling_rate": samples.sample_rate}
+    if isinstance(inputs, dict):
+        if "sampling_rate" not in inputs or not ({"raw", "array"} & set(inputs)):
+            raise ValueError(f"audio dicts need 'raw' or 'array' and 'sampling_rate'; got keys {sorted(inputs)}.")
+        original_rate, from_dict = inputs["sampling_rate"], True
+        inputs = np.asarray(inputs["raw"] if "raw" in inputs else inputs["array"], dtype=np.float32)
+    if hasattr(inputs, "detach"):
+        inputs = inputs.detach().cpu().numpy()
+    original = np.asarray(inputs, dtype=np.float32)
+    audio = resample(original, original_rate, rate) if from_dict else original
+
+    def reopen(other_rate):
+        again = audio if other_rate == rate else resample(original, original_rate, other_rate)
+        return len(again), array_blocks(again, int(block_seconds * other_rate))
+
+    return {"blocks": array_blocks(audio, int(block_seconds * rate)), "total_samples": len(audio), "reopen": reopen}
+
+
+@contextlib.contextmanager
+def named_errors(source):
+    """Name the file the audio came from in a ValueError (audio_io's errors already do)."""
     try:
-        import mido
-    except ImportError as error:
-        raise ImportError("Writing MIDI needs the `mido` package: pip install mido") from error
-    events = []
-    for onset, offset, pitch in notes:
-        if not 0 <= int(pitch) <= 127:
-            raise ValueError(f"MIDI pitch {pitch} is outside 0-127.")
-        on_tick = int(round(onset * 1000))
-        events += [(on_tick, 1, int(pitch)), (max(int(round(offset * 1000)), on_tick + 1), 0, int(pitch))]
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=MIDI_TEMPO, time=0)])
-    now = 0
-    for tick, is_on, pitch in sorted(events):  # at equal ticks, note-offs (0) come before note-ons (1)
-        kind = "note_on" if is_on else "note_off"
-        track.append(mido.Message(kind, note=pitch, velocity=velocity if is_on else 0, time=tick - now))
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=0))
-    return mido.MidiFile(type=0, ticks_per_beat=MIDI_TICKS_PER_BEAT, tracks=[track])
+        yield
+    except ValueError as error:
+        if source is None or source in str(error):
+            raise
+        raise ValueError(f"{source!r}: {error}") from None
 
 
-def midi_bytes(notes) -> bytes:
-    buffer = io.BytesIO()
-    notes_to_midi(notes).save(file=buffer)
-    return buffer.getvalue()
-
-
-def midi_to_notes(midi_file) -> list:
-    """``[(onset_s, offset_s, midi), ...]`` of a `mido.MidiFile` (times rounded to 1 µs), sorted by onset."""
-    notes, started, now = [], {}, 0.0
-    for message in midi_file:  # iterating a MidiFile gives delta times in seconds
-        now += message.time
-        if message.type == "note_on" and message.velocity > 0:
-            started[message.note] = now
-        elif message.type in ("note_on", "note_off") and message.note in started:
-            notes.append((round(started.pop(message.note), 6), round(now, 6), message.note))
-    return sorted(notes)
-
-
-class SingingTranscriptionPipeline(Pipeline):
-    """Notes of a singing voice recording, with the model's own decoding thresholds (`config.onset_threshold`, ...).
-
-    Call options: `chunk_seconds` (window length, default `config.chunk_seconds`), `overlap_seconds` (default 1.0),
-    `chunk_batch_size` (windows per forward pass, default 8), `progress` (tqdm bar, default False),
-    `return_midi` (add the notes as Standard MIDI File bytes under "midi"), `onset_threshold` and
-    `silence_threshold` (decoding thresholds in [0, 1] for this call, default the config's), `return_posteriors`
-    (add the stitched frame posteriors under "posteriors": `frame_seconds`, per-frame `onset` and `silence`
-    probabilities and `pitch` = MIDI note of the most likely octave/pitch class, -1 for none). Engine options (at
-    construction, `pipeline(..., engine="onnx", int8=True)`, or per call; see `engines.py`): `engine` ("torch" |
-    "onnx"), `int8`, `bf16`.
-    """
+class _LongAudioPipeline(Pipeline):
+    """What the SVU frame-wise pipelines share: audio of any length and form in, one file at a time, windows of it
+    batched (`chunk_batch_size`, or the pipeline's `batch_size`), an optional engine (`engines.py`)."""
 
     _load_feature_extractor = True
     _load_tokenizer = False
@@ -87,22 +83,12 @@ class SingingTranscriptionPipeline(Pipeline):
     _load_image_processor = False
     _load_video_processor = False
 
-    def _sanitize_parameters(
-        self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, return_midi=None,
-        onset_threshold=None, silence_threshold=None, return_posteriors=None, engine=None, int8=None, bf16=None,
-    ):  # fmt: skip
+    def _window_options(self, chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16) -> dict:
         if engine is not None or int8 or bf16:
             self._engine = load_engine(self.model, engine or "torch", int8=bool(int8), bf16=bool(bf16))
-        decoding = {"onset_threshold": onset_threshold, "silence_threshold": silence_threshold}
-        decoding = {key: float(value) for key, value in decoding.items() if value is not None}
-        for key, value in decoding.items():
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{key} must be a probability in [0, 1]; got {value}.")
-        forward = {"chunk_seconds": chunk_seconds, "overlap_seconds": overlap_seconds, "decoding": decoding or None}
-        forward.update(batch_size=chunk_batch_size, progress=progress, return_posteriors=return_posteriors)
-        forward = {key: value for key, value in forward.items() if value is not None}
-        postprocess = {} if return_midi is None else {"return_midi": return_midi}
-        return {}, forward, postprocess
+        options = {"chunk_seconds": chunk_seconds, "overlap_seconds": overlap_seconds, "batch_size": chunk_batch_size,
+                   "progress": progress}  # fmt: skip
+        return {key: value for key, value in options.items() if value is not None}
 
     def __call__(self, inputs, *args, batch_size=None, **kwargs):
         # The windows of a file are the batch (`chunk_batch_size`); transformers' own batching of whole inputs
@@ -114,40 +100,95 @@ class SingingTranscriptionPipeline(Pipeline):
         return super().__call__(inputs, *args, batch_size=1, **kwargs)
 
     def preprocess(self, inputs):
-        rate = self.model.config.sampling_rate
-        block = int(BLOCK_SECONDS * rate)
-        if isinstance(inputs, (str, os.PathLike, bytes)):
-            total, blocks = open_audio(inputs, rate, BLOCK_SECONDS)
-            source = None if isinstance(inputs, bytes) else os.fspath(inputs)
-            return {"blocks": blocks, "total_samples": total, "source": source}
-        if hasattr(inputs, "get_all_samples"):  # torchcodec / datasets AudioDecoder
-            samples = inputs.get_all_samples()
-            inputs = {"raw": samples.data.numpy().T, "sampling_rate": samples.sample_rate}
-        if isinstance(inputs, dict):
-            if "sampling_rate" not in inputs or not ({"raw", "array"} & set(inputs)):
-                raise ValueError(f"audio dicts need 'raw' or 'array' and 'sampling_rate'; got keys {sorted(inputs)}.")
-            audio = np.asarray(inputs["raw"] if "raw" in inputs else inputs["array"], dtype=np.float32)
-            inputs = resample(audio, inputs["sampling_rate"], rate)
-        if hasattr(inputs, "detach"):
-            inputs = inputs.detach().cpu().numpy()
-        audio = np.asarray(inputs, dtype=np.float32)
-        return {"blocks": array_blocks(audio, block), "total_samples": len(audio)}
+        return audio_stream(inputs, self.model.config.sampling_rate)
+
+
+def pitch_models():
+    """The task models whose pipeline is `singing-pitch` (`tasks.py`), by task name."""
+    from .modeling_svu import TASK_MODELS
+    from .tasks import TASKS
+
+    return {name: TASK_MODELS[name] for name, task in TASKS.items() if task.pipeline == PITCH_TASK}
+
+
+def load_pitch_model(pitch_model, device=None):
+    """A pitch model from a model object, a `singing-pitch` pipeline, or a saved folder / Hub repo id (loaded with
+    this code's own classes: nothing from that repo runs); ValueError naming it if it is not a pitch model."""
+    from .configuration_svu import SVUConfig
+
+    models = pitch_models()
+    if isinstance(pitch_model, Pipeline):
+        pitch_model = pitch_model.model
+    if isinstance(pitch_model, (str, os.PathLike)):
+        name = os.fspath(pitch_model)
+        config = SVUConfig.from_pretrained(name)
+        if config.task not in models:
+            raise ValueError(f"pitch_model {name!r} is a {config.task!r} model, not a {' or '.join(models)} model.")
+        pitch_model = models[config.task].from_pretrained(name, config=config)
+    elif getattr(getattr(pitch_model, "config", None), "task", None) not in models:
+        raise ValueError(f"pitch_model must be a {' or '.join(models)} model, a folder or a repo id of one; "
+                         f"got {type(pitch_model).__name__}.")  # fmt: skip
+    if device is not None:
+        pitch_model = pitch_model.to(device)
+    return pitch_model.eval()
+
+
+class SingingTranscriptionPipeline(_LongAudioPipeline):
+    """Notes of a singing voice recording, with the model's own decoding thresholds (`config.onset_threshold`, ...).
+
+    Call options: `chunk_seconds` (window length, default `config.chunk_seconds`), `overlap_seconds` (default 1.0),
+    `chunk_batch_size` (windows per forward pass, default 8), `progress` (tqdm bar, default False),
+    `return_midi` (add the notes as Standard MIDI File bytes under "midi"), `onset_threshold` and
+    `silence_threshold` (decoding thresholds in [0, 1] for this call, default the config's), `return_posteriors`
+    (add the stitched frame posteriors under "posteriors": `frame_seconds`, per-frame `onset` and `silence`
+    probabilities and `pitch` = MIDI note of the most likely octave/pitch class, -1 for none). Engine options (at
+    construction, `pipeline(..., engine="onnx", int8=True)`, or per call; see `engines.py`): `engine` ("torch" |
+    "onnx"), `int8`, `bf16`.
+
+    `pitch_model` (at construction or per call: an SVU pitch model, its folder or repo id, or a `singing-pitch`
+    pipeline): each note also gets `pitch_midi`, the median F0 of the pitch model's voiced frames inside the note
+    as fractional MIDI (None without a voiced frame; `note_pitch.py`), and the MIDI file a pitch bend per note.
+    The pitch model reads the same audio (again, at its own rate) with the same window options and its own
+    voicing threshold. Without it, the output is exactly as before (no `pitch_midi` key, no bends).
+    """
+
+    def _sanitize_parameters(
+        self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, return_midi=None,
+        onset_threshold=None, silence_threshold=None, return_posteriors=None, engine=None, int8=None, bf16=None,
+        pitch_model=None,
+    ):  # fmt: skip
+        forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16)
+        if pitch_model is not None:
+            self._pitch_model = load_pitch_model(pitch_model, self.model.device)
+        decoding = {"onset_threshold": onset_threshold, "silence_threshold": silence_threshold}
+        decoding = {key: float(value) for key, value in decoding.items() if value is not None}
+        for key, value in decoding.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{key} must be a probability in [0, 1]; got {value}.")
+        if decoding:
+            forward["decoding"] = decoding
+        if return_posteriors is not None:
+            forward["return_posteriors"] = return_posteriors
+        postprocess = {} if return_midi is None else {"return_midi": return_midi}
+        return {}, forward, postprocess
 
     def _forward(self, model_inputs, return_posteriors=False, **kwargs):
         kwargs.setdefault("progress", False)
-        source = model_inputs.get("source")
         posteriors = [] if return_posteriors else None
-        try:
+        with named_errors(model_inputs.get("source")):
             notes = transcribe_blocks(
                 self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
                 total_samples=model_inputs["total_samples"], posteriors=posteriors,
                 engine=getattr(self, "_engine", None), **kwargs,
             )  # fmt: skip
-        except ValueError as error:  # name the file the audio came from (audio_io's errors already do)
-            if source is None or source in str(error):
-                raise
-            raise ValueError(f"{source!r}: {error}") from None
         outputs = {"notes": notes}
+        pitch_model = getattr(self, "_pitch_model", None)
+        if pitch_model is not None:
+            total, blocks = model_inputs["reopen"](pitch_model.config.sampling_rate)
+            kwargs.pop("decoding", None)
+            with named_errors(model_inputs.get("source")):
+                track = pitch_track_blocks(pitch_model, blocks, total_samples=total, **kwargs)
+            outputs["pitch_midi"] = note_pitch_midi(notes, track["times"], track["f0_hz"], track["voiced"])
         if posteriors is not None:
             onset, silence, pitch = (np.concatenate(parts) for parts in zip(*posteriors))
             outputs["posteriors"] = {"frame_seconds": self.model.config.frame_seconds, "onset": onset,
@@ -155,13 +196,52 @@ class SingingTranscriptionPipeline(Pipeline):
         return outputs
 
     def postprocess(self, model_outputs, return_midi=False):
-        notes = model_outputs["notes"]
+        notes, pitch_midi = model_outputs["notes"], model_outputs.get("pitch_midi")
         result = {"notes": [{"onset": onset, "offset": offset, "pitch": pitch} for onset, offset, pitch in notes]}
+        if pitch_midi is not None:
+            for note, fractional in zip(result["notes"], pitch_midi):
+                note["pitch_midi"] = fractional
         if return_midi:
-            result["midi"] = midi_bytes(notes)
+            result["midi"] = midi_bytes(notes, pitch_midi=pitch_midi)
         if "posteriors" in model_outputs:
             result["posteriors"] = model_outputs["posteriors"]
         return result
+
+
+class SingingPitchPipeline(_LongAudioPipeline):
+    """The F0 of a singing voice recording of any length, frame by frame, with an SVU pitch model.
+
+        pitcher = pipeline("singing-pitch", model="path/or/repo-of-an-SVU-pitch-model", trust_remote_code=True)
+        pitcher("song.wav")  # {"times": [0.0, 0.02, ...], "f0_hz": [0.0, 221.3, ...], "voicing": [...], "voiced": [...]}
+
+    `times` are the frame times in seconds, `f0_hz` the decoded F0 (0 where unvoiced), `voicing` the voicing
+    confidence in [0, 1] and `voiced` whether it reaches the voicing threshold (`voicing_threshold`, per call or at
+    construction; default `config.voicing_threshold`). Frames of digital silence are unvoiced. Window and engine
+    options as for `singing-transcription`: `chunk_seconds`, `overlap_seconds`, `chunk_batch_size`, `progress`,
+    `engine`, `int8`, `bf16`.
+    """
+
+    def _sanitize_parameters(
+        self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, voicing_threshold=None,
+        engine=None, int8=None, bf16=None,
+    ):  # fmt: skip
+        forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16)
+        if voicing_threshold is not None:
+            if not 0.0 <= float(voicing_threshold) <= 1.0:
+                raise ValueError(f"voicing_threshold must be a probability in [0, 1]; got {voicing_threshold}.")
+            forward["voicing_threshold"] = float(voicing_threshold)
+        return {}, forward, {}
+
+    def _forward(self, model_inputs, **kwargs):
+        kwargs.setdefault("progress", False)
+        with named_errors(model_inputs.get("source")):
+            return pitch_track_blocks(
+                self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
+                total_samples=model_inputs["total_samples"], engine=getattr(self, "_engine", None), **kwargs,
+            )  # fmt: skip
+
+    def postprocess(self, model_outputs):
+        return {key: model_outputs[key].tolist() for key in ("times", "f0_hz", "voicing", "voiced")}
 
 
 class SVUAudioClassificationPipeline(AudioClassificationPipeline):
@@ -188,6 +268,13 @@ class SVUAudioClassificationPipeline(AudioClassificationPipeline):
         return super().preprocess(inputs)
 
 
-PIPELINE_REGISTRY.register_pipeline(
-    TASK, pipeline_class=SingingTranscriptionPipeline, pt_model=AutoModelForAudioFrameClassification, type="audio"
-)
+# the custom pipelines SVU models save with them (`SVUPreTrainedModel.save_pretrained`), by pipeline task
+CUSTOM_PIPELINES = {
+    "audio-classification": SVUAudioClassificationPipeline,
+    TASK: SingingTranscriptionPipeline,
+    PITCH_TASK: SingingPitchPipeline,
+}
+for _task in (TASK, PITCH_TASK):
+    PIPELINE_REGISTRY.register_pipeline(
+        _task, pipeline_class=CUSTOM_PIPELINES[_task], pt_model=AutoModelForAudioFrameClassification, type="audio"
+    )

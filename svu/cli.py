@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "evaluate": "svu.evaluate",
     "export": "svu.export",
     "transcribe": "svu.transcribe",
+    "pitch": "svu.pitch",
     "space": "svu.space",
 }
 

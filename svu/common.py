@@ -16,6 +16,20 @@ def add_quiet_option(parser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+def add_window_options(parser) -> None:
+    """`--chunk-seconds`, `--overlap-seconds`, `--batch-size`: the long-audio windows (`modeling_svu.long_audio`)."""
+    parser.add_argument("--chunk-seconds", type=float, help="window length (default: the model's chunk_seconds)")
+    # Defaults live in modeling_svu.long_audio (not imported here: `svu --help` stays fast).
+    parser.add_argument("--overlap-seconds", type=float, help="overlap of consecutive windows (default: 1.0)")
+    parser.add_argument("--batch-size", type=int, help="windows per forward pass (default: 8)")
+
+
+def window_options(args) -> dict:
+    """The window options given on the command line (`add_window_options`), as `long_audio` keyword arguments."""
+    options = {"chunk_seconds": args.chunk_seconds, "overlap_seconds": args.overlap_seconds, "batch_size": args.batch_size}
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def add_engine_options(parser) -> None:
     """`--engine torch|onnx`, `--int8`, `--bf16` (see `modeling_svu.engines`); for every inference command."""
     parser.add_argument("--engine", choices=("torch", "onnx"), default="torch",

@@ -1,7 +1,9 @@
 """The pictures `svu` commands draw (matplotlib, Agg: no display needed). Small PNGs: few pixels, few colours.
 
 `piano_roll_figure` also records the notes it draws in the PNG's text metadata (key ``svu:notes``, JSON
-``[[onset_s, offset_s, midi], ...]``), so a picture can be checked against the MIDI/CSV/JSON of the same run.
+``[[onset_s, offset_s, midi], ...]``), so a picture can be checked against the MIDI/CSV/JSON of the same run;
+`pitch_contour_figure` records the contour it draws (key ``svu:f0``, JSON ``[[time_s, f0_hz], ...]`` of the voiced
+frames).
 """
 
 import json
@@ -11,6 +13,7 @@ import numpy as np
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 NOTES_KEY = "svu:notes"
+CONTOUR_KEY = "svu:f0"
 
 
 def _pyplot():
@@ -135,3 +138,35 @@ def piano_roll_figure(notes: list, audio: np.ndarray, sampling_rate: int, path: 
     notes_text = json.dumps([[round(float(a), 6), round(float(b), 6), int(p)] for a, b, p in notes])
     return save_png(fig, path, {NOTES_KEY: notes_text})
 
+
+
+def pitch_contour_figure(times, f0_hz, voicing, path: Path, *, voicing_threshold: float = 0.5, title: str = "") -> Path:
+    """The F0 of the voiced frames (f0 > 0) on a note-name (log-frequency) axis, time (s) on x; below it the voicing
+    confidence with the threshold dashed."""
+    from modeling_svu.note_pitch import hz_to_midi
+
+    plt = _pyplot()
+    times, f0_hz, voicing = (np.asarray(values, dtype=np.float64) for values in (times, f0_hz, voicing))
+    voiced = f0_hz > 0
+    line = hz_to_midi(f0_hz)  # NaN on unvoiced frames: the line breaks where the voice stops
+    midi = line[voiced]
+    duration = float(times[-1]) if len(times) else 1.0
+    fig, (ax, ax_voicing) = plt.subplots(2, 1, sharex=True, figsize=(min(3.0 + 0.6 * duration, 14.0), 3.6),
+                                         gridspec_kw={"height_ratios": (3, 1)})  # fmt: skip
+    ax.plot(times, line, color="tab:red", linewidth=1.0)
+    low, high = (np.floor(midi.min()) - 2, np.ceil(midi.max()) + 2) if midi.size else (48.0, 72.0)
+    ticks = [m for m in range(int(low), int(high) + 1) if m % 12 in (0, 7) or high - low <= 12]
+    ax.set_yticks(ticks, [note_name(m) for m in ticks])
+    ax.set_ylim(low, high)
+    ax.grid(axis="y", linewidth=0.3)
+    ax.set_ylabel("F0 (note)")
+    ax.set_title(title or f"F0: {int(voiced.sum())} voiced frames", fontsize=8)
+    ax_voicing.plot(times, voicing, color="tab:blue", linewidth=0.8)
+    ax_voicing.axhline(voicing_threshold, color="black", linestyle="--", linewidth=0.6)
+    ax_voicing.set_ylim(0.0, 1.05)
+    ax_voicing.set_ylabel("voicing", fontsize=7)
+    ax_voicing.set_xlabel("time (s)")
+    ax_voicing.set_xlim(0.0, duration)
+    fig.tight_layout()
+    contour = json.dumps([[round(float(t), 4), round(float(f), 3)] for t, f in zip(times[voiced], f0_hz[voiced])])
+    return save_png(fig, path, {CONTOUR_KEY: contour})

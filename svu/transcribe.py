@@ -18,6 +18,12 @@ file for its spectrogram. A truncated file is transcribed, with a one-line warni
 transcribed is reported on one line; the other files are still processed and the exit status is 1.
 `--engine torch|onnx`, `--int8`, `--bf16` choose what runs the windows (`modeling_svu.engines`; default: the
 model itself in fp32).
+
+`--pitch-model P` (an SVU pitch model, as `svu pitch` runs) also gives each note its fractional MIDI pitch: the
+median F0 of P's voiced frames inside the note (`modeling_svu.note_pitch`). The CSV gains a `pitch_midi` column,
+the JSON rows a fourth value (`[onset, offset, pitch, pitch_midi]`; empty / null for a note without a voiced
+frame), and the MIDI file a pitch bend on each note (range +-2 semitones, declared by RPN 0 on each channel used;
+`modeling_svu.midi_io`); the integer `pitch` stays as it is. Without it, the files are exactly as before.
 """
 
 import csv
@@ -32,7 +38,8 @@ import numpy as np
 from modeling_svu.audio_io import TruncatedAudioWarning, open_audio
 
 from .common import (
-    add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, report_failure, resolve_device,
+    add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
+    report_failure, resolve_device, window_options,
 )
 
 FORMATS = ("mid", "csv", "json")
@@ -49,6 +56,7 @@ class Transcription:
     pitch_index: np.ndarray
     num_samples: int  # of the decoded 16 kHz audio
     audio: np.ndarray = None  # the decoded audio, only when asked for (piano roll)
+    pitch_midi: list = None  # with a pitch model: each note's fractional MIDI pitch (None: no voiced frame)
 
 
 def decoding_thresholds(model, onset_threshold=None, silence_threshold=None) -> dict:
@@ -91,19 +99,36 @@ def transcribe_file(model, path, decoding: dict, keep_audio: bool = False, **win
     return Transcription(notes, onset, silence, pitch, num_samples, audio)
 
 
-def write_notes(notes, path: Path, fmt: str, name: str) -> None:
+def write_notes(notes, path: Path, fmt: str, name: str, pitch_midi=None) -> None:
+    """The notes as MIDI, CSV or JSON; `pitch_midi` (a fractional pitch or None per note) adds a column / value /
+    pitch bend, rounded to 1e-4 semitone (0.01 cent) in text."""
     if fmt == "mid":
-        from modeling_svu.pipeline_svu import notes_to_midi
+        from modeling_svu.midi_io import notes_to_midi
 
-        notes_to_midi(notes).save(str(path))
-    elif fmt == "csv":
+        notes_to_midi(notes, pitch_midi=pitch_midi).save(str(path))
+        return
+    rows = [[onset, offset, pitch] for onset, offset, pitch in notes]
+    if pitch_midi is not None:
+        for row, fractional in zip(rows, pitch_midi):
+            row.append(None if fractional is None else round(fractional, 4))
+    if fmt == "csv":
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["onset", "offset", "pitch"])
-            writer.writerows([f"{onset:.3f}", f"{offset:.3f}", pitch] for onset, offset, pitch in notes)
+            writer.writerow(["onset", "offset", "pitch"] + ([] if pitch_midi is None else ["pitch_midi"]))
+            writer.writerows([f"{row[0]:.3f}", f"{row[1]:.3f}", *row[2:]] for row in rows)
     else:
         with open(path, "w") as f:
-            json.dump({name: [[onset, offset, pitch] for onset, offset, pitch in notes]}, f)
+            json.dump({name: rows}, f)
+
+
+def note_pitches(notes, pitch_model, path, engine=None, **window_options) -> list:
+    """Each note's fractional MIDI pitch (`note_pitch.note_pitch_midi`) from `pitch_model`'s F0 track of the file."""
+    from modeling_svu.note_pitch import note_pitch_midi
+
+    from .pitch import pitch_track_file
+
+    track = pitch_track_file(pitch_model, path, engine=engine, **window_options)
+    return note_pitch_midi(notes, track["times"], track["f0_hz"], track["voiced"])
 
 
 def sonify(notes: list, num_samples: int, sampling_rate: int, amplitude: float = 0.2) -> np.ndarray:
@@ -155,24 +180,33 @@ def write_extras(result: Transcription, model, decoding: dict, stem: str, out_di
 
 def report_warnings(caught) -> None:
     """A truncated file is one `svu transcribe: warning:` line; other warnings go on as they came."""
+    reported = set()  # a file read twice (with --pitch-model) warns twice
     for warning in caught:
         if issubclass(warning.category, TruncatedAudioWarning):
+            if str(warning.message) in reported:
+                continue
+            reported.add(str(warning.message))
             print(f"svu transcribe: warning: {warning.message}", file=sys.stderr)
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def run_transcribe(args) -> int:
+    from modeling_svu.tasks import tasks_of_verb
+
     device = resolve_device(args.device, "transcribe")
     model = load_model(args.model, "transcribe", device=device)
     engine = load_engine_or_exit(model, args, "transcribe", device)
+    pitch_model = pitch_engine = None
+    if args.pitch_model:
+        pitch_tasks = tuple(task.name for task in tasks_of_verb("pitch"))
+        pitch_model = load_model(args.pitch_model, "transcribe", tasks=pitch_tasks, device=device)
+        pitch_engine = load_engine_or_exit(pitch_model, args, "transcribe", device)
     decoding = decoding_thresholds(model, args.onset_threshold, args.silence_threshold)
     formats = list(dict.fromkeys(args.format or ["mid"]))
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    options = {"chunk_seconds": args.chunk_seconds, "overlap_seconds": args.overlap_seconds, "batch_size": args.batch_size,
-               "engine": engine}
-    options = {key: value for key, value in options.items() if value is not None}
+    options = window_options(args)
     written, failures = {}, 0
     for audio_path in args.inputs:
         stem = Path(audio_path).stem
@@ -182,19 +216,24 @@ def run_transcribe(args) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", TruncatedAudioWarning)
                 result = transcribe_file(model, audio_path, decoding, keep_audio=args.piano_roll,
-                                         progress=not args.quiet, **options)  # fmt: skip
+                                         progress=not args.quiet, engine=engine, **options)  # fmt: skip
+                if pitch_model is not None:
+                    result.pitch_midi = note_pitches(result.notes, pitch_model, audio_path, pitch_engine,
+                                                     progress=not args.quiet, **options)  # fmt: skip
             report_warnings(caught)
             paths = []
             for fmt in formats:
                 paths.append(out_dir / f"{stem}.{fmt}")
-                write_notes(result.notes, paths[-1], fmt, stem)
+                write_notes(result.notes, paths[-1], fmt, stem, pitch_midi=result.pitch_midi)
             paths += write_extras(result, model, decoding, stem, out_dir, args)
         except (ValueError, OSError, RuntimeError) as error:
             failures += 1
             report_failure("transcribe", audio_path, error)
             continue
         written[stem] = audio_path
-        print(f"{audio_path}: {len(result.notes)} notes -> {', '.join(str(p) for p in paths)}")
+        unpitched = result.pitch_midi.count(None) if result.pitch_midi is not None else 0
+        unpitched = f" ({unpitched} without a voiced frame: no pitch_midi)" if unpitched else ""
+        print(f"{audio_path}: {len(result.notes)} notes{unpitched} -> {', '.join(str(p) for p in paths)}")
     if failures:
         print(f"svu transcribe: {failures} of {len(args.inputs)} files failed", file=sys.stderr)
     return 1 if failures else 0
@@ -207,15 +246,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the outputs (created if missing)")
     parser.add_argument("--format", choices=FORMATS, action="append",
                         help="note file format, repeatable: --format mid --format csv (default: mid)")
+    parser.add_argument("--pitch-model", help="SVU pitch model (repo id or folder): also give each note its fractional "
+                        "MIDI pitch (pitch_midi in CSV/JSON, a pitch bend in MIDI)")
     parser.add_argument("--onset-threshold", type=float, help="onset probability of a note start (default: the model's)")
     parser.add_argument("--silence-threshold", type=float, help="silence probability that ends a note (default: the model's)")
     parser.add_argument("--piano-roll", action="store_true", help="also draw <stem>.piano_roll.png")
     parser.add_argument("--sonify", action="store_true", help="also render the notes as <stem>.sonified.wav")
     parser.add_argument("--save-posteriors", action="store_true", help="also save the frame posteriors as <stem>.posteriors.npz")
-    parser.add_argument("--chunk-seconds", type=float, help="window length (default: the model's chunk_seconds)")
-    # Defaults live in modeling_svu.long_audio (not imported here: `svu --help` stays fast).
-    parser.add_argument("--overlap-seconds", type=float, help="overlap of consecutive windows (default: 1.0)")
-    parser.add_argument("--batch-size", type=int, help="windows per forward pass (default: 8)")
+    add_window_options(parser)
     add_engine_options(parser)
     add_device_option(parser)
     add_quiet_option(parser)

@@ -17,6 +17,20 @@ def tone(seconds: float, f0: float = 220.0, sr: int = SR, amplitude: float = 0.3
     return np.stack([wave] * channels, axis=1) if channels > 1 else wave
 
 
+
+def sung_notes(seconds: float, sr: int = SR, seed: int = 0, off_grid: bool = False) -> np.ndarray:
+    """Sine notes of 0.3-0.7 s separated by 80-200 ms of digital silence, MIDI 48-72 (`off_grid`: any fractional
+    pitch in that range, else whole semitones)."""
+    rng = np.random.default_rng(seed)
+    out, t = np.zeros(int(seconds * sr), dtype=np.float32), 0.2
+    while t < seconds - 0.8:
+        duration = rng.uniform(0.3, 0.7)
+        n = np.arange(int(duration * sr))
+        f0 = 440.0 * 2 ** (((rng.uniform(48, 72) if off_grid else rng.integers(48, 72)) - 69) / 12)
+        out[int(t * sr) : int(t * sr) + len(n)] = 0.3 * np.sin(2 * np.pi * f0 * n / sr)
+        t += duration + rng.uniform(0.08, 0.2)
+    return out
+
 def write_wav(path, seconds: float, f0: float = 220.0, sr: int = SR, silence_edges: float = 0.0, channels: int = 1) -> Path:
     """A sine tone WAV, optionally with ``silence_edges`` seconds of silence at both ends."""
     path = Path(path)

@@ -114,12 +114,7 @@ def test_every_part_an_entry_names_exists(name):
     assert demo["task"] == name and demo.get("selection_metric", task.default_selection_metric) in task.selection_metrics
 
 
-# `svu pitch` comes with the singing-pitch pipeline (issue 15, another branch): strict, so its arrival fails here
-# until the mark goes.
-CLI_PENDING = {"pitch": pytest.mark.xfail(strict=True, reason="svu pitch: the singing-pitch pipeline's branch")}
-
-
-@pytest.mark.parametrize("name", [pytest.param(name, marks=CLI_PENDING.get(name, ())) for name in TASK_NAMES])
+@pytest.mark.parametrize("name", TASK_NAMES)
 def test_every_cli_verb_has_its_command(name):
     from svu.cli import SUBCOMMANDS
 

@@ -20,20 +20,10 @@ from modeling_svu.pipeline_svu import midi_bytes, midi_to_notes, notes_to_midi
 from svu.cli import main as svu_main
 from modeling_svu.audio_io import open_audio
 
+from data_fixtures import sung_notes
+
 SR = 16000
 REPO_ID = "svu-tests/tiny-transcriber"
-
-
-def sung_notes(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out, t = np.zeros(int(seconds * sr), dtype=np.float32), 0.2
-    while t < seconds - 0.8:
-        duration = rng.uniform(0.3, 0.7)
-        n = np.arange(int(duration * sr))
-        f0 = 440.0 * 2 ** ((rng.integers(48, 72) - 69) / 12)
-        out[int(t * sr) : int(t * sr) + len(n)] = 0.3 * np.sin(2 * np.pi * f0 * n / sr)
-        t += duration + rng.uniform(0.08, 0.2)
-    return out
 
 
 def notes_ms(notes):

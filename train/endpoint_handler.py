@@ -4,6 +4,7 @@
     handler({"inputs": wav_bytes_or_base64, "parameters": {"top_k": 3}})
     # classification -> [{"label": "vibrato", "score": 0.71}, ...]
     # transcription  -> {"notes": [{"onset": 0.22, "offset": 0.78, "pitch": 58}, ...], "midi": "<base64 MIDI>"}
+    # pitch          -> {"times": [...], "f0_hz": [...], "voicing": [...], "voiced": [...]}
 
 It returns what the repo's pipeline returns, made JSON-serialisable (MIDI as base64, posteriors as lists).
 Self-contained: only the standard library, numpy and transformers, as on an Endpoint.
@@ -19,6 +20,7 @@ from transformers import pipeline
 from transformers.utils import cached_file
 
 TRANSCRIPTION_TASK = "singing-transcription"
+CLASSIFICATION_TASK = "audio-classification"
 
 
 def decode_inputs(inputs):
@@ -71,11 +73,13 @@ class EndpointHandler:
     def __init__(self, path=""):
         with open(cached_file(path, "config.json")) as file:  # a folder (as on an Endpoint) or a repo id
             config = json.load(file)
-        if TRANSCRIPTION_TASK in (config.get("custom_pipelines") or {}):
-            self.task = TRANSCRIPTION_TASK
-            self.pipeline = pipeline(TRANSCRIPTION_TASK, model=path, trust_remote_code=True)
+        # the repo's own pipeline task (singing-transcription, singing-pitch) when it saved one besides classification
+        custom = [task for task in (config.get("custom_pipelines") or {}) if task != CLASSIFICATION_TASK]
+        if custom:
+            self.task = custom[0]
+            self.pipeline = pipeline(self.task, model=path, trust_remote_code=True)
         else:  # a native export has no auto_map: transformers' own class, no remote code
-            self.task = "audio-classification"
+            self.task = CLASSIFICATION_TASK
             self.pipeline = pipeline(self.task, model=path, trust_remote_code="auto_map" in config)
 
     def __call__(self, data: dict):
