@@ -208,6 +208,7 @@ def run(smoke: bool, model=None) -> list:
     repeats = 1 if smoke else 3
     audio_seconds = sum(sf.info(c.audio).duration for c in clips)
     what = f"{len(clips)} clips, {audio_seconds:.1f} s of audio"
+    annotated = sum(c.voiced_frames for c in clips)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if model is not None:
@@ -228,7 +229,7 @@ def run(smoke: bool, model=None) -> list:
     for name, result in results.items():
         scores = score(clips, result["tracks"])
         rtf = sum(result["seconds"].values()) / audio_seconds
-        note = f"{what}; {scores['voiced_frames']} voiced reference frames"
+        note = f"{what}; {annotated} voiced annotation rows, {scores['voiced_frames']} voiced frames on mir_eval's grid"
         rows.append(Row(NAME, f"raw pitch accuracy, {name}", scores["raw_pitch_accuracy"], unit="", note=note))
         rows.append(Row(NAME, f"raw chroma accuracy, {name}", scores["raw_chroma_accuracy"], unit="", note=note))
         rows.append(Row(NAME, f"RTF, {name}", rtf, unit="", note=f"best of {repeats}, {NUM_THREADS} threads; {what}"))
