@@ -124,7 +124,7 @@ def resolve_widget_urls(readme_path, repo_id: str) -> None:
 
 def results_table(task: str, family: str, metrics: dict) -> str:
     spec = get_task(task)
-    paper = PAPER_RESULTS[spec.paper_corpus].get(family, {})
+    paper = PAPER_RESULTS.get(spec.paper_corpus, {}).get(family, {})  # none for a task beyond the paper
     lines = ["| metric | this model (test) | paper, same backbone |", "|---|---|---|"]
     for key in spec.card_metrics:
         name = METRIC_NAMES[key]
@@ -146,7 +146,7 @@ def model_card(
     spec = get_task(task)
     corpus = meta.get("corpus", config["dataset"]["corpus"])
     corpus_info = CORPORA.get(corpus)
-    dataset_name = spec.paper_corpus if corpus != "synthetic" else f"SVU synthetic ({task})"
+    dataset_name = (spec.paper_corpus or getattr(corpus_info, "title", corpus)) if corpus != "synthetic" else f"SVU synthetic ({task})"
     model_name = repo_id.split("/")[-1] if repo_id else f"svu-{task}-{config['backbone']}"
     base = f"https://huggingface.co/{repo_id}/resolve/main/" if repo_id else ""
     base_model, licence, licence_source = base_model_and_licence(config["backbone"])
@@ -167,7 +167,7 @@ def model_card(
     recipe = RECIPES[config["finetune"]].format(**config)
     protocol = metrics.get("protocol") or {}
     labels = ", ".join(meta.get("label_names") or []) or spec.outputs
-    paper_note = (
+    paper_note = f"The paper has no {spec.title.lower()} results (a task beyond it): the paper column is empty." if spec.paper_corpus is None else (
         "The paper's numbers are for the real corpus and the pre-trained base backbone; "
         + ("this model was trained on the synthetic demo corpus with a tiny random backbone, so the columns are "
            "not comparable: it shows the pipeline works, not the paper's accuracy."

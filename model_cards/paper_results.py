@@ -10,6 +10,9 @@ METRIC_NAMES = {
     "COnPOff_f1": "COnPOff F1", "COnP_f1": "COnP F1", "COn_f1": "COn F1",
     "frame_note_accuracy": "Frame note accuracy", "frame_onset_f1": "Frame onset F1",
     "frame_voicing_accuracy": "Frame voicing accuracy",
+    "raw_pitch_accuracy": "Raw pitch accuracy (50 cents)", "raw_chroma_accuracy": "Raw chroma accuracy (50 cents)",
+    "overall_accuracy": "Overall accuracy", "voicing_recall": "Voicing recall",
+    "voicing_false_alarm": "Voicing false alarm",
 }
 
 # paper corpus -> backbone family -> {metric key: percent}

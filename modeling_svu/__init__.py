@@ -8,6 +8,7 @@ from .tasks import TASK_NAMES, TASKS, get_task
 from .modeling_svu import (
     TASK_MODELS,
     SVUForNoteTranscription,
+    SVUForPitchEstimation,
     SVUForSingerID,
     SVUForTechniqueClassification,
     SVUModel,
@@ -21,6 +22,7 @@ __all__ = [
     "TASKS",
     "SVUConfig",
     "SVUForNoteTranscription",
+    "SVUForPitchEstimation",
     "SVUForSingerID",
     "SVUForTechniqueClassification",
     "SVUModel",

@@ -71,6 +71,19 @@ class SVUConfig(PretrainedConfig):
             Transcription decoding: an onset frame is the maximum within +-`onset_window` frames.
         silence_threshold (`float`, *optional*, defaults to 0.5):
             Transcription decoding: a note ends at the first frame with silence probability >= this.
+        pitch_fmin_hz (`float`, *optional*, defaults to 32.70):
+            Pitch only. Frequency of pitch bin 0 (C1 = 32.70 Hz, as CREPE).
+        pitch_bins_per_semitone (`int`, *optional*, defaults to 5):
+            Pitch only. Bins per semitone (5: 20-cent bins, as CREPE).
+        num_pitch_bins (`int`, *optional*, defaults to 360):
+            Pitch only. Pitch bins of the head; the head has one more logit, voicing. 360 x 20 cents span six
+            octaves, C1 (32.70 Hz) to 2.07 kHz (CREPE's bins: its last bin centre is 7180 cents above C1).
+        pitch_target_sigma_cents (`float`, *optional*, defaults to 25.0):
+            Pitch only. Standard deviation in cents of the Gaussian over the bins around the true pitch in the
+            training targets (25 cents, as CREPE).
+        voicing_threshold (`float`, *optional*, defaults to 0.5):
+            Pitch decoding: a frame is voiced when its voicing probability is >= this (`pitch.decode_pitch` takes
+            another per call).
     """
 
     model_type = "svu"
@@ -93,6 +106,11 @@ class SVUConfig(PretrainedConfig):
         onset_threshold: float = 0.4,
         onset_window: int = 3,
         silence_threshold: float = 0.5,
+        pitch_fmin_hz: float = 32.70,
+        pitch_bins_per_semitone: int = 5,
+        num_pitch_bins: int = 360,
+        pitch_target_sigma_cents: float = 25.0,
+        voicing_threshold: float = 0.5,
         **kwargs,
     ):
         backbone_config = _copy_backbone_config(backbone_config)
@@ -112,6 +130,11 @@ class SVUConfig(PretrainedConfig):
         self.onset_threshold = onset_threshold
         self.onset_window = onset_window
         self.silence_threshold = silence_threshold
+        self.pitch_fmin_hz = pitch_fmin_hz
+        self.pitch_bins_per_semitone = pitch_bins_per_semitone
+        self.num_pitch_bins = num_pitch_bins
+        self.pitch_target_sigma_cents = pitch_target_sigma_cents
+        self.voicing_threshold = voicing_threshold
         num_labels = kwargs.pop("num_labels", None)
         super().__init__(**kwargs)
         if num_labels is not None and self.id2label is not None and num_labels != len(self.id2label):
@@ -143,6 +166,15 @@ class SVUConfig(PretrainedConfig):
             raise ValueError(
                 f"lowest_midi={self.lowest_midi}, num_octaves={self.num_octaves} leave the MIDI range 0-127."
             )
+        for name in ("num_pitch_bins", "pitch_bins_per_semitone"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an integer >= 1.")
+        for name in ("pitch_fmin_hz", "pitch_target_sigma_cents"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0.")
+        if not 0.0 <= self.voicing_threshold <= 1.0:
+            raise ValueError(f"voicing_threshold={self.voicing_threshold!r} must be a probability in [0, 1].")
 
     @property
     def num_hidden_states(self) -> int:

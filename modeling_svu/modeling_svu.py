@@ -5,6 +5,7 @@ Classes (all share the parameter layout ``backbone.*``, ``layer_sum.weight``, ``
     SVUForSingerID                 masked mean pooling -> linear (Artist20)
     SVUForTechniqueClassification  masked mean pooling -> linear, weighted CE (VocalSet)
     SVUForNoteTranscription        frame-wise linear -> onset/silence/octave/pitch-class (MIR-ST500)
+    SVUForPitchEstimation          frame-wise MLP -> pitch bins + voicing (singing F0; beyond the paper)
 
 Padding. Pass the `attention_mask` the model's `feature_extractor()` returns (it always returns one): pooling
 and the transcription loss ignore padded frames, and a batch of clips of different lengths is run clip by clip
@@ -30,6 +31,7 @@ from .published_loading import load_backbone
 from .safe_loading import config_summary, safetensors_shapes, shape_mismatches
 from .long_audio import transcribe_array
 from .note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
+from .pitch import decode_pitch
 from .tasks import DEFAULT_TASK, TASKS
 
 
@@ -102,9 +104,13 @@ class SVUPreTrainedModel(PreTrainedModel):
         # Only SVU's own modules; the backbone initialises itself (or is loaded pre-trained).
         if isinstance(module, WeightedLayerSum):
             nn.init.zeros_(module.weight)
-        elif isinstance(module, nn.Linear) and module is getattr(self, "head", None):
+        elif isinstance(module, nn.Linear) and any(module is m for m in self._head_modules()):
             module.weight.data.normal_(mean=0.0, std=self.config.backbone_config.initializer_range)
             module.bias.data.zero_()
+
+    def _head_modules(self):
+        head = getattr(self, "head", None)
+        return list(head.modules()) if head is not None else []
 
     # ----- construction -------------------------------------------------------------------------
 
@@ -503,6 +509,81 @@ class SVUForNoteTranscription(SVUModel):
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             custom_object_save(SingingTranscriptionPipeline, save_directory)
+
+
+@dataclass
+class SVUPitchOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): pitch-bin BCE + voicing BCE, when `labels` are given.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_frames, num_pitch_bins + 1)`):
+            per-frame pitch-bin logits, then the voicing logit (decode with `pitch.decode_pitch`).
+        frame_mask (`torch.BoolTensor` of shape `(batch_size, num_frames)`): frames of real audio.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): backbone states, with `output_hidden_states=True`.
+        layer_weights (`torch.FloatTensor` of shape `(num_hidden_layers + 1,)`): normalised layer weights.
+    """
+
+    loss: Optional[torch.FloatTensor] = None
+    logits: Optional[torch.FloatTensor] = None
+    frame_mask: Optional[torch.BoolTensor] = None
+    hidden_states: Optional[tuple] = None
+    layer_weights: Optional[torch.FloatTensor] = None
+
+
+class SVUForPitchEstimation(SVUModel):
+    """Frame-level singing F0: per backbone frame, `num_pitch_bins` pitch-bin logits (20-cent bins from C1 by
+    default, as CREPE) and a voicing logit, from a small MLP (linear, GELU, linear) on the weighted layer sum.
+    `modeling_svu.pitch` holds the bins, the training targets and the decoding to Hz."""
+
+    def __init__(self, config: SVUConfig):
+        super().__init__(config)
+        hidden = config.backbone_config.hidden_size
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, config.num_pitch_bins + 1))
+        self.post_init()
+
+    def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs) -> SVUPitchOutput:
+        """`labels`: float (batch, frames, num_pitch_bins + 1) from `pitch.pitch_targets` at the model's frame times
+        (`pitch.frame_times`), -100 on padding; labels more than one frame longer or shorter raise ValueError."""
+        features = self._features(input_values, attention_mask, output_hidden_states)
+        logits = self.head(self.dropout(features.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = self.pitch_loss(logits, labels, features.frame_mask)
+        return SVUPitchOutput(
+            loss=loss,
+            logits=logits,
+            frame_mask=features.frame_mask,
+            hidden_states=features.hidden_states,
+            layer_weights=features.layer_weights,
+        )
+
+    def pitch_loss(self, logits, labels, frame_mask):
+        """BCE of the pitch bins against their Gaussian targets on voiced frames (mean over frames of the sum over
+        bins) + BCE of the voicing logit on every real, labelled frame (as CREPE's bins, plus voicing)."""
+        expected = self.config.num_pitch_bins + 1
+        if labels.dim() != 3 or labels.shape[-1] != expected:
+            raise ValueError(f"pitch labels must be (batch, frames, {expected}); got {tuple(labels.shape)}.")
+        logits, labels, frame_mask = align_frames(logits, labels, frame_mask)  # > 1 frame apart: ValueError
+        valid = frame_mask & (labels[..., -1] != IGNORE_INDEX)
+        logits, labels = logits[valid], labels[valid].to(logits.dtype)
+        bce = nn.functional.binary_cross_entropy_with_logits
+        voicing = bce(logits[:, -1], labels[:, -1])
+        voiced = labels[:, -1] > 0.5
+        if not voiced.any():
+            return voicing + 0.0 * logits[:, :-1].sum()  # keeps every head parameter in the graph (DDP)
+        bins = bce(logits[voiced, :-1], labels[voiced, :-1], reduction="sum") / voiced.sum()
+        return bins + voicing
+
+    def decode(self, logits, frame_mask=None, voicing_threshold=None) -> list:
+        """`pitch.decode_pitch` of each batch item (`f0_hz`, `voicing`, `voiced`, `pitch_hz`), frames where
+        `frame_mask` is False cut off; the voicing threshold is the config's unless given."""
+        decoded = []
+        for i, item_logits in enumerate(logits):
+            if frame_mask is not None:
+                item_logits = item_logits[: int(frame_mask[i].sum())]
+            decoded.append(decode_pitch(item_logits, self.config, voicing_threshold))
+        return decoded
 
 
 # task name -> its model class, as `tasks.TASKS` pairs them; each class learns its task from the same table.

@@ -58,7 +58,7 @@ class Task:
     dataset_category: str  # Hub `task_categories` of a prepared dataset of the task
     card_tags: tuple
     card_metrics: tuple  # test metrics reported in the card's model-index and table, in this order
-    paper_corpus: str  # the paper's corpus of the task (`model_cards.paper_results`)
+    paper_corpus: Optional[str]  # the paper's corpus of the task (`model_cards.paper_results`); None: not in the paper
     loss: str  # the loss, in words
     outputs: str  # what the model outputs, in words (a card shows the class names instead when there are some)
     usage: str  # a call of the pipeline (the variable before the parenthesis) on a file, for cards
@@ -159,6 +159,39 @@ TASKS = {
             usage='transcriber("song.wav", return_midi=True, onset_threshold=0.4)    # {"notes": [...], "midi": b"MThd..."}',
             long_audio="the pipeline transcribes any length in overlapping windows",
             cli_verb="transcribe",
+        ),
+        Task(
+            name="pitch",
+            model_class="SVUForPitchEstimation",
+            head_shape="num_pitch_bins={config.num_pitch_bins} + voicing",
+            classes=False,
+            pooled=False,
+            auto_classes=("AutoModelForAudioFrameClassification",),  # frame logits, as transcription
+            pipeline="singing-pitch",
+            native_unsupported="pitch estimation has no transformers class (frame-wise pitch-bin + voicing head)",
+            target_columns=("f0_hz",),  # read with its times, `f0_times` (collated onto the model's frames)
+            leakage="song",
+            leakage_column="song_id",
+            leakage_group=as_is,
+            class_weighted=False,
+            metric="pitch",
+            selection_metrics=(
+                "raw_pitch_accuracy", "overall_accuracy", "raw_chroma_accuracy", "voicing_recall",
+            ),
+            title="Singing pitch estimation",
+            pipeline_tag="other",
+            dataset_category="audio-classification",
+            card_tags=("pitch", "f0-estimation"),
+            card_metrics=(
+                "raw_pitch_accuracy", "raw_chroma_accuracy", "overall_accuracy", "voicing_recall",
+                "voicing_false_alarm",
+            ),
+            paper_corpus=None,  # a task beyond the paper (its future work): no paper numbers
+            loss="BCE on Gaussian-blurred pitch bins (sigma 25 cents, voiced frames) + BCE(voicing).",
+            outputs="frame-wise F0 in Hz and voicing confidence",
+            usage='pitch = estimator("take.wav")    # {"times": [...], "f0_hz": [...], "voicing": [...]}',
+            long_audio="the pipeline runs any length in overlapping windows",
+            cli_verb="pitch",
         ),
     )
 }

@@ -15,13 +15,13 @@ import pytest
 import torch
 from conftest import sung_tone
 
-from modeling_svu import SVUForNoteTranscription, SVUForSingerID, SVUForTechniqueClassification, SVUModel
-from modeling_svu import tiny_backbone_config
+from modeling_svu import SVUForNoteTranscription, SVUForPitchEstimation, SVUForSingerID, SVUForTechniqueClassification
+from modeling_svu import TASKS, SVUModel, tiny_backbone_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 LABELS = {0: "tenor", 1: "alto", 2: "bass"}
-CODE_FILES = {"modeling_svu.py", "configuration_svu.py", "backbones.py", "layer_sum.py", "note_labels.py"}
+CODE_FILES = {"modeling_svu.py", "configuration_svu.py", "backbones.py", "layer_sum.py", "note_labels.py", "pitch.py"}
 
 # Runs in the fresh process. The repo is pip-installed (editable) here, so the child refuses to import it:
 # a Hub user has only the files in the saved folder.
@@ -79,19 +79,19 @@ def run_isolated(script, *args, cwd, hf_home):
 
 def build(cls, family, seed, **overrides):
     torch.manual_seed(seed)
-    model = cls.from_backbone(f"tiny-{family}", id2label=None if cls is SVUForNoteTranscription else LABELS,
-                              **overrides)
+    model = cls.from_backbone(f"tiny-{family}", id2label=LABELS if TASKS[cls.task].classes else None, **overrides)
     with torch.no_grad():
         model.layer_sum.weight.normal_()
-        model.head.bias.normal_()  # clear margins between classes
+        [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1].bias.normal_()  # clear margins
     return model.eval()
 
 
-MODELS = {  # name: (class, family, config overrides); all four families, all three tasks
+MODELS = {  # name: (class, family, config overrides); all four families, every task
     "singer": (SVUForSingerID, "wav2vec2", {}),
     "technique": (SVUForTechniqueClassification, "wavlm", {"class_weights": [1.0, 0.5, 2.0], "chunk_seconds": 3.0}),
     "transcriber": (SVUForNoteTranscription, "hubert", {}),
     "music2vec": (SVUForSingerID, "data2vec-audio", {}),
+    "pitch": (SVUForPitchEstimation, "wavlm", {"voicing_threshold": 0.3, "num_pitch_bins": 300}),
 }
 CACHED = {"music2vec": "svu-test/music2vec-singer", "transcriber": "svu-test/transcriber"}
 
@@ -123,7 +123,7 @@ def remote(tmp_path_factory):
             (repo / "refs" / "main").write_text(SNAPSHOT)
             sources["repo"] = CACHED[name]
         for via, source in sources.items():
-            task_class = "AutoModelForAudioFrameClassification" if cls.task == "transcription" else "AutoModelForAudioClassification"
+            task_class = TASKS[cls.task].auto_classes[0]
             for kind in ("AutoConfig", "AutoModel", task_class):
                 job = f"{name}/{via}/{kind}"
                 jobs.append({"name": job, "kind": kind, "source": source, "input": str(tmp / f"{name}_inputs.npz"),
@@ -189,8 +189,8 @@ def test_saved_folder_holds_safetensors_config_code_and_preprocessor(remote, nam
     assert pickles == []
     cls, family = MODELS[name][:2]
     config = json.loads((folder / "config.json").read_text())
-    # Transcription returns frame logits: AutoModelForAudioFrameClassification (its pipeline loads through it).
-    auto_class = "AutoModelForAudioFrameClassification" if cls.task == "transcription" else "AutoModelForAudioClassification"
+    # Transcription and pitch return frame logits: AutoModelForAudioFrameClassification (their pipelines load through it).
+    auto_class = TASKS[cls.task].auto_classes[0]
     assert config["auto_map"] == {
         "AutoConfig": "configuration_svu.SVUConfig",
         "AutoModel": f"modeling_svu.{cls.__name__}",

@@ -1,0 +1,117 @@
+"""The pitch task's bins, targets and decoding (`modeling_svu/pitch.py`) and its model (`SVUForPitchEstimation`)."""
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_svu import SVUConfig, SVUForPitchEstimation
+from modeling_svu.pitch import (
+    bin_to_hz, cents_to_hz, decode_pitch, frame_times, hz_to_bin, hz_to_cents, pitch_targets,
+)
+
+CONFIG = SVUConfig(task="pitch")
+C1, B7 = 32.70, 3951.07
+TOP = 2068.76  # the centre of the last of the 360 default bins: six octaves of 20-cent bins above C1 (as CREPE)
+
+
+def cents_error(estimate_hz, true_hz):
+    return np.abs(1200 * np.log2(np.asarray(estimate_hz) / np.asarray(true_hz)))
+
+
+def target_logits(hz_per_frame, voiced, config=CONFIG):
+    """Logits whose sigmoid is exactly the training target of `hz_per_frame` (a target-shaped posterior)."""
+    times = np.arange(len(hz_per_frame)) * 0.01
+    targets = pitch_targets(times, np.where(voiced, hz_per_frame, 0.0), times, config).astype(np.float64)
+    targets = np.clip(targets, 1e-7, 1 - 1e-7)
+    return np.log(targets / (1 - targets))
+
+
+def test_config_defaults_are_crepes_bins():
+    assert (CONFIG.pitch_fmin_hz, CONFIG.pitch_bins_per_semitone, CONFIG.num_pitch_bins) == (32.70, 5, 360)
+    assert (CONFIG.pitch_target_sigma_cents, CONFIG.voicing_threshold) == (25.0, 0.5)
+    assert bin_to_hz(0, CONFIG) == pytest.approx(C1)
+    assert bin_to_hz(359, CONFIG) == pytest.approx(TOP, rel=1e-5)
+    assert hz_to_bin(2 * C1, CONFIG) == pytest.approx(60.0)  # an octave = 12 semitones x 5 bins
+
+
+def test_hz_bins_round_trip_within_two_cents_from_c1_to_b7():
+    hz = np.geomspace(C1, B7, 2001)  # between-bin values throughout
+    assert cents_error(bin_to_hz(hz_to_bin(hz, CONFIG), CONFIG), hz).max() < 2
+    assert cents_error(cents_to_hz(hz_to_cents(hz)), hz).max() < 1e-6
+    assert np.isnan(hz_to_bin([0.0, -1.0], CONFIG)).all()  # unvoiced
+
+
+def test_decoding_a_target_shaped_posterior_recovers_between_bin_pitches():
+    # off the bin centres (997 is prime: all offsets are seen), a semitone inside the range: within 4 bins of the
+    # ends the window of the local average is cut, and the decoded pitch is pulled inwards by up to ~6 cents
+    semitone = 2 ** (1 / 12)
+    hz = np.geomspace(C1 * semitone, TOP / semitone, 997)
+    decoded = decode_pitch(target_logits(hz, np.ones(len(hz), bool)), CONFIG)
+    assert decoded["voiced"].all()
+    errors = cents_error(decoded["f0_hz"], hz)
+    assert errors.max() < 2, errors.max()
+    # a wider head covers up to B7 as well
+    wide = SVUConfig(task="pitch", num_pitch_bins=420)
+    hz = np.geomspace(C1 * semitone, B7, 997)
+    assert cents_error(decode_pitch(target_logits(hz, np.ones(len(hz), bool), wide), wide)["f0_hz"], hz).max() < 2
+    # the argmax alone would be off by up to half a bin (10 cents): the local average is what brings it under 2
+    argmax_hz = bin_to_hz(np.round(hz_to_bin(hz, CONFIG)), CONFIG)
+    assert cents_error(argmax_hz, hz).max() > 8
+
+
+def test_voicing_threshold_from_the_config_and_per_call():
+    voicing_logits = np.array([-3.0, -0.5, 0.5, 3.0])  # probabilities 0.05, 0.38, 0.62, 0.95
+    logits = target_logits(np.full(4, 440.0), np.ones(4, bool))
+    logits[:, -1] = voicing_logits
+    default = decode_pitch(logits, CONFIG)
+    np.testing.assert_allclose(default["voicing"], 1 / (1 + np.exp(-voicing_logits)))
+    assert default["voiced"].tolist() == [False, False, True, True]
+    assert (default["f0_hz"][:2] == 0).all() and cents_error(default["f0_hz"][2:], 440).max() < 2
+    assert decode_pitch(logits, CONFIG, voicing_threshold=0.2)["voiced"].tolist() == [False, True, True, True]
+    strict = SVUConfig(task="pitch", voicing_threshold=0.9)
+    assert decode_pitch(logits, strict)["voiced"].tolist() == [False, False, False, True]
+    np.testing.assert_allclose(decode_pitch(logits, strict)["pitch_hz"], default["pitch_hz"])  # pitch kept
+    with pytest.raises(ValueError, match="voicing_threshold=1.5"):
+        decode_pitch(logits, CONFIG, voicing_threshold=1.5)
+    with pytest.raises(ValueError, match="voicing_threshold=-0.1"):
+        SVUConfig(task="pitch", voicing_threshold=-0.1)
+
+
+def test_targets_follow_the_annotation_on_the_model_frames():
+    config = SVUConfig(task="pitch")
+    times = np.arange(0, 1.0, 0.01)
+    f0 = np.where(times < 0.5, 220.0, 0.0)  # voiced then unvoiced
+    f0[20:30] = 220 * 2 ** (np.arange(10) / 120)  # a glide, interpolated in cents between annotations
+    frames = frame_times(40, config)
+    assert frames[0] == pytest.approx(0.0125) and np.diff(frames) == pytest.approx(0.02)
+    targets = pitch_targets(times, f0, frames, config)
+    assert targets.shape == (40, 361) and targets.dtype == np.float32
+    voiced = targets[:, -1] == 1
+    assert voiced.tolist() == (frames < 0.495).tolist()  # 0.5 s: the voicing edge between annotations
+    assert (targets[~voiced] == 0).all() and (targets[frames > 0.995, -1] == 0).all()
+    decoded = decode_pitch(np.log(np.clip(targets, 1e-7, None) / np.clip(1 - targets, 1e-7, None)), config)
+    expected = np.interp(frames, times[f0 > 0], 1200 * np.log2(f0[f0 > 0]))  # in cents, along the voiced part
+    assert cents_error(decoded["f0_hz"][voiced], 2 ** (expected[voiced] / 1200)).max() < 2
+
+
+def test_model_logits_loss_and_decode():
+    torch.manual_seed(0)
+    model = SVUForPitchEstimation.from_backbone("tiny-wav2vec2", num_pitch_bins=120, pitch_fmin_hz=110.0)
+    audio = torch.randn(2, 16000)
+    out = model(audio)
+    frames = out.logits.shape[1]
+    assert out.logits.shape == (2, frames, 121)
+    times = np.arange(0, 1.0, 0.01)
+    labels = torch.tensor(np.stack([pitch_targets(times, np.full(100, 220.0), frame_times(frames, model.config), model.config),
+                                    pitch_targets(times, np.zeros(100), frame_times(frames, model.config), model.config)]))
+    labels[1, -5:] = -100  # padding
+    loss = model(audio, labels=labels).loss
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None for p in model.head.parameters())
+    decoded = model.decode(out.logits.detach(), torch.ones(2, frames - 3, dtype=torch.bool))
+    assert [len(d["f0_hz"]) for d in decoded] == [frames - 3] * 2
+    with pytest.raises(ValueError, match=r"pitch labels must be \(batch, frames, 121\)"):
+        model(audio, labels=labels[..., :-1])
+    with pytest.raises(ValueError, match="more than one frame apart"):
+        model(audio, labels=labels[:, :-5])
