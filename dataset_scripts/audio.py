@@ -55,16 +55,17 @@ def resample(waveform: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE)
     return audio_io.resample(to_mono(waveform), orig_sr, target_sr)
 
 
-def load_audio(path, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+def load_audio(path, sampling_rate: int = SAMPLING_RATE, channel: int | None = None) -> np.ndarray:
     """Decode any FFmpeg-readable file (wav, flac, mp3; any bit depth and rate) to float32 mono at
     ``sampling_rate`` with `modeling_svu.audio_io.decode_audio`, the decode path `svu transcribe` and the
-    pipelines use too (FFmpeg via torchcodec, channels averaged, soxr resampling).
+    pipelines use too (FFmpeg via torchcodec, channels averaged, soxr resampling). ``channel`` (0 = left,
+    1 = right) keeps one channel instead of the average (MIR-1K's voice is its right channel).
 
     Raises ``ValueError`` naming the file and the problem: missing, a directory, empty (0 bytes), not
     readable, undecodable (text renamed .wav, corrupt mp3), no samples, or NaN/infinite samples (float WAV).
     A truncated file (far shorter than its container declares) is used, with a `TruncatedAudioWarning`.
     """
-    return audio_io.decode_audio(path, sampling_rate)
+    return audio_io.decode_audio(path, sampling_rate, channel=channel)
 
 
 def frame_rms(waveform: np.ndarray, frame: int = RMS_FRAME) -> np.ndarray:

@@ -101,14 +101,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output", required=True, help="folder to write (DatasetDict.save_to_disk + svu_meta.json)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task", help=f"synthetic: {' | '.join(SYNTHETIC_TASKS)}")
-    parser.add_argument("--split", help="artist20: paper (4/1/1, default) | official (3/1/2)")
+    parser.add_argument("--split", help="artist20: paper (4/1/1, default) | official (3/1/2); vocadito: test (default: "
+                        "all test data) | singers; mir1k: singers (default) | test")
     parser.add_argument("--separation", metavar="none|stems:DIR|htdemucs",
                         help="artist20, mir_st500 (source=mixture): vocal separation; stems:DIR reads vocals separated "
                         "beforehand, mirroring the corpus layout (wav/flac/mp3); htdemucs needs the demucs package")
     parser.add_argument("--validation", choices=("ours", "none"),
                         help="ours (default): hold out our validation singers/songs; none: they train too (paper data)")
     parser.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
-                        help="builder option, repeatable (e.g. num_singers=4, clip_seconds=3)")
+                        help="builder option, repeatable (e.g. num_singers=4, clip_seconds=3; mir1k: source=mixture)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
     parser.add_argument("--num-proc", default="1", metavar="N",
                         help="processes decoding the files, or auto (all cores); same rows for any N (default: 1)")

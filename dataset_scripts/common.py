@@ -161,12 +161,12 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
             else:
                 yield entry, audio
 
-    def decoded(self, entries, path, name):
+    def decoded(self, entries, path, name, channel=None):
         """``(entry, 16 kHz mono waveform)`` of each entry whose audio decodes, in order, decoded on `num_proc`
         processes; the others are counted as skipped, as `read_audio_or_skip` does. `path(entry)`, `name(entry)`:
-        its audio file and its name in the report."""
+        its audio file and its name in the report; `channel`: keep that channel instead of the mean (`load_audio`)."""
         entries = list(entries)
-        results = ordered_map(decode_or_error, [(path(entry), False) for entry in entries], self.num_proc)
+        results = ordered_map(decode_or_error, [(path(entry), False, channel) for entry in entries], self.num_proc)
         for entry, result in zip(entries, results):
             waveform = accept_decoded(result, name(entry), self.report)
             if waveform is not None:
@@ -211,14 +211,15 @@ def skip_reason(error: ValueError) -> str:
 def decode_or_error(job):
     """Decode one file; runs in `ordered_map` workers, so warnings and errors come back as values.
 
-    ``job``: ``(path, native)``: native -> `separation.load_native` (``(channels, samples)``, rate) at the file's
-    own rate, for HT-Demucs; else `load_audio` (16 kHz mono). Returns ``(audio, None, warnings)`` or
+    ``job``: ``(path, native)`` or ``(path, native, channel)``: native -> `separation.load_native`
+    (``(channels, samples)``, rate) at the file's own rate, for HT-Demucs; else `load_audio` (16 kHz mono: the
+    channel mean, or only ``channel``). Returns ``(audio, None, warnings)`` or
     ``(None, the one-line error, [])``; `warnings`: ``(category, message)`` of those raised while decoding (a
     truncated file), re-raised by `accept_decoded` in the main process. ``job`` None (no file) -> None.
     """
     if job is None:
         return None
-    path, native = job
+    path, native, channel = (*job, None) if len(job) == 2 else job
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TruncatedAudioWarning)
@@ -227,7 +228,7 @@ def decode_or_error(job):
 
                 audio = load_native(path)
             else:
-                audio = load_audio(path)
+                audio = load_audio(path, channel=channel)
     except ValueError as error:
         return None, str(error), []
     return audio, None, [(warning.category, str(warning.message)) for warning in caught]

@@ -29,6 +29,15 @@ PREPROCESSING = {
     "artist20": "decoded to 16 kHz mono, cut into {chunk:g} s chunks, a chunk kept when its mean frame RMS > 0.01",
     "mir_st500": "16 kHz mono, {chunk:g} s chunks, notes cut at chunk edges, frame targets on the 20 ms grid",
     "synthetic": "generated at 16 kHz, {chunk:g} s chunks",
+    "vocadito": "decoded 44.1 -> 16 kHz mono, {chunk:g} s chunks (a shorter rest joins the last), F0 frames of each "
+                "chunk in Hz with times from its start (256-sample hop at 44.1 kHz)",
+    "mir1k": "the right (voice) channel of the stereo 16 kHz clips (or both averaged: source=mixture), {chunk:g} s "
+             "chunks (a shorter rest joins the last), the .pv semitone labels converted to Hz at 20 ms + 20 ms x i",
+}
+
+LABELS_WITHOUT_CLASSES = {  # what a prepared dataset of a task without classes holds as labels
+    "transcription": "frame targets (onset, silence, octave, pitch class)",
+    "pitch": "F0 in Hz per annotated frame (`f0_times`, `f0_hz`; 0 = unvoiced), frame targets made at collate time",
 }
 
 
@@ -76,7 +85,7 @@ Yamamoto, APSIPA ASC 2023 ([arXiv:2306.12714](https://arxiv.org/abs/2306.12714))
 
 Split: {meta.get('split') or options.get('split') or 'the corpus default of SVU (see its README)'}; validation:
 {meta.get('validation') or 'the validation split above'}. No singer (VocalSet), album (Artist20) or song
-(MIR-ST500) is in two splits.
+(MIR-ST500, vocadito, MIR-1K) is in two splits.
 
 ## Preprocessing
 
@@ -84,7 +93,7 @@ Split: {meta.get('split') or options.get('split') or 'the corpus default of SVU 
 - Vocal separation: {separation}.
 - Source files: {report.get('files_found', '-')} found, {report.get('files_used', '-')} used, {skipped} skipped
   (reasons in `svu_meta.json`).
-- Labels: {', '.join(meta.get('label_names') or []) or 'frame targets (onset, silence, octave, pitch class)'}.
+- Labels: {', '.join(meta.get('label_names') or []) or LABELS_WITHOUT_CLASSES.get(task, spec.outputs)}.
 
 ## Citation
 

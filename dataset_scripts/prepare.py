@@ -62,10 +62,18 @@ def builder_class(corpus: str):
         from .artist20 import Artist20
 
         return Artist20
-    raise ValueError(f"unknown corpus {corpus!r}; expected one of synthetic, vocalset, mir_st500, artist20")
+    if corpus == "vocadito":
+        from .vocadito import Vocadito
+
+        return Vocadito
+    if corpus == "mir1k":
+        from .mir1k import Mir1K
+
+        return Mir1K
+    raise ValueError(f"unknown corpus {corpus!r}; expected one of {', '.join(CORPORA)}")
 
 
-CORPORA = ("synthetic", "vocalset", "mir_st500", "artist20")
+CORPORA = ("synthetic", "vocalset", "mir_st500", "artist20", "vocadito", "mir1k")
 
 
 def _describe(value):

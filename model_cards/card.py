@@ -37,6 +37,10 @@ SPLIT_DEFAULTS = {
     "artist20": "albums per artist, `paper` split 4/1/1 (train/validation/test) from the SVU manifest",
     "mir_st500": "songs 1-360 train, 361-400 validation (ours), 401-500 test",
     "synthetic": "synthetic singers/songs, disjoint between splits",
+    "vocadito": "every excerpt test data (`test`, default), or by singer (`singers`): test S1, S9, S21, S28; "
+                "validation S12, S23 (ours); train the rest",
+    "mir1k": "by singer (`singers`, default): test abjones, amy, jmzen, yifen; validation bobon, tammy (ours); "
+             "train the other 13",
 }
 LAYER_WEIGHTS_PNG = "layer_weights.png"
 
@@ -107,10 +111,13 @@ def separation_used(corpus: str, meta: dict, options: dict) -> str:
         return f"`{options['separate']}` (the builder's separation hook)"
     if any("separation hook" in message for message in meta.get("report", {}).get("messages", [])):
         return "none: the mixtures were used as they are (no separation hook given)"
-    if corpus in ("vocalset", "synthetic"):
+    if corpus in ("vocalset", "synthetic", "vocadito"):
         return "none needed (isolated vocals)"
     if corpus == "mir_st500" and options.get("source", "vocal") == "vocal":
         return "the corpus' `Vocal.wav` stems, separated before SVU"
+    if corpus == "mir1k":
+        return "none: the voice channel of the clips" if options.get("source", "voice") == "voice" else (
+            "none: voice and accompaniment channels averaged (source=mixture)")
     return "not recorded in the prepared dataset (see its svu_meta.json)"
 
 

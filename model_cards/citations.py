@@ -104,6 +104,27 @@ MIR_ST500 = """@inproceedings{wang2021mirst500,
   year      = {2021}
 }"""
 
+VOCADITO = """@techreport{bittner2021vocadito,
+  author      = {Bittner, Rachel M. and Pasalo, Katherine and Bosch, Juan Jos{\'e} and Meseguer-Brocal, Gabriel and
+                 Rubinstein, David},
+  title       = {vocadito: A dataset of solo vocals with $f_0$, note, and lyric annotations},
+  institution = {Spotify},
+  year        = {2021},
+  eprint      = {2110.05580},
+  archivePrefix = {arXiv}
+}"""
+
+MIR1K = """@article{hsu2010mir1k,
+  author  = {Hsu, Chao-Ling and Jang, Jyh-Shing Roger},
+  title   = {On the Improvement of Singing Voice Separation for Monaural Recordings Using the {MIR-1K} Dataset},
+  journal = {IEEE Transactions on Audio, Speech, and Language Processing},
+  volume  = {18},
+  number  = {2},
+  pages   = {310--319},
+  year    = {2010},
+  doi     = {10.1109/TASL.2009.2026503}
+}"""
+
 # backbone family (SVU `model_type`) -> BibTeX; a published checkpoint id can refine it (MERT, music2vec).
 FAMILY_BIBTEX = {"wav2vec2": WAV2VEC2, "wavlm": WAVLM, "hubert": HUBERT, "data2vec-audio": DATA2VEC}
 CHECKPOINT_BIBTEX = {"m-a-p/MERT": MERT, "m-a-p/music2vec": MUSIC2VEC}
@@ -143,6 +164,17 @@ CORPORA = {
         "MIR-ST500's annotations come from its authors; its audio is copyrighted pop songs fetched from YouTube.",
         "https://github.com/york135/singing_transcription_ICASSP2021", MIR_ST500,
         public_push_refused="MIR-ST500 audio is copyrighted songs downloaded from YouTube",
+    ),
+    "vocadito": Corpus(
+        "vocadito", "cc-by-4.0", "vocadito is released under CC BY 4.0 (Zenodo record 5578807).",
+        "https://zenodo.org/record/5578807", VOCADITO,
+    ),
+    "mir1k": Corpus(
+        "MIR-1K", "other",
+        "MIR-1K is offered by the MIR Lab (National Taiwan University) for download without a stated licence; "
+        "its clips are karaoke recordings of copyrighted Chinese pop songs.",
+        "http://mirlab.org/dataset/public/", MIR1K,
+        public_push_refused="MIR-1K states no licence and holds karaoke recordings of copyrighted songs",
     ),
     "synthetic": Corpus(
         "SVU synthetic singing corpus", "apache-2.0",

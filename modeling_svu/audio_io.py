@@ -5,7 +5,8 @@ and the SVU `audio-classification` pipeline all call `open_audio` / `decode_audi
 same samples everywhere:
 
 1. FFmpeg decodes the file at its own sampling rate (through torchcodec);
-2. the channels are averaged (a plain mean, as `datasets.Audio` does; not FFmpeg's surround downmix matrix);
+2. the channels are averaged (a plain mean, as `datasets.Audio` does; not FFmpeg's surround downmix matrix), or
+   one channel is kept when ``channel=`` asks for it (MIR-1K: the voice is the right channel of a stereo file);
 3. soxr (quality "HQ") resamples the mono signal to the requested rate, as one stream.
 
 Files are read in blocks (`block_seconds`) and the resampler keeps its state across blocks, so a 2-hour file
@@ -86,10 +87,12 @@ def _source_name(source) -> str:
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"<{len(source)} bytes of encoded audio>"
 
 
-def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS):
+def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS, channel: Optional[int] = None):
     """``(declared number of samples or None, iterator of float32 mono blocks at sampling_rate)``.
 
-    ``source`` is a path, a URL or encoded bytes (anything FFmpeg reads). Raises ``ValueError`` whose message
+    ``source`` is a path, a URL or encoded bytes (anything FFmpeg reads). ``channel``: None averages the channels;
+    an index (0 = left, 1 = right) keeps that channel only (``ValueError`` if the file has fewer). Raises
+    ``ValueError`` whose message
     starts with the file's name: missing, a directory, empty, not readable, undecodable; while iterating, on
     NaN/infinite samples (float WAV, with the time of the first) and on a file with no samples at all.
     """
@@ -101,7 +104,7 @@ def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS)
         source = os.fspath(source)
     backend = _main_backend()
     opened = _open_torchcodec if backend else _open_ffmpeg
-    declared_seconds, target_blocks = opened(source, name, sampling_rate, block_seconds, backend)
+    declared_seconds, target_blocks = opened(source, name, sampling_rate, block_seconds, backend, channel)
     total = int(round(declared_seconds * sampling_rate)) if declared_seconds else None
 
     def blocks():
@@ -125,9 +128,9 @@ def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS)
     return total, blocks()
 
 
-def decode_audio(source, sampling_rate: int) -> np.ndarray:
-    """The whole file as float32 mono at ``sampling_rate`` (`open_audio`'s blocks joined)."""
-    _, blocks = open_audio(source, sampling_rate)
+def decode_audio(source, sampling_rate: int, channel: Optional[int] = None) -> np.ndarray:
+    """The whole file as float32 mono at ``sampling_rate`` (`open_audio`'s blocks joined; ``channel`` as there)."""
+    _, blocks = open_audio(source, sampling_rate, channel=channel)
     return np.concatenate(list(blocks)).astype(np.float32, copy=False)
 
 
@@ -154,7 +157,12 @@ def resample(waveform, orig_sr: int, target_sr: int) -> np.ndarray:
 # ----- the main path: torchcodec + soxr ---------------------------------------------------------------------
 
 
-def _open_torchcodec(source, name, sampling_rate, block_seconds, backend):
+def _check_channel(name, channel, channels) -> None:
+    if channel is not None and not 0 <= channel < channels:
+        raise ValueError(f"{name}: has {channels} channel(s); channel {channel} (0 = left, 1 = right) was asked for")
+
+
+def _open_torchcodec(source, name, sampling_rate, block_seconds, backend, channel=None):
     AudioDecoder, soxr = backend
     try:
         decoder = AudioDecoder(source)
@@ -164,6 +172,7 @@ def _open_torchcodec(source, name, sampling_rate, block_seconds, backend):
     native_rate = metadata.sample_rate
     if not native_rate:
         raise ValueError(f"{name}: cannot decode audio: no sample rate in the file")
+    _check_channel(name, channel, metadata.num_channels or 1)
 
     def native_blocks():
         start = 0.0
@@ -179,7 +188,7 @@ def _open_torchcodec(source, name, sampling_rate, block_seconds, backend):
                 return
             # Ranges are sample-exact at the file's own rate: consecutive ranges join to the whole file, even
             # when the stream starts after 0 (an mp3's encoder delay makes its first range short).
-            yield data.mean(axis=0, dtype=np.float32)
+            yield data.mean(axis=0, dtype=np.float32) if channel is None else data[channel].astype(np.float32)
             start += block_seconds
 
     def target_blocks():
@@ -227,7 +236,7 @@ def _probe(path: str, name: str):
     return int(fields["sample_rate"]), int(fields["channels"]), float(duration) if duration else None
 
 
-def _open_ffmpeg(source, name, sampling_rate, block_seconds, backend=None):
+def _open_ffmpeg(source, name, sampling_rate, block_seconds, backend=None, channel=None):
     temporary = None
     if isinstance(source, bytes):  # ffprobe needs a file to read the container's declared duration
         with tempfile.NamedTemporaryFile(suffix=".audio", delete=False) as handle:
@@ -235,6 +244,7 @@ def _open_ffmpeg(source, name, sampling_rate, block_seconds, backend=None):
         source = temporary = handle.name
     try:
         native_rate, channels, declared = _probe(source, name)
+        _check_channel(name, channel, channels)
     except ValueError:
         if temporary:
             os.unlink(temporary)
@@ -254,7 +264,7 @@ def _open_ffmpeg(source, name, sampling_rate, block_seconds, backend=None):
                     whole = len(data) - len(data) % frame_bytes
                     pending = data[whole:]
                     block = np.frombuffer(data[:whole], dtype=np.float32).reshape(-1, channels)
-                    block = block.mean(axis=1, dtype=np.float32)
+                    block = block.mean(axis=1, dtype=np.float32) if channel is None else block[:, channel].copy()
                     bad = np.flatnonzero(~np.isfinite(block))
                     if bad.size:
                         raise ValueError(f"{name}: NaN or infinite samples (first at {(done + bad[0]) / sampling_rate:.3f} s)")
