@@ -71,11 +71,11 @@ def test_scoring_is_mir_eval_raw_pitch_and_chroma_at_50_cents():
     assert pooled["raw_pitch_accuracy"] == pytest.approx(share) and pooled["raw_chroma_accuracy"] == 1.0
 
 
-def constant_pitch_model(folder: Path, hz: float) -> Path:
-    """A tiny SVUForPitchEstimation whose output is `hz`, voiced, on every frame (last head layer: zero weights,
-    a bias peaked on the bin of `hz`): a model whose right answer on the real clips is known."""
+def constant_pitch_model(folder: Path, hz: float) -> float:
+    """A tiny SVUForPitchEstimation whose output is the centre of `hz`'s bin, voiced, on every frame (last head
+    layer: zero weights, a bias peaked on that bin), saved in `folder`: a model whose score is known. Its pitch."""
     from modeling_svu import SVUForPitchEstimation, tiny_backbone_config
-    from modeling_svu.pitch import hz_to_bin
+    from modeling_svu.pitch import bin_to_hz, hz_to_bin
 
     torch.manual_seed(0)
     model = SVUForPitchEstimation.from_backbone(tiny_backbone_config("wav2vec2"))
@@ -88,22 +88,24 @@ def constant_pitch_model(folder: Path, hz: float) -> Path:
         last.weight.zero_()
         last.bias.copy_(bias)
     model.save_pretrained(folder)
-    return folder
+    return float(bin_to_hz(peak, model.config))
 
 
 @pytest.mark.timeout(600)
 def test_pitch_peers_table_end_to_end_on_a_model_with_known_answers(tmp_path):
     """`python -m benchmarks.pitch_peers --smoke --model M` on a model that sings the alto's E4 (321 Hz) on every
-    frame: right on the alto clip, wrong (pitch and chroma) on the bass clip, so its raw pitch and chroma accuracy
-    are the alto's share of the reference frames, as scored from the references directly. Peers run if their venv
-    exists."""
+    frame: all right on the alto clip, all wrong on the bass clip, so its rows must equal that constant scored on
+    the references directly (model loading, frame times, decoding and scoring all checked). Peers run if their
+    venv exists."""
     clips, _ = find_clips()
     by_name = {c.name: c for c in clips}
     alto = by_name["DCS DCS_LI_QuartetB_Take04_A2_LRX"]
-    model = constant_pitch_model(tmp_path / "constant", 321.0)
-    expected = score(clips, {c.name: {"times": c.ref_times, "pitch_hz": np.full(len(c.ref_hz), 321.0)} for c in clips})
+    model = tmp_path / "constant"
+    hz = constant_pitch_model(model, 321.0)
+    assert abs(1200 * np.log2(hz / 321.0)) <= 10  # the centre of a 20-cent bin
+    expected = score(clips, {c.name: {"times": c.ref_times, "pitch_hz": np.full(len(c.ref_hz), hz)} for c in clips})
     assert 0 < expected["raw_pitch_accuracy"] < 1 and expected["raw_chroma_accuracy"] < 1
-    assert score([alto], {alto.name: {"times": alto.ref_times, "pitch_hz": np.full(5, 321.0)}})["raw_pitch_accuracy"] == 1
+    assert score([alto], {alto.name: {"times": alto.ref_times, "pitch_hz": np.full(5, hz)}})["raw_pitch_accuracy"] == 1
 
     out = tmp_path / "rows.json"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="2", HF_HUB_OFFLINE="1", TQDM_DISABLE="1")
