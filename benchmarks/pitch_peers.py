@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,8 @@ import soxr
 import torch
 
 from . import pitch_peers_env
-from .common import NUM_THREADS, Row
+from .common import NUM_THREADS, Row, setup_torch
+from .run import format_table, machine
 
 NAME = "pitch_peers"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +78,8 @@ def find_clips(root: Path = EXAMPLES):
         if not audio.exists():  # the same singer and take through another microphone (synchronised multitrack)
             others = sorted(audio_dir.glob(f"{stem.rsplit('_', 1)[0]}_*.wav"))
             if others:
-                audio, note = others[0], f"manual F0 of {stem.rsplit('_', 1)[1]} mic, audio of {others[0].stem.rsplit('_', 1)[1]} mic"
+                mics = stem.rsplit("_", 1)[1], others[0].stem.rsplit("_", 1)[1]
+                audio, note = others[0], "manual F0 of the {} mic, audio of the {} mic".format(*mics)
         candidates.append((f"DCS {stem}", audio, f0_file, note))
     medley = root / "medleydb_pitch"
     if (medley / "medleydb_pitch_metadata.json").exists():
@@ -115,7 +117,8 @@ def score(clips, tracks) -> dict:
 
     predictions = []
     for clip in clips:
-        times, pitch = np.asarray(tracks[clip.name]["times"], float), np.abs(np.asarray(tracks[clip.name]["pitch_hz"], float))
+        times = np.asarray(tracks[clip.name]["times"], float)
+        pitch = np.abs(np.asarray(tracks[clip.name]["pitch_hz"], float))
         predictions.append(np.stack([times, pitch, np.ones_like(times)], 1).tolist())
     references = [np.stack([clip.ref_times, clip.ref_hz], 1).tolist() for clip in clips]
     result = load_metric("pitch").compute(predictions=predictions, references=references,
@@ -174,7 +177,8 @@ def tiny_untrained_model(folder: Path) -> Path:
 
 
 def train_demo_model(out_dir: Path) -> Path:
-    """Train the demo pitch model (`train/configs/demo_pitch.yaml`, synthetic corpus) as a user would; its folder."""
+    """Train the demo pitch model (`train/configs/demo_pitch.yaml`, synthetic corpus) as a user would; its exported
+    folder (`out_dir/repo`). `out_dir/metrics.json` holds its scores on the synthetic test split."""
     cmd = ["accelerate", "launch", "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", str(REPO_ROOT / "train" / "run.py"), "--config", str(DEMO_CONFIG),
            "--output_dir", str(out_dir)]
@@ -214,6 +218,7 @@ def run(smoke: bool, model=None) -> list:
     audio_seconds = sum(sf.info(c.audio).duration for c in clips)
     what = f"{len(clips)} clips, {audio_seconds:.1f} s of audio"
     annotated = sum(c.voiced_frames for c in clips)
+    trained = None
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if model is not None:
@@ -221,7 +226,10 @@ def run(smoke: bool, model=None) -> list:
         elif smoke:
             model_dir, ours = tiny_untrained_model(tmp / "svu"), "SVU pitch (tiny, untrained: smoke)"
         else:
-            model_dir, ours = train_demo_model(tmp / "demo"), "SVU demo pitch (trained here on the synthetic corpus)"
+            start = time.perf_counter()
+            model_dir, ours = train_demo_model(tmp / "demo"), "SVU demo pitch"
+            metrics = json.loads((tmp / "demo" / "metrics.json").read_text())
+            trained = (time.perf_counter() - start, metrics.get("test", {}))
         results = {ours: dict(zip(("tracks", "seconds"), svu_tracks(model_dir, clips, repeats)))}
         peers, reason = peer_results(clips, smoke, repeats, tmp)
     versions = {}
@@ -230,13 +238,22 @@ def run(smoke: bool, model=None) -> list:
         results.update(peers)
 
     rows = []
+    if trained is not None:
+        seconds, test = trained
+        rows.append(Row(NAME, "demo pitch model: training time", seconds, unit="s",
+                        note=f"{DEMO_CONFIG.name}, synthetic corpus, accelerate launch --cpu, 1 process"))
+        for metric in ("raw_pitch_accuracy", "raw_chroma_accuracy"):
+            if metric in test:
+                rows.append(Row(NAME, f"demo pitch model: {metric.replace('_', ' ')} on the synthetic test split",
+                                test[metric], unit="", note="from the training run's metrics.json"))
     ours_rtf = sum(results[ours]["seconds"].values()) / audio_seconds
     for name, result in results.items():
         scores = score(clips, result["tracks"])
         rtf = sum(result["seconds"].values()) / audio_seconds
-        note = f"{what}; {annotated} voiced annotation rows, {scores['voiced_frames']} voiced frames on mir_eval's grid"
+        note = f"{what}; {annotated} voiced annotation rows ({scores['voiced_frames']} frames on mir_eval's grid)"
         for metric in ("raw_pitch_accuracy", "raw_chroma_accuracy"):
-            per_clip = ", ".join(f"{clip.split(' ', 1)[-1]} {row[metric]:.3f}" for clip, row in scores["per_clip"].items())
+            per_clip = ", ".join(f"{clip.split(' ', 1)[-1]} {row[metric]:.3f}"
+                                 for clip, row in scores["per_clip"].items())
             rows.append(Row(NAME, f"{metric.replace('_', ' ')}, {name}", scores[metric], unit="",
                             note=f"{note}; per clip: {per_clip}"))
         rows.append(Row(NAME, f"RTF, {name}", rtf, unit="", note=f"best of {repeats}, {NUM_THREADS} threads; {what}"))
@@ -245,33 +262,30 @@ def run(smoke: bool, model=None) -> list:
     if peers is None:
         rows.append(Row(NAME, "torchcrepe / PESTO peers", float("nan"), unit="", note=f"skipped: {reason}"))
     elif versions:
-        rows.append(Row(NAME, "peer versions", float("nan"), unit="", note=", ".join(f"{k} {v}" for k, v in versions.items())))
+        listed = ", ".join(f"{k} {v}" for k, v in versions.items())
+        rows.append(Row(NAME, "peer versions", float("nan"), unit="", note=listed))
     for name, why in skipped:
         rows.append(Row(NAME, f"clip skipped: {name}", float("nan"), unit="", note=why))
     for clip in clips:
         if clip.note:
-            rows.append(Row(NAME, f"clip: {clip.name}", clip.voiced_frames, unit="", note=f"voiced reference frames; {clip.note}"))
+            rows.append(Row(NAME, f"clip: {clip.name}", clip.voiced_frames, unit="",
+                            note=f"voiced annotation rows; {clip.note}"))
     return rows
 
 
 def main(argv=None):
-    from .run import format_table, machine
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="A trained SVUForPitchEstimation folder (default: train the demo model).")
     parser.add_argument("--smoke", action="store_true", help="Untrained tiny model; peers only if their venv exists.")
     parser.add_argument("--json", help="Also write the rows to this JSON file.")
     args = parser.parse_args(argv)
-    from dataclasses import asdict
-
-    from .common import setup_torch
-
     setup_torch()
     rows = run(args.smoke, model=args.model)
     print(f"Machine: {machine()}\n")
     print(format_table(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine(), "smoke": args.smoke, "rows": [asdict(r) for r in rows]}, indent=1))
+        results = {"machine": machine(), "smoke": args.smoke, "rows": [asdict(r) for r in rows]}
+        Path(args.json).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
