@@ -19,6 +19,12 @@ notes cut at the chunk edges:
   **complete** notes (tails included) are recorded by `CorpusBuilder.transcription_song` and saved in
   ``svu_meta.json`` ``songs`` for whole-song scoring (``train/evaluation.py``).
 
+Pitch examples (frame-level F0) are 5 s chunks too, every tail kept, each with the F0 annotation points of its
+span: ``f0_times`` (seconds from the chunk start, in ``[0, chunk_seconds)``) and ``f0_hz`` (0 = unvoiced), so a
+song's chunks in ``chunk_start`` order hold its complete annotation once; targets on the model's frames are
+computed when a batch is collated (`train.data.AudioCollator`), and `CorpusBuilder.pitch_song` records each
+song's length (``svu_meta.json`` ``songs``) for whole-song scoring.
+
 Validation (every builder config's ``validation``): ``ours`` (default) holds out the corpus's validation
 singers/songs/recordings; ``none`` puts them in train (``CorpusBuilder.assign``), leaving validation empty.
 """
@@ -77,6 +83,19 @@ def transcription_features() -> datasets.Features:
     )
 
 
+def pitch_features() -> datasets.Features:
+    return datasets.Features(
+        {
+            "audio": datasets.Audio(sampling_rate=SAMPLING_RATE),
+            "f0_times": datasets.List(datasets.Value("float32")),
+            "f0_hz": datasets.List(datasets.Value("float32")),
+            "song_id": datasets.Value("string"),
+            "singer": datasets.Value("string"),
+            "chunk_start": datasets.Value("float32"),
+        }
+    )
+
+
 @dataclass
 class PrepareReport:
     """Files found / used / skipped (with reasons), filled while a builder generates examples."""
@@ -110,7 +129,7 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
         self.report = PrepareReport()
         self.separate = separate or identity_separation
         self.num_proc = num_proc  # processes decoding files (`parallel.ordered_map`); the rows do not depend on it
-        self.songs = {}  # transcription: song_id -> {"seconds", "notes"} (complete annotation)
+        self.songs = {}  # transcription: song_id -> {"seconds", "notes"} (complete annotation); pitch: {"seconds"}
         validation = getattr(self.config, "validation", "ours")
         if validation not in VALIDATION_MODES:
             raise ValueError(f"validation={validation!r} unknown; expected one of {VALIDATION_MODES}")
@@ -192,6 +211,13 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
             "notes": [[float(onset), float(offset), float(pitch)] for onset, offset, pitch in notes],
         }
         return transcription_examples(waveform, notes, song_id=song_id, chunk_seconds=self.chunk_seconds)
+
+
+    def pitch_song(self, waveform: np.ndarray, f0_times, f0_hz, song_id: str, singer: str) -> list:
+        """`pitch_examples` of one song (16 kHz wave, its F0 annotation: times in seconds, Hz with 0 = unvoiced);
+        its length is kept for whole-song scoring."""
+        self.songs[song_id] = {"seconds": len(waveform) / SAMPLING_RATE}
+        return pitch_examples(waveform, f0_times, f0_hz, song_id=song_id, singer=singer, chunk_seconds=self.chunk_seconds)
 
 
 def skip_reason(error: ValueError) -> str:
@@ -316,6 +342,33 @@ def transcription_examples(waveform: np.ndarray, notes, *, song_id: str, chunk_s
                 ],
                 "notes_unclipped": [{"onset": onset, "offset": offset, "pitch": pitch} for onset, offset, pitch in relative],
                 "song_id": song_id,
+                "chunk_start": chunk_start,
+            }
+        )
+    return examples
+
+
+def pitch_examples(waveform: np.ndarray, f0_times, f0_hz, *, song_id: str, singer: str, chunk_seconds: float) -> list:
+    """Chunks of one song with the F0 annotation points of each chunk's span, every tail kept (module docstring).
+    ValueError (one line) for an annotation that is not F0 over time (lengths differ, times not increasing,
+    negative or non-finite values)."""
+    times, f0 = np.asarray(f0_times, dtype=np.float64), np.asarray(f0_hz, dtype=np.float64)
+    if times.shape != f0.shape or times.ndim != 1:
+        raise ValueError(f"{song_id}: f0_times has {times.size} values but f0_hz has {f0.size}; they must pair up.")
+    if not (np.isfinite(times).all() and np.isfinite(f0).all()) or (f0 < 0).any() or (np.diff(times) <= 0).any():
+        raise ValueError(f"{song_id}: the F0 annotation must have increasing, finite times and finite F0 >= 0 Hz.")
+    chunk_samples = int(round(chunk_seconds * SAMPLING_RATE))
+    examples = []
+    for index, (start, chunk) in enumerate(chunk_waveform(waveform, chunk_samples, min_last_fraction=0.0)):
+        chunk_start = start / SAMPLING_RATE
+        inside = (times >= chunk_start) & (times < chunk_start + chunk_seconds)
+        examples.append(
+            {
+                "audio": audio_cell(chunk, f"{song_id}#{index}.wav"),
+                "f0_times": (times[inside] - chunk_start).tolist(),
+                "f0_hz": f0[inside].tolist(),
+                "song_id": song_id,
+                "singer": singer,
                 "chunk_start": chunk_start,
             }
         )

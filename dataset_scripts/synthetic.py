@@ -31,8 +31,18 @@ Tasks (option ``task``), each with its split rule (ours, mirroring the real corp
   edges (see `common.py`). Split **by song**: the last ``max(1, round(n/5))`` songs are test,
   the ``max(1, round(n/10))`` before them validation, the rest train (needs ``num_songs >= 3``).
 
+* ``pitch`` (frame-level F0, like vocadito / MIR-1K): ``num_songs`` songs of ``song_seconds`` s sung by
+  `sing`, which returns the exact F0 the source was driven with on a 10 ms grid (``f0_times`` / ``f0_hz``, 0 =
+  unvoiced): notes off the semitone grid (+-``cent_spread`` cents), vibrato on some notes (0-80 cents, 4.5-6.5
+  Hz), glides into legato notes, jitter, unvoiced gaps (a low noise floor and some breath/consonant noise
+  bursts). Cut into 5 s chunks with the F0 of each chunk's span (see `common.pitch_examples`). Split **by
+  song** as transcription.
+
 Default sizes give a few minutes of audio per task (technique 4.8 min, singer_id 4 min,
-transcription 3.3 min); the size options shrink it for tests (~20-60 s).
+transcription 3.3 min, pitch 3.3 min); the size options shrink it for tests (~20-60 s).
+
+Other code renders its own notes with known F0 through `sing(notes, seconds, ...)` (notes as fractional MIDI,
+e.g. 60.25 = C4 + 25 cents): ``SungAudio(wave, f0_times, f0_hz)``.
 """
 
 from dataclasses import dataclass
@@ -54,6 +64,7 @@ from .common import (
     CorpusBuilder,
     classification_examples,
     classification_features,
+    pitch_features,
     transcription_features,
 )
 
@@ -230,6 +241,96 @@ def melody_clip(singer: Singer, notes, seconds: float, rng, vibrato_cents: float
     return synthesize(f0, amplitude, formants, singer.tilt, singer.breath, rng)
 
 
+F0_HOP_SECONDS = 0.01  # the F0 annotation grid of `sing` (as vocadito's and most F0 corpora's 10 ms or finer)
+
+
+@dataclass(frozen=True)
+class SungAudio:
+    """A rendered voice and the exact F0 it was synthesised with."""
+
+    wave: np.ndarray  # float32 mono at `SAMPLING_RATE` (16 kHz)
+    f0_times: np.ndarray  # seconds, every `F0_HOP_SECONDS` from 0
+    f0_hz: np.ndarray  # Hz of the source at those instants; 0 where no note sounds (unvoiced)
+
+
+def f0_track(notes, num_samples: int, rng, vibrato=None, glide_seconds: float = 0.0, jitter: float = 0.003) -> tuple:
+    """Per-sample (f0 Hz, amplitude, voiced) of (onset_s, offset_s, midi) notes, midi fractional for off-grid pitch.
+
+    `vibrato`: per-note (depth_cents, rate_hz) pairs (default none). A note starting less than 0.1 s after the
+    previous one ends glides from that note's pitch over its first `glide_seconds`. `jitter`: relative slow
+    random f0 wobble. Between notes the source keeps running (silent, unvoiced) so its phase stays continuous."""
+    t = np.arange(num_samples) / SAMPLING_RATE
+    cents = np.full(num_samples, np.nan)
+    amplitude = np.zeros(num_samples)
+    previous = None
+    for index, (onset, offset, pitch) in enumerate(notes):
+        start, end = int(round(onset * SAMPLING_RATE)), min(int(round(offset * SAMPLING_RATE)), num_samples)
+        if end <= start:
+            continue
+        note_cents = np.full(end - start, 100.0 * float(pitch))
+        if previous is not None and onset - previous[0] < 0.1 and glide_seconds > 0:
+            glide = min(int(glide_seconds * SAMPLING_RATE), end - start)
+            ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(glide) / glide)  # smooth start and end
+            note_cents[:glide] = 100.0 * (previous[1] + (float(pitch) - previous[1]) * ramp)
+        if vibrato is not None and vibrato[index][0] > 0:
+            depth, rate = vibrato[index]
+            onset_ramp = np.clip((t[start:end] - onset) / 0.2, 0.0, 1.0)  # vibrato grows in over 200 ms
+            note_cents += depth * onset_ramp * np.sin(2 * np.pi * rate * (t[start:end] - onset))
+        cents[start:end] = note_cents
+        amplitude[start:end] = note_envelope(end - start) * rng.uniform(0.7, 1.0)
+        previous = (offset, float(pitch))
+    voiced = ~np.isnan(cents)
+    if not voiced.any():
+        raise ValueError(f"no note inside the {num_samples / SAMPLING_RATE:g} s to sing: {list(notes)[:3]}")
+    cents = np.interp(np.arange(num_samples), np.flatnonzero(voiced), cents[voiced])
+    f0 = midi_to_hz(cents / 100.0) * (1.0 + jitter * smooth_noise(rng, num_samples, 40.0))
+    return f0, amplitude, voiced
+
+
+def sing(notes, seconds: float, *, singer: Singer | None = None, seed=0, vibrato=None, glide_seconds: float = 0.0,
+         noise_bursts: bool = False) -> SungAudio:
+    """`seconds` of `singer` (default: a mid-range voice) singing `notes` = (onset_s, offset_s, midi), midi
+    fractional for cent offsets; returns the wave and its exact F0 every 10 ms (0 = unvoiced).
+
+    `vibrato` and `glide_seconds` as in `f0_track`; `noise_bursts`: breath/consonant noise in some gaps (unvoiced
+    sound the voicing decision must reject). Deterministic for a given `seed` (an int or a list of ints)."""
+    rng = np.random.default_rng(seed)
+    singer = singer or make_singers(1)[0]
+    n = int(round(seconds * SAMPLING_RATE))
+    f0, amplitude, voiced = f0_track(notes, n, rng, vibrato, glide_seconds)
+    formants = steady_formants(singer, singer.vowel, n) * (1.0 + 0.03 * smooth_noise(rng, n, 3.0))[:, None]
+    wave = synthesize(f0, amplitude, formants, singer.tilt, singer.breath, rng, jitter=0.0)
+    unvoiced = 0.002 * rng.standard_normal(n)  # a noise floor: gaps are not digital silence
+    if noise_bursts:
+        edges = np.flatnonzero(np.diff(voiced.astype(np.int8)) == 1)  # note onsets: a consonant before some
+        for edge in edges[rng.random(len(edges)) < 0.5]:
+            length = int(rng.uniform(0.03, 0.08) * SAMPLING_RATE)
+            start = max(0, edge - length)
+            burst = np.diff(rng.standard_normal(edge - start + 1))  # bright (differentiated) noise
+            unvoiced[start:edge] += rng.uniform(0.02, 0.06) * burst * np.hanning(edge - start)
+    wave = (wave + unvoiced * ~voiced).astype(np.float32)
+    times = np.arange(0.0, n / SAMPLING_RATE, F0_HOP_SECONDS)
+    at = np.minimum(np.round(times * SAMPLING_RATE).astype(int), n - 1)
+    return SungAudio(wave, times.astype(np.float32), np.where(voiced[at], f0[at], 0.0).astype(np.float32))
+
+
+def pitch_melody(rng, seconds: float, median_midi: float, cent_spread: float = 40.0) -> tuple:
+    """(notes, vibrato) of a pitch-corpus song: legato runs (gaps 20-60 ms, glided into) and phrases separated by
+    unvoiced gaps of 0.1-0.5 s; pitches a random walk around `median_midi`, each off the grid by up to
+    +-`cent_spread` cents; vibrato (30-80 cents, 4.5-6.5 Hz) on about a third of the notes."""
+    notes, time, pitch = [], rng.uniform(0.05, 0.3), int(round(median_midi))
+    while True:
+        duration = rng.uniform(0.2, 0.8)
+        if time + duration > seconds - 0.05:
+            break
+        pitch = int(np.clip(pitch + rng.integers(-4, 5), median_midi - 8, median_midi + 8))
+        offset_cents = rng.uniform(-cent_spread, cent_spread)
+        notes.append((round(time, 4), round(time + duration, 4), pitch + offset_cents / 100.0))
+        time += duration + (rng.uniform(0.02, 0.06) if rng.random() < 0.6 else rng.uniform(0.1, 0.5))
+    vibrato = [(rng.uniform(30.0, 80.0), rng.uniform(4.5, 6.5)) if rng.random() < 0.35 else (0.0, 0.0) for _ in notes]
+    return notes, vibrato
+
+
 def technique_split(singer_index: int, num_singers: int) -> str:
     num_test = max(1, round(num_singers / 4))
     if singer_index >= num_singers - num_test:
@@ -258,8 +359,9 @@ class SyntheticConfig(datasets.BuilderConfig):
     clips_per_class: int = 1  # technique
     recordings_per_singer: int = 4  # singer_id
     clip_seconds: float | None = None  # default: the task's `SyntheticTask.clip_seconds`
-    num_songs: int = 10  # transcription
-    song_seconds: float = 20.0  # transcription
+    num_songs: int = 10  # transcription, pitch
+    song_seconds: float = 20.0  # transcription, pitch
+    cent_spread: float = 40.0  # pitch: notes are off the semitone grid by up to +- this many cents
     techniques: tuple = TECHNIQUES
     validation: str = "ours"  # "none": the validation singers/recordings/songs go to train
 
@@ -283,7 +385,7 @@ class SyntheticConfig(datasets.BuilderConfig):
 
 
 class Synthetic(CorpusBuilder):
-    """Synthetic singing for the three tasks, through the same chunking code as the real corpora."""
+    """Synthetic singing for every task of `SYNTHETIC_TASKS`, through the same chunking code as the real corpora."""
 
     BUILDER_CONFIG_CLASS = SyntheticConfig
 
@@ -359,6 +461,20 @@ class Synthetic(CorpusBuilder):
             for index, example in enumerate(self.transcription_song(wave, notes, song_id)):
                 yield f"{song_id}#{index}", example
 
+    def _pitch(self, split):
+        config = self.config
+        singers = make_singers(config.num_singers, config.seed)
+        songs = [song for song in range(config.num_songs) if self.assign(song_split(song, config.num_songs)) == split]
+        jobs = [(singers[song % len(singers)], config.song_seconds, config.cent_spread, [config.seed, 4, song])
+                for song in songs]
+        for song, sung in zip(songs, ordered_map(_pitch_song, jobs, self.num_proc)):
+            self.report.files_found += 1
+            self.report.files_used += 1
+            song_id = f"song{song:03d}"
+            singer = singers[song % len(singers)].name
+            for index, example in enumerate(self.pitch_song(sung.wave, sung.f0_times, sung.f0_hz, song_id, singer)):
+                yield f"{song_id}#{index}", example
+
 
 # Synthesis of one file from its seed: module-level, so `ordered_map` can run them in worker processes.
 def _technique_wave(job):
@@ -378,6 +494,13 @@ def _song(job):
     rng = np.random.default_rng(seed)
     notes = random_melody(rng, seconds, singer.median_midi)
     return notes, melody_clip(singer, notes, seconds, rng)
+
+
+def _pitch_song(job):
+    singer, seconds, cent_spread, seed = job
+    rng = np.random.default_rng(seed)
+    notes, vibrato = pitch_melody(rng, seconds, singer.median_midi, cent_spread)
+    return sing(notes, seconds, singer=singer, seed=[*seed, 1], vibrato=vibrato, glide_seconds=0.08, noise_bursts=True)
 
 
 @dataclass(frozen=True)
@@ -412,5 +535,10 @@ SYNTHETIC_TASKS = {
         chunk_seconds=5.0, num_singers=4, clip_seconds=0.0, minimum=("num_songs", 3),
         label_names=lambda config: [],
         features=lambda builder: transcription_features(), generate=Synthetic._transcription,
+    ),
+    "pitch": SyntheticTask(
+        chunk_seconds=5.0, num_singers=4, clip_seconds=0.0, minimum=("num_songs", 3),
+        label_names=lambda config: [],
+        features=lambda builder: pitch_features(), generate=Synthetic._pitch,
     ),
 }

@@ -1,4 +1,4 @@
-"""Transcribe recordings of any length with a model trained on fixed-length chunks.
+"""Transcribe (or track the pitch of) recordings of any length with a model trained on fixed-length chunks.
 
 The audio arrives as a stream of sample blocks and is cut into windows of `chunk_seconds` that overlap by
 `overlap_seconds`. Window starts are whole frames apart, so every window's frames lie on one global frame
@@ -18,6 +18,7 @@ import torch
 from transformers.utils.logging import tqdm
 
 from .note_labels import NoteDecoder, decoding_options, logits_to_posteriors
+from .pitch import decode_pitch, frame_times
 
 DEFAULT_OVERLAP_SECONDS = 1.0
 DEFAULT_BATCH_SIZE = 8
@@ -70,7 +71,7 @@ def _frame_rms(window: np.ndarray, num_frames: int, hop: int, field: int) -> np.
     return np.sqrt((energy[ends] - energy[starts]) / np.maximum(ends - starts, 1))
 
 
-def stitched_posteriors(
+def stitched_logits(
     model,
     blocks: Iterable[np.ndarray],
     *,
@@ -82,8 +83,11 @@ def stitched_posteriors(
     total_samples: Optional[int] = None,
     progress: bool = True,
     engine=None,
+    desc: str = "transcribing",
 ) -> Iterator[tuple]:
-    """Yield ``(first_frame, onset_prob, silence_prob, pitch_index)`` runs covering every frame once, in order.
+    """Yield ``(first_frame, logits, quiet)`` runs covering every frame once, in order: the frame logits of the
+    windows (module docstring), and where the input is digital silence (RMS < `silence_floor`; all False when
+    None). Any frame-wise task model (transcription, pitch).
 
     `engine`: what computes the logits of a batch of windows (`engines.load_engine(model, ...)`: ONNX Runtime,
     int8, bf16); default the model itself in fp32.
@@ -108,7 +112,7 @@ def stitched_posteriors(
     total_windows = None
     if total_samples is not None:
         total_windows = 1 + max(0, -(-(total_samples - window_samples) // hop_samples))
-    bar = tqdm(total=total_windows, unit="chunk", desc="transcribing", disable=not progress)
+    bar = tqdm(total=total_windows, unit="chunk", desc=desc, disable=not progress)
     emitted = 0  # global frames already yielded
 
     def run(batch):
@@ -125,14 +129,13 @@ def stitched_posteriors(
                     inputs["input_values"].to(device), attention_mask=inputs.get("attention_mask")
                 ).logits.float().cpu()
         for (start, window, is_last), window_logits in zip(batch, logits):
-            onset, silence, pitch = logits_to_posteriors(window_logits, config.num_octaves)
+            quiet = np.zeros(len(window_logits), dtype=bool)
             if silence_floor is not None:
-                quiet = _frame_rms(window, len(onset), hop, field) < silence_floor
-                onset[quiet], silence[quiet], pitch[quiet] = 0.0, 1.0, -1
+                quiet = _frame_rms(window, len(window_logits), hop, field) < silence_floor
             first = start // hop
-            stop = len(onset) if is_last else hop_frames + seam
+            stop = len(window_logits) if is_last else hop_frames + seam
             keep = slice(emitted - first, stop)
-            yield emitted, onset[keep], silence[keep], pitch[keep]
+            yield emitted, window_logits[keep], quiet[keep]
             emitted = first + stop
         bar.update(len(batch))
 
@@ -150,6 +153,33 @@ def stitched_posteriors(
     finally:
         bar.close()
         model.train(was_training)
+
+
+def stitched_posteriors(model, blocks: Iterable[np.ndarray], **kwargs) -> Iterator[tuple]:
+    """Yield ``(first_frame, onset_prob, silence_prob, pitch_index)`` runs covering every frame once, in order
+    (`stitched_logits`, whose keyword arguments it takes); quiet frames are forced to silence, no onset."""
+    for first, logits, quiet in stitched_logits(model, blocks, **kwargs):
+        onset, silence, pitch = logits_to_posteriors(logits, model.config.num_octaves)
+        onset[quiet], silence[quiet], pitch[quiet] = 0.0, 1.0, -1
+        yield first, onset, silence, pitch
+
+
+def pitch_array(model, audio, voicing_threshold=None, **kwargs) -> dict:
+    """Frame-level F0 of an in-memory 1-D waveform at the model's sampling rate, any length, by a pitch model:
+    `pitch.decode_pitch` of the stitched logits (`stitched_logits`, whose keyword arguments it takes) plus
+    `times` (seconds, `pitch.frame_times`); frames of digital silence are unvoiced (voicing 0)."""
+    block = int(BLOCK_SECONDS * model.config.sampling_rate)
+    kwargs.setdefault("total_samples", len(audio))
+    kwargs.setdefault("desc", "pitch")
+    runs = list(stitched_logits(model, array_blocks(audio, block), **kwargs))
+    logits = torch.cat([run_logits for _, run_logits, _ in runs]).numpy()
+    quiet = np.concatenate([run_quiet for _, _, run_quiet in runs])
+    decoded = decode_pitch(logits, model.config, voicing_threshold)
+    decoded["voicing"][quiet] = 0.0
+    decoded["voiced"][quiet] = False
+    decoded["f0_hz"][quiet] = 0.0
+    decoded["times"] = frame_times(len(logits), model.config)
+    return decoded
 
 
 def transcribe_blocks(model, blocks: Iterable[np.ndarray], decoding=None, posteriors=None, **kwargs) -> list:

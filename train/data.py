@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from dataset_scripts.audio import resample
 from dataset_scripts.common import LABEL_SCHEME_FROM_NOTES
 from modeling_svu.note_labels import IGNORE_INDEX, notes_to_frame_targets
+from modeling_svu.pitch import frame_times, pitch_targets
 from modeling_svu.tasks import get_task
 
 SPLITS = ("train", "validation", "test")
@@ -81,8 +82,10 @@ def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ou
 
 def columns_for(task: str, column_names) -> list:
     """The dataset columns training reads: audio and the first of the task's `target_columns` among
-    `column_names` (e.g. the label, or the notes), else its oldest form (e.g. frozen frame targets)."""
-    return ["audio", get_task(task).target_column(column_names)]
+    `column_names` (e.g. the label, or the notes), else its oldest form (e.g. frozen frame targets), with the
+    columns read along with it (`TARGET_COMPANIONS`, e.g. the times of an F0 annotation)."""
+    column = get_task(task).target_column(column_names)
+    return ["audio", column, *TARGET_COMPANIONS.get(column, ())]
 
 
 def _describe_scheme(scheme: dict) -> str:
@@ -172,6 +175,15 @@ class AudioCollator:
         targets = [torch.as_tensor(self.frame_targets(item, len(wave))) for item, wave in zip(items, waves)]
         return torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=IGNORE_INDEX)
 
+    def padded_pitch_targets(self, items, waves) -> torch.Tensor:
+        """Pitch targets of each chunk from its F0 annotation (`f0_times`, `f0_hz`) at the model's frame times ->
+        (batch, frames, num_pitch_bins + 1), frames past a chunk's end = IGNORE_INDEX."""
+        targets = []
+        for item, wave in zip(items, waves):
+            times = frame_times(self.config.num_frames(len(wave)), self.config)
+            targets.append(torch.as_tensor(pitch_targets(item["f0_times"], item["f0_hz"], times, self.config)))
+        return torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=IGNORE_INDEX)
+
     def frame_targets(self, item, num_samples: int) -> np.ndarray:
         """(frames, 4) targets of one chunk of `num_samples` samples at the model's rate."""
         if "notes_unclipped" not in item:  # legacy folder, scheme checked before training
@@ -188,7 +200,10 @@ TARGET_COLLATES = {
     "label": AudioCollator.class_indices,
     "notes_unclipped": AudioCollator.padded_frame_targets,  # computed for the model from the notes
     FROZEN_TARGETS: AudioCollator.padded_frame_targets,  # as prepared (scheme checked by `check_label_scheme`)
+    "f0_hz": AudioCollator.padded_pitch_targets,  # computed for the model's frames from the F0 annotation
 }
+# a target column -> the other columns its collate reads
+TARGET_COMPANIONS = {"f0_hz": ("f0_times",)}
 
 
 def pooled_collate(items):

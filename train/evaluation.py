@@ -18,6 +18,13 @@ Test scoring per task:
   `songs[id].notes`, tails included) with `train/metrics/transcription`: per song, macro mean over songs. The
   frame-level scores (`frame_*`) come from the test chunks.
 
+* pitch, **every frame of every song once**: each test chunk is decoded at its full length and scored against its
+  own F0 annotation (points a builder keeps past a chunk edge are left to the neighbouring chunk), the frames of a
+  song's chunks pooled, per song, mean over songs (`train/metrics/pitch`: mir_eval.melody, 50 cents). Frame-level
+  F0 needs no whole-song decoding (no note crosses a chunk edge), and this holds for every corpus layout: a
+  MIR-1K "song" is several clip files whose chunks all start at 0, and real-corpus chunks vary in length.
+  Validation is scored the same way.
+
 Validation of transcription runs is a cheaper **proxy** (`chunk_note_metrics`): each 5 s chunk is decoded alone
 and scored against its chunk-clipped notes, so notes crossing a chunk edge count as two (biased low, ~0.95
 COnPOff for a perfect model on MIR-ST500). Its scores are logged as `validation_proxy/*` and `metrics.json`
@@ -37,6 +44,7 @@ from tqdm.auto import tqdm
 
 from modeling_svu.long_audio import transcribe_array
 from modeling_svu.note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
+from modeling_svu.pitch import decode_pitch, frame_times
 
 from modeling_svu.tasks import get_task
 from train.data import AudioCollator, columns_for, make_dataloader
@@ -268,6 +276,32 @@ def whole_song_metrics(model, dataset, meta: dict, accelerator, chunk_scores: di
     return {**note_scores(estimates, references), **{k: chunk_scores[k] for k in frame_keys}}
 
 
+# ---------------------------------------------------------------- pitch
+
+
+def chunk_f0_reference(f0_times, f0_hz, num_frames: int, svu_config) -> list:
+    """`[[time_s, f0_hz], ...]` of a chunk's annotation points inside its own span (from 0 to half a frame past
+    its last frame's centre): points a builder added past an edge (a margin) belong to the neighbouring chunk."""
+    end = frame_times(num_frames, svu_config)[-1] + svu_config.frame_seconds / 2 if num_frames else 0.0
+    return [[float(t), float(f)] for t, f in zip(f0_times, f0_hz) if 0.0 <= t < end]
+
+
+def pitch_chunk_metrics(logits, labels, rows, dataset, svu_config) -> dict:
+    """Every chunk decoded once at its full length (`pitch.decode_pitch`) and scored against its own annotation;
+    the frames of a song's chunks pooled per song, mean over songs (`train/metrics/pitch`)."""
+    columns = dataset.select_columns(["song_id", "f0_times", "f0_hz"])
+    estimates, references, song_ids = [], [], []
+    for chunk_logits, chunk_labels, row in zip(logits, labels, rows.tolist()):
+        frames = int(np.sum(chunk_labels[:, -1] != IGNORE_INDEX))
+        decoded = decode_pitch(chunk_logits[:frames], svu_config)
+        times = frame_times(frames, svu_config)
+        estimates.append(np.stack([times, decoded["pitch_hz"], decoded["voiced"]], 1).tolist())
+        references.append(chunk_f0_reference(columns[row]["f0_times"], columns[row]["f0_hz"], frames, svu_config))
+        song_ids.append(columns[row]["song_id"])
+    scores = load_metric("pitch").compute(predictions=estimates, references=references, song_ids=song_ids)
+    return {**{k: v for k, v in scores.items() if k != "per_song"}, "num_examples": len(rows)}
+
+
 # ---------------------------------------------------------------- scoring per metric
 
 
@@ -294,6 +328,11 @@ SCORING = {
         "(5 s windows, 1 s overlap, stitched), scored against its complete annotation; per song, mean over songs",
         whole_recordings=whole_song_metrics,
         validation_proxy=VALIDATION_PROXY,
+    ),
+    "pitch": Scoring(
+        chunks=pitch_chunk_metrics,
+        test_scoring="every test chunk once, decoded at its full length, scored against its own F0 annotation with "
+        "mir_eval.melody (50 cents); each song's frames pooled, mean over songs",
     ),
 }
 TEST_SCORING = {metric: scoring.test_scoring for metric, scoring in SCORING.items()}
