@@ -136,21 +136,18 @@ def read_mono(path: Path):
 
 
 def svu_tracks(model_dir, clips, repeats: int):
-    """({name: track}, {name: best seconds}) of the SVU pitch model, timed like the peers (file samples in, Hz out)."""
+    """({name: track}, {name: best seconds}) of the SVU pitch model, timed like the peers (file samples in, Hz out),
+    through the project's own inference path (`long_audio.pitch_array`: windows, stitching, decoding)."""
     from modeling_svu import SVUForPitchEstimation
-    from modeling_svu.pitch import decode_pitch, frame_times
+    from modeling_svu.long_audio import pitch_array
 
     model = SVUForPitchEstimation.from_pretrained(model_dir).eval()
-    extractor = model.feature_extractor()
     rate = model.config.sampling_rate
 
     def estimate(audio, file_rate):
         audio = soxr.resample(audio, file_rate, rate) if file_rate != rate else audio
-        inputs = extractor(audio, sampling_rate=rate, return_tensors="pt")
-        with torch.inference_mode():
-            logits = model(**inputs).logits[0]
-        decoded = decode_pitch(logits, model.config)
-        return frame_times(len(decoded["pitch_hz"]), model.config), decoded["pitch_hz"], decoded["voicing"]
+        decoded = pitch_array(model, audio, progress=False)
+        return decoded["times"], decoded["pitch_hz"], decoded["voicing"]
 
     loaded = [(clip.name, *read_mono(clip.audio)) for clip in clips]
     estimate(*loaded[0][1:])  # warm-up, as for the peers
