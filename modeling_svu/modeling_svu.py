@@ -15,6 +15,7 @@ WavLM-base-plus normalise over it, and data2vec's stacked positional convolution
 equal-length chunks, as in training, run in one pass. Without a mask, zero padding is treated as audio.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -541,6 +542,16 @@ class SVUForPitchEstimation(SVUModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, config.num_pitch_bins + 1))
         self.post_init()
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        head = getattr(self, "head", None)
+        if head is not None and module is head[-1]:
+            # Bin biases at the mean target of a bin (a Gaussian's mass spread over all bins), not at 0.5: the
+            # BCE then starts near its floor instead of first pushing 360 logits down (voicing stays at 0).
+            cfg = self.config
+            prior = cfg.pitch_target_sigma_cents * math.sqrt(2 * math.pi) / (100.0 / cfg.pitch_bins_per_semitone * cfg.num_pitch_bins)
+            module.bias.data[:-1] = math.log(prior / (1 - prior))
 
     def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs) -> SVUPitchOutput:
         """`labels`: float (batch, frames, num_pitch_bins + 1) from `pitch.pitch_targets` at the model's frame times

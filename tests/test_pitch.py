@@ -115,3 +115,45 @@ def test_model_logits_loss_and_decode():
         model(audio, labels=labels[..., :-1])
     with pytest.raises(ValueError, match="more than one frame apart"):
         model(audio, labels=labels[:, :-5])
+
+
+def test_sing_renders_notes_at_their_cent_offsets_and_reports_the_exact_f0():
+    from data_fixtures import estimate_f0, hz_to_midi
+
+    from dataset_scripts.synthetic import F0_HOP_SECONDS, sing
+
+    notes = [(0.1, 0.6, 57.0), (0.8, 1.4, 60.3), (1.42, 2.0, 62.75)]  # A3, C4 +30 cents, D4 +75 cents (glided into)
+    sung = sing(notes, 2.2, seed=3, glide_seconds=0.08)
+    assert sung.wave.dtype == np.float32 and len(sung.wave) == int(2.2 * 16000)
+    assert np.allclose(np.diff(sung.f0_times), F0_HOP_SECONDS, atol=1e-5) and sung.f0_times[0] == 0
+    voiced = sung.f0_hz > 0
+    inside = np.zeros(len(voiced), bool)
+    for onset, offset, _ in notes:
+        inside |= (sung.f0_times >= onset) & (sung.f0_times < offset)
+    assert (voiced == inside).all()  # unvoiced exactly between notes
+    for onset, offset, midi in notes:
+        held = (sung.f0_times > onset + 0.15) & (sung.f0_times < offset - 0.05)
+        annotated = hz_to_midi(np.median(sung.f0_hz[held]))
+        assert abs(annotated - midi) < 0.05  # the annotation: the note's pitch, up to jitter
+        middle = slice(int((onset + 0.2) * 16000), int((onset + 0.4) * 16000))
+        assert abs(hz_to_midi(estimate_f0(sung.wave[middle])) - annotated) < 0.1  # and the audio sings it
+    glide = (sung.f0_times > 1.42) & (sung.f0_times < 1.49)
+    assert (np.diff(sung.f0_hz[glide]) > 0).all()  # 60.3 -> 62.75 over 80 ms
+    again = sing(notes, 2.2, seed=3, glide_seconds=0.08)
+    assert np.array_equal(again.wave, sung.wave) and np.array_equal(again.f0_hz, sung.f0_hz)
+
+
+def test_synthetic_pitch_corpus_chunks_hold_each_songs_annotation_once(tmp_path):
+    from dataset_scripts.prepare import load_prepared, prepare
+
+    prepare("synthetic", tmp_path / "p", task="pitch", num_songs=3, song_seconds=7.0)
+    data, meta = load_prepared(tmp_path / "p")
+    assert meta["task"] == "pitch" and meta["label_scheme"] is None and meta["class_weights"] is None
+    assert {split: sorted(set(data[split]["song_id"])) for split in data} == {
+        "train": ["song000"], "validation": ["song001"], "test": ["song002"]}
+    rows = sorted(data["train"], key=lambda row: row["chunk_start"])
+    assert [row["chunk_start"] for row in rows] == [0.0, 5.0] and all(len(row["audio"]["array"]) == 80000 for row in rows)
+    times = np.concatenate([np.asarray(row["f0_times"]) + row["chunk_start"] for row in rows])
+    assert np.allclose(times, np.arange(700) * 0.01, atol=1e-4)  # every annotation point once, in order
+    assert all(0 <= min(row["f0_times"]) and max(row["f0_times"]) < 5.0 for row in rows)
+    assert meta["songs"] == {"song000": {"seconds": 7.0}, "song001": {"seconds": 7.0}, "song002": {"seconds": 7.0}}

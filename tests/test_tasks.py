@@ -24,6 +24,7 @@ SMALL = {  # tiny synthetic corpora, one per task (all three splits non-empty)
     "technique": dict(num_singers=3, clip_seconds=3.0, techniques=["straight", "vibrato"]),
     "singer_id": dict(num_singers=2, recordings_per_singer=3, clip_seconds=5.0),
     "transcription": dict(num_songs=3, song_seconds=5.0),
+    "pitch": dict(num_songs=3, song_seconds=5.0),
 }
 
 
@@ -95,8 +96,7 @@ def test_every_part_an_entry_names_exists(name):
 
     from dataset_scripts.synthetic import SYNTHETIC_TASKS
     from model_cards.paper_results import METRIC_NAMES, PAPER_RESULTS
-    from svu.cli import SUBCOMMANDS
-    from train.data import TARGET_COLLATES, columns_for
+    from train.data import TARGET_COLLATES, TARGET_COMPANIONS, columns_for
     from train.evaluation import METRICS_DIR, SCORING
 
     task = TASKS[name]
@@ -104,13 +104,26 @@ def test_every_part_an_entry_names_exists(name):
     assert all(hasattr(transformers, auto_class) for auto_class in task.auto_classes)
     assert task.describe_head(SVUConfig(task=name)).startswith(f"task={name}, ")
     assert set(task.target_columns) <= set(TARGET_COLLATES)
-    assert columns_for(name, ["audio", *task.target_columns]) == ["audio", task.target_columns[0]]
+    companions = list(TARGET_COMPANIONS.get(task.target_columns[0], ()))
+    assert columns_for(name, ["audio", *task.target_columns]) == ["audio", task.target_columns[0], *companions]
     assert task.metric in SCORING and (METRICS_DIR / task.metric / f"{task.metric}.py").is_file()
     assert task.usage.startswith(task.usage.split("(")[0] + "(") and task.dataset_category
     assert set(task.card_metrics) <= set(METRIC_NAMES) and task.paper_corpus in (None, *PAPER_RESULTS)
     assert name in SYNTHETIC_TASKS
     demo = yaml.safe_load((REPO / "train" / "configs" / f"demo_{name}.yaml").read_text())
     assert demo["task"] == name and demo.get("selection_metric", task.default_selection_metric) in task.selection_metrics
+
+
+# `svu pitch` comes with the singing-pitch pipeline (issue 15, another branch): strict, so its arrival fails here
+# until the mark goes.
+CLI_PENDING = {"pitch": pytest.mark.xfail(strict=True, reason="svu pitch: the singing-pitch pipeline's branch")}
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=CLI_PENDING.get(name, ())) for name in TASK_NAMES])
+def test_every_cli_verb_has_its_command(name):
+    from svu.cli import SUBCOMMANDS
+
+    task = TASKS[name]
     if task.cli_verb is not None:
         assert task.cli_verb in SUBCOMMANDS and task in tasks_of_verb(task.cli_verb)
 
