@@ -95,6 +95,16 @@ def num_chunks(num_samples: int, chunk_samples: int, min_last_fraction: float = 
     return full + int(rest > 0 and rest >= min_last_fraction * chunk_samples)
 
 
+def unpadded_chunk_bounds(num_samples: int, chunk_samples: int) -> list:
+    """``(start, end)`` samples of consecutive chunks that cover a recording without padding (real F0 corpora,
+    `common.pitch_examples(padded=False)`): a rest shorter than half a chunk joins the last chunk, so a chunk is
+    0.5x to 1.5x ``chunk_samples`` long and a shorter recording is one chunk."""
+    starts = list(range(0, max(num_samples, 1), chunk_samples))
+    if len(starts) > 1 and num_samples - starts[-1] < chunk_samples / 2:
+        starts.pop()
+    return [(start, starts[i + 1] if i + 1 < len(starts) else num_samples) for i, start in enumerate(starts)]
+
+
 def chunk_waveform(
     waveform: np.ndarray, chunk_samples: int, min_last_fraction: float = 0.5
 ) -> Iterator[tuple[int, np.ndarray]]:

@@ -23,7 +23,10 @@ Pitch examples (frame-level F0) are 5 s chunks too, every tail kept, each with t
 span: ``f0_times`` (seconds from the chunk start, in ``[0, chunk_seconds)``) and ``f0_hz`` (0 = unvoiced), so a
 song's chunks in ``chunk_start`` order hold its complete annotation once; targets on the model's frames are
 computed when a batch is collated (`train.data.AudioCollator`), and `CorpusBuilder.pitch_song` records each
-song's length (``svu_meta.json`` ``songs``) for whole-song scoring.
+song's length (``svu_meta.json`` ``songs``) for whole-song scoring. Real recordings (vocadito, MIR-1K) are cut with
+``padded=False`` instead: no padding (a rest shorter than half a chunk joins the last chunk) and the points within
+``margin_seconds`` of a chunk's edges kept too, so times may run a little below 0 or past the chunk's end (scoring
+leaves those to the neighbouring chunk, `train.evaluation.chunk_f0_reference`).
 
 Validation (every builder config's ``validation``): ``ours`` (default) holds out the corpus's validation
 singers/songs/recordings; ``none`` puts them in train (``CorpusBuilder.assign``), leaving validation empty.
@@ -46,6 +49,7 @@ from .audio import (
     audio_cell,
     chunk_waveform,
     identity_separation,
+    unpadded_chunk_bounds,
     load_audio,
     passes_rms_filter,
 )
@@ -213,11 +217,12 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
         return transcription_examples(waveform, notes, song_id=song_id, chunk_seconds=self.chunk_seconds)
 
 
-    def pitch_song(self, waveform: np.ndarray, f0_times, f0_hz, song_id: str, singer: str) -> list:
-        """`pitch_examples` of one song (16 kHz wave, its F0 annotation: times in seconds, Hz with 0 = unvoiced);
-        its length is kept for whole-song scoring."""
+    def pitch_song(self, waveform: np.ndarray, f0_times, f0_hz, song_id: str, singer: str, **chunking) -> list:
+        """`pitch_examples` of one song (16 kHz wave, its F0 annotation: times in seconds, Hz with 0 = unvoiced;
+        `chunking`: its ``padded`` / ``margin_seconds``); its length is kept for whole-song scoring."""
         self.songs[song_id] = {"seconds": len(waveform) / SAMPLING_RATE}
-        return pitch_examples(waveform, f0_times, f0_hz, song_id=song_id, singer=singer, chunk_seconds=self.chunk_seconds)
+        return pitch_examples(waveform, f0_times, f0_hz, song_id=song_id, singer=singer, chunk_seconds=self.chunk_seconds,
+                              **chunking)
 
 
 def skip_reason(error: ValueError) -> str:
@@ -348,20 +353,27 @@ def transcription_examples(waveform: np.ndarray, notes, *, song_id: str, chunk_s
     return examples
 
 
-def pitch_examples(waveform: np.ndarray, f0_times, f0_hz, *, song_id: str, singer: str, chunk_seconds: float) -> list:
-    """Chunks of one song with the F0 annotation points of each chunk's span, every tail kept (module docstring).
-    ValueError (one line) for an annotation that is not F0 over time (lengths differ, times not increasing,
-    negative or non-finite values)."""
+def pitch_examples(waveform: np.ndarray, f0_times, f0_hz, *, song_id: str, singer: str, chunk_seconds: float,
+                   padded: bool = True, margin_seconds: float = 0.0) -> list:
+    """Chunks of one song with the F0 annotation points of each chunk's span (module docstring): ``padded``, every
+    tail kept and zero-padded; else unpadded chunks (`audio.unpadded_chunk_bounds`) with the points within
+    ``margin_seconds`` of their edges. ValueError (one line) for an annotation that is not F0 over time (lengths
+    differ, times not increasing, negative or non-finite values)."""
     times, f0 = np.asarray(f0_times, dtype=np.float64), np.asarray(f0_hz, dtype=np.float64)
     if times.shape != f0.shape or times.ndim != 1:
         raise ValueError(f"{song_id}: f0_times has {times.size} values but f0_hz has {f0.size}; they must pair up.")
     if not (np.isfinite(times).all() and np.isfinite(f0).all()) or (f0 < 0).any() or (np.diff(times) <= 0).any():
         raise ValueError(f"{song_id}: the F0 annotation must have increasing, finite times and finite F0 >= 0 Hz.")
     chunk_samples = int(round(chunk_seconds * SAMPLING_RATE))
+    if padded:
+        chunks = chunk_waveform(waveform, chunk_samples, min_last_fraction=0.0)
+    else:
+        chunks = ((start, waveform[start:end]) for start, end in unpadded_chunk_bounds(len(waveform), chunk_samples))
     examples = []
-    for index, (start, chunk) in enumerate(chunk_waveform(waveform, chunk_samples, min_last_fraction=0.0)):
+    for index, (start, chunk) in enumerate(chunks):
         chunk_start = start / SAMPLING_RATE
-        inside = (times >= chunk_start) & (times < chunk_start + chunk_seconds)
+        chunk_end = chunk_start + (chunk_seconds if padded else len(chunk) / SAMPLING_RATE)
+        inside = (times >= chunk_start - margin_seconds) & (times < chunk_end + margin_seconds)
         examples.append(
             {
                 "audio": audio_cell(chunk, f"{song_id}#{index}.wav"),

@@ -16,13 +16,15 @@ MIR-1K loader pull request and its test resources, timbre-trap's MIR_1K):
 
 Every clip whose audio or pitch label is missing, unreadable or malformed (non-numeric, negative, or above MIDI
 127: pitches in Hz, not semitones) is skipped and named in the report (one line each) and counted; so is a label
-without audio and a file not named ``<singer>_<song>_<clip>``. The summary says how many clips remain.
+without audio and a file not named ``<singer>_<song>_<clip>``. The summary says how many clips remain. A label
+ending more than 0.5 s before or after its audio is used, and reported (`pitch_corpus.span_mismatch`).
 
-``song_id`` is ``<singer>_<song>`` (the clips of one recording; ``UndividedWavfile/<singer>_<song>.wav``).
+``song_id`` is the clip, ``<singer>_<song>_<clip>``: the recording file, scored whole; the clips of one song
+(cut from ``UndividedWavfile/<singer>_<song>.wav``) share its singer, so the singer split keeps them together.
 Splits (MIR-1K has no official one; ours): ``split="singers"`` (default): test = abjones, amy, jmzen, yifen;
 validation = bobon, tammy (``validation="none"``: they train); train = the other 13 singers (any singer not in
-these lists trains, and is named in the report). ``split="test"``: every clip is test data (how CREPE-style pitch
-papers evaluate on MIR-1K). A singer's clips are in one split only, so no song leaks. `pitch_corpus` describes
+these lists trains, and is named in the report). ``split="test"``: every clip is test data (the whole corpus as an
+evaluation set, as pitch papers such as SPICE and PESTO use it). A singer's clips are in one split only, so no song leaks. `pitch_corpus` describes
 the chunks.
 """
 
@@ -33,8 +35,10 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from .common import CorpusBuilder
-from .pitch_corpus import f0_problem, find_root, pitch_examples, pitch_features, semitones_to_hz, singer_split
+from .common import CorpusBuilder, pitch_features
+from .pitch_corpus import (
+    F0_MARGIN_SECONDS, f0_problem, find_root, semitones_to_hz, singer_split, span_mismatch,
+)
 
 SINGERS = (
     "Ani", "Kenshin", "abjones", "amy", "annar", "ariel", "bobon", "bug", "davidson", "fdps", "geniusturtle",
@@ -144,7 +148,7 @@ class Mir1K(CorpusBuilder):
             if singer.lower() not in {s.lower() for s in SINGERS}:
                 unknown_singers.add(singer)
             split = self.assign(mir1k_split(singer, config.split, tuple(config.validation_singers)))
-            by_split[split].append((clip, f"{singer}_{match['song']}", singer, wavs[clip], times, f0_hz))
+            by_split[split].append((clip, singer, wavs[clip], times, f0_hz))
         if unknown_singers:
             self.report.messages.append(f"singers not among MIR-1K's 19 (put in train): {', '.join(sorted(unknown_singers))}")
         usable = sum(len(entries) for entries in by_split.values())
@@ -156,8 +160,10 @@ class Mir1K(CorpusBuilder):
 
     def _generate_examples(self, entries):
         channel = SOURCES[self.config.source]
-        for (clip, song, singer, _, times, f0_hz), wave in self.decoded(entries, lambda e: e[3], lambda e: e[0], channel):
+        for (clip, singer, _, times, f0_hz), wave in self.decoded(entries, lambda e: e[2], lambda e: e[0], channel):
             self.report.files_used += 1
-            for index, example in enumerate(pitch_examples(wave, times, f0_hz, song_id=song, singer=singer,
-                                                           chunk_seconds=self.chunk_seconds, recording=clip)):
+            if mismatch := span_mismatch(clip, times, len(wave)):
+                self.report.messages.append(mismatch)
+            examples = self.pitch_song(wave, times, f0_hz, clip, singer, padded=False, margin_seconds=F0_MARGIN_SECONDS)
+            for index, example in enumerate(examples):
                 yield f"{clip}#{index}", example

@@ -11,7 +11,8 @@ loader and test resources have it:
 * ``Annotations/Notes/vocadito_<id>_notesA{1,2}.csv`` and ``Annotations/Lyrics/`` are not used here.
 
 Every listed excerpt whose audio or F0 file is missing, unreadable or malformed is skipped and named in the report
-(one line each) and counted; the summary says how many of the listed excerpts remain.
+(one line each) and counted; the summary says how many of the listed excerpts remain. An annotation ending more
+than 0.5 s before or after its audio is used, and reported (`pitch_corpus.span_mismatch`).
 
 Splits (vocadito has no official one; ours): ``split="test"`` (default): every excerpt is test data, since
 vocadito is an evaluation set; ``split="singers"``: by singer, test = S1, S9, S21, S28 (9 excerpts, Tagalog,
@@ -26,8 +27,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from .common import CorpusBuilder
-from .pitch_corpus import f0_problem, find_root, pitch_examples, pitch_features, singer_split
+from .common import CorpusBuilder, pitch_features
+from .pitch_corpus import F0_MARGIN_SECONDS, f0_problem, find_root, singer_split, span_mismatch
 
 METADATA_FILE = "vocadito_metadata.csv"
 METADATA_COLUMNS = ("track_id", "singer_id")
@@ -147,6 +148,8 @@ class Vocadito(CorpusBuilder):
     def _generate_examples(self, entries):
         for (name, singer, _, times, f0_hz), wave in self.decoded(entries, lambda e: e[2], lambda e: e[0]):
             self.report.files_used += 1
-            examples = pitch_examples(wave, times, f0_hz, song_id=name, singer=singer, chunk_seconds=self.chunk_seconds)
+            if mismatch := span_mismatch(name, times, len(wave)):
+                self.report.messages.append(mismatch)
+            examples = self.pitch_song(wave, times, f0_hz, name, singer, padded=False, margin_seconds=F0_MARGIN_SECONDS)
             for index, example in enumerate(examples):
                 yield f"{name}#{index}", example

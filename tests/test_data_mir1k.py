@@ -13,6 +13,7 @@ import yaml
 
 from data_fixtures import estimate_f0, write_corrupt, write_wav
 from dataset_scripts.mir1k import load_pv
+from modeling_svu.pitch import hz_to_bin
 from dataset_scripts.prepare import load_prepared, prepare
 
 SR = 16000
@@ -49,6 +50,7 @@ def fake_tree(base):
     write_clip(root, "amy_3_02", [64.5] * frames(12.3), 12.3, 64.5, crlf=True)  # 2 chunks, CRLF
     write_clip(root, "Kenshin_1_01", [0] * 10 + [55.25] * (frames(5.0) - 10), 5.0, 55.25)  # singer name with capitals
     write_clip(root, "bobon_2_01", [57] * frames(4.0), 4.0, 57)  # validation singer
+    write_clip(root, "ariel_1_01", [62] * frames(8.0), 4.0, 62)  # labels of 8 s for 4 s of audio: used, reported
     write_clip(root, "annar_1_01", None, 4.0, 60)  # no pitch label
     write_clip(root, "titon_1_01", [60] * frames(4.0), 4.0, 60, channels=1)  # mono: no voice channel
     write_corrupt(root / "Wavfile" / "heycat_1_01.wav")
@@ -79,7 +81,7 @@ def test_rows_f0_in_hz_and_times_from_20_ms(prepared):
     assert meta["task"] == "pitch" and meta["corpus"] == "mir1k"
     test = rows(dataset["test"])
     assert [(r["song_id"], r["singer"], r["chunk_start"]) for r in test] == [
-        ("amy_3", "amy", 0.0), ("amy_3", "amy", 0.0), ("amy_3", "amy", 5.0)]
+        ("amy_3_01", "amy", 0.0), ("amy_3_02", "amy", 0.0), ("amy_3_02", "amy", 5.0)]
     first = test[0]  # amy_3_01: 4.0 s, 199 frames at 0.02 * (i + 1)
     assert len(first["f0_times"]) == 199
     np.testing.assert_allclose(first["f0_times"], 0.02 * np.arange(1, 200), atol=1e-6)
@@ -90,12 +92,31 @@ def test_rows_f0_in_hz_and_times_from_20_ms(prepared):
     np.testing.assert_allclose(second["f0_hz"], midi_hz(64.5), rtol=1e-6)
     assert second["f0_times"][-1] == pytest.approx(5.04, abs=1e-5)  # frames within 50 ms past the edge
     assert third["f0_times"][0] == pytest.approx(-0.04, abs=1e-5) and third["f0_times"][-1] == pytest.approx(7.28, abs=1e-5)
-    assert [len(a["array"]) for a in dataset["test"]["audio"]] == [64000, 80000, 116800]
+    assert [len(a["array"]) for a in dataset["test"]["audio"]] == [64000, 80000, 116800]  # nothing zero-padded
+    assert meta["songs"]["amy_3_02"] == {"seconds": 12.3} and sorted(meta["songs"]) == [
+        "Kenshin_1_01", "amy_3_01", "amy_3_02", "ariel_1_01", "bobon_2_01"]
     train = rows(dataset["train"])
-    assert [(r["song_id"], r["singer"]) for r in train] == [("Kenshin_1", "Kenshin")]
+    assert [(r["song_id"], r["singer"]) for r in train] == [("Kenshin_1_01", "Kenshin"), ("ariel_1_01", "ariel")]
     assert train[0]["f0_hz"][:10] == [0.0] * 10
     np.testing.assert_allclose(train[0]["f0_hz"][10:], midi_hz(55.25), rtol=1e-6)
-    assert [r["song_id"] for r in rows(dataset["validation"])] == ["bobon_2"]
+    assert train[1]["f0_times"][-1] == pytest.approx(4.04, abs=1e-5)  # one 4 s chunk: labels past it are cut off
+    assert [r["song_id"] for r in rows(dataset["validation"])] == ["bobon_2_01"]
+
+
+def test_rows_give_the_contract_targets(prepared):
+    """A prepared row through `modeling_svu.pitch.pitch_targets` on 50 Hz model frames: C4 (MIDI 60) in bin 180."""
+    from modeling_svu.configuration_svu import SVUConfig
+    from modeling_svu.pitch import pitch_targets
+
+    dataset, _, _ = prepared
+    row = dataset["test"][0]  # amy_3_01: unvoiced for 3 frames at each end, MIDI 60 between
+    config = SVUConfig(task="pitch")
+    frames = 0.02 * np.arange(201)  # 0 s .. 4 s: before the first label (20 ms) and past the last (3.98 s) too
+    targets = pitch_targets(row["f0_times"], row["f0_hz"], frames, config)
+    voiced = np.flatnonzero(targets[:, -1])
+    assert voiced.tolist() == list(range(4, 197))  # labels 3..195 (0.08 .. 3.92 s) are the voiced ones
+    assert hz_to_bin(row["f0_hz"][10], config) == pytest.approx(180.0, abs=0.01)
+    assert set(np.argmax(targets[voiced, :-1], axis=1)) == {180}
 
 
 def test_audio_is_the_right_voice_channel(prepared, tmp_path):
@@ -118,7 +139,7 @@ def test_missing_and_corrupt_files_reported(prepared):
         "unreadable audio": ["heycat_1_01", "titon_1_01"],
         "unreadable pitch label": ["leon_1_01", "stool_1_01"],
     }
-    assert report["files_found"] == 11 and report["files_used"] == 4 and report["files_skipped"] == 7
+    assert report["files_found"] == 12 and report["files_used"] == 5 and report["files_skipped"] == 7
     messages = "\n".join(report["messages"])
     root = data_dir / "MIR-1K"
     assert f"{root / 'Wavfile' / 'khair_1_01'}.wav: no such file (for khair_1_01.pv)" in messages
@@ -126,20 +147,24 @@ def test_missing_and_corrupt_files_reported(prepared):
     assert "stool_1_01.pv: unusable pitch label: value 261.6 above MIDI 127 (MIR-1K labels are semitones, not Hz)" in messages
     assert "titon_1_01.wav: has 1 channel(s); channel 1 (0 = left, 1 = right) was asked for" in messages
     assert "heycat_1_01.wav: cannot decode audio" in messages
-    assert "6 of 11 clips have an audio file and a usable pitch label" in messages  # 4 of them decode
+    assert "7 of 12 clips have an audio file and a usable pitch label" in messages  # 5 of them decode
+    assert "ariel_1_01: the F0 annotation ends at 7.98 s but the audio at 4.00 s; check that they belong together" in messages
+    assert "amy_3_01: the F0" not in messages
 
 
 def test_splits_by_singer_without_leakage(prepared, tmp_path):
     dataset, meta, data_dir = prepared
     singers = {split: set(dataset[split]["singer"]) for split in dataset}
-    songs = {split: set(dataset[split]["song_id"]) for split in dataset}
+    clips = {split: set(dataset[split]["song_id"]) for split in dataset}
+    songs = {split: {clip.rsplit("_", 1)[0] for clip in clips[split]} for split in dataset}  # amy_3_01 -> amy_3
+    assert songs["test"] == {"amy_3"} and clips["test"] == {"amy_3_01", "amy_3_02"}
     for a, b in [("train", "validation"), ("train", "test"), ("validation", "test")]:
-        assert not singers[a] & singers[b] and not songs[a] & songs[b]
-    assert meta["report"]["groups"] == {"what": "song", "train": 1, "validation": 1, "test": 1}
+        assert not singers[a] & singers[b] and not songs[a] & songs[b] and not clips[a] & clips[b]
+    assert meta["report"]["groups"] == {"what": "song", "train": 2, "validation": 1, "test": 2}
     everything = prepare("mir1k", tmp_path / "all", data_dir=data_dir, split="test")
-    assert [len(everything[s]) for s in ("train", "validation", "test")] == [0, 0, 5]
+    assert [len(everything[s]) for s in ("train", "validation", "test")] == [0, 0, 6]
     no_validation = prepare("mir1k", tmp_path / "noval", data_dir=data_dir, validation="none")
-    assert sorted(no_validation["train"]["singer"]) == ["Kenshin", "bobon"] and len(no_validation["validation"]) == 0
+    assert sorted(no_validation["train"]["singer"]) == ["Kenshin", "ariel", "bobon"] and len(no_validation["validation"]) == 0
 
 
 def test_pv_parser_on_the_real_format(tmp_path):
@@ -160,9 +185,9 @@ def test_cli_prepare_mir1k(prepared, tmp_path):
                             timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:2] == ["mir1k (pitch, 5 s chunks)", "files: 11 found, 4 used, 7 skipped"]
+    assert lines[:2] == ["mir1k (pitch, 5 s chunks)", "files: 12 found, 5 used, 7 skipped"]
     assert "  skipped 2: unreadable pitch label: leon_1_01, stool_1_01" in lines
-    assert "songs: 1 train, 1 validation, 1 test (validation: ours); vocal separation: none" in lines
+    assert "songs: 2 train, 1 validation, 2 test (validation: ours); vocal separation: none" in lines
     from dataset_scripts.hub import write_card
     from model_cards.citations import MIR1K
 
@@ -192,3 +217,31 @@ def test_one_channel_decoding_on_both_decode_paths(backend, tmp_path, monkeypatc
     assert len(at_8k) == 8000 and estimate_f0(at_8k[:2000], sr=8000) == pytest.approx(midi_hz(60), rel=0.02)
     with pytest.raises(ValueError, match=r"amy_1_01.wav: has 2 channel\(s\); channel 2 \(0 = left, 1 = right\)"):
         audio_io.decode_audio(path, SR, channel=2)
+
+
+def test_prepared_chunks_collate_and_train(prepared):
+    """The training collator turns prepared MIR-1K chunks of different lengths into pitch targets for a tiny model,
+    and the loss on them is finite and has gradients."""
+    import torch
+
+    from modeling_svu import SVUForPitchEstimation
+    from train.data import AudioCollator
+
+    dataset, _, _ = prepared
+    torch.manual_seed(0)
+    model = SVUForPitchEstimation.from_backbone("tiny-wav2vec2")
+    rows = [{**dataset["test"][i], "row_index": i} for i in range(3)]  # 4 s, 5 s and 7.3 s chunks
+    batch = AudioCollator(model.feature_extractor(), "pitch", model.config)(rows)
+    labels = batch.pop("labels")
+    frames = model.config.num_frames(116800)
+    assert labels.shape == (3, frames, model.config.num_pitch_bins + 1)
+    assert (labels[0, model.config.num_frames(64000):] == -100).all() and (labels[2] != -100).all()
+    voiced = labels[1, :, -1] == 1  # amy_3_02 is MIDI 64.5 throughout
+    assert voiced.sum() >= model.config.num_frames(80000) - 2
+    peak = labels[1, voiced, :-1].argmax(-1).unique().tolist()
+    assert peak == [round(float(hz_to_bin(midi_hz(64.5), model.config)))]
+    batch.pop("row_index")
+    loss = model(**batch, labels=labels).loss
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None for p in model.head.parameters())
