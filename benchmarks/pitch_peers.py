@@ -106,7 +106,8 @@ def find_clips(root: Path = EXAMPLES):
         times, hz = read_f0_csv(f0_file)
         clip = Clip(name, audio, times, hz, note)
         if clip.voiced_frames < MIN_VOICED:
-            skipped.append((name, f"F0 file has {len(times)} rows, {clip.voiced_frames} voiced (truncated fixture): "
+            rows = sum(1 for line in open(f0_file) if line.strip())
+            skipped.append((name, f"F0 file has {rows} rows, {clip.voiced_frames} voiced (truncated fixture): "
                                   f"not a reference (< {MIN_VOICED} voiced frames)"))
             continue
         clips.append(clip)
