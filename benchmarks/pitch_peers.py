@@ -95,7 +95,8 @@ def find_clips(root: Path = EXAMPLES):
             candidates.append((f"MedleyDB-Pitch {track}", audio, f0_file, ""))
     vocadito = root / "vocadito"
     for f0_file in sorted(vocadito.glob("**/Annotations/F0/*_f0.csv")):
-        audio = f0_file.parents[2] / "Audio" / (f0_file.name[: -len("_f0.csv")] + ".wav")
+        excerpt_root = f0_file.parent.parent.parent  # <root>/Annotations/F0/<id>_f0.csv
+        audio = excerpt_root / "Audio" / (f0_file.name[: -len("_f0.csv")] + ".wav")
         candidates.append((f"vocadito {audio.stem}", audio, f0_file, ""))
 
     clips = []
