@@ -23,6 +23,7 @@ EXPECTED_METRICS = {
         "raw FFmpeg decode + resample, 1 process (hours of audio per minute)",
         "prepare --num-proc 2 (hours of audio per minute)", "loader, 2 workers (5 s chunks per second)",
     ],
+    "pitch_peers": ["RTF, SVU pitch (tiny, untrained: smoke)"],
 }
 
 
@@ -50,5 +51,6 @@ def test_benchmark_runner_smoke_mode_end_to_end(tmp_path):
     # basic-pitch is not installed in a fresh cache: the peer row says it was skipped, and why
     peer = rows[("transcription_rtf", "basic-pitch peer")]
     assert peer["note"].startswith("skipped:")
+    assert rows[("pitch_peers", "torchcrepe / PESTO peers")]["note"].startswith("skipped: pitch-peers venv not installed")
     # not a timing: the cached stage 1 is exact
     assert rows[("stage1_cache", "max |diff| layer weights + head after stage 1")]["value"] <= 1e-5
