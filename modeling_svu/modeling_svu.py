@@ -239,6 +239,12 @@ class SVUPreTrainedModel(PreTrainedModel):
         # stage 2 keeps every CNN activation for a backward pass that updates nothing (~1 GB at base size).
         self.backbone.feature_extractor._requires_grad = False
 
+    def unfreeze_feature_encoder(self):
+        """Let the CNN feature encoder train as well (a random tiny backbone's CNN has learnt nothing to keep)."""
+        for p in self.backbone.feature_extractor.parameters():
+            p.requires_grad_(True)
+        self.backbone.feature_extractor._requires_grad = True
+
     def unfreeze_transformer(self):
         """Stage 2: the backbone trains except its CNN feature encoder."""
         for p in self.backbone.parameters():

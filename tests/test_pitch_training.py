@@ -26,13 +26,6 @@ def run(tmp_path_factory):
     return out, data, meta, model
 
 
-# Not reached yet (issue 15): the tiny random backbone's frozen 16-channel CNN carries too little pitch (a head on
-# its features fits the training songs but reaches ~0.2 raw pitch accuracy on held-out ones), and in the demo's
-# CPU budget (~20-60 s) the trained model predicts about one pitch for every frame (measured: test raw pitch
-# accuracy 0.06, median error on held notes 479 cents).
-# Strict: the test fails as soon as the goal is met, so the mark goes then.
-NOT_YET = pytest.mark.xfail(strict=True, reason="the demo pitch model does not learn pitch yet (raw pitch accuracy 0.06)")
-
 
 def test_run_scores_every_test_chunk_once_and_the_saved_repo_reproduces_them(run):
     out, data, meta, model = run
@@ -53,14 +46,12 @@ def test_untrained_model_stays_far_below(run):
     assert evaluate_test(untrained, data["test"], meta, batch_size=4)["raw_pitch_accuracy"] < 0.3
 
 
-@NOT_YET
 def test_trained_demo_reaches_raw_pitch_accuracy_090(run):
     out, data, meta, model = run
     test = json.loads((out / "metrics.json").read_text())["test"]
     assert test["raw_pitch_accuracy"] >= 0.9, test
 
 
-@NOT_YET
 def test_held_notes_within_a_few_cents_through_long_audio(run):
     """Whole test songs through `long_audio.pitch_array` (any length): the median cent error on voiced frames of
     held notes (no glide or vibrato within +-30 ms) is a few cents."""

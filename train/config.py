@@ -15,7 +15,7 @@ from typing import Literal, Optional
 
 import yaml
 
-from modeling_svu.backbones import resolve_family_name
+from modeling_svu.backbones import FAMILIES, resolve_family_name
 from modeling_svu.configuration_svu import SVUConfig
 from modeling_svu.tasks import TASK_NAMES, Task, get_task
 
@@ -53,6 +53,16 @@ class TrainConfig:
         default_factory=dict,
         metadata={"help": "Extra SVUConfig fields for the new model, e.g. {sampling_rate: 24000} for a tiny 24 kHz "
                           "MERT-v1-like backbone, {lowest_midi: 36, num_octaves: 4}; pre-trained checkpoints bring their own rate."},
+    )
+    backbone_options: dict = field(
+        default_factory=dict,
+        metadata={"help": "Config fields of a tiny-<family> backbone (random init), e.g. a CNN front end that can "
+                          "resolve pitch for the pitch demo; a pre-trained checkpoint's shapes are its own."},
+    )
+    freeze_feature_encoder: bool = field(
+        default=True,
+        metadata={"help": "Keep the CNN feature encoder frozen in stage 2, as the paper does with a pre-trained CNN; "
+                          "false trains it too (a random tiny backbone's CNN has learnt nothing)."},
     )
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     epochs: int = field(default=8, metadata={"help": "Total epochs, stage 1 included."})
@@ -137,6 +147,7 @@ class TrainConfig:
             raise ValueError(f"Unknown mixed_precision {self.mixed_precision!r}; expected one of {MIXED_PRECISION}.")
         check_backbone_name(self.backbone)
         check_model_options(self.model_options)
+        check_backbone_options(self.backbone, self.backbone_options)
         if self.selection_metric is not None and self.selection_metric not in task.selection_metrics:
             raise ValueError(
                 f"Unknown selection_metric {self.selection_metric!r} for {self.task}; expected one of "
@@ -179,6 +190,18 @@ def check_backbone_name(name: str):
 
 # SVUConfig fields the training script sets itself (from the task and the prepared dataset).
 _SET_BY_TRAINING = {"self", "kwargs", "backbone_config", "task", "chunk_seconds", "class_weights", "classifier_dropout"}
+
+
+def check_backbone_options(backbone: str, options) -> None:
+    """ValueError (one line) for `backbone_options` on a pre-trained backbone or naming no field of its config."""
+    if not options:
+        return
+    if not isinstance(options, dict) or not backbone.startswith("tiny-"):
+        raise ValueError(f"backbone_options ({options!r}) apply to a tiny-<family> backbone only, got backbone={backbone!r}.")
+    config = FAMILIES[resolve_family_name(backbone[len("tiny-"):])].config_class()
+    unknown = [key for key in options if not hasattr(config, key)]
+    if unknown:
+        raise ValueError(f"Unknown backbone_options key {unknown[0]!r} for {backbone} ({type(config).__name__}).")
 
 
 def check_model_options(options) -> None:

@@ -52,11 +52,14 @@ def svu_model(model):
     return model.get_base_model() if isinstance(model, PeftModel) else model
 
 
-def set_stage(model, stage: int, finetune: str):
-    """Apply the trainable set of `stage` for this `finetune` method (idempotent)."""
+def set_stage(model, stage: int, finetune: str, freeze_feature_encoder: bool = True):
+    """Apply the trainable set of `stage` for this `finetune` method (idempotent); `freeze_feature_encoder=False`
+    also trains the CNN feature encoder in stage 2 of `two_stage`."""
     base = svu_model(model)
     if finetune in ("two_stage", "frozen") or stage == 1:
         base.set_stage(1 if finetune == "frozen" else stage)
+        if finetune == "two_stage" and stage == 2 and not freeze_feature_encoder:
+            base.unfreeze_feature_encoder()
         return
     base.set_stage(1)  # backbone frozen, then only the adapter weights inside it re-enabled
     prefix = model.base_model.prefix  # "lora_", "ia3_", "hada_"

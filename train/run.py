@@ -54,6 +54,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from modeling_svu import TASK_MODELS
+from modeling_svu.backbones import tiny_backbone_config
 from modeling_svu.pruning import prune_layers
 
 from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
@@ -108,8 +109,11 @@ def build_model(cfg: TrainConfig, meta: dict):
         if cfg.max_layers is not None:
             prune_layers(model, cfg.max_layers)
         return model
+    backbone = cfg.backbone
+    if cfg.backbone_options:  # a tiny random backbone of another shape (checked by TrainConfig)
+        backbone = tiny_backbone_config(cfg.backbone[len("tiny-"):], **cfg.backbone_options)
     try:
-        model = model_cls.from_backbone(cfg.backbone, id2label=id2label, **overrides)
+        model = model_cls.from_backbone(backbone, id2label=id2label, **overrides)
     except OSError as err:
         raise ValueError(f"Backbone {cfg.backbone!r} could not be loaded ({str(err).splitlines()[0]}).") from None
     if cfg.max_layers is not None:
@@ -227,7 +231,7 @@ def build_run(cfg: TrainConfig):
     # One Adam per stage, both built now (stage 2's starts fresh): prepare() and checkpoints see a fixed set.
     set_stage(model, 1, cfg.finetune)
     optimizer1 = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr_stage1)
-    set_stage(model, 2, cfg.finetune)  # DDP registers the largest trainable set
+    set_stage(model, 2, cfg.finetune, cfg.freeze_feature_encoder)  # DDP registers the largest trainable set
     stage2_lr = cfg.lr_peft if cfg.finetune in ("lora", "adapter") else cfg.lr_stage2
     optimizer2 = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=stage2_lr)
     names = list(loaders)
@@ -384,7 +388,7 @@ def training_function(cfg: TrainConfig, args):
     state = resume_or_start(run, args)
     for epoch in range(state.epoch, cfg.epochs):
         stage = cfg.stage_of_epoch(epoch)
-        set_stage(run.model, stage, cfg.finetune)
+        set_stage(run.model, stage, cfg.finetune, cfg.freeze_feature_encoder)
         if stage != state.stage:
             log_trainable(run.accelerator, run.model, stage, run.output_dir)
             state.stage = stage
