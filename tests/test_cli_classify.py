@@ -19,6 +19,7 @@ from torchcodec.decoders import AudioDecoder
 
 from conftest import sung_tone
 from modeling_svu import SVUForTechniqueClassification
+from modeling_svu.engines import FP32_FILE
 from svu.cli import main as svu_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -185,7 +186,7 @@ def test_classify_engines_give_the_default_labels(model_dir, tmp_path, monkeypat
         out = tmp_path / f"{name}.json"
         assert svu_main(["classify", str(tmp_path / "take.wav"), "--model", str(folder), "-o", str(out), "-q", *options]) == 0
         results[name] = json.loads(out.read_text())["files"][0]
-    assert list((tmp_path / "cache" / "svu" / "onnx").glob("*/model.onnx"))  # ONNX Runtime did run
+    assert list((tmp_path / "cache" / "svu" / "onnx").glob(f"*/{FP32_FILE}"))  # ONNX Runtime did run
     reference = results["fp32"]
     assert len({c["top_k"][0]["label"] for c in reference["chunks"]}) > 1  # the chunks differ: a real comparison
     for name in ("onnx", "int8"):
