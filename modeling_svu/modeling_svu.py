@@ -347,6 +347,22 @@ class SVUPreTrainedModel(PreTrainedModel):
             layer_weights=self.layer_sum.normalized_weights(),
         )
 
+    def _frame_head_forward(self, input_values, attention_mask, labels, output_hidden_states, loss_fn, output_class):
+        """The forward of a frame-wise head (`self.dropout`, then `self.head` on every frame of the weighted sum):
+        `loss_fn(logits, labels, frame_mask)` when `labels` are given, all in an `output_class` instance."""
+        features = self._features(input_values, attention_mask, output_hidden_states)
+        logits = self.head(self.dropout(features.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = loss_fn(logits, labels, features.frame_mask)
+        return output_class(
+            loss=loss,
+            logits=logits,
+            frame_mask=features.frame_mask,
+            hidden_states=features.hidden_states,
+            layer_weights=features.layer_weights,
+        )
+
 
 class SVUModel(SVUPreTrainedModel):
     """Backbone + weighted layer sum: per-frame features for any downstream head."""
@@ -448,17 +464,8 @@ class SVUForNoteTranscription(SVUModel):
     ) -> SVUTranscriptionOutput:
         """`labels`: float (batch, frames, 4) from `note_labels.notes_to_frame_targets` at `config.frame_seconds`,
         -100 on padding; labels more than one frame longer or shorter than the logits raise ValueError."""
-        features = self._features(input_values, attention_mask, output_hidden_states)
-        logits = self.head(self.dropout(features.last_hidden_state))
-        loss = None
-        if labels is not None:
-            loss = self.transcription_loss(logits, labels, features.frame_mask)
-        return SVUTranscriptionOutput(
-            loss=loss,
-            logits=logits,
-            frame_mask=features.frame_mask,
-            hidden_states=features.hidden_states,
-            layer_weights=features.layer_weights,
+        return self._frame_head_forward(
+            input_values, attention_mask, labels, output_hidden_states, self.transcription_loss, SVUTranscriptionOutput
         )
 
     def transcription_loss(self, logits, labels, frame_mask):
@@ -545,17 +552,8 @@ class SVUForPitchEstimation(SVUModel):
     def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs) -> SVUPitchOutput:
         """`labels`: float (batch, frames, num_pitch_bins + 1) from `pitch.pitch_targets` at the model's frame times
         (`pitch.frame_times`), -100 on padding; labels more than one frame longer or shorter raise ValueError."""
-        features = self._features(input_values, attention_mask, output_hidden_states)
-        logits = self.head(self.dropout(features.last_hidden_state))
-        loss = None
-        if labels is not None:
-            loss = self.pitch_loss(logits, labels, features.frame_mask)
-        return SVUPitchOutput(
-            loss=loss,
-            logits=logits,
-            frame_mask=features.frame_mask,
-            hidden_states=features.hidden_states,
-            layer_weights=features.layer_weights,
+        return self._frame_head_forward(
+            input_values, attention_mask, labels, output_hidden_states, self.pitch_loss, SVUPitchOutput
         )
 
     def pitch_loss(self, logits, labels, frame_mask):
