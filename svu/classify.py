@@ -15,7 +15,6 @@ classified and written, and the exit status is 1.
 
 import csv
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from modeling_svu.audio_io import decode_audio
 
-from .common import add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, report_failure, resolve_device
+from .common import add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, resolve_device, run_per_file
 
 DEFAULT_BATCH_SIZE = 8
 
@@ -149,23 +148,21 @@ def run_classify(args) -> int:
     id2label = {int(i): name for i, name in model.config.id2label.items()}
     k = min(args.top_k, len(id2label))
 
-    records, failed = [], []
-    for path in args.inputs:
-        try:
-            result = classify_file(model, feature_extractor, path, chunk_seconds, args.batch_size, not args.quiet, engine)
-        except (ValueError, OSError, RuntimeError) as error:
-            report_failure("classify", path, error)
-            failed.append({"file": path, "error": str(error).splitlines()[0]})
-            continue
+    records = []
+
+    def classify_one(path) -> str:
+        result = classify_file(model, feature_extractor, path, chunk_seconds, args.batch_size, not args.quiet, engine)
         records.append(result_record(result, id2label, k, with_chunks=True))
         ranked = ", ".join(f"{e['label']} {e['probability']:.2f}" for e in records[-1]["top_k"])
-        print(f"{path}: {ranked}  ({len(result.chunk_bounds)} chunks of {chunk_seconds:g} s)")
-    if args.output:
-        write_output(Path(args.output), records, failed, args.model, k)
-        print(f"{len(records)} files -> {args.output}")
-    if failed:
-        print(f"svu classify: {len(failed)} of {len(args.inputs)} files failed", file=sys.stderr)
-    return 1 if failed else 0
+        return f"{path}: {ranked}  ({len(result.chunk_bounds)} chunks of {chunk_seconds:g} s)"
+
+    def write_results(failures) -> None:
+        if args.output:
+            failed = [{"file": path, "error": str(error).splitlines()[0]} for path, error in failures]
+            write_output(Path(args.output), records, failed, args.model, k)
+            print(f"{len(records)} files -> {args.output}")
+
+    return run_per_file("classify", args.inputs, classify_one, then=write_results)
 
 
 def add_parser(subparsers) -> None:

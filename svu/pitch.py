@@ -15,14 +15,13 @@ files are still processed and the exit status is 1.
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from .common import (
     add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
-    report_failure, resolve_device, window_options,
+    resolve_device, run_per_file, window_options,
 )
 
 FORMATS = ("csv", "json")
@@ -63,36 +62,31 @@ def run_pitch(args) -> int:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = window_options(args)
-    written, failures = {}, 0
-    for audio_path in args.inputs:
-        stem = Path(audio_path).stem
-        try:
-            if stem in written:
-                raise ValueError(f"outputs named {stem}.f0.* were already written for {written[stem]} (same file name)")
-            track = pitch_track_file(model, audio_path, voicing_threshold=threshold, engine=engine,
-                                     progress=not args.quiet, **options)  # fmt: skip
-            record = {"file": str(audio_path), "model": args.model, "voicing_threshold": threshold}
-            paths = []
-            for fmt in formats:
-                paths.append(out_dir / f"{stem}.f0.{fmt}")
-                write_track(track, paths[-1], fmt, record)
-            if args.plot:
-                from .figures import pitch_contour_figure
+    written = {}  # output stem -> the input that wrote it
 
-                paths.append(pitch_contour_figure(
-                    track["times"], track["f0_hz"], track["voicing"], out_dir / f"{stem}.f0.png",
-                    voicing_threshold=threshold, title=f"{stem}: F0 ({int(np.sum(track['voiced']))} voiced frames)",
-                ))  # fmt: skip
-        except (ValueError, OSError, RuntimeError) as error:
-            failures += 1
-            report_failure("pitch", audio_path, error)
-            continue
+    def track_one(audio_path) -> str:
+        stem = Path(audio_path).stem
+        if stem in written:
+            raise ValueError(f"outputs named {stem}.f0.* were already written for {written[stem]} (same file name)")
+        track = pitch_track_file(model, audio_path, voicing_threshold=threshold, engine=engine,
+                                 progress=not args.quiet, **options)  # fmt: skip
+        record = {"file": str(audio_path), "model": args.model, "voicing_threshold": threshold}
+        paths = []
+        for fmt in formats:
+            paths.append(out_dir / f"{stem}.f0.{fmt}")
+            write_track(track, paths[-1], fmt, record)
+        if args.plot:
+            from .figures import pitch_contour_figure
+
+            paths.append(pitch_contour_figure(
+                track["times"], track["f0_hz"], track["voicing"], out_dir / f"{stem}.f0.png",
+                voicing_threshold=threshold, title=f"{stem}: F0 ({int(np.sum(track['voiced']))} voiced frames)",
+            ))  # fmt: skip
         written[stem] = audio_path
         voiced = int(np.sum(track["voiced"]))
-        print(f"{audio_path}: {len(track['times'])} frames, {voiced} voiced -> {', '.join(str(p) for p in paths)}")
-    if failures:
-        print(f"svu pitch: {failures} of {len(args.inputs)} files failed", file=sys.stderr)
-    return 1 if failures else 0
+        return f"{audio_path}: {len(track['times'])} frames, {voiced} voiced -> {', '.join(str(p) for p in paths)}"
+
+    return run_per_file("pitch", args.inputs, track_one)
 
 
 def add_parser(subparsers) -> None:

@@ -39,7 +39,7 @@ from modeling_svu.audio_io import TruncatedAudioWarning, open_audio
 
 from .common import (
     add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
-    report_failure, resolve_device, window_options,
+    resolve_device, run_per_file, window_options,
 )
 
 FORMATS = ("mid", "csv", "json")
@@ -207,36 +207,31 @@ def run_transcribe(args) -> int:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = window_options(args)
-    written, failures = {}, 0
-    for audio_path in args.inputs:
+    written = {}  # output stem -> the input that wrote it
+
+    def transcribe_one(audio_path) -> str:
         stem = Path(audio_path).stem
-        try:
-            if stem in written:
-                raise ValueError(f"outputs named {stem}.* were already written for {written[stem]} (same file name)")
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", TruncatedAudioWarning)
-                result = transcribe_file(model, audio_path, decoding, keep_audio=args.piano_roll,
-                                         progress=not args.quiet, engine=engine, **options)  # fmt: skip
-                if pitch_model is not None:
-                    result.pitch_midi = note_pitches(result.notes, pitch_model, audio_path, pitch_engine,
-                                                     progress=not args.quiet, **options)  # fmt: skip
-            report_warnings(caught)
-            paths = []
-            for fmt in formats:
-                paths.append(out_dir / f"{stem}.{fmt}")
-                write_notes(result.notes, paths[-1], fmt, stem, pitch_midi=result.pitch_midi)
-            paths += write_extras(result, model, decoding, stem, out_dir, args)
-        except (ValueError, OSError, RuntimeError) as error:
-            failures += 1
-            report_failure("transcribe", audio_path, error)
-            continue
+        if stem in written:
+            raise ValueError(f"outputs named {stem}.* were already written for {written[stem]} (same file name)")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TruncatedAudioWarning)
+            result = transcribe_file(model, audio_path, decoding, keep_audio=args.piano_roll,
+                                     progress=not args.quiet, engine=engine, **options)  # fmt: skip
+            if pitch_model is not None:
+                result.pitch_midi = note_pitches(result.notes, pitch_model, audio_path, pitch_engine,
+                                                 progress=not args.quiet, **options)  # fmt: skip
+        report_warnings(caught)
+        paths = []
+        for fmt in formats:
+            paths.append(out_dir / f"{stem}.{fmt}")
+            write_notes(result.notes, paths[-1], fmt, stem, pitch_midi=result.pitch_midi)
+        paths += write_extras(result, model, decoding, stem, out_dir, args)
         written[stem] = audio_path
         unpitched = result.pitch_midi.count(None) if result.pitch_midi is not None else 0
         unpitched = f" ({unpitched} without a voiced frame: no pitch_midi)" if unpitched else ""
-        print(f"{audio_path}: {len(result.notes)} notes{unpitched} -> {', '.join(str(p) for p in paths)}")
-    if failures:
-        print(f"svu transcribe: {failures} of {len(args.inputs)} files failed", file=sys.stderr)
-    return 1 if failures else 0
+        return f"{audio_path}: {len(result.notes)} notes{unpitched} -> {', '.join(str(p) for p in paths)}"
+
+    return run_per_file("transcribe", args.inputs, transcribe_one)
 
 
 def add_parser(subparsers) -> None:
