@@ -62,15 +62,10 @@ class Clip:
 
 
 def read_f0_csv(path: Path):
-    """`time_s,f0_hz` rows (no header; extra columns ignored) -> (times, Hz).
-
-    An annotation that starts after 0 s (DCS's start at 0.40 s) gets an unvoiced row at 0 s: mir_eval's resampling
-    otherwise adds a frame at 0 s carrying the first annotated F0, a voiced reference frame where nobody sings."""
+    """`time_s,f0_hz` rows (no header; extra columns ignored) -> (times, Hz). An annotation that starts after 0 s
+    (DCS's start at 0.40 s) stays as it is: the pitch metric scores a reference on its own rows."""
     rows = np.atleast_2d(np.loadtxt(path, delimiter=",", usecols=(0, 1), ndmin=2))
-    times, hz = rows[:, 0].astype(np.float64), np.maximum(rows[:, 1], 0.0).astype(np.float64)
-    if len(times) and times[0] > 0:
-        times, hz = np.concatenate([[0.0], times]), np.concatenate([[0.0], hz])
-    return times, hz
+    return rows[:, 0].astype(np.float64), np.maximum(rows[:, 1], 0.0).astype(np.float64)
 
 
 def find_clips(root: Path = EXAMPLES):

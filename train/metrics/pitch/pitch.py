@@ -10,7 +10,8 @@ decision, mir_eval's convention) and the voicing decision (1 voiced, 0 unvoiced)
 `[[time_s, f0_hz], ...]` with 0 Hz where unvoiced, on its own time axis. Each segment's estimate is resampled onto
 its reference times (`mir_eval.melody.to_cent_voicing`); the frames of the segments of one song (same `song_ids`
 value) are pooled and scored with mir_eval.melody's measures (pitch tolerance 50 cents), exactly as
-`mir_eval.melody.evaluate` scores one song; the reported scores are the means over songs (macro).
+`mir_eval.melody.evaluate` scores one song, except that a reference starting after 0 s is scored on its own rows
+(mir_eval would add a voiced frame at 0 s; `cent_voicing`); the reported scores are the means over songs (macro).
 """
 
 import warnings
@@ -58,15 +59,24 @@ def as_frames(rows, song_id, side, width) -> np.ndarray:
 
 
 def cent_voicing(reference: np.ndarray, estimate: np.ndarray) -> tuple:
-    """mir_eval's (ref_voicing, ref_cent, est_voicing, est_cent) of one segment, on the reference times."""
+    """mir_eval's (ref_voicing, ref_cent, est_voicing, est_cent) of one segment, on the reference's own times.
+
+    A reference that starts after 0 s (an annotation from the first sung frame, e.g. Dagstuhl ChoirSet's at 0.40 s)
+    is scored on its own rows only: `mir_eval.melody.to_cent_voicing` would insert a frame at 0 s carrying the
+    first row's F0, a voiced reference frame nobody annotated. An unvoiced row at 0 s is put there instead, so that
+    mir_eval inserts nothing, and its frame is taken out after the estimate is resampled."""
     if len(estimate) == 0:  # nothing estimated: every reference frame unvoiced and without pitch
         estimate = np.array([[reference[0, 0], 0.0, 0.0]])
+    starts_late = reference[0, 0] > 0
+    if starts_late:
+        reference = np.concatenate([[[0.0, 0.0]], reference])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # mir_eval warns about resampling; the counts say what was scored
-        return mir_eval.melody.to_cent_voicing(
+        frames = mir_eval.melody.to_cent_voicing(
             reference[:, 0], reference[:, 1], estimate[:, 0], estimate[:, 1],
             est_voicing=(estimate[:, 2] > 0.5).astype(float),
         )
+    return tuple(array[1:] for array in frames) if starts_late else frames
 
 
 def score_frames(ref_voicing, ref_cent, est_voicing, est_cent, cent_tolerance: float) -> dict:
