@@ -95,10 +95,14 @@ def num_chunks(num_samples: int, chunk_samples: int, min_last_fraction: float = 
     return full + int(rest > 0 and rest >= min_last_fraction * chunk_samples)
 
 
-def unpadded_chunk_bounds(num_samples: int, chunk_samples: int) -> list:
-    """``(start, end)`` samples of consecutive chunks that cover a recording without padding (real F0 corpora,
-    `common.pitch_examples(padded=False)`): a rest shorter than half a chunk joins the last chunk, so a chunk is
-    0.5x to 1.5x ``chunk_samples`` long and a shorter recording is one chunk."""
+def song_chunk_bounds(num_samples: int, chunk_samples: int, padded: bool = True) -> list:
+    """``(start, end)`` samples of the consecutive chunks that cut an F0-annotated song (`common.pitch_examples`).
+    ``padded``: every tail kept as a full chunk (``chunk_waveform(min_last_fraction=0)``'s chunks; ``end`` may pass
+    the song's end, the chunk being zero-padded). Else no padding: a rest shorter than half a chunk joins the last
+    chunk, so a chunk is 0.5x to 1.5x ``chunk_samples`` long and a shorter recording is one chunk."""
+    if padded:
+        every_tail = num_chunks(num_samples, chunk_samples, min_last_fraction=0.0)
+        return [(i * chunk_samples, (i + 1) * chunk_samples) for i in range(every_tail)]
     starts = list(range(0, max(num_samples, 1), chunk_samples))
     if len(starts) > 1 and num_samples - starts[-1] < chunk_samples / 2:
         starts.pop()
@@ -111,10 +115,13 @@ def chunk_waveform(
     """Yield ``(start_sample, chunk)``; see the module docstring for the last-chunk policy."""
     for index in range(num_chunks(len(waveform), chunk_samples, min_last_fraction)):
         start = index * chunk_samples
-        chunk = waveform[start : start + chunk_samples]
-        if len(chunk) < chunk_samples:
-            chunk = np.pad(chunk, (0, chunk_samples - len(chunk)))
-        yield start, chunk
+        yield start, padded_slice(waveform, start, start + chunk_samples)
+
+
+def padded_slice(waveform: np.ndarray, start: int, end: int) -> np.ndarray:
+    """``waveform[start:end]``, zero-padded to ``end - start`` samples where it runs past the waveform's end."""
+    chunk = waveform[start:end]
+    return np.pad(chunk, (0, end - start - len(chunk))) if len(chunk) < end - start else chunk
 
 
 def encode_wav(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> bytes:

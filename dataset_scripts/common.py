@@ -24,9 +24,11 @@ span: ``f0_times`` (seconds from the chunk start, in ``[0, chunk_seconds)``) and
 song's chunks in ``chunk_start`` order hold its complete annotation once; targets on the model's frames are
 computed when a batch is collated (`train.data.AudioCollator`), and `CorpusBuilder.pitch_song` records each
 song's length (``svu_meta.json`` ``songs``) for whole-song scoring. Real recordings (vocadito, MIR-1K) are cut with
-``padded=False`` instead: no padding (a rest shorter than half a chunk joins the last chunk) and the points within
-``margin_seconds`` of a chunk's edges kept too, so times may run a little below 0 or past the chunk's end (scoring
-leaves those to the neighbouring chunk, `train.evaluation.chunk_f0_reference`).
+`pitch_corpus.RECORDING_CHUNKING` instead (ours): ``padded=False``, nothing zero-padded (a padded tail would be
+scored as silence no annotator heard; a rest shorter than half a chunk joins the last chunk), and
+``margin_seconds=0.05``, the points within 50 ms of a chunk's edges kept too, so that a model frame at an edge still
+has an annotated point on each side to interpolate from; times may then run a little below 0 or past the chunk's
+end (scoring leaves those to the neighbouring chunk, `train.evaluation.chunk_f0_reference`).
 
 Validation (every builder config's ``validation``): ``ours`` (default) holds out the corpus's validation
 singers/songs/recordings; ``none`` puts them in train (``CorpusBuilder.assign``), leaving validation empty.
@@ -49,9 +51,10 @@ from .audio import (
     audio_cell,
     chunk_waveform,
     identity_separation,
-    unpadded_chunk_bounds,
     load_audio,
+    padded_slice,
     passes_rms_filter,
+    song_chunk_bounds,
 )
 from .parallel import ordered_map
 
@@ -355,9 +358,9 @@ def transcription_examples(waveform: np.ndarray, notes, *, song_id: str, chunk_s
 
 def pitch_examples(waveform: np.ndarray, f0_times, f0_hz, *, song_id: str, singer: str, chunk_seconds: float,
                    padded: bool = True, margin_seconds: float = 0.0) -> list:
-    """Chunks of one song with the F0 annotation points of each chunk's span (module docstring): ``padded``, every
-    tail kept and zero-padded; else unpadded chunks (`audio.unpadded_chunk_bounds`) with the points within
-    ``margin_seconds`` of their edges. ValueError (one line) for an annotation that is not F0 over time (lengths
+    """Chunks of one song (`audio.song_chunk_bounds`: ``padded``, every tail kept and zero-padded; else no padding)
+    with the F0 annotation points of each chunk's span and those within ``margin_seconds`` of its edges (module
+    docstring). ValueError (one line) for an annotation that is not F0 over time (lengths
     differ, times not increasing, negative or non-finite values)."""
     times, f0 = np.asarray(f0_times, dtype=np.float64), np.asarray(f0_hz, dtype=np.float64)
     if times.shape != f0.shape or times.ndim != 1:
@@ -365,14 +368,11 @@ def pitch_examples(waveform: np.ndarray, f0_times, f0_hz, *, song_id: str, singe
     if not (np.isfinite(times).all() and np.isfinite(f0).all()) or (f0 < 0).any() or (np.diff(times) <= 0).any():
         raise ValueError(f"{song_id}: the F0 annotation must have increasing, finite times and finite F0 >= 0 Hz.")
     chunk_samples = int(round(chunk_seconds * SAMPLING_RATE))
-    if padded:
-        chunks = chunk_waveform(waveform, chunk_samples, min_last_fraction=0.0)
-    else:
-        chunks = ((start, waveform[start:end]) for start, end in unpadded_chunk_bounds(len(waveform), chunk_samples))
     examples = []
-    for index, (start, chunk) in enumerate(chunks):
+    for index, (start, end) in enumerate(song_chunk_bounds(len(waveform), chunk_samples, padded)):
+        chunk = padded_slice(waveform, start, end)
         chunk_start = start / SAMPLING_RATE
-        chunk_end = chunk_start + (chunk_seconds if padded else len(chunk) / SAMPLING_RATE)
+        chunk_end = chunk_start + (end - start) / SAMPLING_RATE
         inside = (times >= chunk_start - margin_seconds) & (times < chunk_end + margin_seconds)
         examples.append(
             {

@@ -37,7 +37,7 @@ import numpy as np
 
 from .common import CorpusBuilder, pitch_features
 from .pitch_corpus import (
-    F0_MARGIN_SECONDS, f0_problem, find_root, semitones_to_hz, singer_split, span_mismatch,
+    RECORDING_CHUNKING, f0_problem, find_root, semitones_to_hz, singer_split, span_mismatch,
 )
 
 SINGERS = (
@@ -164,6 +164,6 @@ class Mir1K(CorpusBuilder):
             self.report.files_used += 1
             if mismatch := span_mismatch(clip, times, len(wave)):
                 self.report.messages.append(mismatch)
-            examples = self.pitch_song(wave, times, f0_hz, clip, singer, padded=False, margin_seconds=F0_MARGIN_SECONDS)
+            examples = self.pitch_song(wave, times, f0_hz, clip, singer, **RECORDING_CHUNKING)
             for index, example in enumerate(examples):
                 yield f"{clip}#{index}", example

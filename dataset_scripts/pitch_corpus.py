@@ -1,15 +1,11 @@
 """What the real F0-annotated singing corpora (vocadito, MIR-1K) share: finding the corpus, annotation checks,
-semitones, singer splits.
+semitones, singer splits, and how their songs are cut (`RECORDING_CHUNKING`).
 
 Their rows are the pitch task's (`common.pitch_features`: ``audio``, ``song_id`` = the recording file, the leakage
 key; ``singer``; ``f0_times`` seconds from the chunk start; ``f0_hz``, 0 = unvoiced; ``chunk_start``), cut by
-`CorpusBuilder.pitch_song` with ``padded=False, margin_seconds=F0_MARGIN_SECONDS`` (ours): consecutive
-``chunk_seconds`` chunks from 0, a rest shorter than half a chunk joining the last one, nothing zero-padded (a padded
-tail would be scored as silence no annotator heard), and the annotated frames within 50 ms of a chunk's edges kept
-too, so a model frame at an edge still has an annotated frame on each side to interpolate from. Times may run
-slightly below 0 or past the chunk's length (like ``notes_unclipped``); scoring leaves those to the neighbouring
-chunk. Frame targets are not stored: the collator computes them on the model's own frames
-(`modeling_svu.pitch.pitch_targets`).
+`CorpusBuilder.pitch_song` with `RECORDING_CHUNKING`: nothing zero-padded and 50 ms of annotation past each chunk
+edge (the policy and its reasons: `common`'s module docstring). Frame targets are not stored: the collator computes
+them on the model's own frames (`modeling_svu.pitch.pitch_targets`).
 """
 
 from pathlib import Path
@@ -19,7 +15,8 @@ import numpy as np
 
 from .audio import SAMPLING_RATE
 
-F0_MARGIN_SECONDS = 0.05
+# `common.pitch_examples` options of a real recording (ours): no padded tail, the annotation 50 ms past each edge
+RECORDING_CHUNKING = {"padded": False, "margin_seconds": 0.05}
 
 
 def find_root(data_dir, corpus: str, holds: Callable[[Path], bool], missing: str, expected: str) -> Path:

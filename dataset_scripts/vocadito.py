@@ -28,7 +28,7 @@ import datasets
 import numpy as np
 
 from .common import CorpusBuilder, pitch_features
-from .pitch_corpus import F0_MARGIN_SECONDS, f0_problem, find_root, singer_split, span_mismatch
+from .pitch_corpus import RECORDING_CHUNKING, f0_problem, find_root, singer_split, span_mismatch
 
 METADATA_FILE = "vocadito_metadata.csv"
 METADATA_COLUMNS = ("track_id", "singer_id")
@@ -150,6 +150,6 @@ class Vocadito(CorpusBuilder):
             self.report.files_used += 1
             if mismatch := span_mismatch(name, times, len(wave)):
                 self.report.messages.append(mismatch)
-            examples = self.pitch_song(wave, times, f0_hz, name, singer, padded=False, margin_seconds=F0_MARGIN_SECONDS)
+            examples = self.pitch_song(wave, times, f0_hz, name, singer, **RECORDING_CHUNKING)
             for index, example in enumerate(examples):
                 yield f"{name}#{index}", example
