@@ -34,8 +34,9 @@ Tasks (option ``task``), each with its split rule (ours, mirroring the real corp
 * ``pitch`` (frame-level F0, like vocadito / MIR-1K): ``num_songs`` songs of ``song_seconds`` s sung by
   `sing`, which returns the exact F0 the source was driven with on a 10 ms grid (``f0_times`` / ``f0_hz``, 0 =
   unvoiced): notes off the semitone grid (+-``cent_spread`` cents), vibrato on some notes (0-80 cents, 4.5-6.5
-  Hz), glides into legato notes, jitter, unvoiced gaps (a low noise floor and some breath/consonant noise
-  bursts). Cut into 5 s chunks with the F0 of each chunk's span (see `common.pitch_examples`). Split **by
+  Hz), glides into legato notes, jitter, a random vowel per note (8 singers by default: timbre varies as
+  much as pitch, so a pitch model cannot lean on one voice's formants), unvoiced gaps (a low noise floor and
+  some breath/consonant noise bursts). Cut into 5 s chunks with the F0 of each chunk's span (see `common.pitch_examples`). Split **by
   song** as transcription.
 
 Default sizes give a few minutes of audio per task (technique 4.8 min, singer_id 4 min,
@@ -183,6 +184,22 @@ def steady_formants(singer: Singer, vowel: str, num_samples: int) -> np.ndarray:
     return np.tile(np.array(VOWELS[vowel]) * singer.formant_scale, (num_samples, 1))
 
 
+def note_formants(singer: Singer, notes, vowels, num_samples: int) -> np.ndarray:
+    """(num_samples, 3) formants of `singer` singing one vowel per note (`vowels`, None = the home vowel): each
+    vowel held from its note's onset to the next note's, moving to the next over 40 ms (a smoothed step)."""
+    if vowels is None:
+        return steady_formants(singer, singer.vowel, num_samples)
+    if len(vowels) != len(notes):
+        raise ValueError(f"{len(vowels)} vowels for {len(notes)} notes: give one vowel per note.")
+    table = np.array([VOWELS[vowel] for vowel in vowels]) * singer.formant_scale
+    onsets = np.round(np.array([note[0] for note in notes]) * SAMPLING_RATE).astype(int)
+    index = np.clip(np.searchsorted(onsets, np.arange(num_samples), side="right") - 1, 0, len(vowels) - 1)
+    width = int(0.04 * SAMPLING_RATE)
+    padded = np.pad(table[index], ((width // 2, width - width // 2 - 1), (0, 0)), mode="edge")
+    kernel = np.ones(width) / width
+    return np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(3)], axis=1)
+
+
 def technique_clip(singer: Singer, technique: str, seconds: float, rng) -> np.ndarray:
     """One clip of ``technique`` sung by ``singer``: sustained notes near the singer's median."""
     n = int(seconds * SAMPLING_RATE)
@@ -288,17 +305,18 @@ def f0_track(notes, num_samples: int, rng, vibrato=None, glide_seconds: float = 
 
 
 def sing(notes, seconds: float, *, singer: Singer | None = None, seed=0, vibrato=None, glide_seconds: float = 0.0,
-         noise_bursts: bool = False) -> SungAudio:
+         noise_bursts: bool = False, vowels=None) -> SungAudio:
     """`seconds` of `singer` (default: a mid-range voice) singing `notes` = (onset_s, offset_s, midi), midi
     fractional for cent offsets; returns the wave and its exact F0 every 10 ms (0 = unvoiced).
 
     `vibrato` and `glide_seconds` as in `f0_track`; `noise_bursts`: breath/consonant noise in some gaps (unvoiced
-    sound the voicing decision must reject). Deterministic for a given `seed` (an int or a list of ints)."""
+    sound the voicing decision must reject); `vowels`: one vowel (a key of `VOWELS`) per note, default the
+    singer's home vowel throughout. Deterministic for a given `seed` (an int or a list of ints)."""
     rng = np.random.default_rng(seed)
-    singer = singer or make_singers(1)[0]
+    singer = singer or make_singers(3)[1]  # the middle of three: median MIDI 57 (A3)
     n = int(round(seconds * SAMPLING_RATE))
     f0, amplitude, voiced = f0_track(notes, n, rng, vibrato, glide_seconds)
-    formants = steady_formants(singer, singer.vowel, n) * (1.0 + 0.03 * smooth_noise(rng, n, 3.0))[:, None]
+    formants = note_formants(singer, notes, vowels, n) * (1.0 + 0.03 * smooth_noise(rng, n, 3.0))[:, None]
     wave = synthesize(f0, amplitude, formants, singer.tilt, singer.breath, rng, jitter=0.0)
     unvoiced = 0.002 * rng.standard_normal(n)  # a noise floor: gaps are not digital silence
     if noise_bursts:
@@ -314,10 +332,10 @@ def sing(notes, seconds: float, *, singer: Singer | None = None, seed=0, vibrato
     return SungAudio(wave, times.astype(np.float32), np.where(voiced[at], f0[at], 0.0).astype(np.float32))
 
 
-def pitch_melody(rng, seconds: float, median_midi: float, cent_spread: float = 40.0) -> tuple:
-    """(notes, vibrato) of a pitch-corpus song: legato runs (gaps 20-60 ms, glided into) and phrases separated by
+def pitch_melody(rng, seconds: float, median_midi: float, cent_spread: float = 50.0) -> tuple:
+    """(notes, vibrato, vowels) of a pitch-corpus song: legato runs (gaps 20-60 ms, glided into) and phrases separated by
     unvoiced gaps of 0.1-0.5 s; pitches a random walk around `median_midi`, each off the grid by up to
-    +-`cent_spread` cents; vibrato (30-80 cents, 4.5-6.5 Hz) on about a third of the notes."""
+    +-`cent_spread` cents; vibrato (30-80 cents, 4.5-6.5 Hz) on about a third of the notes; a random vowel per note."""
     notes, time, pitch = [], rng.uniform(0.05, 0.3), int(round(median_midi))
     while True:
         duration = rng.uniform(0.2, 0.8)
@@ -328,7 +346,8 @@ def pitch_melody(rng, seconds: float, median_midi: float, cent_spread: float = 4
         notes.append((round(time, 4), round(time + duration, 4), pitch + offset_cents / 100.0))
         time += duration + (rng.uniform(0.02, 0.06) if rng.random() < 0.6 else rng.uniform(0.1, 0.5))
     vibrato = [(rng.uniform(30.0, 80.0), rng.uniform(4.5, 6.5)) if rng.random() < 0.35 else (0.0, 0.0) for _ in notes]
-    return notes, vibrato
+    vowels = [list(VOWELS)[i] for i in rng.integers(len(VOWELS), size=len(notes))]
+    return notes, vibrato, vowels
 
 
 def technique_split(singer_index: int, num_singers: int) -> str:
@@ -361,7 +380,7 @@ class SyntheticConfig(datasets.BuilderConfig):
     clip_seconds: float | None = None  # default: the task's `SyntheticTask.clip_seconds`
     num_songs: int = 10  # transcription, pitch
     song_seconds: float = 20.0  # transcription, pitch
-    cent_spread: float = 40.0  # pitch: notes are off the semitone grid by up to +- this many cents
+    cent_spread: float = 50.0  # pitch: notes are off the semitone grid by up to +- this many cents (50: any pitch)
     techniques: tuple = TECHNIQUES
     validation: str = "ours"  # "none": the validation singers/recordings/songs go to train
 
@@ -499,8 +518,9 @@ def _song(job):
 def _pitch_song(job):
     singer, seconds, cent_spread, seed = job
     rng = np.random.default_rng(seed)
-    notes, vibrato = pitch_melody(rng, seconds, singer.median_midi, cent_spread)
-    return sing(notes, seconds, singer=singer, seed=[*seed, 1], vibrato=vibrato, glide_seconds=0.08, noise_bursts=True)
+    notes, vibrato, vowels = pitch_melody(rng, seconds, singer.median_midi, cent_spread)
+    return sing(notes, seconds, singer=singer, seed=[*seed, 1], vibrato=vibrato, glide_seconds=0.08, noise_bursts=True,
+                vowels=vowels)
 
 
 @dataclass(frozen=True)
@@ -532,12 +552,12 @@ SYNTHETIC_TASKS = {
         features=_classification_features, generate=Synthetic._singer_id,
     ),
     "transcription": SyntheticTask(
-        chunk_seconds=5.0, num_singers=4, clip_seconds=0.0, minimum=("num_songs", 3),
+        chunk_seconds=5.0, num_singers=8, clip_seconds=0.0, minimum=("num_songs", 3),
         label_names=lambda config: [],
         features=lambda builder: transcription_features(), generate=Synthetic._transcription,
     ),
     "pitch": SyntheticTask(
-        chunk_seconds=5.0, num_singers=4, clip_seconds=0.0, minimum=("num_songs", 3),
+        chunk_seconds=5.0, num_singers=8, clip_seconds=0.0, minimum=("num_songs", 3),
         label_names=lambda config: [],
         features=lambda builder: pitch_features(), generate=Synthetic._pitch,
     ),

@@ -81,6 +81,10 @@ class SVUConfig(PretrainedConfig):
         pitch_target_sigma_cents (`float`, *optional*, defaults to 25.0):
             Pitch only. Standard deviation in cents of the Gaussian over the bins around the true pitch in the
             training targets (25 cents, as CREPE).
+        pitch_head_hidden_size (`int`, *optional*, defaults to 512):
+            Pitch only. Width of the head's hidden layer. The bin logits are a linear map of it, so their rank
+            is at most this: narrower than the bins in use, the head cannot place a narrow peak on every bin
+            and the decoded pitch drifts by tens of cents between semitones.
         voicing_threshold (`float`, *optional*, defaults to 0.5):
             Pitch decoding: a frame is voiced when its voicing probability is >= this (`pitch.decode_pitch` takes
             another per call).
@@ -110,6 +114,7 @@ class SVUConfig(PretrainedConfig):
         pitch_bins_per_semitone: int = 5,
         num_pitch_bins: int = 360,
         pitch_target_sigma_cents: float = 25.0,
+        pitch_head_hidden_size: int = 512,
         voicing_threshold: float = 0.5,
         **kwargs,
     ):
@@ -134,6 +139,7 @@ class SVUConfig(PretrainedConfig):
         self.pitch_bins_per_semitone = pitch_bins_per_semitone
         self.num_pitch_bins = num_pitch_bins
         self.pitch_target_sigma_cents = pitch_target_sigma_cents
+        self.pitch_head_hidden_size = pitch_head_hidden_size
         self.voicing_threshold = voicing_threshold
         num_labels = kwargs.pop("num_labels", None)
         super().__init__(**kwargs)
@@ -166,7 +172,7 @@ class SVUConfig(PretrainedConfig):
             raise ValueError(
                 f"lowest_midi={self.lowest_midi}, num_octaves={self.num_octaves} leave the MIDI range 0-127."
             )
-        for name in ("num_pitch_bins", "pitch_bins_per_semitone"):
+        for name in ("num_pitch_bins", "pitch_bins_per_semitone", "pitch_head_hidden_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an integer >= 1.")

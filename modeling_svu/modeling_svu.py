@@ -529,14 +529,15 @@ class SVUPitchOutput(ModelOutput):
 
 class SVUForPitchEstimation(SVUModel):
     """Frame-level singing F0: per backbone frame, `num_pitch_bins` pitch-bin logits (20-cent bins from C1 by
-    default, as CREPE) and a voicing logit, from a small MLP (linear, GELU, linear) on the weighted layer sum.
+    default, as CREPE) and a voicing logit, from an MLP (linear to `pitch_head_hidden_size`, GELU, linear) on the
+    weighted layer sum.
     `modeling_svu.pitch` holds the bins, the training targets and the decoding to Hz."""
 
     def __init__(self, config: SVUConfig):
         super().__init__(config)
-        hidden = config.backbone_config.hidden_size
+        hidden, width = config.backbone_config.hidden_size, config.pitch_head_hidden_size
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, config.num_pitch_bins + 1))
+        self.head = nn.Sequential(nn.Linear(hidden, width), nn.GELU(), nn.Linear(width, config.num_pitch_bins + 1))
         self.post_init()
 
     def _init_weights(self, module):
