@@ -67,17 +67,22 @@ def progress_bars_silenced():
             enable()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `svu` parser with every sub-command, or only `command`'s: each sub-command module imports what it drives
+    (torch, transformers, datasets...), so a known command loads only its own (`svu pitch` never imports datasets)."""
     parser = argparse.ArgumentParser(prog="svu", description="Singing voice understanding with SSL backbones.")
     parser.add_argument("--version", action="version", version=version_text())
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in SUBCOMMANDS.values():
-        importlib.import_module(module).add_parser(subparsers)
+    for name, module in SUBCOMMANDS.items():
+        if command in (None, name):
+            importlib.import_module(module).add_parser(subparsers)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else None  # else: the full parser (--help, typos)
+    args = build_parser(command).parse_args(argv)
     quiet = progress_bars_silenced() if getattr(args, "quiet", False) else contextlib.nullcontext()
     with quiet:
         return int(args.func(args) or 0)
