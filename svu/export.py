@@ -3,8 +3,10 @@
 `--max-layers K` keeps the first K transformer layers of the backbone; `--prune auto` keeps the layers up to
 the highest hidden state whose softmax layer weight is >= THRESHOLD (default 0.01). Either way the kept layer
 weights keep their values, the dropped softmax mass is printed, and OUT is a normal SVU repo (weights, config,
-code, feature extractor; the other files of a local MODEL folder are copied) that loads anywhere as before.
-Its config.json holds a `pruning` record and its README.md (the model card) gets a line saying what was pruned.
+code, feature extractor; the other files of a local MODEL folder are copied) that loads anywhere as before; a
+native export (transformers' own `*ForSequenceClassification`, `train.native_export`) stays native.
+Its config.json holds a `pruning` record (native: in its `svu` entry) and its README.md (the model card) gets a
+line saying what was pruned.
 """
 
 import shutil
@@ -36,16 +38,32 @@ def _load(name: str, what):
         raise ValueError(f"cannot load SVU model {name!r}: {message}") from None
 
 
-def load_svu_config(name: str):
-    from modeling_svu import SVUConfig
+def is_native(name: str) -> bool:
+    """Whether `name` holds a native export (`train.native_export`: transformers' own classifier class)."""
+    from transformers import PretrainedConfig
 
-    return _load(name, lambda: SVUConfig.from_pretrained(name))
+    from train.native_export import is_native_export
+
+    saved, _ = _load(name, lambda: PretrainedConfig.get_config_dict(name))
+    return is_native_export(saved)
+
+
+def load_svu_config(name: str):
+    """The SVU config of the model at `name`; for a native export, that of the SVU model it is equal to."""
+    from modeling_svu import SVUConfig
+    from train.native_export import svu_config_of_native
+
+    return _load(name, lambda: svu_config_of_native(name) if is_native(name) else SVUConfig.from_pretrained(name))
 
 
 def load_svu_model(name: str, config=None):
-    """The task model saved at `name` (local folder or Hub id), in eval mode; ValueError naming the problem."""
+    """The task model saved at `name` (local folder or Hub id; a native export as its SVU model, same logits), in
+    eval mode; ValueError naming the problem."""
     from modeling_svu import TASK_MODELS
+    from train.native_export import svu_from_native
 
+    if is_native(name):
+        return _load(name, lambda: svu_from_native(name).eval())
     config = config or load_svu_config(name)
     return _load(name, lambda: TASK_MODELS[config.task].from_pretrained(name, config=config).eval())
 
@@ -89,7 +107,12 @@ def export(model_name: str, out_dir, max_layers=None, prune_threshold=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     if Path(model_name).is_dir():
         copy_repo_extras(Path(model_name), out_dir)
-    model.save_pretrained(out_dir)
+    if is_native(model_name):  # the same form out: transformers' own class, no remote code
+        from train.native_export import save_native
+
+        save_native(model, out_dir)
+    else:
+        model.save_pretrained(out_dir)
     note_pruning_in_card(out_dir, report)
     return report
 
@@ -107,7 +130,7 @@ def run_export(args) -> int:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("export", help="write a pruned copy of an SVU model repo")
-    parser.add_argument("model", help="SVU model: local folder or Hub repo id")
+    parser.add_argument("model", help="SVU model (or its native export): local folder or Hub repo id")
     parser.add_argument("output_dir", help="folder to write the pruned repo to")
     how = parser.add_mutually_exclusive_group(required=True)
     how.add_argument("--max-layers", type=int, metavar="K", help="keep the first K backbone layers")

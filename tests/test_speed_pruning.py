@@ -118,6 +118,57 @@ def test_prune_auto_keeps_layers_up_to_the_highest_weight_over_the_threshold(tmp
     assert "(auto, threshold 0.01)" in proc.stdout
 
 
+NATIVE_CHILD = r"""
+import json, sys, numpy as np, torch
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+model = AutoModelForAudioClassification.from_pretrained(sys.argv[1]).eval()
+assert type(model).__module__.startswith("transformers.models"), type(model).__module__
+extractor = AutoFeatureExtractor.from_pretrained(sys.argv[1])
+audio = np.load(sys.argv[2])
+inputs = extractor(list(audio), sampling_rate=16000, return_tensors="pt")
+with torch.no_grad():
+    np.save(sys.argv[3], model(**inputs).logits.numpy())
+print(model.config.num_hidden_layers, len(model.wav2vec2.encoder.layers))
+"""
+
+
+def test_native_export_is_pruned_into_a_native_export(tmp_path):
+    """A native export (transformers' own classifier, no remote code) pruned by `svu export` stays native: a fresh
+    process loads it with AutoModelForAudioClassification, with the full model's logits (zero dropped mass), and
+    its `svu` entry keeps the pruning record; pruning it again counts from the original layers."""
+    from train.native_export import save_native
+
+    model = model_with_dead_top_layers(SVUForSingerID, layers=4, live=2, id2label={0: "a", 1: "b"})
+    save_native(model, tmp_path / "native")
+    audio = np.stack([sung_tone(220.0, 1.0), sung_tone(330.0, 1.0, seed=1)]).astype(np.float32)
+    proc = svu("export", tmp_path / "native", tmp_path / "pruned", "--max-layers", 2)
+    assert proc.returncode == 0, proc.stderr
+    assert "from 4 to 2 layers" in proc.stdout and "mass 0" in proc.stdout
+    saved = json.loads((tmp_path / "pruned" / "config.json").read_text())
+    assert saved["architectures"] == ["Wav2Vec2ForSequenceClassification"] and "auto_map" not in saved
+    assert saved["num_hidden_layers"] == 2 and saved["svu"]["pruning"]["original_layers"] == 4
+
+    full_logits, _ = fresh_native_logits(tmp_path / "native", audio, tmp_path / "full_run")
+    logits, layers = fresh_native_logits(tmp_path / "pruned", audio, tmp_path / "pruned_run")
+    assert layers == ["2", "2"]
+    np.testing.assert_allclose(logits, full_logits, rtol=0, atol=1e-5)
+    again = svu("export", tmp_path / "pruned", tmp_path / "again", "--max-layers", 1)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["svu"]["pruning"]["original_layers"] == 4
+
+
+def fresh_native_logits(repo, audio, work):
+    work.mkdir()
+    np.save(work / "audio.npy", audio)
+    (work / "child.py").write_text(NATIVE_CHILD)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PYTHON", "TRANSFORMERS_"))}
+    env.update(HF_HOME=str(work / "hf"), HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-I", str(work / "child.py"), str(repo), str(work / "audio.npy"),
+                           str(work / "logits.npy")], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return np.load(work / "logits.npy"), proc.stdout.split()
+
+
 @pytest.mark.parametrize("args,expected", [
     (["--max-layers", "9"], "max_layers=9 must be between 1 and the backbone's 3 layers"),
     (["--prune", "all"], "--prune 'all': expected auto or auto=THRESHOLD"),

@@ -19,6 +19,7 @@ import copy
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForAudioClassification,
     Data2VecAudioForSequenceClassification,
     HubertForSequenceClassification,
@@ -67,6 +68,8 @@ def native_classifier(svu_model):
     cls = NATIVE_CLASSES[family_of(backbone_config).model_type]
     backbone_config.architectures = [cls.__name__]
     backbone_config.svu = {name: getattr(config, name) for name in SVU_FIELDS}
+    if getattr(config, "pruning", None):  # `svu export` pruned it: keep the record
+        backbone_config.svu["pruning"] = config.pruning
     native = cls(backbone_config)
     getattr(native, native.base_model_prefix).load_state_dict(svu_model.backbone.state_dict())
     with torch.no_grad():
@@ -82,19 +85,27 @@ def is_native_export(config: dict) -> bool:
     return isinstance(config.get("svu"), dict) and config.get("model_type") in NATIVE_CLASSES
 
 
+def _svu_config(native_config) -> SVUConfig:
+    backbone_config = copy.deepcopy(native_config)
+    svu_fields = backbone_config.svu
+    del backbone_config.svu
+    return SVUConfig(backbone_config=backbone_config, id2label=dict(native_config.id2label),
+                     label2id=dict(native_config.label2id), **svu_fields)
+
+
+def svu_config_of_native(path) -> SVUConfig:
+    """The `SVUConfig` of the SVU model a native export folder or repo id equals (no weights loaded)."""
+    return _svu_config(AutoConfig.from_pretrained(path))
+
+
 def svu_from_native(path):
     """The SVU model of a native export folder or repo id (to continue training from it)."""
     native = AutoModelForAudioClassification.from_pretrained(path)
-    config = native.config
-    hidden = config.hidden_size
+    hidden = native.config.hidden_size
     if not (torch.equal(native.projector.weight, torch.eye(hidden)) and not native.projector.bias.any()):
         raise ValueError(f"{path}: the projector is not the identity; this is not an SVU native export.")
-    backbone_config = copy.deepcopy(config)
-    svu_fields = backbone_config.svu
-    del backbone_config.svu
-    model = TASK_MODELS[svu_fields["task"]](SVUConfig(
-        backbone_config=backbone_config, id2label=dict(config.id2label), label2id=dict(config.label2id), **svu_fields
-    ))
+    config = _svu_config(native.config)
+    model = TASK_MODELS[config.task](config)
     model.backbone.load_state_dict(getattr(native, native.base_model_prefix).state_dict())
     with torch.no_grad():
         model.layer_sum.weight.copy_(native.layer_weights)
