@@ -552,7 +552,7 @@ SYNTHETIC_TASKS = {
         features=_classification_features, generate=Synthetic._singer_id,
     ),
     "transcription": SyntheticTask(
-        chunk_seconds=5.0, num_singers=8, clip_seconds=0.0, minimum=("num_songs", 3),
+        chunk_seconds=5.0, num_singers=4, clip_seconds=0.0, minimum=("num_songs", 3),
         label_names=lambda config: [],
         features=lambda builder: transcription_features(), generate=Synthetic._transcription,
     ),
