@@ -48,23 +48,22 @@ def is_native(name: str) -> bool:
     return is_native_export(saved)
 
 
-def load_svu_config(name: str):
-    """The SVU config of the model at `name`; for a native export, that of the SVU model it is equal to."""
+def load_svu_config(name: str, native: bool):
+    """The SVU config of the model at `name`; for a native export (`is_native`), that of the SVU model it equals."""
     from modeling_svu import SVUConfig
     from train.native_export import svu_config_of_native
 
-    return _load(name, lambda: svu_config_of_native(name) if is_native(name) else SVUConfig.from_pretrained(name))
+    return _load(name, lambda: svu_config_of_native(name) if native else SVUConfig.from_pretrained(name))
 
 
-def load_svu_model(name: str, config=None):
+def load_svu_model(name: str, config, native: bool):
     """The task model saved at `name` (local folder or Hub id; a native export as its SVU model, same logits), in
     eval mode; ValueError naming the problem."""
     from modeling_svu import TASK_MODELS
     from train.native_export import svu_from_native
 
-    if is_native(name):
+    if native:
         return _load(name, lambda: svu_from_native(name).eval())
-    config = config or load_svu_config(name)
     return _load(name, lambda: TASK_MODELS[config.task].from_pretrained(name, config=config).eval())
 
 
@@ -94,20 +93,21 @@ def export(model_name: str, out_dir, max_layers=None, prune_threshold=None):
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(model_name).resolve():
         raise ValueError(f"output folder {out_dir} is the model folder itself; choose another one.")
-    config = load_svu_config(model_name)
+    native = is_native(model_name)  # read once: it decides how the model loads and how the copy is saved
+    config = load_svu_config(model_name, native)
     total = config.backbone_config.num_hidden_layers
     if max_layers is not None and not 1 <= max_layers <= total:  # before the weights load
         raise ValueError(f"max_layers={max_layers} must be between 1 and the backbone's {total} layers.")
     if prune_threshold is not None:
         layers_to_keep(torch.ones(1), prune_threshold)  # checks the threshold before the weights load
-    model = load_svu_model(model_name, config)
+    model = load_svu_model(model_name, config, native)
     if prune_threshold is not None:
         max_layers = layers_to_keep(model.layer_weights(), prune_threshold)
     report = prune_layers(model, max_layers, threshold=prune_threshold)
     out_dir.mkdir(parents=True, exist_ok=True)
     if Path(model_name).is_dir():
         copy_repo_extras(Path(model_name), out_dir)
-    if is_native(model_name):  # the same form out: transformers' own class, no remote code
+    if native:  # the same form out: transformers' own class, no remote code
         from train.native_export import save_native
 
         save_native(model, out_dir)
