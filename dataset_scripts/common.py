@@ -245,7 +245,7 @@ def skip_reason(error: ValueError) -> str:
 def decode_or_error(job):
     """Decode one file; runs in `ordered_map` workers, so warnings and errors come back as values.
 
-    ``job``: ``(path, native)`` or ``(path, native, channel)``: native -> `separation.load_native`
+    ``job``: ``(path, native, channel)``: native -> `separation.load_native`
     (``(channels, samples)``, rate) at the file's own rate, for HT-Demucs; else `load_audio` (16 kHz mono: the
     channel mean, or only ``channel``). Returns ``(audio, None, warnings)`` or
     ``(None, the one-line error, [])``; `warnings`: ``(category, message)`` of those raised while decoding (a
@@ -253,7 +253,7 @@ def decode_or_error(job):
     """
     if job is None:
         return None
-    path, native, channel = (*job, None) if len(job) == 2 else job
+    path, native, channel = job
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TruncatedAudioWarning)
@@ -286,7 +286,7 @@ def accept_decoded(result, name: str, report: "PrepareReport"):
 def read_audio_or_skip(path, name: str, report: "PrepareReport"):
     """`load_audio(path)`, or None after counting the file as skipped (reason + message naming it). A truncated
     file is used; its warning is shown and kept in the report's messages."""
-    return accept_decoded(decode_or_error((path, False)), name, report)
+    return accept_decoded(decode_or_error((path, False, None)), name, report)
 
 
 def classification_examples(
