@@ -114,8 +114,11 @@ class PrepareReport:
     messages: list = field(default_factory=list)
     songs_total: int | None = None  # MIR-ST500: songs annotated, for "N of M songs have usable audio"
 
-    def skip(self, name: str, reason: str) -> None:
+    def skip(self, name: str, reason: str, message: str | None = None) -> None:
+        """Count file `name` as skipped for `reason`; `message` (a line naming the file and the problem) is kept."""
         self.skipped[reason].append(str(name))
+        if message is not None:
+            self.messages.append(message)
 
     def to_dict(self) -> dict:
         report = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -273,8 +276,7 @@ def accept_decoded(result, name: str, report: "PrepareReport"):
     naming it). A truncated file is used; its warning is shown and kept in the report's messages."""
     audio, error, caught = result
     if error is not None:
-        report.skip(name, skip_reason(ValueError(error)))
-        report.messages.append(error)
+        report.skip(name, skip_reason(ValueError(error)), error)
         return None
     for category, message in caught:
         if issubclass(category, TruncatedAudioWarning):

@@ -128,21 +128,20 @@ class Mir1K(CorpusBuilder):
             self.report.files_found += 1
             match = CLIP_NAME.match(clip)
             if clip not in wavs:
-                self.report.skip(clip, "missing audio file")
-                self.report.messages.append(f"{root / 'Wavfile' / clip}.wav: no such file (for {labels[clip].name})")
+                self.report.skip(clip, "missing audio file",
+                                 f"{root / 'Wavfile' / clip}.wav: no such file (for {labels[clip].name})")
                 continue
             if match is None:
                 self.report.skip(clip, "name not <singer>_<song>_<clip>")
                 continue
             if clip not in labels:
-                self.report.skip(clip, "missing pitch label")
-                self.report.messages.append(f"{root / 'PitchLabel' / clip}.pv: no such file (for {wavs[clip].name})")
+                self.report.skip(clip, "missing pitch label",
+                                 f"{root / 'PitchLabel' / clip}.pv: no such file (for {wavs[clip].name})")
                 continue
             try:
                 times, f0_hz = load_pv(labels[clip])
             except ValueError as error:
-                self.report.skip(clip, "unreadable pitch label")
-                self.report.messages.append(str(error))
+                self.report.skip(clip, "unreadable pitch label", str(error))
                 continue
             singer = match["singer"]
             if singer.lower() not in {s.lower() for s in SINGERS}:

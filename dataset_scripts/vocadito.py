@@ -121,18 +121,15 @@ class Vocadito(CorpusBuilder):
             audio = root / "Audio" / f"{name}.wav"
             f0_path = root / "Annotations" / "F0" / f"{name}_f0.csv"
             if not audio.is_file():
-                self.report.skip(name, "missing audio file")
-                self.report.messages.append(f"{audio}: no such file (listed in {METADATA_FILE})")
+                self.report.skip(name, "missing audio file", f"{audio}: no such file (listed in {METADATA_FILE})")
                 continue
             if not f0_path.is_file():
-                self.report.skip(name, "missing F0 annotation")
-                self.report.messages.append(f"{f0_path}: no such file (listed in {METADATA_FILE})")
+                self.report.skip(name, "missing F0 annotation", f"{f0_path}: no such file (listed in {METADATA_FILE})")
                 continue
             try:
                 times, f0_hz = load_f0(f0_path)
             except ValueError as error:
-                self.report.skip(name, "unreadable F0 annotation")
-                self.report.messages.append(str(error))
+                self.report.skip(name, "unreadable F0 annotation", str(error))
                 continue
             split = self.assign(vocadito_split(singers[track_id], config.split, tuple(config.validation_singers)))
             by_split[split].append((name, singers[track_id], audio, times, f0_hz))
