@@ -135,8 +135,8 @@ class HTDemucsSeparator:
 def decode_job(separation: Separation, path, relative_paths):
     """What to decode for corpus file `path` under `separation` (a `common.decode_or_error` job): ``(file,
     native, None)``: its stem or the file itself at 16 kHz (the channel mean), or the file at its own rate for
-    HT-Demucs (separated before any resampling); None when its stem is missing. `relative_paths`: the file's paths that a stems
-    folder may mirror."""
+    HT-Demucs (separated before any resampling); None when its stem is missing. `relative_paths`: the file's paths
+    that a stems folder may mirror."""
     if separation.kind == "stems":
         stem = find_stem(separation.stems_dir, *relative_paths)
         return None if stem is None else (stem, False, None)
