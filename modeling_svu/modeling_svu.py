@@ -28,6 +28,7 @@ from transformers.utils import ModelOutput
 from .backbones import family_of, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
+from .native_form import load_native, native_config_at
 from .published_loading import load_backbone
 from .safe_loading import config_summary, safetensors_shapes, shape_mismatches
 from .long_audio import transcribe_array
@@ -154,7 +155,11 @@ class SVUPreTrainedModel(PreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """`PreTrainedModel.from_pretrained`, but weights load only from safetensors (a pickle file such as
         `pytorch_model.bin` is never opened), and a config.json whose sizes disagree with the saved weights is
-        one ValueError naming the tensors, instead of a load report and a RuntimeError."""
+        one ValueError naming the tensors, instead of a load report and a RuntimeError. A native export
+        (`native_form`: the backbone family's `*ForSequenceClassification` files) loads as this class too."""
+        native_config = native_config_at(pretrained_model_name_or_path, kwargs)
+        if native_config is not None:
+            return load_native(cls, pretrained_model_name_or_path, native_config, kwargs)
         if kwargs.get("use_safetensors") is False:
             raise ValueError("SVU models load only safetensors weights; use_safetensors=False is not supported.")
         kwargs["use_safetensors"] = True
@@ -187,6 +192,12 @@ class SVUPreTrainedModel(PreTrainedModel):
             f"{shape_mismatches(expected, saved)}."
         )
 
+    @classmethod
+    def model_auto_map(cls) -> dict:
+        """The `auto_map` entries of a saved repo that load this class: `AutoModel` and the task's auto classes."""
+        task_classes = TASKS[cls.task].auto_classes if cls.task is not None else ()
+        return {auto_class: f"modeling_svu.{cls.__name__}" for auto_class in ("AutoModel", *task_classes)}
+
     def feature_extractor(self) -> Wav2Vec2FeatureExtractor:
         """The feature extractor matching this model's backbone (normalisation, attention mask)."""
         return Wav2Vec2FeatureExtractor(
@@ -207,10 +218,7 @@ class SVUPreTrainedModel(PreTrainedModel):
         kwargs["safe_serialization"] = True
         type(self).register_for_auto_class("AutoModel")
         task = TASKS[self.task] if self.task is not None else None
-        auto_map = {"AutoConfig": "configuration_svu.SVUConfig", "AutoModel": f"modeling_svu.{type(self).__name__}"}
-        for auto_class in task.auto_classes if task is not None else ():
-            auto_map[auto_class] = f"modeling_svu.{type(self).__name__}"
-        self.config.auto_map = auto_map
+        self.config.auto_map = {"AutoConfig": "configuration_svu.SVUConfig", **type(self).model_auto_map()}
         pipeline_class = CUSTOM_PIPELINES.get(task.pipeline) if task is not None else None
         if pipeline_class is not None:  # e.g. files read as SVU reads them everywhere (audio_io)
             self.config.custom_pipelines = {

@@ -1,18 +1,25 @@
 """Native export: an SVU classifier as the backbone family's own `*ForSequenceClassification`.
 
     native = native_classifier(svu_model)       # Wav2Vec2/WavLM/Hubert/Data2VecAudioForSequenceClassification
-    save_native(svu_model, "repo")               # loads with AutoModelForAudioClassification, no remote code
+    save_native(svu_model, "repo")               # both forms in one repo (the default export)
+    save_native(svu_model, "repo", remote_code=False)   # widget-ready: transformers' class only
 
 SVU's classifier is exactly transformers' `use_weighted_layer_sum=True` classifier with the projector set to
 the identity (`classifier_proj_size = hidden_size`, weight = I, bias = 0): softmax-weighted sum of all hidden
-states, masked mean over time, linear head. So the repo needs no `trust_remote_code`, and the Hub's hosted
-inference and widgets can run it.
+states, masked mean over time, linear head. So `AutoModelForAudioClassification` and the audio-classification
+pipeline load the repo without `trust_remote_code`.
+
+By default the config also gets an `auto_map` naming the SVU task class, whose code (the flat `modeling_svu`
+files, as the remote-code form ships them) is copied into the repo: `AutoModel.from_pretrained(repo,
+trust_remote_code=True)` then gives the SVU model with its layer weights and head (`modeling_svu.native_form`
+reads the native files). The Hub tags a repo with an `auto_map` as custom code and its hosted widget does not run
+it: `remote_code=False` (`export: native_widget`) writes the form without it.
 
 Padding: transformers' class pools with the attention mask only when the feature extractor returns one, so the
 saved feature extractor always returns it (pooling never sees padding). The backbone itself still sees the
 zero padding of a batch: group-norm CNNs (wav2vec2-base, HuBERT/MERT-base, WavLM-base-plus) normalise over it
 and data2vec's stacked positional convolutions reach into it, so a short clip batched with a long one is not
-exactly its single-clip result with this form. The remote-code form runs such batches clip by clip and is exact.
+exactly its single-clip result with this form. The SVU class runs such batches clip by clip and is exact.
 """
 
 import copy
@@ -20,19 +27,19 @@ import copy
 import torch
 from transformers import (
     AutoConfig,
-    AutoModelForAudioClassification,
     Data2VecAudioForSequenceClassification,
     HubertForSequenceClassification,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2ForSequenceClassification,
     WavLMForSequenceClassification,
 )
+from transformers.dynamic_module_utils import custom_object_save
 
-from modeling_svu import TASK_MODELS, SVUConfig
+from modeling_svu import TASK_MODELS, native_form
 from modeling_svu.backbones import family_of
 from modeling_svu.tasks import get_task
 
-# SVUConfig fields kept in the native config's `svu` entry, so that `svu_from_native` rebuilds the SVU model.
+# SVUConfig fields kept in the native config's `svu` entry, from which the SVU model is rebuilt.
 SVU_FIELDS = ("task", "chunk_seconds", "class_weights", "normalize_audio", "classifier_dropout", "sampling_rate")
 NATIVE_CLASSES = {
     "wav2vec2": Wav2Vec2ForSequenceClassification,
@@ -67,9 +74,10 @@ def native_classifier(svu_model):
     ))
     cls = NATIVE_CLASSES[family_of(backbone_config).model_type]
     backbone_config.architectures = [cls.__name__]
-    backbone_config.svu = {name: getattr(config, name) for name in SVU_FIELDS}
+    svu_entry = {name: getattr(config, name) for name in SVU_FIELDS}
     if getattr(config, "pruning", None):  # `svu export` pruned it: keep the record
-        backbone_config.svu["pruning"] = config.pruning
+        svu_entry["pruning"] = config.pruning
+    setattr(backbone_config, native_form.SVU_ENTRY, svu_entry)
     native = cls(backbone_config)
     getattr(native, native.base_model_prefix).load_state_dict(svu_model.backbone.state_dict())
     with torch.no_grad():
@@ -82,35 +90,19 @@ def native_classifier(svu_model):
 
 def is_native_export(config: dict) -> bool:
     """Whether a config.json dict is a native SVU export (from `native_classifier`)."""
-    return isinstance(config.get("svu"), dict) and config.get("model_type") in NATIVE_CLASSES
+    return native_form.is_native_config(config)
 
 
-def _svu_config(native_config) -> SVUConfig:
-    backbone_config = copy.deepcopy(native_config)
-    svu_fields = backbone_config.svu
-    del backbone_config.svu
-    return SVUConfig(backbone_config=backbone_config, id2label=dict(native_config.id2label),
-                     label2id=dict(native_config.label2id), **svu_fields)
-
-
-def svu_config_of_native(path) -> SVUConfig:
+def svu_config_of_native(path):
     """The `SVUConfig` of the SVU model a native export folder or repo id equals (no weights loaded)."""
-    return _svu_config(AutoConfig.from_pretrained(path))
+    return native_form.svu_config_of_native(AutoConfig.from_pretrained(path))
 
 
 def svu_from_native(path):
     """The SVU model of a native export folder or repo id (to continue training from it)."""
-    native = AutoModelForAudioClassification.from_pretrained(path)
-    hidden = native.config.hidden_size
-    if not (torch.equal(native.projector.weight, torch.eye(hidden)) and not native.projector.bias.any()):
-        raise ValueError(f"{path}: the projector is not the identity; this is not an SVU native export.")
-    config = _svu_config(native.config)
-    model = TASK_MODELS[config.task](config)
-    model.backbone.load_state_dict(getattr(native, native.base_model_prefix).state_dict())
-    with torch.no_grad():
-        model.layer_sum.weight.copy_(native.layer_weights)
-        model.head.load_state_dict(native.classifier.state_dict())
-    return model
+    native_config = AutoConfig.from_pretrained(path)
+    task = native_form.svu_config_of_native(native_config).task
+    return TASK_MODELS[task].from_pretrained(path, config=native_config)
 
 
 def native_feature_extractor(svu_model) -> Wav2Vec2FeatureExtractor:
@@ -120,8 +112,15 @@ def native_feature_extractor(svu_model) -> Wav2Vec2FeatureExtractor:
     return extractor
 
 
-def save_native(svu_model, save_directory):
-    """Write the native repo files (safetensors, config.json, preprocessor_config.json) to `save_directory`."""
-    native_classifier(svu_model).save_pretrained(save_directory)
+def save_native(svu_model, save_directory, remote_code: bool = True):
+    """Write the native repo files (safetensors, config.json, preprocessor_config.json) to `save_directory`; with
+    `remote_code`, also the `auto_map` to the SVU task class and its code files."""
+    native = native_classifier(svu_model)
+    model_class = TASK_MODELS[svu_model.config.task]
+    if remote_code:
+        native.config.auto_map = model_class.model_auto_map()
+    native.save_pretrained(save_directory)
     native_feature_extractor(svu_model).save_pretrained(save_directory)
+    if remote_code:
+        custom_object_save(model_class, save_directory)
 
