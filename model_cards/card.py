@@ -144,11 +144,34 @@ def results_table(task: str, family: str, metrics: dict) -> str:
     return "\n".join(lines)
 
 
+# export form -> what each way of loading gives (columns of `EXPORT_FORMS_TABLE`), for tasks with a native form.
+EXPORT_FORM_CALLS = {
+    "native": ("the SVU task class ({svu_class})", "transformers' class", "transformers' class", "no: custom code"),
+    "native_widget": ("transformers' headless backbone: head and layer weights dropped", "transformers' class",
+                      "transformers' class", "yes"),
+    "remote_code": ("the SVU task class ({svu_class})", "needs `trust_remote_code=True` (SVU's class)",
+                    "needs `trust_remote_code=True` (SVU's class)", "no: custom code"),
+}
+EXPORT_FORMS_HEADER = """| export form | `AutoModel` + `trust_remote_code=True` | `AutoModelForAudioClassification` (no flag) | `pipeline("audio-classification")` (no flag) | Hub hosted widget |
+|---|---|---|---|---|"""
+
+
+def export_forms_table(svu_class: str, current: str) -> str:
+    """Which call loads what, for each export form of a classifier; `current` (this repo's form) is marked.
+    transformers' class is the backbone family's `*ForSequenceClassification`, loaded without remote code."""
+    rows = [EXPORT_FORMS_HEADER]
+    for form, calls in EXPORT_FORM_CALLS.items():
+        name = f"`{form}`" + (" (default)" if form == "native" else "") + (" **this repo**" if form == current else "")
+        rows.append("| " + " | ".join([name, *(call.format(svu_class=f"`{svu_class}`") for call in calls)]) + " |")
+    return "\n".join(rows)
+
+
 def model_card(
     config: dict, metrics: dict, meta: dict, family: str, repo_id=None, widget=(), export="remote_code",
     sampling_rate: int = 16000,
 ) -> ModelCard:
-    """The card of a repo exported as `export` ("native": transformers' own class; "remote_code": SVU's code)."""
+    """The card of a repo exported as `export` ("native": transformers' own class and an `auto_map` to SVU's;
+    "native_widget": transformers' own class only; "remote_code": SVU's code)."""
     task = config["task"]
     spec = get_task(task)
     corpus = meta.get("corpus", config["dataset"]["corpus"])
@@ -157,13 +180,13 @@ def model_card(
     model_name = repo_id.split("/")[-1] if repo_id else f"svu-{task}-{config['backbone']}"
     base = f"https://huggingface.co/{repo_id}/resolve/main/" if repo_id else ""
     base_model, licence, licence_source = base_model_and_licence(config["backbone"])
-    native = export == "native" and spec.native_unsupported is None
+    native = export in ("native", "native_widget") and spec.native_unsupported is None
     tags = ["svu", "singing-voice", *spec.card_tags, family, config["finetune"].replace("_", "-")]
     data = ModelCardData(
         license=licence,
         library_name="transformers",
         pipeline_tag=spec.pipeline_tag,
-        tags=tags + ([] if native else ["custom_code"]),
+        tags=tags + ([] if native and export == "native_widget" else ["custom_code"]),  # an auto_map is custom code
         datasets=[corpus],
         metrics=sorted({metric_type(k) for k in spec.card_metrics if k in metrics["test"]}),
         model_name=model_name,
@@ -200,23 +223,27 @@ from transformers import pipeline
 The Hub's hosted widget and Inference API cannot run this model ({spec.title.lower()} is custom code, not a
 transformers task): try it in {SPACE_HINT}, or deploy it on Inference Endpoints with the repo's `handler.py`."""
     elif native:
+        svu_model = "" if export == "native_widget" else f"""
+model = AutoModel.from_pretrained("{where}", trust_remote_code=True)   # SVU's {spec.model_class}"""
         usage = f"""```python
-from transformers import pipeline
+from transformers import {"" if export == "native_widget" else "AutoModel, "}pipeline
 {runner} = pipeline("{spec.pipeline}", model="{where}")   # no trust_remote_code: transformers' own class
-{spec.usage}
+{spec.usage}{svu_model}
 ```
 
 The weights are the backbone family's `*ForSequenceClassification` with `use_weighted_layer_sum=True` and an
-identity projector: the learnt layer weights and head of the SVU model, same logits. The Hub widget runs it.
-Batching: the feature extractor returns the attention mask so pooling skips padding, but the backbone itself
-sees a batch's zero padding (group-norm CNN / data2vec positional convolutions); for exact batched results
-of clips of different lengths, use `batch_size=1` or SVU's remote-code export (`--export remote_code`)."""
+identity projector: the learnt layer weights and head of the SVU model, same logits.
+Batching: the feature extractor returns the attention mask so pooling skips padding, but transformers' class
+feeds a batch's zero padding to the backbone (group-norm CNN / data2vec positional convolutions); for exact
+batched results of clips of different lengths, use `batch_size=1` or SVU's class (`trust_remote_code=True`).
+
+{export_forms_table(spec.model_class, export)}"""
     else:
         usage = f"""```python
 from transformers import pipeline
 {runner} = pipeline("{spec.pipeline}", model="{where}", trust_remote_code=True)
 {spec.usage}    # batch_size=... gives the same scores as one by one
-```"""
+```""" + (f"\n\n{export_forms_table(spec.model_class, export)}" if spec.native_unsupported is None else "")
     citations = [PAPER, backbone_bibtex(family, base_model)] + ([corpus_info.bibtex] if corpus_info and corpus_info.bibtex else [])
     data_licence = f" {corpus_info.licence_note}" if corpus_info else ""
     body = f"""

@@ -35,7 +35,7 @@ def load_model(model: str):
         config = json.load(file)
     if TRANSCRIPTION_TASK in (config.get("custom_pipelines") or {}):
         return "transcription", pipeline(TRANSCRIPTION_TASK, model=model, trust_remote_code=True)
-    # a native export (transformers' own class) has no auto_map and needs no remote code
+    # a widget-ready native export (transformers' own class) has no auto_map and needs no remote code
     return "classification", pipeline("audio-classification", model=model, trust_remote_code="auto_map" in config)
 
 

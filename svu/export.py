@@ -4,7 +4,8 @@
 the highest hidden state whose softmax layer weight is >= THRESHOLD (default 0.01). Either way the kept layer
 weights keep their values, the dropped softmax mass is printed, and OUT is a normal SVU repo (weights, config,
 code, feature extractor; the other files of a local MODEL folder are copied) that loads anywhere as before; a
-native export (transformers' own `*ForSequenceClassification`, `train.native_export`) stays native.
+native export (transformers' own `*ForSequenceClassification`, `train.native_export`) stays native, with the
+`auto_map` to SVU's class when it had one.
 Its config.json holds a `pruning` record (native: in its `svu` entry) and its README.md (the model card) gets a
 line saying what was pruned.
 """
@@ -38,18 +39,21 @@ def _load(name: str, what):
         raise ValueError(f"cannot load SVU model {name!r}: {message}") from None
 
 
-def is_native(name: str) -> bool:
-    """Whether `name` holds a native export (`train.native_export`: transformers' own classifier class)."""
+def native_form_of(name: str):
+    """The export form of a native export at `name` (`train.native_export`: transformers' own classifier class):
+    "native" (with the auto_map to SVU's class) or "native_widget"; None for an SVU repo."""
     from transformers import PretrainedConfig
 
     from train.native_export import is_native_export
 
     saved, _ = _load(name, lambda: PretrainedConfig.get_config_dict(name))
-    return is_native_export(saved)
+    if not is_native_export(saved):
+        return None
+    return "native" if saved.get("auto_map") else "native_widget"
 
 
 def load_svu_config(name: str, native: bool):
-    """The SVU config of the model at `name`; for a native export (`is_native`), that of the SVU model it equals."""
+    """The SVU config of the model at `name`; for a native export (`native_form_of`), that of the SVU model it equals."""
     from modeling_svu import SVUConfig
     from train.native_export import svu_config_of_native
 
@@ -93,7 +97,8 @@ def export(model_name: str, out_dir, max_layers=None, prune_threshold=None):
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(model_name).resolve():
         raise ValueError(f"output folder {out_dir} is the model folder itself; choose another one.")
-    native = is_native(model_name)  # read once: it decides how the model loads and how the copy is saved
+    form = native_form_of(model_name)  # read once: it decides how the model loads and how the copy is saved
+    native = form is not None
     config = load_svu_config(model_name, native)
     total = config.backbone_config.num_hidden_layers
     if max_layers is not None and not 1 <= max_layers <= total:  # before the weights load
@@ -110,7 +115,7 @@ def export(model_name: str, out_dir, max_layers=None, prune_threshold=None):
     if native:  # the same form out: transformers' own class, no remote code
         from train.native_export import save_native
 
-        save_native(model, out_dir)
+        save_native(model, out_dir, remote_code=form == "native")
     else:
         model.save_pretrained(out_dir)
     note_pruning_in_card(out_dir, report)

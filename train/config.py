@@ -22,7 +22,7 @@ from modeling_svu.tasks import TASK_NAMES, Task, get_task
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "demo_technique.yaml"
 VALIDATION_MODES = ("none", "ours")
 FINETUNE_METHODS = ("two_stage", "lora", "adapter", "frozen")
-EXPORT_FORMS = ("native", "remote_code")
+EXPORT_FORMS = ("native", "native_widget", "remote_code")
 ADAPTER_METHODS = ("ia3", "loha")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
@@ -122,11 +122,13 @@ class TrainConfig:
         metadata={"help": "Train on the backbone's first K transformer layers only (pruned from the start); None = all."},
     )
     log_every_steps: int = field(default=10, metadata={"help": "Tracker loss logging interval in steps."})
-    export: Literal["native", "remote_code"] = field(
+    export: Literal["native", "native_widget", "remote_code"] = field(
         default="native",
         metadata={"help": "Repo form of singer ID / technique models: native = transformers' own "
-                          "*ForSequenceClassification (no trust_remote_code, Hub widgets work); remote_code = SVU's "
-                          "classes (exact batched results). Transcription is always remote code."},
+                          "*ForSequenceClassification (no trust_remote_code) plus an auto_map to SVU's class "
+                          "(AutoModel + trust_remote_code); native_widget = the native class only (the Hub's hosted "
+                          "widget runs it: it runs no custom code); remote_code = SVU's classes only (exact batched "
+                          "results). Transcription and pitch are always remote code."},
     )
     push_to_hub: Optional[str] = field(default=None, metadata={"help": "Hub repo id to upload the final folder to."})
     hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})

@@ -78,7 +78,7 @@ class EndpointHandler:
         if custom:
             self.task = custom[0]
             self.pipeline = pipeline(self.task, model=path, trust_remote_code=True)
-        else:  # a native export has no auto_map: transformers' own class, no remote code
+        else:  # with an auto_map, SVU's class; a widget-ready native export has none: transformers' own class
             self.task = CLASSIFICATION_TASK
             self.pipeline = pipeline(self.task, model=path, trust_remote_code="auto_map" in config)
 

@@ -14,7 +14,7 @@ from model_cards import write_model_card
 from model_cards.card import resolve_widget_urls
 from modeling_svu.backbones import family_of
 from modeling_svu.tasks import get_task
-from train.native_export import native_unsupported_reason, save_native
+from train.native_export import NATIVE_FORMS, native_unsupported_reason, save_native
 from train.peft_variants import merged_model
 
 NUM_WIDGET_EXAMPLES = 2
@@ -54,15 +54,15 @@ def write_widget_examples(repo_dir: Path, test_split, label_names) -> list:
 
 def export_form(cfg, svu_model) -> str:
     """`cfg.export`, except that a model with no native form (transcription, ...) is exported as remote code."""
-    reason = native_unsupported_reason(svu_model) if cfg.export == "native" else None
+    reason = native_unsupported_reason(svu_model) if cfg.export in NATIVE_FORMS else None
     if reason and not get_task(svu_model.config.task).native_unsupported:  # always remote code for the task: no note
-        print(f"export: remote code instead of native ({reason}).")
+        print(f"export: remote code instead of {cfg.export} ({reason}).")
     return "remote_code" if reason else cfg.export
 
 
 def save_model_files(svu_model, repo_dir: Path, form: str):
-    if form == "native":
-        save_native(svu_model, repo_dir)
+    if form in NATIVE_FORMS:
+        save_native(svu_model, repo_dir, remote_code=form == "native")
     else:
         svu_model.save_pretrained(repo_dir)
 

@@ -41,6 +41,8 @@ from modeling_svu.tasks import get_task
 
 # SVUConfig fields kept in the native config's `svu` entry, from which the SVU model is rebuilt.
 SVU_FIELDS = ("task", "chunk_seconds", "class_weights", "normalize_audio", "classifier_dropout", "sampling_rate")
+# Export forms holding transformers' own class: with the auto_map to SVU's class (the default), and without it.
+NATIVE_FORMS = ("native", "native_widget")
 NATIVE_CLASSES = {
     "wav2vec2": Wav2Vec2ForSequenceClassification,
     "wavlm": WavLMForSequenceClassification,
