@@ -35,8 +35,8 @@ def load_model(model: str):
         config = json.load(file)
     if TRANSCRIPTION_TASK in (config.get("custom_pipelines") or {}):
         return "transcription", pipeline(TRANSCRIPTION_TASK, model=model, trust_remote_code=True)
-    # a widget-ready native export (transformers' own class) has no auto_map and needs no remote code
-    return "classification", pipeline("audio-classification", model=model, trust_remote_code="auto_map" in config)
+    # a native export is transformers' own class: no remote code, even when its auto_map also names SVU's class
+    return "classification", pipeline("audio-classification", model=model, trust_remote_code=config.get("model_type") == "svu")
 
 
 def read_audio(path: str) -> np.ndarray:

@@ -213,10 +213,11 @@ def test_non_commercial_backbone_card(tmp_path, backbone, family, bibtex):
     metrics = card["model-index"][0]["results"][0]["metrics"]
     types = [m["type"] for m in metrics]
     assert len(set(types)) == len(types) == 5 and {"f1", "balanced_accuracy", "top_2_accuracy"} <= set(types)
-    assert "custom_code" not in card["tags"]  # native export
+    assert "custom_code" in card["tags"]  # the default native export's auto_map names SVU's class: custom code
 
 
-@pytest.mark.parametrize("task, export_form", [("singer_id", "native"), ("technique", "remote_code"), ("transcription", "native")])
+@pytest.mark.parametrize("task, export_form", [("singer_id", "native"), ("singer_id", "native_widget"),
+                                               ("technique", "remote_code"), ("transcription", "native")])
 def test_every_card_has_bibtex_widget_files_and_handler(tmp_path, task, export_form):
     _, repo = export(tmp_path, task, "tiny-wav2vec2", "wav2vec2", "synthetic", export_form)
     card, text = card_of(repo)
@@ -226,8 +227,11 @@ def test_every_card_has_bibtex_widget_files_and_handler(tmp_path, task, export_f
     assert card["widget"] and all((repo / w["src"]).is_file() for w in card["widget"])
     assert sf.info(str(repo / card["widget"][0]["src"])).samplerate == 16000
     assert (repo / "handler.py").is_file()
-    remote = task == "transcription" or export_form == "remote_code"
+    remote = export_form != "native_widget"  # transcription is always remote code, a default native repo has both
     assert ("custom_code" in card["tags"]) is remote and (repo / "modeling_svu.py").is_file() is remote
+    if task != "transcription":  # the table of forms marks this repo's
+        assert f"| `{export_form}`" in text and text.count("**this repo**") == 1
+        assert next(line for line in text.splitlines() if "**this repo**" in line).startswith(f"| `{export_form}`")
     if task == "transcription":
         assert "widget and Inference API cannot run this model" in text and "svu space --model" in text
         assert json.loads((repo / "config.json").read_text())["auto_map"]["AutoModelForAudioFrameClassification"]

@@ -23,9 +23,9 @@ SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 LABELS = {0: "tenor", 1: "alto", 2: "bass"}
 CODE_FILES = {"modeling_svu.py", "configuration_svu.py", "backbones.py", "layer_sum.py", "note_labels.py", "pitch.py"}
 
-# Runs in the fresh process. The repo is pip-installed (editable) here, so the child refuses to import it:
-# a Hub user has only the files in the saved folder.
-CHILD = r'''
+# The start of a script run in a fresh process. The repo is pip-installed (editable) here, so the child refuses
+# to import it: a Hub user has only the files in the saved folder.
+BLOCK_REPO = r'''
 import importlib.abc, json, sys
 
 class BlockRepo(importlib.abc.MetaPathFinder):
@@ -40,7 +40,8 @@ try:
     report["repo_importable"] = True
 except ModuleNotFoundError:
     report["repo_importable"] = False
-
+'''
+CHILD = BLOCK_REPO + r'''
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoModelForAudioFrameClassification, pipeline

@@ -78,9 +78,9 @@ class EndpointHandler:
         if custom:
             self.task = custom[0]
             self.pipeline = pipeline(self.task, model=path, trust_remote_code=True)
-        else:  # with an auto_map, SVU's class; a widget-ready native export has none: transformers' own class
+        else:  # a native export is transformers' own class: no remote code, even when its auto_map names SVU's class
             self.task = CLASSIFICATION_TASK
-            self.pipeline = pipeline(self.task, model=path, trust_remote_code="auto_map" in config)
+            self.pipeline = pipeline(self.task, model=path, trust_remote_code=config.get("model_type") == "svu")
 
     def __call__(self, data: dict):
         if not isinstance(data, dict) or "inputs" not in data:
