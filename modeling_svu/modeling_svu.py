@@ -157,11 +157,11 @@ class SVUPreTrainedModel(PreTrainedModel):
         `pytorch_model.bin` is never opened), and a config.json whose sizes disagree with the saved weights is
         one ValueError naming the tensors, instead of a load report and a RuntimeError. A native export
         (`native_form`: the backbone family's `*ForSequenceClassification` files) loads as this class too."""
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("SVU models load only safetensors weights; use_safetensors=False is not supported.")
         native_config = native_config_at(pretrained_model_name_or_path, kwargs)
         if native_config is not None:
             return load_native(cls, pretrained_model_name_or_path, native_config, kwargs)
-        if kwargs.get("use_safetensors") is False:
-            raise ValueError("SVU models load only safetensors weights; use_safetensors=False is not supported.")
         kwargs["use_safetensors"] = True
         try:
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)

@@ -13,6 +13,9 @@ Native weight names -> SVU's: `<base_model_prefix>.*` -> `backbone.*`, `layer_we
 import copy
 
 import torch
+from transformers import AutoConfig, PretrainedConfig
+from transformers.modeling_utils import load_state_dict
+from transformers.utils import cached_file
 
 from .backbones import FAMILIES
 from .configuration_svu import SVUConfig
@@ -64,8 +67,6 @@ def svu_state_of_native(state: dict, base_model_prefix: str, location) -> dict:
 
 def native_config_at(location, kwargs: dict):
     """The native config of the export at `location` (`kwargs["config"]` when given), or None for any other model."""
-    from transformers import AutoConfig, PretrainedConfig
-
     config = kwargs.get("config")
     if config is None:
         hub_arguments = _hub_arguments(kwargs)
@@ -82,11 +83,8 @@ def _hub_arguments(kwargs: dict) -> dict:
 
 def load_native(model_class, location, native_config, kwargs: dict):
     """`model_class` (an SVU task class) with the config and weights of the native export at `location`."""
-    from transformers.modeling_utils import load_state_dict
-    from transformers.utils import cached_file
-
     config = svu_config_of_native(native_config)
-    if model_class.task is not None and model_class.task != config.task:
+    if model_class.task != config.task:
         raise ValueError(f"{location} is a {config.task!r} model; {model_class.__name__} is the {model_class.task!r} model.")
     state = load_state_dict(cached_file(location, "model.safetensors", **_hub_arguments(kwargs)))
     model = model_class(config)

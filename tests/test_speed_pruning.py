@@ -133,9 +133,10 @@ print(model.config.num_hidden_layers, len(model.wav2vec2.encoder.layers))
 
 
 def test_native_export_is_pruned_into_a_native_export(tmp_path):
-    """A native export (transformers' own classifier, no remote code) pruned by `svu export` stays native: a fresh
-    process loads it with AutoModelForAudioClassification, with the full model's logits (zero dropped mass), and
-    its `svu` entry keeps the pruning record; pruning it again counts from the original layers."""
+    """A native export (transformers' own classifier) pruned by `svu export` stays native, with its auto_map to SVU's
+    class and the code: a fresh process loads it with AutoModelForAudioClassification, with the full model's logits
+    (zero dropped mass), and its `svu` entry keeps the pruning record; pruning it again counts from the original
+    layers."""
     from train.native_export import save_native
 
     model = model_with_dead_top_layers(SVUForSingerID, layers=4, live=2, id2label={0: "a", 1: "b"})
@@ -145,7 +146,8 @@ def test_native_export_is_pruned_into_a_native_export(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "from 4 to 2 layers" in proc.stdout and "mass 0" in proc.stdout
     saved = json.loads((tmp_path / "pruned" / "config.json").read_text())
-    assert saved["architectures"] == ["Wav2Vec2ForSequenceClassification"] and "auto_map" not in saved
+    assert saved["architectures"] == ["Wav2Vec2ForSequenceClassification"]
+    assert saved["auto_map"]["AutoModel"] == "modeling_svu.SVUForSingerID" and (tmp_path / "pruned" / "modeling_svu.py").is_file()
     assert saved["num_hidden_layers"] == 2 and saved["svu"]["pruning"]["original_layers"] == 4
 
     full_logits, _ = fresh_native_logits(tmp_path / "native", audio, tmp_path / "full_run")
@@ -155,6 +157,17 @@ def test_native_export_is_pruned_into_a_native_export(tmp_path):
     again = svu("export", tmp_path / "pruned", tmp_path / "again", "--max-layers", 1)
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "again" / "config.json").read_text())["svu"]["pruning"]["original_layers"] == 4
+
+
+def test_widget_ready_native_export_is_pruned_without_an_auto_map(tmp_path):
+    from train.native_export import save_native
+
+    model = model_with_dead_top_layers(SVUForSingerID, layers=4, live=2, id2label={0: "a", 1: "b"})
+    save_native(model, tmp_path / "native", remote_code=False)
+    proc = svu("export", tmp_path / "native", tmp_path / "pruned", "--max-layers", 2)
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((tmp_path / "pruned" / "config.json").read_text())
+    assert saved["num_hidden_layers"] == 2 and "auto_map" not in saved and not list((tmp_path / "pruned").glob("*.py"))
 
 
 def fresh_native_logits(repo, audio, work):

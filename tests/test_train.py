@@ -120,11 +120,50 @@ def test_model_card_yaml_and_model_index_match_metrics(technique_demo):
     assert len(reported) == 5
     assert "![Learnt layer weights](layer_weights.png)" in text and (repo / "layer_weights.png").stat().st_size > 1000
     assert "56.1" in text  # the paper's W2V2 macro-F1, for reference
-    # the default export is native: transformers' own class, no remote code files
-    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "handler.py"):
+    # the default export is native (transformers' own class) with an auto_map to SVU's class and its code
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "handler.py", "modeling_svu.py"):
         assert (repo / name).is_file(), name
-    assert not list(repo.glob("*svu*.py"))
-    assert json.loads((repo / "config.json").read_text())["architectures"] == ["Wav2Vec2ForSequenceClassification"]
+    config = json.loads((repo / "config.json").read_text())
+    assert config["architectures"] == ["Wav2Vec2ForSequenceClassification"]
+    assert config["auto_map"]["AutoModel"] == "modeling_svu.SVUForTechniqueClassification"
+
+
+def test_demo_repo_keeps_the_first_promise_in_a_fresh_process(technique_demo, tmp_path):
+    """`AutoModel` + remote code gives the SVU class, the native Auto class and pipeline transformers' class, all
+    with the trained logits (transformers' class in this process is the reference: no SVU loading code in it)."""
+    from test_default_export import CHILD, job, single_clip_inputs
+    from test_remote_code import run_isolated
+    from transformers import AutoModelForAudioClassification
+
+    from modeling_svu import SVUForTechniqueClassification
+    from train.native_export import svu_from_native
+
+    repo = technique_demo[0] / "repo"
+    audio = np.random.default_rng(0).uniform(-0.5, 0.5, 24000).astype(np.float32)
+    np.save(tmp_path / "audio.npy", audio)
+    expected = single_clip_inputs(svu_from_native(repo).eval(), tmp_path / "demo.npz", audio)
+    native = AutoModelForAudioClassification.from_pretrained(repo).eval()
+    with torch.no_grad():
+        reference = native(**{k: torch.from_numpy(v) for k, v in np.load(tmp_path / "demo.npz").items()}).logits.numpy()
+    np.testing.assert_allclose(expected, reference, rtol=0, atol=1e-5)
+    jobs = [job(tmp_path, "demo", "AutoModel", repo, trust_remote_code=True),
+            job(tmp_path, "demo", "AutoModelForAudioClassification", repo), job(tmp_path, "demo", "pipeline", repo)]
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    (tmp_path / "child.py").write_text(CHILD)
+    run_isolated(tmp_path / "child.py", tmp_path / "jobs.json", tmp_path / "report.json", cwd=tmp_path,
+                 hf_home=tmp_path / "hf_home")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["repo_importable"] is False and report["repo_loaded_later"] is False
+    svu_load, native_load, pipeline_load = (report[j["name"]] for j in jobs)
+    assert svu_load["class"].startswith("transformers_modules.")
+    assert svu_load["class"].endswith(f".modeling_svu.{SVUForTechniqueClassification.__name__}")
+    assert native_load["class"] == pipeline_load["class"] == "transformers.models.wav2vec2.modeling_wav2vec2.Wav2Vec2ForSequenceClassification"
+    for j in jobs[:2]:
+        np.testing.assert_allclose(np.load(j["output"]), reference, rtol=0, atol=1e-5, err_msg=j["name"])
+    probabilities = torch.softmax(torch.from_numpy(reference[0]), -1).tolist()
+    labels = native.config.id2label
+    assert {p["label"]: p["score"] for p in pipeline_load["predictions"]} == {
+        labels[i]: pytest.approx(p, abs=1e-5) for i, p in enumerate(probabilities)}
 
 
 def test_push_to_hub_uploads_the_complete_repo(technique_demo, monkeypatch):
