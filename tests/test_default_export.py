@@ -178,3 +178,20 @@ def test_widget_ready_export_has_no_auto_map_and_loads_natively(default_repos):
     ((_, result),) = jobs_of(default_repos, "widget", "AutoModel", True)
     assert result["class"].startswith("transformers.models.") and result["class"].endswith("Model")
     assert "ForSequenceClassification" not in result["class"]
+
+
+@pytest.mark.parametrize("form", ["native", "native_widget"])
+def test_training_continues_from_either_native_form(tmp_path, form):
+    from train.config import TrainConfig
+    from train.native_export import save_native
+    from train.run import build_model
+
+    task = NATIVE_TASKS[-1]
+    model = build(TASK_MODELS[task], "wavlm", seed=3)
+    save_native(model, tmp_path, remote_code=form == "native")
+    meta = {"chunk_seconds": 1.0, "label_names": list(LABELS.values()), "class_weights": [1.0] * len(LABELS)}
+    continued = build_model(TrainConfig(task=task, backbone=str(tmp_path)), meta).eval()
+    assert type(continued) is TASK_MODELS[task]
+    x = torch.from_numpy(sung_tone(330, 0.8, seed=2))[None]
+    with torch.no_grad():
+        torch.testing.assert_close(continued(x).logits, model(x).logits, rtol=0, atol=1e-6)
