@@ -1,4 +1,4 @@
-"""The demo pitch model, trained for real on the synthetic pitch corpus (`data_fixtures.trained_pitch_model`):
+"""The demo pitch model, trained for real on the synthetic pitch corpus (`demo_runs.demo_run`):
 raw pitch accuracy on the synthetic test split >= 0.9 where the untrained model stays far below, and sub-bin
 decoding makes held notes accurate to a few cents."""
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from data_fixtures import trained_pitch_model
+from demo_runs import demo_run
 
 from dataset_scripts.prepare import load_prepared
 from modeling_svu import SVUForPitchEstimation
@@ -20,10 +20,10 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    out = trained_pitch_model(tmp_path_factory)
-    data, meta = load_prepared(out / "data")
-    model = SVUForPitchEstimation.from_pretrained(out / "repo").eval()
-    return out, data, meta, model
+    demo = demo_run("pitch", tmp_path_factory)
+    data, meta = load_prepared(demo.data)
+    model = SVUForPitchEstimation.from_pretrained(demo.repo).eval()
+    return demo.out, data, meta, model
 
 
 

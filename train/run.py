@@ -320,7 +320,7 @@ def validate_and_keep_best(run: Run, state: TrainingState, epoch: int, stage: in
         prefix = "validation_proxy" if proxy else "validation"
         accelerator.print(f"epoch {epoch + 1}: {prefix.replace('_', ' ')} {run.selection_metric} = {score:.4f}"
                           + (f" ({proxy})" if proxy else ""))
-        logs.update({f"{prefix}/{k}": v for k, v in val.items()})
+        logs.update({f"{prefix}/{k}": v for k, v in val.items() if isinstance(v, (int, float))})  # no per-song lists
         entry["validation"] = val
     accelerator.log(logs, step=state.global_step)
     state.history.append(entry)
