@@ -36,7 +36,8 @@ validation/test example counts once whatever the number of processes (`metrics.j
 Outputs (`output_dir`): `checkpoints/checkpoint-<step>/` (complete ones only; `--resume [DIR]`), `logs/`
 (the `report_to` trackers, default tensorboard: losses, metrics, layer weights; `--report_to none`: no logs),
 `best/`, `metrics.json`, and `repo/`: the Hub-ready model (`AutoModel.from_pretrained(repo, trust_remote_code=True)`,
-adapters merged; for lora/adapter also `repo/peft_adapter/`), with a generated model card. `--push_to_hub user/name` uploads `repo/`.
+adapters merged; for lora/adapter also `repo/peft_adapter/`), with a generated model card. `--push_to_hub user/name`
+uploads `repo/`.
 """
 
 import argparse
