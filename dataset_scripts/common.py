@@ -165,7 +165,7 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
         return separator
 
     def vocals(self, entries, source):
-        """``(entry, 16 kHz mono vocals)`` of each entry whose audio is usable, in order, under the ``separation``
+        """``(entry, mono vocals at SAMPLING_RATE)`` of each entry whose audio is usable, in order, under the ``separation``
         option (or the ``separate`` hook when it is ``none``); the others are counted as skipped (report).
         `source(entry)`: ``(path, relative_paths, name)``: its corpus file, the paths a stems folder may mirror,
         its name in the report. The files are decoded on `num_proc` processes; separation (the hook, HT-Demucs
@@ -191,7 +191,7 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
                 yield entry, audio
 
     def decoded(self, entries, path, name, channel=None):
-        """``(entry, 16 kHz mono waveform)`` of each entry whose audio decodes, in order, decoded on `num_proc`
+        """``(entry, mono waveform at SAMPLING_RATE)`` of each entry whose audio decodes, in order, decoded on `num_proc`
         processes; the others are counted as skipped, as `read_audio_or_skip` does. `path(entry)`, `name(entry)`:
         its audio file and its name in the report; `channel`: keep that channel instead of the mean (`load_audio`)."""
         entries = list(entries)
@@ -224,7 +224,7 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
 
 
     def pitch_song(self, waveform: np.ndarray, f0_times, f0_hz, song_id: str, singer: str, **chunking) -> list:
-        """`pitch_examples` of one song (16 kHz wave, its F0 annotation: times in seconds, Hz with 0 = unvoiced;
+        """`pitch_examples` of one song (wave at SAMPLING_RATE, its F0 annotation: times in seconds, Hz with 0 = unvoiced;
         `chunking`: its ``padded`` / ``margin_seconds``); its length is kept for whole-song scoring."""
         self.songs[song_id] = {"seconds": len(waveform) / SAMPLING_RATE}
         return pitch_examples(waveform, f0_times, f0_hz, song_id=song_id, singer=singer, chunk_seconds=self.chunk_seconds,
@@ -249,7 +249,7 @@ def decode_or_error(job):
     """Decode one file; runs in `ordered_map` workers, so warnings and errors come back as values.
 
     ``job``: ``(path, native, channel)``: native -> `separation.load_native`
-    (``(channels, samples)``, rate) at the file's own rate, for HT-Demucs; else `load_audio` (16 kHz mono: the
+    (``(channels, samples)``, rate) at the file's own rate, for HT-Demucs; else `load_audio` (mono at SAMPLING_RATE: the
     channel mean, or only ``channel``). Returns ``(audio, None, warnings)`` or
     ``(None, the one-line error, [])``; `warnings`: ``(category, message)`` of those raised while decoding (a
     truncated file), re-raised by `accept_decoded` in the main process. ``job`` None (no file) -> None.

@@ -6,8 +6,8 @@
   ``mp3s-32k/<artist>/<album>/<track>.mp3``, or to the corpus folder), as ``.wav``, ``.flac`` or ``.mp3``. A
   corpus file without its stem is skipped and counted in the report;
 * ``htdemucs``: HT-Demucs (Rouard et al., 2023; the paper's choice) from the ``demucs`` package, run on the
-  original-rate audio (brought to HT-Demucs's own 44.1 kHz stereo, never through 16 kHz first); the vocals are
-  then resampled to 16 kHz. ``demucs`` (>= 4.1, torchaudio-free) is optional: ``pip install "svu[separation]"``;
+  original-rate audio (brought to HT-Demucs's own 44.1 kHz stereo, never through a lower rate first); the vocals
+  are then resampled to the stored rate (`audio.SAMPLING_RATE`, 24 kHz). ``demucs`` (>= 4.1, torchaudio-free) is optional: ``pip install "svu[separation]"``;
   its weights (``htdemucs``, ~80 MB) are downloaded once (Hugging Face Hub, else Meta's server into the torch
   hub cache). Either missing: one line saying what to install or download.
 """
@@ -85,7 +85,7 @@ def load_native(path) -> tuple:
 
 
 class HTDemucsSeparator:
-    """HT-Demucs vocals of a (channels, samples) mixture at any rate -> 16 kHz mono. Loaded on first use."""
+    """HT-Demucs vocals of a (channels, samples) mixture at any rate -> mono at SAMPLING_RATE. Loaded on first use."""
 
     def __init__(self, name: str = HTDEMUCS, device: Optional[str] = None):
         self.name, self.device, self._model = name, device, None
@@ -134,7 +134,7 @@ class HTDemucsSeparator:
 
 def decode_job(separation: Separation, path, relative_paths):
     """What to decode for corpus file `path` under `separation` (a `common.decode_or_error` job): ``(file,
-    native, None)``: its stem or the file itself at 16 kHz (the channel mean), or the file at its own rate for
+    native, None)``: its stem or the file itself at SAMPLING_RATE (the channel mean), or the file at its own rate for
     HT-Demucs (separated before any resampling); None when its stem is missing. `relative_paths`: the file's paths
     that a stems folder may mirror."""
     if separation.kind == "stems":
