@@ -134,8 +134,9 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
 
     DEFAULT_WRITER_BATCH_SIZE = 64
 
-    def __init__(self, *args, separate=None, num_proc=1, **kwargs):
+    def __init__(self, *args, separate=None, num_proc=1, separation_seed=0, **kwargs):
         super().__init__(*args, **kwargs)
+        self.separation_seed = separation_seed  # HT-Demucs' random shifts (`separation.HTDemucsSeparator`)
         self.report = PrepareReport()
         self.separate = separate or identity_separation
         self.num_proc = num_proc  # processes decoding files (`parallel.ordered_map`); the rows do not depend on it
@@ -160,7 +161,7 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
         """HT-Demucs, loaded now so a missing package or missing weights stop the preparation in one line."""
         from .separation import HTDemucsSeparator
 
-        separator = HTDemucsSeparator()
+        separator = HTDemucsSeparator(seed=self.separation_seed)
         separator.load()
         return separator
 
@@ -184,7 +185,7 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
             if audio is None:
                 continue
             if separator is not None:
-                yield entry, separator(*audio)
+                yield entry, separator(*audio, name=name)
             elif self.separation.kind == "none":
                 yield entry, self.separate(audio, SAMPLING_RATE)
             else:

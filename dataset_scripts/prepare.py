@@ -188,6 +188,7 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
 
     builder_kwargs = {k: options.pop(k) for k in ("separate",) if k in options}
     builder_kwargs["num_proc"] = num_proc
+    builder_kwargs["separation_seed"] = seed
     config_kwargs = dict(options)
     if corpus == "synthetic":  # real corpora have fixed, documented splits: the seed changes nothing there
         config_kwargs["seed"] = seed

@@ -186,3 +186,28 @@ def test_htdemucs_runs_on_the_original_rate_audio_before_resampling(tmp_path, mo
     expected = resample(vocals, 44100, STORED)
     assert len(chunk) == 5 * STORED and meta["songs"]["5"]["seconds"] == 5.0
     assert np.corrcoef(chunk[: len(expected)], expected[: len(chunk)])[0, 1] > 0.99
+
+
+def test_htdemucs_preparations_with_one_seed_are_byte_identical(tmp_path, monkeypatch):
+    """HT-Demucs shifts the audio at random (demucs' small test model here): two preparations with one --seed
+    store the same bytes; another seed draws other shifts, so other bytes."""
+    import datasets
+    import demucs.pretrained
+
+    test_model = demucs.pretrained.get_model("demucs_unittest")
+    monkeypatch.setattr(demucs.pretrained, "get_model", lambda name: test_model)
+    root = separation_corpus(tmp_path / "mir")
+
+    def stored_bytes(out, seed):
+        dataset = prepare("mir_st500", out, data_dir=root, source="mixture", separation="htdemucs", seed=seed)
+        undecoded = {split: dataset[split].cast_column("audio", datasets.Audio(decode=False)) for split in dataset}
+        return [cell["bytes"] for split in sorted(undecoded) for cell in undecoded[split]["audio"]]
+
+    first = stored_bytes(tmp_path / "a", seed=3)
+    assert first == stored_bytes(tmp_path / "b", seed=3) and len(first) == 2
+    assert stored_bytes(tmp_path / "c", seed=4) != first
+    _, meta = load_prepared(tmp_path / "a")
+    assert meta["options"]["seed"] == 3 and meta["separation"] == "htdemucs"
+    from dataset_scripts.hub import dataset_card
+
+    assert "Vocal separation: htdemucs (random shifts seeded from seed 3)" in str(dataset_card(meta, {"train": 1, "test": 1}))
