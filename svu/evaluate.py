@@ -41,11 +41,12 @@ def repo_eval_batch_size(name: str):
 
 def load_split(data_dir: str, split: str, task: str, model_config):
     """(dataset split, meta) of a prepared folder, checked against the model: one line (SystemExit) if unusable."""
-    from dataset_scripts.prepare import load_prepared
+    from dataset_scripts.prepare import check_stored_rate, load_prepared
     from modeling_svu.tasks import get_task
 
     try:
         data, meta = load_prepared(data_dir)
+        check_stored_rate(meta, model_config.sampling_rate, data_dir)
     except (ValueError, OSError) as error:
         raise SystemExit(f"svu evaluate: --data {data_dir}: {str(error).splitlines()[0]}") from None
     if split not in data or len(data[split]) == 0:

@@ -89,15 +89,18 @@ def chunk_targets(example, num_frames: int = 249, frame_seconds: float = 0.02) -
     return notes_to_frame_targets(notes, num_frames, frame_seconds)
 
 
-def whole_songs(split):
-    """(song_id, waveform, notes) per song, glued back from its consecutive 5 s chunks; a note cut at a chunk
-    edge (offset at the edge, the next chunk's note starting at 0 with the same pitch) is one note again."""
+def whole_songs(split, sampling_rate: int = SR):
+    """(song_id, waveform at `sampling_rate`, notes) per song, glued back from its consecutive 5 s chunks; a note cut
+    at a chunk edge (offset at the edge, the next chunk's note starting at 0 with the same pitch) is one note again."""
+    from dataset_scripts.audio import resample
+
     songs = {}
     for example in split.with_format("numpy"):
         songs.setdefault(str(example["song_id"]), []).append(example)
     for song_id, chunks in sorted(songs.items()):
         chunks.sort(key=lambda c: float(c["chunk_start"]))
         wave = np.concatenate([np.asarray(c["audio"]["array"], dtype=np.float32) for c in chunks])
+        wave = resample(wave, int(chunks[0]["audio"]["sampling_rate"]), sampling_rate)
         notes = []
         for chunk in chunks:
             start = float(chunk["chunk_start"])

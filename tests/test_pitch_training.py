@@ -9,6 +9,7 @@ import pytest
 import torch
 from demo_runs import demo_run
 
+from dataset_scripts.audio import resample
 from dataset_scripts.prepare import load_prepared
 from modeling_svu import SVUForPitchEstimation
 from modeling_svu.long_audio import pitch_array
@@ -60,6 +61,7 @@ def test_held_notes_within_a_few_cents_through_long_audio(run):
     for song in sorted(set(data["test"]["song_id"])):
         chunks = sorted((row for row in data["test"] if row["song_id"] == song), key=lambda row: row["chunk_start"])
         wave = np.concatenate([np.asarray(row["audio"]["array"], dtype=np.float32) for row in chunks])
+        wave = resample(wave, chunks[0]["audio"]["sampling_rate"], model.config.sampling_rate)
         times = np.concatenate([np.asarray(row["f0_times"]) + row["chunk_start"] for row in chunks])
         f0 = np.concatenate([np.asarray(row["f0_hz"]) for row in chunks])
         decoded = pitch_array(model, wave, progress=False)
