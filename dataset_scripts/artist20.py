@@ -22,9 +22,9 @@ which keeps its validation album).
 
 Preprocessing (paper): vocal separation (option ``separation``: ``htdemucs`` as the paper, on the
 original-rate mp3 before resampling, or ``stems:<dir>``, see ``separation.py``; or the builder's
-``separate(waveform, sr)`` hook; default none, flagged in the report), decode + resample to 16 kHz
+``separate(waveform, sr)`` hook; default none, flagged in the report), decode + resample to 24 kHz
 mono, 5 s chunks (last partial chunk zero-padded if >= 2.5 s), keep a chunk only if its mean
-512-sample-frame RMS > 0.01.
+32 ms frame RMS (512 samples at 16 kHz) > 0.01.
 """
 
 import json

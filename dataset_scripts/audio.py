@@ -2,9 +2,11 @@
 
 Decoding and resampling are `modeling_svu.audio_io`'s (the one path every entry point uses).
 
-All functions work on float32 mono waveforms at ``SAMPLING_RATE`` (16 kHz), the rate prepared datasets
-are stored at; a model at another rate (MERT-v1: 24 kHz) gets its audio resampled when batches are collated
-(`train.data.to_model_rate`). Policies (ours where the paper is silent):
+All functions work on float32 mono waveforms at ``SAMPLING_RATE``, the rate prepared datasets are stored at: the
+highest input rate of any supported backbone (24 kHz, MERT-v1), so no backbone hears audio band-limited below its
+own Nyquist frequency; a model at a lower rate (16 kHz: wav2vec2, WavLM, MERT-v0, music2vec) gets its audio
+resampled when batches are collated (`train.data.to_model_rate`). The cost: 1.5x the storage of 16 kHz audio.
+Policies (ours where the paper is silent):
 
 * **Chunking** (`chunk_waveform`): consecutive, non-overlapping chunks from sample 0. The last,
   partial chunk is kept, zero-padded to full length, only if it holds at least half a chunk
@@ -13,9 +15,9 @@ are stored at; a model at another rate (MERT-v1: 24 kHz) gets its audio resample
   an 8 s file gives 2 chunks of 5 s (the 3 s rest is padded). A file shorter than half a chunk
   gives no chunk (and is reported as such by the builders).
 * **RMS filter** (`passes_rms_filter`, the paper's Artist20 rule): mean over non-overlapping
-  512-sample frames (frame = hop = 512; a trailing partial frame is ignored) of the frame RMS
-  must be > 0.01.
-* **Silence trimming** (`trim_silence`, VocalSet): leading and trailing 512-sample frames whose
+  32 ms frames (the paper's 512 samples at 16 kHz; frame = hop; a trailing partial frame is ignored) of the
+  frame RMS must be > 0.01.
+* **Silence trimming** (`trim_silence`, VocalSet): leading and trailing 32 ms frames whose
   RMS is more than ``top_db`` (40 dB) below the loudest frame are cut; inner silences stay.
 * **Vocal separation** (`Separator`): any callable ``separate(waveform, sr) -> waveform``
   (e.g. a wrapper around HT-Demucs) applied before chunking; the default `identity_separation`
@@ -30,9 +32,10 @@ import soundfile as sf
 
 from modeling_svu import audio_io
 from modeling_svu.audio_io import TruncatedAudioWarning, decoder_message  # noqa: F401 (re-exported)
+from modeling_svu.checkpoints import PUBLISHED
 
-SAMPLING_RATE = 16000
-RMS_FRAME = 512
+SAMPLING_RATE = max(checkpoint.sampling_rate for checkpoint in PUBLISHED.values())
+RMS_FRAME = SAMPLING_RATE * 512 // 16000  # the paper's 512 samples at 16 kHz: 32 ms
 RMS_THRESHOLD = 0.01
 
 Separator = Callable[[np.ndarray, int], np.ndarray]

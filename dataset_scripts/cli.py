@@ -99,7 +99,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("corpus", choices=CORPORA)
     parser.add_argument("--data-dir", help="root of the downloaded corpus (not needed for synthetic)")
     parser.add_argument("--output", required=True, help="folder to write (DatasetDict.save_to_disk + svu_meta.json)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="draws the synthetic corpus and HT-Demucs' random shifts (--separation htdemucs)")
     parser.add_argument("--task", help=f"synthetic: {' | '.join(SYNTHETIC_TASKS)}")
     parser.add_argument("--split", help="artist20: paper (4/1/1, default) | official (3/1/2); vocadito: test (default: "
                         "all test data) | singers; mir1k: singers (default) | test")

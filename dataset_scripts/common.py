@@ -134,8 +134,9 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
 
     DEFAULT_WRITER_BATCH_SIZE = 64
 
-    def __init__(self, *args, separate=None, num_proc=1, **kwargs):
+    def __init__(self, *args, separate=None, num_proc=1, separation_seed=0, **kwargs):
         super().__init__(*args, **kwargs)
+        self.separation_seed = separation_seed  # HT-Demucs' random shifts (`separation.HTDemucsSeparator`)
         self.report = PrepareReport()
         self.separate = separate or identity_separation
         self.num_proc = num_proc  # processes decoding files (`parallel.ordered_map`); the rows do not depend on it
@@ -160,12 +161,12 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
         """HT-Demucs, loaded now so a missing package or missing weights stop the preparation in one line."""
         from .separation import HTDemucsSeparator
 
-        separator = HTDemucsSeparator()
+        separator = HTDemucsSeparator(seed=self.separation_seed)
         separator.load()
         return separator
 
     def vocals(self, entries, source):
-        """``(entry, 16 kHz mono vocals)`` of each entry whose audio is usable, in order, under the ``separation``
+        """``(entry, mono vocals at SAMPLING_RATE)`` of each entry whose audio is usable, in order, under the ``separation``
         option (or the ``separate`` hook when it is ``none``); the others are counted as skipped (report).
         `source(entry)`: ``(path, relative_paths, name)``: its corpus file, the paths a stems folder may mirror,
         its name in the report. The files are decoded on `num_proc` processes; separation (the hook, HT-Demucs
@@ -184,14 +185,14 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
             if audio is None:
                 continue
             if separator is not None:
-                yield entry, separator(*audio)
+                yield entry, separator(*audio, name=name)
             elif self.separation.kind == "none":
                 yield entry, self.separate(audio, SAMPLING_RATE)
             else:
                 yield entry, audio
 
     def decoded(self, entries, path, name, channel=None):
-        """``(entry, 16 kHz mono waveform)`` of each entry whose audio decodes, in order, decoded on `num_proc`
+        """``(entry, mono waveform at SAMPLING_RATE)`` of each entry whose audio decodes, in order, decoded on `num_proc`
         processes; the others are counted as skipped, as `read_audio_or_skip` does. `path(entry)`, `name(entry)`:
         its audio file and its name in the report; `channel`: keep that channel instead of the mean (`load_audio`)."""
         entries = list(entries)
@@ -224,7 +225,7 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
 
 
     def pitch_song(self, waveform: np.ndarray, f0_times, f0_hz, song_id: str, singer: str, **chunking) -> list:
-        """`pitch_examples` of one song (16 kHz wave, its F0 annotation: times in seconds, Hz with 0 = unvoiced;
+        """`pitch_examples` of one song (wave at SAMPLING_RATE, its F0 annotation: times in seconds, Hz with 0 = unvoiced;
         `chunking`: its ``padded`` / ``margin_seconds``); its length is kept for whole-song scoring."""
         self.songs[song_id] = {"seconds": len(waveform) / SAMPLING_RATE}
         return pitch_examples(waveform, f0_times, f0_hz, song_id=song_id, singer=singer, chunk_seconds=self.chunk_seconds,
@@ -249,7 +250,7 @@ def decode_or_error(job):
     """Decode one file; runs in `ordered_map` workers, so warnings and errors come back as values.
 
     ``job``: ``(path, native, channel)``: native -> `separation.load_native`
-    (``(channels, samples)``, rate) at the file's own rate, for HT-Demucs; else `load_audio` (16 kHz mono: the
+    (``(channels, samples)``, rate) at the file's own rate, for HT-Demucs; else `load_audio` (mono at SAMPLING_RATE: the
     channel mean, or only ``channel``). Returns ``(audio, None, warnings)`` or
     ``(None, the one-line error, [])``; `warnings`: ``(category, message)`` of those raised while decoding (a
     truncated file), re-raised by `accept_decoded` in the main process. ``job`` None (no file) -> None.

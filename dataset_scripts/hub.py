@@ -21,19 +21,26 @@ from model_cards.card import separation_used
 from model_cards.citations import CORPORA, PAPER
 from modeling_svu.tasks import get_task
 
-from .prepare import META_FILE, load_prepared
+from .audio import SAMPLING_RATE
+from .prepare import META_FILE, load_prepared, stored_rate
+from .separation import HTDEMUCS
 
 CARD_FILE = "README.md"
 PREPROCESSING = {
-    "vocalset": "resampled 44.1 -> 16 kHz mono, leading/trailing silence trimmed, cut into {chunk:g} s chunks",
-    "artist20": "decoded to 16 kHz mono, cut into {chunk:g} s chunks, a chunk kept when its mean frame RMS > 0.01",
-    "mir_st500": "16 kHz mono, {chunk:g} s chunks, notes cut at chunk edges, frame targets on the 20 ms grid",
-    "synthetic": "generated at 16 kHz, {chunk:g} s chunks",
-    "vocadito": "decoded 44.1 -> 16 kHz mono, {chunk:g} s chunks (a shorter rest joins the last), F0 frames of each "
+    "vocalset": "resampled 44.1 -> 24 kHz mono, leading/trailing silence trimmed, cut into {chunk:g} s chunks",
+    "artist20": "decoded to 24 kHz mono, cut into {chunk:g} s chunks, a chunk kept when its mean frame RMS > 0.01",
+    "mir_st500": "24 kHz mono, {chunk:g} s chunks, notes cut at chunk edges (frame targets made for each model when "
+                 "batches are built)",
+    "synthetic": "synthesised at 16 kHz (harmonics up to 6 kHz), stored at 24 kHz, {chunk:g} s chunks",
+    "vocadito": "decoded 44.1 -> 24 kHz mono, {chunk:g} s chunks (a shorter rest joins the last), F0 frames of each "
                 "chunk in Hz with times from its start (256-sample hop at 44.1 kHz)",
-    "mir1k": "the right (voice) channel of the stereo 16 kHz clips (or both averaged: source=mixture), {chunk:g} s "
-             "chunks (a shorter rest joins the last), the .pv semitone labels converted to Hz at 20 ms + 20 ms x i",
+    "mir1k": "the right (voice) channel of the stereo 16 kHz clips (or both averaged: source=mixture; nothing above "
+             "8 kHz), {chunk:g} s chunks (a shorter rest joins the last), the .pv semitone labels converted to Hz at "
+             "20 ms + 20 ms x i",
 }
+
+STORED_RATE_REASON = ("the highest input rate of the supported backbones (MERT-v1), so none hears a narrower band than "
+                      "its own; 16 kHz models get it resampled when batches are built (1.5x the storage of 16 kHz)")
 
 LABELS_WITHOUT_CLASSES = {  # what a prepared dataset of a task without classes holds as labels
     "transcription": "frame targets (onset, silence, octave, pitch class)",
@@ -46,6 +53,13 @@ def size_category(num_rows: int) -> str:
         if num_rows < limit:
             return name
     return "n>1M"
+
+
+def stored_audio(meta: dict) -> str:
+    """What the card says of the stored audio: its rate, and why that rate."""
+    rate = stored_rate(meta)
+    why = STORED_RATE_REASON if rate >= SAMPLING_RATE else "prepared by an older SVU; models at a higher rate refuse it"
+    return f"Audio stored as {rate} Hz 16-bit PCM mono: {why}"
 
 
 def dataset_card(meta: dict, split_sizes: dict) -> DatasetCard:
@@ -90,7 +104,8 @@ Split: {meta.get('split') or options.get('split') or 'the corpus default of SVU 
 ## Preprocessing
 
 - {PREPROCESSING.get(corpus, '{chunk:g} s chunks').format(chunk=chunk)}.
-- Vocal separation: {separation}.
+- {stored_audio(meta)}.
+- Vocal separation: {separation}{f" (random shifts seeded from seed {options.get('seed')})" if separation == HTDEMUCS else ""}.
 - Source files: {report.get('files_found', '-')} found, {report.get('files_used', '-')} used, {skipped} skipped
   (reasons in `svu_meta.json`).
 - Labels: {', '.join(meta.get('label_names') or []) or LABELS_WITHOUT_CLASSES.get(task, spec.outputs)}.

@@ -4,16 +4,19 @@ The output folder is a ``DatasetDict.save_to_disk`` folder (splits train/validat
 ``svu_meta.json``::
 
     {"corpus", "task", "label_names", "class_weights" (1/n_c^0.2 from train; classification only),
-     "chunk_seconds", "label_scheme" (transcription: how frame targets are made, see below),
+     "sampling_rate" (Hz of the stored audio: `audio.SAMPLING_RATE`), "chunk_seconds",
+     "label_scheme" (transcription: how frame targets are made, see below),
      "fingerprint", "report" (files found/used/skipped with reasons, chunks per split and class,
-     hours per split, singers/albums/songs per split under "groups"), "options",
+     hours per split, singers/albums/songs per split under "groups"), "options" (with "seed": it draws the
+     synthetic corpus and seeds HT-Demucs's random shifts),
      "validation" ("ours" | "none"), "separation" ("none" | "stems:<dir>" | "htdemucs" | the hook),
      "songs" (transcription: {song_id: {"seconds", "notes": complete [[onset, offset, pitch], ...]}})}
 
 Transcription datasets store no frame targets: ``label_scheme`` says they are computed at collate time
 from ``notes_unclipped`` for the model (its sampling rate, hop, octaves, lowest MIDI note). Folders from
 earlier versions hold ``frame_targets`` frozen for 16 kHz, hop 320 (50 Hz), 4 octaves from MIDI 36; training
-checks that scheme against the model (`train.data.check_label_scheme`).
+checks that scheme against the model (`train.data.check_label_scheme`). Folders that record no ``sampling_rate``
+store 16 kHz audio: a model at a higher rate is refused (`check_stored_rate`).
 
 Re-running with the same corpus, data files (relative path, size, mtime), seed and options finds
 the same fingerprint and loads the saved folder instead of rebuilding (``force=True`` rebuilds).
@@ -36,11 +39,14 @@ import datasets
 from modeling_svu.audio_io import DECODE_PATH
 from modeling_svu.tasks import get_task
 
+from .audio import SAMPLING_RATE
 from .common import LABEL_SCHEME_FROM_NOTES, SPLITS, check_no_leakage, class_weights, write_json
 from .parallel import resolve_num_proc
 
 META_FILE = "svu_meta.json"
-SCHEMA_VERSION = 2  # 2: transcription keeps every tail and records "songs"
+SCHEMA_VERSION = 3  # 2: transcription keeps every tail and records "songs"; 3: audio at SAMPLING_RATE, recorded
+# the rate of folders prepared before the stored rate was recorded
+LEGACY_SAMPLING_RATE = 16000
 SEPARATED_CORPORA = ("artist20", "mir_st500")  # corpora of mixtures: the `separation` option applies
 
 
@@ -182,6 +188,7 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
 
     builder_kwargs = {k: options.pop(k) for k in ("separate",) if k in options}
     builder_kwargs["num_proc"] = num_proc
+    builder_kwargs["separation_seed"] = seed
     config_kwargs = dict(options)
     if corpus == "synthetic":  # real corpora have fixed, documented splits: the seed changes nothing there
         config_kwargs["seed"] = seed
@@ -204,6 +211,7 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
             "corpus": corpus,
             "task": task,
             "label_names": label_names,
+            "sampling_rate": SAMPLING_RATE,
             "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if get_task(task).classes else None,
             "chunk_seconds": builder.chunk_seconds,
             # frame targets are computed from the stored notes for each model
@@ -232,3 +240,19 @@ def load_prepared(path) -> tuple:
     if not (path / META_FILE).is_file():
         raise ValueError(f"{path} is not a prepared SVU dataset (no {META_FILE}); run `svu data prepare` first")
     return datasets.load_from_disk(str(path)), json.loads((path / META_FILE).read_text())
+
+
+def stored_rate(meta: dict) -> int:
+    """The sampling rate in Hz of a prepared folder's audio (16 kHz for folders that do not record it)."""
+    return int(meta.get("sampling_rate", LEGACY_SAMPLING_RATE))
+
+
+def check_stored_rate(meta: dict, model_rate: int, where) -> None:
+    """ValueError (one line) when the model hears a wider band than the prepared folder stores."""
+    rate = stored_rate(meta)
+    if model_rate > rate:
+        raise ValueError(
+            f"Prepared dataset {where} stores audio at {rate} Hz, the model needs {model_rate} Hz (its audio would "
+            f"be band-limited to {rate // 2} Hz): prepare it again (svu data prepare ... --force) to store "
+            f"{SAMPLING_RATE} Hz."
+        )

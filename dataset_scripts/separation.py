@@ -6,14 +6,18 @@
   ``mp3s-32k/<artist>/<album>/<track>.mp3``, or to the corpus folder), as ``.wav``, ``.flac`` or ``.mp3``. A
   corpus file without its stem is skipped and counted in the report;
 * ``htdemucs``: HT-Demucs (Rouard et al., 2023; the paper's choice) from the ``demucs`` package, run on the
-  original-rate audio (brought to HT-Demucs's own 44.1 kHz stereo, never through 16 kHz first); the vocals are
-  then resampled to 16 kHz. ``demucs`` (>= 4.1, torchaudio-free) is optional: ``pip install "svu[separation]"``;
+  original-rate audio (brought to HT-Demucs's own 44.1 kHz stereo, never through a lower rate first); the vocals
+  are then resampled to the stored rate (`audio.SAMPLING_RATE`, 24 kHz). ``demucs`` (>= 4.1, torchaudio-free) is optional: ``pip install "svu[separation]"``;
   its weights (``htdemucs``, ~80 MB) are downloaded once (Hugging Face Hub, else Meta's server into the torch
-  hub cache). Either missing: one line saying what to install or download.
+  hub cache). Either missing: one line saying what to install or download. HT-Demucs shifts the audio by a random
+  amount (``shifts``); the shifts of each file are drawn from (``--seed``, the file's name), so two preparations
+  are byte-identical whatever the order or the number of processes.
 """
 
 import contextlib
+import hashlib
 import io
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -85,10 +89,10 @@ def load_native(path) -> tuple:
 
 
 class HTDemucsSeparator:
-    """HT-Demucs vocals of a (channels, samples) mixture at any rate -> 16 kHz mono. Loaded on first use."""
+    """HT-Demucs vocals of a (channels, samples) mixture at any rate -> mono at SAMPLING_RATE. Loaded on first use."""
 
-    def __init__(self, name: str = HTDEMUCS, device: Optional[str] = None):
-        self.name, self.device, self._model = name, device, None
+    def __init__(self, name: str = HTDEMUCS, device: Optional[str] = None, seed: int = 0, shifts: int = 1):
+        self.name, self.device, self.seed, self.shifts, self._model = name, device, seed, shifts, None
 
     def load(self):
         """The HT-Demucs model; ValueError (one line) when the package or the weights are unavailable."""
@@ -111,7 +115,8 @@ class HTDemucsSeparator:
             self._model = model.eval()
         return self._model
 
-    def __call__(self, wave: np.ndarray, sampling_rate: int) -> np.ndarray:
+    def __call__(self, wave: np.ndarray, sampling_rate: int, name: str = "") -> np.ndarray:
+        """The vocals of `wave`; the random shifts are drawn from (seed, `name`), the file's name in the corpus."""
         import torch
         from demucs.apply import apply_model
 
@@ -126,15 +131,37 @@ class HTDemucsSeparator:
         reference = mix.mean(0)
         mean, std = reference.mean(), reference.std() + 1e-8  # demucs.separate normalises the same way
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        with torch.inference_mode():
-            sources = apply_model(model, ((mix - mean) / std)[None], device=device, split=True, overlap=0.25, progress=False)[0]
+        with torch.inference_mode(), seeded(file_seed(self.seed, name)):
+            sources = apply_model(model, ((mix - mean) / std)[None], device=device, shifts=self.shifts, split=True,
+                                  overlap=0.25, progress=False)[0]
         vocals = (sources[model.sources.index("vocals")] * std + mean).mean(0).cpu().numpy()
         return resample(vocals, model.samplerate, SAMPLING_RATE)
 
 
+def file_seed(seed: int, name: str) -> int:
+    """A seed of its own for each file: the same for (seed, name) in any order or process."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little")
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Python's and torch's global random generators seeded with `seed` inside, restored after (demucs'
+    `apply_model` draws its shifts from `random` and takes no generator)."""
+    import torch
+
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        random.setstate(state)
+
+
 def decode_job(separation: Separation, path, relative_paths):
     """What to decode for corpus file `path` under `separation` (a `common.decode_or_error` job): ``(file,
-    native, None)``: its stem or the file itself at 16 kHz (the channel mean), or the file at its own rate for
+    native, None)``: its stem or the file itself at SAMPLING_RATE (the channel mean), or the file at its own rate for
     HT-Demucs (separated before any resampling); None when its stem is missing. `relative_paths`: the file's paths
     that a stems folder may mirror."""
     if separation.kind == "stems":

@@ -46,6 +46,7 @@ Other code renders its own notes with known F0 through `sing(notes, seconds, ...
 e.g. 60.25 = C4 + 25 cents): ``SungAudio(wave, f0_times, f0_hz)``.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -59,7 +60,7 @@ import numpy.random  # noqa: F401
 
 from modeling_svu.tasks import get_task
 
-from .audio import SAMPLING_RATE
+from .audio import SAMPLING_RATE as STORED_RATE, resample
 from .parallel import ordered_map
 from .common import (
     CorpusBuilder,
@@ -82,6 +83,9 @@ FORMANT_BANDWIDTHS = np.array([90.0, 110.0, 160.0])
 FORMANT_GAINS = np.array([1.0, 0.6, 0.3])
 CONTROL_HOP = 64  # samples between updates of the harmonic gains
 MAX_HARMONIC_HZ = 6000.0
+# The voices hold nothing above MAX_HARMONIC_HZ but breath noise, so they are synthesised at 16 kHz; the builder
+# resamples each clip to the rate prepared datasets are stored at (`audio.SAMPLING_RATE`).
+SYNTHESIS_RATE = 16000
 
 
 def midi_to_hz(midi):
@@ -118,9 +122,9 @@ def make_singers(num_singers: int, seed: int = 0) -> list:
 
 def smooth_noise(rng, num_samples: int, rate_hz: float) -> np.ndarray:
     """Zero-mean unit-ish random signal with changes at about ``rate_hz`` (linear interpolation)."""
-    num_points = int(num_samples * rate_hz / SAMPLING_RATE) + 2
+    num_points = int(num_samples * rate_hz / SYNTHESIS_RATE) + 2
     points = rng.standard_normal(num_points)
-    return np.interp(np.arange(num_samples) * rate_hz / SAMPLING_RATE, np.arange(num_points), points)
+    return np.interp(np.arange(num_samples) * rate_hz / SYNTHESIS_RATE, np.arange(num_points), points)
 
 
 def formant_envelope(freqs: np.ndarray, formants: np.ndarray) -> np.ndarray:
@@ -134,7 +138,7 @@ def synthesize(f0, amplitude, formants, tilt, breath, rng, jitter=0.003, shimmer
     """Per-sample f0 (Hz), amplitude and formants (N, 3) -> float32 waveform peaking at 0.5."""
     num_samples = len(f0)
     f0 = f0 * (1.0 + jitter * smooth_noise(rng, num_samples, 40.0))
-    phase = 2.0 * np.pi * np.cumsum(f0) / SAMPLING_RATE
+    phase = 2.0 * np.pi * np.cumsum(f0) / SYNTHESIS_RATE
     control = slice(None, None, CONTROL_HOP)
     f0_control, formants_control = f0[control], formants[control]
     wave = np.zeros(num_samples, dtype=np.float32)
@@ -147,7 +151,7 @@ def synthesize(f0, amplitude, formants, tilt, breath, rng, jitter=0.003, shimmer
     wave *= 1.0 + shimmer * smooth_noise(rng, num_samples, 60.0)
     wave /= np.abs(wave).max() + 1e-9
     noise_spectrum = np.fft.rfft(rng.standard_normal(num_samples))
-    bins = np.fft.rfftfreq(num_samples, 1.0 / SAMPLING_RATE)
+    bins = np.fft.rfftfreq(num_samples, 1.0 / SYNTHESIS_RATE)
     # aspiration noise: formant-coloured plus a flat floor from 1.5 kHz up (breathy voices are bright)
     shape = formant_envelope(bins, formants.mean(axis=0)) + 0.3 * (bins > 1500.0)
     noise = np.fft.irfft(noise_spectrum * shape, num_samples)
@@ -157,7 +161,7 @@ def synthesize(f0, amplitude, formants, tilt, breath, rng, jitter=0.003, shimmer
 
 
 def note_envelope(num_samples: int, attack: float = 0.015, release: float = 0.03) -> np.ndarray:
-    attack_n, release_n = int(attack * SAMPLING_RATE), int(release * SAMPLING_RATE)
+    attack_n, release_n = int(attack * SYNTHESIS_RATE), int(release * SYNTHESIS_RATE)
     envelope = np.ones(num_samples)
     envelope[:attack_n] = np.linspace(0.0, 1.0, attack_n)[: num_samples]
     envelope[num_samples - min(release_n, num_samples) :] *= np.linspace(1.0, 0.0, min(release_n, num_samples))
@@ -169,13 +173,13 @@ def render_notes(notes, num_samples: int, vibrato_cents, vibrato_hz, rng) -> tup
     f0 = np.full(num_samples, np.nan)
     amplitude = np.zeros(num_samples)
     for onset, offset, pitch in notes:
-        start, end = int(round(onset * SAMPLING_RATE)), min(int(round(offset * SAMPLING_RATE)), num_samples)
+        start, end = int(round(onset * SYNTHESIS_RATE)), min(int(round(offset * SYNTHESIS_RATE)), num_samples)
         f0[start:end] = midi_to_hz(pitch)
         amplitude[start:end] = note_envelope(end - start) * rng.uniform(0.7, 1.0)
     # the source keeps running through the gaps (silent there) so the phase stays continuous
     voiced = ~np.isnan(f0)
     f0 = np.interp(np.arange(num_samples), np.flatnonzero(voiced), f0[voiced])
-    t = np.arange(num_samples) / SAMPLING_RATE
+    t = np.arange(num_samples) / SYNTHESIS_RATE
     f0 = f0 * 2.0 ** (vibrato_cents / 1200.0 * np.sin(2 * np.pi * vibrato_hz * t))
     return f0, amplitude
 
@@ -192,9 +196,9 @@ def note_formants(singer: Singer, notes, vowels, num_samples: int) -> np.ndarray
     if len(vowels) != len(notes):
         raise ValueError(f"{len(vowels)} vowels for {len(notes)} notes: give one vowel per note.")
     table = np.array([VOWELS[vowel] for vowel in vowels]) * singer.formant_scale
-    onsets = np.round(np.array([note[0] for note in notes]) * SAMPLING_RATE).astype(int)
+    onsets = np.round(np.array([note[0] for note in notes]) * SYNTHESIS_RATE).astype(int)
     index = np.clip(np.searchsorted(onsets, np.arange(num_samples), side="right") - 1, 0, len(vowels) - 1)
-    width = int(0.04 * SAMPLING_RATE)
+    width = int(0.04 * SYNTHESIS_RATE)
     padded = np.pad(table[index], ((width // 2, width - width // 2 - 1), (0, 0)), mode="edge")
     kernel = np.ones(width) / width
     return np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(3)], axis=1)
@@ -202,8 +206,8 @@ def note_formants(singer: Singer, notes, vowels, num_samples: int) -> np.ndarray
 
 def technique_clip(singer: Singer, technique: str, seconds: float, rng) -> np.ndarray:
     """One clip of ``technique`` sung by ``singer``: sustained notes near the singer's median."""
-    n = int(seconds * SAMPLING_RATE)
-    t = np.arange(n) / SAMPLING_RATE
+    n = int(seconds * SYNTHESIS_RATE)
+    t = np.arange(n) / SYNTHESIS_RATE
     vowel = list(VOWELS)[rng.integers(len(VOWELS))]
     formants = steady_formants(singer, vowel, n)
     note_seconds = rng.uniform(1.0, 2.0)
@@ -252,7 +256,7 @@ def random_melody(rng, seconds: float, median_midi: float, legato: bool = False)
 
 
 def melody_clip(singer: Singer, notes, seconds: float, rng, vibrato_cents: float = 20.0) -> np.ndarray:
-    n = int(seconds * SAMPLING_RATE)
+    n = int(seconds * SYNTHESIS_RATE)
     f0, amplitude = render_notes(notes, n, vibrato_cents, rng.uniform(5.0, 6.0), rng)
     formants = steady_formants(singer, singer.vowel, n) * (1.0 + 0.03 * smooth_noise(rng, n, 3.0))[:, None]
     return synthesize(f0, amplitude, formants, singer.tilt, singer.breath, rng)
@@ -265,7 +269,7 @@ F0_HOP_SECONDS = 0.01  # the F0 annotation grid of `sing` (as vocadito's and mos
 class SungAudio:
     """A rendered voice and the exact F0 it was synthesised with."""
 
-    wave: np.ndarray  # float32 mono at `SAMPLING_RATE` (16 kHz)
+    wave: np.ndarray  # float32 mono at `SYNTHESIS_RATE` (16 kHz)
     f0_times: np.ndarray  # seconds, every `F0_HOP_SECONDS` from 0
     f0_hz: np.ndarray  # Hz of the source at those instants; 0 where no note sounds (unvoiced)
 
@@ -276,17 +280,17 @@ def f0_track(notes, num_samples: int, rng, vibrato=None, glide_seconds: float = 
     `vibrato`: per-note (depth_cents, rate_hz) pairs (default none). A note starting less than 0.1 s after the
     previous one ends glides from that note's pitch over its first `glide_seconds`. `jitter`: relative slow
     random f0 wobble. Between notes the source keeps running (silent, unvoiced) so its phase stays continuous."""
-    t = np.arange(num_samples) / SAMPLING_RATE
+    t = np.arange(num_samples) / SYNTHESIS_RATE
     cents = np.full(num_samples, np.nan)
     amplitude = np.zeros(num_samples)
     previous = None
     for index, (onset, offset, pitch) in enumerate(notes):
-        start, end = int(round(onset * SAMPLING_RATE)), min(int(round(offset * SAMPLING_RATE)), num_samples)
+        start, end = int(round(onset * SYNTHESIS_RATE)), min(int(round(offset * SYNTHESIS_RATE)), num_samples)
         if end <= start:
             continue
         note_cents = np.full(end - start, 100.0 * float(pitch))
         if previous is not None and onset - previous[0] < 0.1 and glide_seconds > 0:
-            glide = min(int(glide_seconds * SAMPLING_RATE), end - start)
+            glide = min(int(glide_seconds * SYNTHESIS_RATE), end - start)
             ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(glide) / glide)  # smooth start and end
             note_cents[:glide] = 100.0 * (previous[1] + (float(pitch) - previous[1]) * ramp)
         if vibrato is not None and vibrato[index][0] > 0:
@@ -298,7 +302,7 @@ def f0_track(notes, num_samples: int, rng, vibrato=None, glide_seconds: float = 
         previous = (offset, float(pitch))
     voiced = ~np.isnan(cents)
     if not voiced.any():
-        raise ValueError(f"no note inside the {num_samples / SAMPLING_RATE:g} s to sing: {list(notes)[:3]}")
+        raise ValueError(f"no note inside the {num_samples / SYNTHESIS_RATE:g} s to sing: {list(notes)[:3]}")
     cents = np.interp(np.arange(num_samples), np.flatnonzero(voiced), cents[voiced])
     f0 = midi_to_hz(cents / 100.0) * (1.0 + jitter * smooth_noise(rng, num_samples, 40.0))
     return f0, amplitude, voiced
@@ -314,7 +318,7 @@ def sing(notes, seconds: float, *, singer: Singer | None = None, seed=0, vibrato
     singer's home vowel throughout. Deterministic for a given `seed` (an int or a list of ints)."""
     rng = np.random.default_rng(seed)
     singer = singer or make_singers(3)[1]  # the middle of three: median MIDI 57 (A3)
-    n = int(round(seconds * SAMPLING_RATE))
+    n = int(round(seconds * SYNTHESIS_RATE))
     f0, amplitude, voiced = f0_track(notes, n, rng, vibrato, glide_seconds)
     formants = note_formants(singer, notes, vowels, n) * (1.0 + 0.03 * smooth_noise(rng, n, 3.0))[:, None]
     wave = synthesize(f0, amplitude, formants, singer.tilt, singer.breath, rng, jitter=0.0)
@@ -322,13 +326,13 @@ def sing(notes, seconds: float, *, singer: Singer | None = None, seed=0, vibrato
     if noise_bursts:
         edges = np.flatnonzero(np.diff(voiced.astype(np.int8)) == 1)  # note onsets: a consonant before some
         for edge in edges[rng.random(len(edges)) < 0.5]:
-            length = int(rng.uniform(0.03, 0.08) * SAMPLING_RATE)
+            length = int(rng.uniform(0.03, 0.08) * SYNTHESIS_RATE)
             start = max(0, edge - length)
             burst = np.diff(rng.standard_normal(edge - start + 1))  # bright (differentiated) noise
             unvoiced[start:edge] += rng.uniform(0.02, 0.06) * burst * np.hanning(edge - start)
     wave = (wave + unvoiced * ~voiced).astype(np.float32)
-    times = np.arange(0.0, n / SAMPLING_RATE, F0_HOP_SECONDS)
-    at = np.minimum(np.round(times * SAMPLING_RATE).astype(int), n - 1)
+    times = np.arange(0.0, n / SYNTHESIS_RATE, F0_HOP_SECONDS)
+    at = np.minimum(np.round(times * SYNTHESIS_RATE).astype(int), n - 1)
     return SungAudio(wave, times.astype(np.float32), np.where(voiced[at], f0[at], 0.0).astype(np.float32))
 
 
@@ -495,32 +499,38 @@ class Synthetic(CorpusBuilder):
                 yield f"{song_id}#{index}", example
 
 
+def stored(wave: np.ndarray) -> np.ndarray:
+    """A synthesised wave at the rate prepared datasets are stored at."""
+    return resample(wave, SYNTHESIS_RATE, STORED_RATE)
+
+
 # Synthesis of one file from its seed: module-level, so `ordered_map` can run them in worker processes.
 def _technique_wave(job):
     singer, technique, seconds, seed = job
-    return technique_clip(singer, technique, seconds, np.random.default_rng(seed))
+    return stored(technique_clip(singer, technique, seconds, np.random.default_rng(seed)))
 
 
 def _recording_wave(job):
     singer, seconds, seed = job
     rng = np.random.default_rng(seed)
     notes = random_melody(rng, seconds, singer.median_midi, legato=True)
-    return melody_clip(singer, notes, seconds, rng, vibrato_cents=rng.choice([10.0, 70.0]))
+    return stored(melody_clip(singer, notes, seconds, rng, vibrato_cents=rng.choice([10.0, 70.0])))
 
 
 def _song(job):
     singer, seconds, seed = job
     rng = np.random.default_rng(seed)
     notes = random_melody(rng, seconds, singer.median_midi)
-    return notes, melody_clip(singer, notes, seconds, rng)
+    return notes, stored(melody_clip(singer, notes, seconds, rng))
 
 
 def _pitch_song(job):
     singer, seconds, cent_spread, seed = job
     rng = np.random.default_rng(seed)
     notes, vibrato, vowels = pitch_melody(rng, seconds, singer.median_midi, cent_spread)
-    return sing(notes, seconds, singer=singer, seed=[*seed, 1], vibrato=vibrato, glide_seconds=0.08, noise_bursts=True,
+    sung = sing(notes, seconds, singer=singer, seed=[*seed, 1], vibrato=vibrato, glide_seconds=0.08, noise_bursts=True,
                 vowels=vowels)
+    return dataclasses.replace(sung, wave=stored(sung.wave))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ loader and test resources have it:
 
 * ``vocadito_metadata.csv``: header ``track_id,singer_id,average_pitch,language``, one row per excerpt (the track
   list: an audio file without a row is reported and skipped);
-* ``Audio/vocadito_<id>.wav``: mono 44.1 kHz, decoded to 16 kHz;
+* ``Audio/vocadito_<id>.wav``: mono 44.1 kHz, decoded to 24 kHz;
 * ``Annotations/F0/vocadito_<id>_f0.csv``: no header, ``time_s,f0_hz`` per line (CRLF line ends), 256-sample hop
   at 44.1 kHz (5.8 ms) from 0 s, ``f0_hz`` 0 = unvoiced;
 * ``Annotations/Notes/vocadito_<id>_notesA{1,2}.csv`` and ``Annotations/Lyrics/`` are not used here.

@@ -17,8 +17,8 @@ Quirks handled (each one is counted in the report):
   split); a file without the prefix takes the singer folder;
 * macOS debris (``.DS_Store``, ``._*``, ``__MACOSX/``) and non-wav files are skipped.
 
-Preprocessing: decode + resample to 16 kHz mono, trim leading/trailing silence (40 dB below
-the loudest 512-sample frame), 3 s chunks (last partial chunk kept zero-padded if >= 1.5 s).
+Preprocessing: decode + resample to 24 kHz mono, trim leading/trailing silence (40 dB below
+the loudest 32 ms frame), 3 s chunks (last partial chunk kept zero-padded if >= 1.5 s).
 
 Splits: test = the paper's singers female2, female8, male3, male5, male10. ``validation="ours"``
 (default): validation = female9 and male11 (ours), carved from the 15 training singers, train = the other

@@ -121,6 +121,20 @@ def separation_used(corpus: str, meta: dict, options: dict) -> str:
     return "not recorded in the prepared dataset (see its svu_meta.json)"
 
 
+def spec_augment_line(record) -> str:
+    """The card's SpecAugment line, from metrics.json's `protocol.spec_augment` (None: not recorded)."""
+    if record is None:
+        return ""
+    source = {"checkpoint": "the backbone config's own", "off": "`spec_augment: off`"}.get(
+        record["setting"], "set in the training config")
+    if not record["on"]:
+        return f"\n- SpecAugment: off ({source})."
+    masks = [f"{axis} masks of {record[f'mask_{axis}_length']} {unit} with probability {record[f'mask_{axis}_prob']:g}"
+             for axis, unit in (("time", "frames"), ("feature", "channels"))
+             if record[f"mask_{axis}_prob"] > 0]
+    return f"\n- SpecAugment in stage 2 ({source}): {'; '.join(masks)}."
+
+
 def resolve_widget_urls(readme_path, repo_id: str) -> None:
     """Point relative widget `src` paths of a card at the files of Hub repo `repo_id` (before an upload)."""
     path = Path(readme_path)
@@ -276,7 +290,7 @@ what the pipeline returns.
 - {config['epochs']} epochs, batch size {config['batch_size']} per process
   ({metrics.get('effective_batch_size', config['batch_size'])} effective), seed {config['seed']}; kept:
   {protocol.get('model_selection', f"best validation epoch ({metrics.get('selection_metric')})")}, epoch {(metrics.get('best_epoch') or 0) + 1}.
-- Validation: `{protocol.get('validation', config.get('validation', 'ours'))}`; vocal separation: `{protocol.get('separation', 'none')}`; test scoring: {protocol.get('test_scoring', 'chunk level')}.
+- Validation: `{protocol.get('validation', config.get('validation', 'ours'))}`; vocal separation: `{protocol.get('separation', 'none')}`; test scoring: {protocol.get('test_scoring', 'chunk level')}.{spec_augment_line(protocol.get('spec_augment'))}
 - {spec.loss}
 
 ## Results (test split, percent)

@@ -10,8 +10,13 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   (apt-get install -y -q chromium chromium-driver || (apt-get update -q && apt-get install -y -q chromium chromium-driver)) \
     >/dev/null 2>&1 || echo "setup: chromium could not be installed; the browser test will be skipped" >&2
 fi
-# Pinned first, from PyTorch's CPU wheel index: an unpinned torch from PyPI is a multi-GB CUDA build, and
-# torchcodec 0.13 (a core dependency) loads with torch 2.13 only. TORCH_INDEX_URL picks another index
-# (e.g. https://download.pytorch.org/whl/cu128 for a GPU machine).
-python -m pip install -q torch==2.13.0 --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
+# torch pinned first, the CPU build: an unpinned torch from PyPI is a multi-GB CUDA build, and torchcodec 0.13
+# (a core dependency) loads with torch 2.13 only. Taken from TORCH_INDEX_URL when set (e.g.
+# https://download.pytorch.org/whl/cu128 on a GPU machine), else from a wheel this machine already has (pip's
+# find-links; its dependencies come with the package below), else from PyTorch's CPU wheel index.
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+  python -m pip install -q torch==2.13.0 --index-url "$TORCH_INDEX_URL"
+elif ! python -m pip install -q --no-index --no-deps torch==2.13.0 2>/dev/null; then
+  python -m pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+fi
 python -m pip install -q -e ".[test,benchmarks]"

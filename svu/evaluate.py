@@ -8,11 +8,13 @@ so a model evaluated on its own prepared data reproduces the `test` block of the
 
 Writes to DIR (default `evaluation/`) `metrics.json` and, for classification, `per_class.csv` (precision, recall,
 F1, support per class) and `confusion_matrix.png`; for transcription, `per_song.csv` (COnPOff/COnP/COn P/R/F of
-each whole song, as the test metrics score it) and `per_song_f1.png`. Prints the table.
+each whole song, as the test metrics score it) and `per_song_f1.png`; for pitch, `per_song.csv` (raw pitch / chroma,
+overall accuracy, voicing of each song) and `per_song_accuracy.png`. Prints the table.
 """
 
 import csv
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +41,12 @@ def repo_eval_batch_size(name: str):
 
 def load_split(data_dir: str, split: str, task: str, model_config):
     """(dataset split, meta) of a prepared folder, checked against the model: one line (SystemExit) if unusable."""
-    from dataset_scripts.prepare import load_prepared
+    from dataset_scripts.prepare import check_stored_rate, load_prepared
     from modeling_svu.tasks import get_task
 
     try:
         data, meta = load_prepared(data_dir)
+        check_stored_rate(meta, model_config.sampling_rate, data_dir)
     except (ValueError, OSError) as error:
         raise SystemExit(f"svu evaluate: --data {data_dir}: {str(error).splitlines()[0]}") from None
     if split not in data or len(data[split]) == 0:
@@ -117,19 +120,26 @@ def class_report(report: dict, results: dict, scored: dict, meta: dict, out_dir:
     print_table("per class", per_class, ["class", "precision", "recall", "f1", "support"])
 
 
-def song_report(report: dict, results: dict, scored: dict, meta: dict, out_dir: Path, title: str) -> None:
-    """Note F1 of each whole song (CSV, PNG, table)."""
-    from .figures import per_song_f1_figure
+def song_report(report: dict, results: dict, scored: dict, meta: dict, out_dir: Path, title: str, *,
+                metrics: tuple, figure: str, ylabel: str) -> None:
+    """Scores of each whole song (CSV, PNG of `metrics`, table)."""
+    from .figures import per_song_figure
 
     per_song = results["per_song"]
     write_csv(out_dir / "per_song.csv", per_song)
-    per_song_f1_figure(per_song, out_dir / "per_song_f1.png", title=title)
+    per_song_figure(per_song, metrics, out_dir / figure, title=title, ylabel=ylabel)
     print()
-    print_table("per song", per_song, ["song_id", *[f"{m}_f1" for m in NOTE_METRICS]])
+    print_table("per song", per_song, ["song_id", *metrics])
 
 
 # a task's `metric` -> the detailed report written next to metrics.json
-DETAILED_REPORTS = {"classification": class_report, "transcription": song_report}
+DETAILED_REPORTS = {
+    "classification": class_report,
+    "transcription": partial(song_report, metrics=tuple(f"{m}_f1" for m in NOTE_METRICS), figure="per_song_f1.png",
+                             ylabel="F1"),
+    "pitch": partial(song_report, metrics=("raw_pitch_accuracy", "raw_chroma_accuracy", "overall_accuracy"),
+                     figure="per_song_accuracy.png", ylabel="accuracy"),
+}
 
 
 def run_evaluate(args) -> int:

@@ -70,22 +70,22 @@ def confusion_matrix_figure(confusion: np.ndarray, label_names: list, path: Path
     return save_png(fig, path)
 
 
-def per_song_f1_figure(per_song: list, path: Path, title: str = "") -> Path:
-    """Grouped bars of COnPOff / COnP / COn F1 per song, dashed lines at the means over songs."""
+def per_song_figure(per_song: list, metrics: tuple, path: Path, title: str = "", ylabel: str = "F1") -> Path:
+    """Grouped bars of `metrics` (up to three) per song, dashed lines at the means over songs."""
     plt = _pyplot()
-    metrics = ("COnPOff_f1", "COnP_f1", "COn_f1")
     songs = [row["song_id"] for row in per_song]
     x = np.arange(len(songs))
     width = 0.27
     fig, ax = plt.subplots(figsize=(min(4.5 + 0.35 * len(songs), 16), 2.8))
     for i, (metric, colour) in enumerate(zip(metrics, ("tab:red", "tab:orange", "tab:blue"))):
         values = [row[metric] for row in per_song]
-        ax.bar(x + (i - 1) * width, values, width, color=colour, label=metric.replace("_f1", ""))
+        label = metric.removesuffix("_f1").removesuffix("_accuracy").replace("_", " ")
+        ax.bar(x + (i - 1) * width, values, width, color=colour, label=label)
         ax.axhline(np.mean(values), color=colour, linestyle="--", linewidth=0.8)
     ax.set_xticks(x, songs, rotation=60, ha="right", fontsize=7)
     ax.set_ylim(0, 1.2)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
-    ax.set_ylabel("F1")
+    ax.set_ylabel(ylabel)
     ax.set_title(f"{title} (dashed lines: means over songs)", fontsize=8)
     ax.legend(fontsize=7, ncol=3, loc="upper center", frameon=False)
     fig.tight_layout()

@@ -89,15 +89,18 @@ def chunk_targets(example, num_frames: int = 249, frame_seconds: float = 0.02) -
     return notes_to_frame_targets(notes, num_frames, frame_seconds)
 
 
-def whole_songs(split):
-    """(song_id, waveform, notes) per song, glued back from its consecutive 5 s chunks; a note cut at a chunk
-    edge (offset at the edge, the next chunk's note starting at 0 with the same pitch) is one note again."""
+def whole_songs(split, sampling_rate: int = SR):
+    """(song_id, waveform at `sampling_rate`, notes) per song, glued back from its consecutive 5 s chunks; a note cut
+    at a chunk edge (offset at the edge, the next chunk's note starting at 0 with the same pitch) is one note again."""
+    from dataset_scripts.audio import resample
+
     songs = {}
     for example in split.with_format("numpy"):
         songs.setdefault(str(example["song_id"]), []).append(example)
     for song_id, chunks in sorted(songs.items()):
         chunks.sort(key=lambda c: float(c["chunk_start"]))
         wave = np.concatenate([np.asarray(c["audio"]["array"], dtype=np.float32) for c in chunks])
+        wave = resample(wave, int(chunks[0]["audio"]["sampling_rate"]), sampling_rate)
         notes = []
         for chunk in chunks:
             start = float(chunk["chunk_start"])
@@ -124,31 +127,3 @@ def train_steps(model, inputs, labels, steps, lr=2e-3, batch_size=4):
         loss.backward()
         optimizer.step()
     return model.eval()
-
-
-_TRAINED_PITCH = {}
-
-
-def trained_pitch_model(tmp_path_factory) -> Path:
-    """The demo pitch model trained once per test session through the real path: `accelerate launch --cpu ...
-    train/run.py --config train/configs/demo_pitch.yaml` in a subprocess, on the synthetic pitch corpus. Returns the
-    run folder: `repo/` (the saved model), `metrics.json`, `data/` (the prepared corpus, `load_prepared`-able).
-    For any test needing a real pitch model (note cents, benchmarks): `trained_pitch_model(tmp_path_factory)`."""
-    import os
-    import sys
-
-    key = str(tmp_path_factory.getbasetemp())
-    if key not in _TRAINED_PITCH:
-        out = tmp_path_factory.mktemp("demo_pitch")
-        repo_root = Path(__file__).resolve().parents[1]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-               "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONPATH": str(repo_root)}
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                   str(repo_root / "train" / "run.py"), "--config", str(repo_root / "train" / "configs" / "demo_pitch.yaml"),
-                   "--output_dir", str(out)]
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=repo_root, timeout=900)
-        if proc.returncode != 0:
-            raise AssertionError(f"demo pitch training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-        _TRAINED_PITCH[key] = out
-    return _TRAINED_PITCH[key]

@@ -54,3 +54,29 @@ def test_benchmark_runner_smoke_mode_end_to_end(tmp_path):
     assert rows[("pitch_peers", "torchcrepe / PESTO peers")]["note"].startswith("skipped: pitch-peers venv not installed")
     # not a timing: the cached stage 1 is exact
     assert rows[("stage1_cache", "max |diff| layer weights + head after stage 1")]["value"] <= 1e-5
+
+
+def test_gpu_check_on_a_cpu_machine_is_one_line_and_exit_0():
+    import torch
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == [f"gpu_check: no CUDA GPU on this machine (torch {torch.__version__}); nothing to check."]
+
+
+@pytest.mark.timeout(480)
+def test_gpu_check_measures_on_the_cpu_when_allowed():
+    """The measurement the GPU run makes, run here on the CPU: every place is `cpu`, every rate a positive number."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--allow-cpu", "--only", "technique"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=470)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = [line for line in proc.stdout.splitlines() if line.startswith("| demo_technique.yaml |")]
+    assert len(row) == 1, proc.stdout
+    cells = [cell.strip() for cell in row[0].strip("|").split("|")]
+    assert cells[1:5] == ["cpu", "cpu", "cpu (cached)", "cpu"]
+    stage1, stage2 = (float(rate) for rate in cells[5].split(" / "))
+    assert stage1 > stage2 > 0 and float(cells[6]) > 0  # the cached stage 1 skips the backbone
+    assert cells[7] == "-"

@@ -11,6 +11,7 @@ from data_fixtures import write_corrupt, write_mp3
 from dataset_scripts.artist20 import MANIFEST, read_manifest
 from dataset_scripts.artist20 import paper_manifest
 from dataset_scripts.make_artist20_manifest import main as make_manifest
+from dataset_scripts.audio import SAMPLING_RATE as STORED
 from dataset_scripts.prepare import load_prepared, prepare
 
 ARTISTS = {"aerosmith": 220.0, "beatles": 330.0}
@@ -83,7 +84,7 @@ def test_paper_split(tree, tmp_path):
     assert meta["class_weights"] == pytest.approx([5**-0.2, 4**-0.2])
     albums = {split: {c.rsplit("/", 1)[0] for c, _ in got[split]} for split in got}
     assert not (albums["train"] & albums["test"]) and not (albums["validation"] & albums["test"])
-    assert len(dataset["test"][0]["audio"]["array"]) == 80000
+    assert len(dataset["test"][0]["audio"]["array"]) == 5 * STORED
 
 
 def test_official_split(tree, tmp_path):
@@ -151,4 +152,4 @@ def test_vocal_stems_mirror_the_corpus_and_missing_ones_are_counted(tree, tmp_pa
     assert (tmp_path / "out").is_dir() and len(dataset["test"]) == 2
     wave = np.asarray(dataset["test"][0]["audio"]["array"])
     spectrum = np.abs(np.fft.rfft(wave))
-    assert abs(np.argmax(spectrum) * 16000 / len(wave) - 110.0) < 2  # the stem (110 Hz), not the mixture (220 Hz)
+    assert abs(np.argmax(spectrum) * STORED / len(wave) - 110.0) < 2  # the stem (110 Hz), not the mixture (220 Hz)

@@ -6,6 +6,8 @@ import soundfile as sf
 
 from data_fixtures import chunk_targets, estimate_f0, write_corrupt, write_mp3, write_wav
 from dataset_scripts.audio import (
+    RMS_FRAME,
+    SAMPLING_RATE,
     chunk_waveform,
     load_audio,
     num_chunks,
@@ -16,7 +18,7 @@ from dataset_scripts.audio import (
 from dataset_scripts.common import class_weights, check_no_leakage, transcription_examples
 from modeling_svu.note_labels import notes_to_frame_targets
 
-SR = 16000
+SR = SAMPLING_RATE
 
 
 @pytest.mark.parametrize(
@@ -38,40 +40,40 @@ def test_last_partial_chunk_is_zero_padded():
     assert last[: 3 * SR].min() == 1.0 and not last[3 * SR :].any()
 
 
-def square(value, frames, frame=512):
+def square(value, frames, frame=RMS_FRAME):
     return np.tile([value, -value], frames * frame // 2)
 
 
 def test_rms_filter_hand_made_chunks():
-    silent = np.zeros(10 * 512)
+    silent = np.zeros(10 * RMS_FRAME)
     assert passes_rms_filter(square(0.0102, 10))
     assert not passes_rms_filter(square(0.0098, 10))
     assert not passes_rms_filter(silent)
     # mean of frame RMS (not the RMS of the whole chunk): half loud at 0.0202, half silent -> 0.0101
-    assert passes_rms_filter(np.concatenate([square(0.0202, 5), silent[: 5 * 512]]))
-    assert not passes_rms_filter(np.concatenate([square(0.0198, 5), silent[: 5 * 512]]))
+    assert passes_rms_filter(np.concatenate([square(0.0202, 5), silent[: 5 * RMS_FRAME]]))
+    assert not passes_rms_filter(np.concatenate([square(0.0198, 5), silent[: 5 * RMS_FRAME]]))
     # a trailing partial frame is ignored, however loud
-    assert not passes_rms_filter(np.concatenate([silent, np.ones(511)]))
+    assert not passes_rms_filter(np.concatenate([silent, np.ones(RMS_FRAME - 1)]))
 
 
 def test_trim_silence_cuts_edges_only():
     tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(SR) / SR)
     gap = np.zeros(SR // 2)
     trimmed = trim_silence(np.concatenate([gap, tone, gap, tone, gap]))
-    assert abs(len(trimmed) - (2.5 * SR)) <= 2 * 512
+    assert abs(len(trimmed) - (2.5 * SR)) <= 2 * RMS_FRAME
     assert len(trim_silence(np.zeros(SR))) == 0
 
 
-def test_decode_resample_to_16k_mono(tmp_path):
+def test_decode_resample_to_the_stored_rate_mono(tmp_path):
     stereo = write_wav(tmp_path / "a.wav", 1.0, f0=440.0, sr=44100, channels=2)
     wave = load_audio(stereo)
     assert wave.dtype == np.float32 and wave.ndim == 1 and abs(len(wave) - SR) <= 32
-    assert estimate_f0(wave[4000:6048]) == pytest.approx(440.0, rel=0.02)
+    assert estimate_f0(wave[4000:6048], SR) == pytest.approx(440.0, rel=0.02)
     mp3 = load_audio(write_mp3(tmp_path / "b.mp3", 1.0, f0=330.0))
-    assert abs(len(mp3) - SR) <= 0.1 * SR and estimate_f0(mp3[4000:6048]) == pytest.approx(330.0, rel=0.02)
+    assert abs(len(mp3) - SR) <= 0.1 * SR and estimate_f0(mp3[4000:6048], SR) == pytest.approx(330.0, rel=0.02)
     array, _ = sf.read(stereo)
     resampled = resample(array, 44100)
-    assert abs(len(resampled) - SR) <= 1 and estimate_f0(resampled[4000:6048]) == pytest.approx(440.0, rel=0.02)
+    assert abs(len(resampled) - SR) <= 1 and estimate_f0(resampled[4000:6048], SR) == pytest.approx(440.0, rel=0.02)
 
 
 def test_corrupt_audio_is_one_clear_error(tmp_path):
@@ -92,7 +94,7 @@ def test_notes_cut_at_chunk_edges():
                                {"onset": 1.0, "offset": 2.0, "pitch": 90.0}]
     assert "frame_targets" not in first  # targets are computed for the model when a batch is collated
     assert second["notes_unclipped"][0] == {"onset": pytest.approx(-0.5), "offset": pytest.approx(0.6), "pitch": 62.0}
-    a, b = chunk_targets(first), chunk_targets(second)
+    a, b = chunk_targets(first), chunk_targets(second)  # for a 16 kHz model: 249 frames of 20 ms
     assert a.shape == b.shape == (249, 4)
     assert np.flatnonzero(a[:, 0]).tolist() == [50, 225]
     assert np.flatnonzero(a[:, 1] == 0).tolist() == list(range(50, 100)) + list(range(225, 249))

@@ -14,6 +14,7 @@ import yaml
 from data_fixtures import estimate_f0, write_corrupt, write_wav
 from dataset_scripts.mir1k import load_pv
 from modeling_svu.pitch import hz_to_bin
+from dataset_scripts.audio import SAMPLING_RATE as STORED, resample
 from dataset_scripts.prepare import load_prepared, prepare
 
 SR = 16000
@@ -92,7 +93,7 @@ def test_rows_f0_in_hz_and_times_from_20_ms(prepared):
     np.testing.assert_allclose(second["f0_hz"], midi_hz(64.5), rtol=1e-6)
     assert second["f0_times"][-1] == pytest.approx(5.04, abs=1e-5)  # frames within 50 ms past the edge
     assert third["f0_times"][0] == pytest.approx(-0.04, abs=1e-5) and third["f0_times"][-1] == pytest.approx(7.28, abs=1e-5)
-    assert [len(a["array"]) for a in dataset["test"]["audio"]] == [64000, 80000, 116800]  # nothing zero-padded
+    assert [len(a["array"]) for a in dataset["test"]["audio"]] == [4 * STORED, 5 * STORED, int(7.3 * STORED)]  # nothing zero-padded
     assert meta["songs"]["amy_3_02"] == {"seconds": 12.3} and sorted(meta["songs"]) == [
         "Kenshin_1_01", "amy_3_01", "amy_3_02", "ariel_1_01", "bobon_2_01"]
     train = rows(dataset["train"])
@@ -123,10 +124,10 @@ def test_audio_is_the_right_voice_channel(prepared, tmp_path):
     dataset, _, data_dir = prepared
     stereo, _ = sf.read(data_dir / "MIR-1K" / "Wavfile" / "bobon_2_01.wav", dtype="float32")
     audio = dataset["validation"][0]["audio"]["array"]
-    np.testing.assert_allclose(audio, stereo[:, 1], atol=1e-4)  # 16 kHz in, 16 kHz out: the right channel as is
-    assert estimate_f0(audio[:4000]) == pytest.approx(midi_hz(57), rel=0.01)
+    np.testing.assert_allclose(audio, resample(stereo[:, 1], SR, STORED), atol=1e-4)  # the right channel
+    assert estimate_f0(audio[:6000], STORED) == pytest.approx(midi_hz(57), rel=0.01)
     mixture = prepare("mir1k", tmp_path / "mix", data_dir=data_dir, source="mixture")
-    np.testing.assert_allclose(mixture["validation"][0]["audio"]["array"], stereo.mean(axis=1), atol=1e-4)
+    np.testing.assert_allclose(mixture["validation"][0]["audio"]["array"], resample(stereo.mean(axis=1), SR, STORED), atol=1e-4)
 
 
 def test_missing_and_corrupt_files_reported(prepared):

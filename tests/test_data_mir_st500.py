@@ -9,6 +9,7 @@ import pytest
 
 from data_fixtures import TEST_DATA, chunk_targets, write_corrupt, write_wav
 from dataset_scripts.mir_st500 import load_annotations, mir_st500_split, valid_notes
+from dataset_scripts.audio import SAMPLING_RATE as STORED
 from dataset_scripts.prepare import load_prepared, prepare
 
 REAL_FORMAT = TEST_DATA / "mir_st500" / "val_1005_55_icassp_ver.json"
@@ -57,7 +58,7 @@ def test_fake_tree(tmp_path):
     assert targets.shape == (249, 4) and np.flatnonzero(targets[:, 0]).tolist() == [50]  # continuation: no onset
     assert (targets[:30, 1] == 0).all() and targets[30:50, 1].min() == 1
     assert dataset["validation"][0]["notes"] == [{"onset": pytest.approx(0.2), "offset": pytest.approx(0.8), "pitch": 70.0}]
-    assert len(dataset["test"][0]["audio"]["array"]) == 80000
+    assert len(dataset["test"][0]["audio"]["array"]) == 5 * STORED
 
 
 def test_mixture_with_separation_hook(tmp_path):
@@ -73,7 +74,7 @@ def test_mixture_with_separation_hook(tmp_path):
         return np.zeros_like(wave)
 
     dataset = prepare("mir_st500", tmp_path / "out", data_dir=root, source="mixture", separate=separate)
-    assert calls == [(80000, 16000)]
+    assert calls == [(5 * STORED, STORED)]
     assert not dataset["train"][0]["audio"]["array"].any()
     _, meta = load_prepared(tmp_path / "out")
     assert meta["report"]["skipped"] == {"no audio file (6/Mixture.mp3 or Mixture.wav)": ["6"]}
@@ -156,7 +157,7 @@ def test_bad_separation_options_are_one_line(tmp_path):
 
 def test_htdemucs_runs_on_the_original_rate_audio_before_resampling(tmp_path, monkeypatch):
     """The real demucs separation path, with demucs' own small random test model in place of the downloaded
-    weights: the model sees the 44.1 kHz stereo mixture; the chunks hold its vocals at 16 kHz."""
+    weights: the model sees the 44.1 kHz stereo mixture; the chunks hold its vocals at the stored rate."""
     import demucs.apply
     import demucs.pretrained
 
@@ -182,6 +183,37 @@ def test_htdemucs_runs_on_the_original_rate_audio_before_resampling(tmp_path, mo
     vocals = seen[1][0, test_model.sources.index("vocals")].mean(0).numpy()
     from dataset_scripts.audio import resample
 
-    expected = resample(vocals, 44100, 16000)
-    assert len(chunk) == 80000 and meta["songs"]["5"]["seconds"] == 5.0
+    expected = resample(vocals, 44100, STORED)
+    assert len(chunk) == 5 * STORED and meta["songs"]["5"]["seconds"] == 5.0
     assert np.corrcoef(chunk[: len(expected)], expected[: len(chunk)])[0, 1] > 0.99
+
+
+def test_htdemucs_preparations_with_one_seed_are_byte_identical(tmp_path, monkeypatch):
+    """HT-Demucs shifts the audio at random (demucs' small test model here): two preparations with one --seed
+    store the same bytes, whatever the program drew from the global random generators before; another seed draws
+    other shifts, so other bytes."""
+    import random
+
+    import datasets
+    import demucs.pretrained
+    import torch
+
+    test_model = demucs.pretrained.get_model("demucs_unittest")
+    monkeypatch.setattr(demucs.pretrained, "get_model", lambda name: test_model)
+    root = separation_corpus(tmp_path / "mir")
+
+    def stored_bytes(out, seed):
+        random.seed(out.name)  # the program's state before the preparation differs each time
+        torch.manual_seed(ord(out.name))
+        dataset = prepare("mir_st500", out, data_dir=root, source="mixture", separation="htdemucs", seed=seed)
+        undecoded = {split: dataset[split].cast_column("audio", datasets.Audio(decode=False)) for split in dataset}
+        return [cell["bytes"] for split in sorted(undecoded) for cell in undecoded[split]["audio"]]
+
+    first = stored_bytes(tmp_path / "a", seed=3)
+    assert first == stored_bytes(tmp_path / "b", seed=3) and len(first) == 2
+    assert stored_bytes(tmp_path / "c", seed=4) != first
+    _, meta = load_prepared(tmp_path / "a")
+    assert meta["options"]["seed"] == 3 and meta["separation"] == "htdemucs"
+    from dataset_scripts.hub import dataset_card
+
+    assert "Vocal separation: htdemucs (random shifts seeded from seed 3)" in str(dataset_card(meta, {"train": 1, "test": 1}))

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from data_fixtures import chunk_targets, estimate_f0, hz_to_midi
+from dataset_scripts.audio import SAMPLING_RATE as STORED
 from dataset_scripts.prepare import load_prepared, prepare
 from dataset_scripts.synthetic import TECHNIQUES, make_singers, technique_clip
 from modeling_svu.note_labels import notes_to_frame_targets
 
-SR = 16000
-META_KEYS = {"corpus", "task", "label_names", "class_weights", "chunk_seconds", "fingerprint", "report"}
+SR = 16000  # the synthesiser's rate (`synthetic.SYNTHESIS_RATE`); prepared chunks are at STORED
+META_KEYS = {"corpus", "task", "label_names", "class_weights", "sampling_rate", "chunk_seconds", "fingerprint", "report"}
 SMALL = {
     "technique": dict(num_singers=4, clip_seconds=3.0),
     "singer_id": dict(num_singers=3, recordings_per_singer=3, clip_seconds=5.0),
@@ -33,12 +34,12 @@ def test_classification_contract(prepared):
     assert set(dataset) == {"train", "validation", "test"}
     assert META_KEYS <= set(meta) and meta["task"] == "technique" and meta["chunk_seconds"] == 3.0
     features = dataset["train"].features
-    assert features["audio"] == datasets.Audio(sampling_rate=16000)
+    assert features["audio"] == datasets.Audio(sampling_rate=STORED)
     assert features["label"].names == meta["label_names"] == list(TECHNIQUES)
     assert {k: v.dtype for k, v in features.items() if k not in ("audio", "label")} == {
         "clip_id": "string", "singer": "string", "chunk_index": "int32"}
     audio = dataset["test"][0]["audio"]
-    assert audio["sampling_rate"] == 16000 and audio["array"].shape == (3 * SR,)
+    assert audio["sampling_rate"] == STORED and audio["array"].shape == (3 * STORED,)
     # 4 singers x 6 classes x 1 clip of 3 s = 24 chunks; held-out singers: 2 train, 1 val, 1 test
     assert meta["report"]["files_found"] == meta["report"]["files_used"] == 24
     singers = {split: sorted(set(dataset[split]["singer"])) for split in dataset}
@@ -58,7 +59,7 @@ def test_singer_id_every_singer_in_every_split_recordings_disjoint(prepared):
     for example in dataset["test"]:
         wave = example["audio"]["array"]
         voiced = [wave[s : s + 2048] for s in range(0, len(wave) - 2048, 1024) if np.abs(wave[s : s + 2048]).max() > 0.1]
-        medians.append((example["label"], np.median([estimate_f0(w) for w in voiced])))
+        medians.append((example["label"], np.median([estimate_f0(w, STORED) for w in voiced])))
     assert [label for label, _ in sorted(medians, key=lambda item: item[1])] == [0, 1, 2]
 
 def test_transcription_contract_and_note_pitches(prepared):
@@ -75,14 +76,15 @@ def test_transcription_contract_and_note_pitches(prepared):
             assert 36 <= note["pitch"] <= 83 and 0.0 <= note["onset"] < note["offset"] <= 5.0
             if note["offset"] - note["onset"] < 0.2:
                 continue
-            middle = int((note["onset"] + note["offset"]) / 2 * SR)
-            assert round(hz_to_midi(estimate_f0(wave[middle - 800 : middle + 800]))) == note["pitch"]
+            middle = int((note["onset"] + note["offset"]) / 2 * STORED)
+            assert round(hz_to_midi(estimate_f0(wave[middle - 1200 : middle + 1200], STORED))) == note["pitch"]
             checked += 1
         notes = [(n["onset"], n["offset"], n["pitch"]) for n in example["notes"] if n["onset"] > 0.0]
         if len(notes) == len(example["notes"]):  # no continuation note: targets follow from the notes
             np.testing.assert_array_equal(targets, notes_to_frame_targets(notes, 249))
         # frames labelled silence are quiet, voiced frames are not
-        frames = np.abs(wave[: 249 * 320].reshape(249, 320)).max(axis=1)
+        hop = STORED // 50
+        frames = np.abs(wave[: 249 * hop].reshape(249, hop)).max(axis=1)
         silent = targets[:, 1] == 1
         assert np.median(frames[silent]) < 0.1 * np.median(frames[~silent])
     assert checked >= 20

@@ -11,6 +11,7 @@ import soundfile as sf
 import yaml
 
 from data_fixtures import TEST_DATA, estimate_f0, write_corrupt
+from dataset_scripts.audio import SAMPLING_RATE as STORED
 from dataset_scripts.prepare import load_prepared, prepare
 from dataset_scripts.vocadito import load_f0
 
@@ -80,9 +81,9 @@ def test_singer_split_rows_and_values(tree, tmp_path):
     assert first["f0_hz"][voiced - 1] == 0.0 and first["f0_hz"][voiced] == 220.0
     second = dataset["test"][2]  # vocadito_3 from 5 s: frames from 4.95 s, relative
     assert second["f0_times"][0] == pytest.approx(np.ceil(4.95 / HOP) * HOP - 5.0, abs=1e-5)
-    assert len(second["audio"]["array"]) == int(2.6 * 16000)
-    assert estimate_f0(second["audio"]["array"][:4000]) == pytest.approx(330.0, rel=0.025)  # 1-sample lag resolution
-    assert estimate_f0(dataset["validation"][0]["audio"]["array"][8000:12000]) == pytest.approx(262.0, rel=0.01)
+    assert len(second["audio"]["array"]) == int(2.6 * STORED)
+    assert estimate_f0(second["audio"]["array"][:6000], STORED) == pytest.approx(330.0, rel=0.025)  # 1-sample lag resolution
+    assert estimate_f0(dataset["validation"][0]["audio"]["array"][12000:18000], STORED) == pytest.approx(262.0, rel=0.01)
     singers = {split: set(dataset[split]["singer"]) for split in dataset}
     assert not (singers["train"] & singers["test"] or singers["train"] & singers["validation"]
                 or singers["validation"] & singers["test"])
@@ -126,16 +127,16 @@ def test_real_fixture_parses_and_matches_its_audio(tmp_path):
     (row,) = dataset["test"]
     assert (row["song_id"], row["singer"], row["chunk_start"]) == ("vocadito_1", "S1", 0.0)
     audio, times, f0 = row["audio"]["array"], np.array(row["f0_times"]), np.array(row["f0_hz"])
-    assert len(audio) == 6 * 16000 and len(times) == 1034  # 6 s of audio: one chunk (a 1 s rest joins it)
+    assert len(audio) == 6 * STORED and len(times) == 1034  # 6 s of audio: one chunk (a 1 s rest joins it)
     np.testing.assert_allclose(np.diff(times), HOP, atol=1e-5)
     assert times[0] == 0.0 and f0[0] == 0.0 and 107.0 <= f0[f0 > 0].min() and f0.max() <= 202.0
     assert times[np.flatnonzero(f0 > 0)[0]] == pytest.approx(0.6676, abs=1e-4)
     # the annotation describes this audio: autocorrelation F0 at every 25th voiced frame within 50 cents
     errors = []
     for i in np.flatnonzero(f0 > 0)[::25]:
-        centre = int(round(times[i] * 16000))
-        if centre + 640 <= len(audio):
-            errors.append(1200 * np.log2(estimate_f0(audio[centre - 640 : centre + 640]) / f0[i]))
+        centre = int(round(times[i] * STORED))
+        if centre + 960 <= len(audio):
+            errors.append(1200 * np.log2(estimate_f0(audio[centre - 960 : centre + 960], STORED) / f0[i]))
     assert len(errors) == 30 and np.all(np.abs(errors) < 50) and np.median(np.abs(errors)) < 15
 
 
@@ -148,5 +149,5 @@ def test_dataset_card(tree, tmp_path):
     card = yaml.safe_load(text.split("---\n")[1])
     assert card["license"] == "cc-by-4.0" and "pitch" in card["tags"] and "vocadito" in card["tags"]
     assert f"```bibtex\n{VOCADITO}\n```" in text and "Source: https://zenodo.org/record/5578807" in text
-    assert "| test | 4 |" in text and "decoded 44.1 -> 16 kHz mono, 5 s chunks" in text
+    assert "| test | 4 |" in text and "decoded 44.1 -> 24 kHz mono, 5 s chunks" in text
     assert "- Labels: F0 in Hz per annotated frame (`f0_times`, `f0_hz`; 0 = unvoiced)" in text

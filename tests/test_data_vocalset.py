@@ -3,6 +3,7 @@
 import pytest
 
 from data_fixtures import write_corrupt, write_wav
+from dataset_scripts.audio import SAMPLING_RATE as STORED
 from dataset_scripts.prepare import load_prepared, prepare
 from dataset_scripts.vocalset import TECHNIQUES
 
@@ -77,7 +78,7 @@ def test_quirky_tree(tmp_path, layout):
     weights = dict(zip(meta["label_names"], meta["class_weights"]))
     assert weights["trill"] == 1.0 and weights["belt"] == 1.0  # belt absent from train -> 1.0
     audio = dataset["test"][0]["audio"]
-    assert audio["sampling_rate"] == 16000 and len(audio["array"]) == 48000
+    assert audio["sampling_rate"] == STORED and len(audio["array"]) == 3 * STORED
 
 
 def test_wrong_root_is_one_line(tmp_path):

@@ -104,11 +104,11 @@ def test_whole_songs_are_resampled_to_a_24_khz_model(tmp_path):
     data, meta = load_prepared(tmp_path / "prepared")
     oracle = OracleTranscriber.from_backbone("tiny-hubert", sampling_rate=24000, normalize_audio=False).eval()
     assert oracle.config.frame_rate == 75
-    oracle.set_songs({song: (resample(load_audio(root / song / "Vocal.wav"), SR, 24000), notes)
+    oracle.set_songs({song: (load_audio(root / song / "Vocal.wav", 24000), notes)
                       for song, (_, notes) in SONGS.items()})
     # the frame scores resample each chunk alone (its first samples differ from the song's): index them too
     for row in data["test"]:
-        chunk = resample(np.asarray(row["audio"]["array"], dtype=np.float32), SR, 24000)
+        chunk = resample(np.asarray(row["audio"]["array"], dtype=np.float32), row["audio"]["sampling_rate"], 24000)
         oracle.index[window_key(chunk)] = (row["song_id"], int(round(float(row["chunk_start"]) * 24000)))
     test = evaluate_test(oracle, data["test"], meta, batch_size=4)
     assert test["num_songs"] == 2 and test["COnPOff_f1"] == 1.0, test["per_song"]

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from dataset_scripts.prepare import prepare
 from modeling_svu import SVUForTechniqueClassification
+from train.data import to_model_rate
 from train.feature_cache import (
     POOLED_COLUMN,
     build_frame_cache,
@@ -23,6 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "train" / "configs" / "demo_technique.yaml"
 # The demo config's dataset, made smaller (also passed to train/run.py, so it finds this prepared copy).
 DEMO_DATA_OPTIONS = dict(task="technique", clips_per_class=1)
+
+
+def at_16k(audio) -> np.ndarray:
+    """A prepared chunk at the 16 kHz of the tiny models, as the collator and the cache resample it."""
+    return to_model_rate(audio["array"], audio["sampling_rate"], 16000)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +84,7 @@ def test_pooled_cache_rows_follow_dataset_order(prepared, tmp_path):
     np.testing.assert_array_equal(cache["label"], np.asarray(split["label"]))
     extractor = model.feature_extractor()
     for i in (0, len(split) // 2, len(split) - 1):
-        inputs = extractor(split[i]["audio"]["array"], sampling_rate=16000, return_tensors="pt")
+        inputs = extractor(at_16k(split[i]["audio"]), sampling_rate=16000, return_tensors="pt")
         with torch.no_grad():
             expected = model.pooled_layer_states(inputs["input_values"], inputs.get("attention_mask"))[0]
         np.testing.assert_allclose(cache[i][POOLED_COLUMN], expected.numpy(), atol=1e-5)
@@ -133,7 +139,7 @@ def test_frame_cache_prints_estimate_and_holds_every_layer(prepared, tmp_path, c
     assert f"{len(split)} chunks" in capsys.readouterr().out
     assert frames.shape == (6, model.config.num_hidden_states, 149, 32)  # 3 s chunks -> 149 frames
     assert frames.dtype == np.float16 and frames.nbytes == estimate
-    inputs = model.feature_extractor()(split[2]["audio"]["array"], sampling_rate=16000, return_tensors="pt")
+    inputs = model.feature_extractor()(at_16k(split[2]["audio"]), sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
         states = model.backbone(inputs["input_values"], output_hidden_states=True).hidden_states
     np.testing.assert_allclose(frames[2].astype(np.float32), torch.cat(states).numpy(), rtol=2e-3, atol=2e-3)

@@ -231,7 +231,8 @@ def test_24khz_technique_demo_trains_and_classifies_a_44khz_file(technique_24k, 
     assert yaml.safe_load((out / "train_config.yaml").read_text())["model_options"] == {"sampling_rate": 24000}
 
     data, _ = load_prepared(prepared / "technique")
-    wave44 = soxr.resample(np.asarray(data["test"][0]["audio"]["array"], np.float32), 16000, 44100)
+    audio = data["test"][0]["audio"]
+    wave44 = soxr.resample(np.asarray(audio["array"], np.float32), audio["sampling_rate"], 44100)
     sf.write(tmp_path / "take44.wav", wave44.astype(np.float32), 44100, subtype="FLOAT")
     code = f"""
 import json

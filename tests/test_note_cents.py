@@ -4,7 +4,7 @@ bends (mido and pretty_midi).
 
 The transcriber is the tiny model of test_transcription_training (30 steps on the synthetic corpus: it finds every
 note, but sings one pitch, so its integer pitches are useless and the fractional pitch is all the pitch model's).
-The pitch model is the demo pitch model trained by `data_fixtures.trained_pitch_model` (train/run.py on the
+The pitch model is the demo pitch model trained by `demo_runs.demo_run` (train/run.py on the
 synthetic pitch corpus, ~3.5 min of CPU). The transcriber's notes with the synthesiser's exact F0 give every offset
 within 10 cents (the note-median method, < 5 measured); `--pitch-model` writes, in every format, the median of the
 pitch model's voiced frames inside each note; and through the demo pitch model every note comes back within 10 cents
@@ -31,7 +31,8 @@ from modeling_svu.note_pitch import note_pitch_midi
 from svu.cli import main as svu_main
 from train.data import AudioCollator
 
-from data_fixtures import train_steps, trained_pitch_model
+from data_fixtures import train_steps
+from demo_runs import demo_run
 
 SR = 16000
 CENTS = (-40, -15, 20, 35, -25, 45, 10, -5)  # off-grid offset of each sung note
@@ -117,7 +118,7 @@ def test_note_medians_of_the_exact_f0_recover_the_cent_offsets(trained_transcrib
 def through_pitch_model(tmp_path_factory, trained_transcriber, sung):
     """`svu transcribe --pitch-model <demo pitch model>` on the sung melody, in every format."""
     path, _, _ = sung
-    pitch_folder = trained_pitch_model(tmp_path_factory) / "repo"
+    pitch_folder = demo_run("pitch", tmp_path_factory).repo
     out = tmp_path_factory.mktemp("cents_out")
     assert svu_main(["transcribe", str(path), "--model", str(trained_transcriber), "--pitch-model", str(pitch_folder),
                      "-o", str(out), "--format", "json", "--format", "csv", "--format", "mid", "-q"]) == 0  # fmt: skip

@@ -185,7 +185,7 @@ def test_synthetic_pitch_corpus_chunks_hold_each_songs_annotation_once(tmp_path)
     assert {split: sorted(set(data[split]["song_id"])) for split in data} == {
         "train": ["song000"], "validation": ["song001"], "test": ["song002"]}
     rows = sorted(data["train"], key=lambda row: row["chunk_start"])
-    assert [row["chunk_start"] for row in rows] == [0.0, 5.0] and all(len(row["audio"]["array"]) == 80000 for row in rows)
+    assert [row["chunk_start"] for row in rows] == [0.0, 5.0] and all(len(row["audio"]["array"]) == 5 * row["audio"]["sampling_rate"] for row in rows)
     times = np.concatenate([np.asarray(row["f0_times"]) + row["chunk_start"] for row in rows])
     assert np.allclose(times, np.arange(700) * 0.01, atol=1e-4)  # every annotation point once, in order
     assert all(0 <= min(row["f0_times"]) and max(row["f0_times"]) < 5.0 for row in rows)

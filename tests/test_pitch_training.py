@@ -1,4 +1,4 @@
-"""The demo pitch model, trained for real on the synthetic pitch corpus (`data_fixtures.trained_pitch_model`):
+"""The demo pitch model, trained for real on the synthetic pitch corpus (`demo_runs.demo_run`):
 raw pitch accuracy on the synthetic test split >= 0.9 where the untrained model stays far below, and sub-bin
 decoding makes held notes accurate to a few cents."""
 
@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from data_fixtures import trained_pitch_model
+from demo_runs import demo_run
 
+from dataset_scripts.audio import resample
 from dataset_scripts.prepare import load_prepared
 from modeling_svu import SVUForPitchEstimation
 from modeling_svu.long_audio import pitch_array
@@ -20,10 +21,10 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    out = trained_pitch_model(tmp_path_factory)
-    data, meta = load_prepared(out / "data")
-    model = SVUForPitchEstimation.from_pretrained(out / "repo").eval()
-    return out, data, meta, model
+    demo = demo_run("pitch", tmp_path_factory)
+    data, meta = load_prepared(demo.data)
+    model = SVUForPitchEstimation.from_pretrained(demo.repo).eval()
+    return demo.out, data, meta, model
 
 
 
@@ -60,6 +61,7 @@ def test_held_notes_within_a_few_cents_through_long_audio(run):
     for song in sorted(set(data["test"]["song_id"])):
         chunks = sorted((row for row in data["test"] if row["song_id"] == song), key=lambda row: row["chunk_start"])
         wave = np.concatenate([np.asarray(row["audio"]["array"], dtype=np.float32) for row in chunks])
+        wave = resample(wave, chunks[0]["audio"]["sampling_rate"], model.config.sampling_rate)
         times = np.concatenate([np.asarray(row["f0_times"]) + row["chunk_start"] for row in chunks])
         f0 = np.concatenate([np.asarray(row["f0_hz"]) for row in chunks])
         decoded = pitch_array(model, wave, progress=False)

@@ -16,6 +16,7 @@ import torch
 from data_fixtures import train_steps, whole_songs
 from test_transcription_training import METRIC
 
+from dataset_scripts.audio import resample
 from dataset_scripts.prepare import prepare
 from modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification
 from modeling_svu.engines import load_engine
@@ -56,7 +57,8 @@ def classifier(tmp_path_factory):
     torch.manual_seed(0)
     names = data["train"].features["label"].names
     model = SVUForTechniqueClassification.from_backbone("tiny-wav2vec2", id2label=dict(enumerate(names)))
-    waves = [np.asarray(row["audio"]["array"], dtype=np.float32) for row in rows]
+    waves = [resample(np.asarray(row["audio"]["array"], dtype=np.float32), int(row["audio"]["sampling_rate"]), 16000)
+             for row in rows]
     inputs = model.feature_extractor()(waves, sampling_rate=16000, return_tensors="pt")["input_values"]
     model.freeze_backbone()  # stage 1: layer weights + head
     model.eval()

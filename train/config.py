@@ -19,6 +19,9 @@ from modeling_svu.backbones import FAMILIES, resolve_family_name
 from modeling_svu.configuration_svu import SVUConfig
 from modeling_svu.tasks import TASK_NAMES, Task, get_task
 
+from train.spec_augment import check_spec_augment, normalized_spec_augment
+from train.trackers import tracker_names
+
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "demo_technique.yaml"
 VALIDATION_MODES = ("none", "ours")
 FINETUNE_METHODS = ("two_stage", "lora", "adapter", "frozen")
@@ -63,6 +66,13 @@ class TrainConfig:
         default=True,
         metadata={"help": "Keep the CNN feature encoder frozen in stage 2, as the paper does with a pre-trained CNN; "
                           "false trains it too (a random tiny backbone's CNN has learnt nothing)."},
+    )
+    spec_augment: str | dict = field(
+        default="checkpoint",
+        metadata={"help": "SpecAugment while the backbone trains (stage 2): checkpoint = the backbone config's own "
+                          "(wav2vec2-base-960h: time masks p 0.05 x 10 frames; a tiny backbone: none), off, or "
+                          "{mask_time_prob, mask_time_length, mask_feature_prob, mask_feature_length} (the keys given "
+                          "replace the checkpoint's). Recorded in metrics.json (protocol) and the model card."},
     )
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     epochs: int = field(default=8, metadata={"help": "Total epochs, stage 1 included."})
@@ -122,6 +132,11 @@ class TrainConfig:
         metadata={"help": "Train on the backbone's first K transformer layers only (pruned from the start); None = all."},
     )
     log_every_steps: int = field(default=10, metadata={"help": "Tracker loss logging interval in steps."})
+    report_to: str | list = field(
+        default="tensorboard",
+        metadata={"help": "Experiment trackers (Accelerate's): tensorboard (<output_dir>/logs), wandb, trackio, mlflow, "
+                          "a list of them, all (every one installed) or none. A tracker that is not installed is an error."},
+    )
     export: Literal["native", "native_widget", "remote_code"] = field(
         default="native",
         metadata={"help": "Repo form of singer ID / technique models: native = transformers' own "
@@ -150,6 +165,9 @@ class TrainConfig:
         check_backbone_name(self.backbone)
         check_model_options(self.model_options)
         check_backbone_options(self.backbone, self.backbone_options)
+        tracker_names(self.report_to)
+        self.spec_augment = normalized_spec_augment(self.spec_augment)
+        check_spec_augment(self.spec_augment, self.backbone_options)
         if self.selection_metric is not None and self.selection_metric not in task.selection_metrics:
             raise ValueError(
                 f"Unknown selection_metric {self.selection_metric!r} for {self.task}; expected one of "

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dataset_scripts.audio import resample
 from dataset_scripts.common import LABEL_SCHEME_FROM_NOTES
+from dataset_scripts.prepare import check_stored_rate
 from modeling_svu.note_labels import IGNORE_INDEX, notes_to_frame_targets
 from modeling_svu.pitch import frame_times, pitch_targets
 from modeling_svu.tasks import get_task
@@ -21,7 +22,7 @@ FROZEN_LEGACY_SCHEME = {"sampling_rate": 16000, "hop": 320, "frame_rate": 50.0, 
 
 
 def to_model_rate(wave, sampling_rate: int, model_rate: int) -> np.ndarray:
-    """The one place training resamples decoded audio (16 kHz prepared data) to the model's rate."""
+    """The one place training resamples decoded audio (prepared data: 24 kHz) to the model's rate."""
     return resample(np.asarray(wave, dtype=np.float32), sampling_rate, model_rate)
 
 
@@ -96,9 +97,11 @@ def _describe_scheme(scheme: dict) -> str:
 
 
 def check_label_scheme(meta: dict, config, where: str) -> None:
-    """ValueError (one line) when a transcription dataset's frozen frame targets were made for another label
-    scheme than the model's. Datasets that store the notes (`notes_unclipped`) always fit: the collator
-    computes their targets for the model."""
+    """ValueError (one line) when the dataset cannot feed the model: its audio is stored at a lower rate than the
+    model's (`check_stored_rate`), or a transcription dataset's frozen frame targets were made for another label
+    scheme than the model's. Datasets that store the notes (`notes_unclipped`) always fit that scheme: the
+    collator computes their targets for the model."""
+    check_stored_rate(meta, config.sampling_rate, where)
     if FROZEN_TARGETS not in get_task(config.task).target_columns or meta.get("label_scheme") == LABEL_SCHEME_FROM_NOTES:
         return
     frozen = meta.get("label_scheme") or FROZEN_LEGACY_SCHEME

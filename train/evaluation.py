@@ -299,7 +299,7 @@ def pitch_chunk_metrics(logits, labels, rows, dataset, svu_config) -> dict:
         references.append(chunk_f0_reference(columns[row]["f0_times"], columns[row]["f0_hz"], frames, svu_config))
         song_ids.append(columns[row]["song_id"])
     scores = load_metric("pitch").compute(predictions=estimates, references=references, song_ids=song_ids)
-    return {**{k: v for k, v in scores.items() if k != "per_song"}, "num_examples": len(rows)}
+    return {**scores, "num_examples": len(rows)}
 
 
 # ---------------------------------------------------------------- scoring per metric

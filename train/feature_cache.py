@@ -158,14 +158,16 @@ def _frame_count(model, num_samples: int) -> int:
     return num_samples
 
 
-def _chunk_samples(dataset: datasets.Dataset) -> int:
-    return len(dataset[0]["audio"]["array"])
+def _chunk_samples(dataset: datasets.Dataset, sampling_rate: int) -> int:
+    """Samples of the first chunk at `sampling_rate` (the model's), as `_audio_batches` resamples it."""
+    audio = dataset[0]["audio"]
+    return len(to_model_rate(audio["array"], audio["sampling_rate"], sampling_rate))
 
 
 def estimate_frame_cache_bytes(model, dataset: datasets.Dataset) -> int:
     """Bytes of the float16 frame cache: rows x hidden states x frames x hidden size x 2."""
     cfg = model.config
-    frames = _frame_count(model, _chunk_samples(dataset))
+    frames = _frame_count(model, _chunk_samples(dataset, cfg.sampling_rate))
     return len(dataset) * cfg.num_hidden_states * frames * cfg.backbone_config.hidden_size * 2
 
 
@@ -198,7 +200,7 @@ def build_frame_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_size
     print(f"Frame feature cache: {len(dataset)} chunks -> {_human_bytes(estimate)} (float16) in {final_dir}")
     if max_bytes is not None and estimate > max_bytes:
         raise ValueError(f"The frame cache would take {estimate} bytes, more than max_bytes={max_bytes}.")
-    chunk_samples = _chunk_samples(dataset)
+    chunk_samples = _chunk_samples(dataset, model.config.sampling_rate)
     shape = (
         len(dataset), model.config.num_hidden_states, _frame_count(model, chunk_samples),
         model.config.backbone_config.hidden_size,

@@ -34,9 +34,10 @@ gradient_accumulation_steps` (accelerate's `accumulate`), and there is no lr sca
 validation/test example counts once whatever the number of processes (`metrics.json` records the count).
 
 Outputs (`output_dir`): `checkpoints/checkpoint-<step>/` (complete ones only; `--resume [DIR]`), `logs/`
-(tensorboard: losses, metrics, layer weights), `best/`, `metrics.json`, and `repo/`: the Hub-ready model
-(`AutoModel.from_pretrained(repo, trust_remote_code=True)`, adapters merged; for lora/adapter also
-`repo/peft_adapter/`), with a generated model card. `--push_to_hub user/name` uploads `repo/`.
+(the `report_to` trackers, default tensorboard: losses, metrics, layer weights; `--report_to none`: no logs),
+`best/`, `metrics.json`, and `repo/`: the Hub-ready model (`AutoModel.from_pretrained(repo, trust_remote_code=True)`,
+adapters merged; for lora/adapter also `repo/peft_adapter/`), with a generated model card. `--push_to_hub user/name`
+uploads `repo/`.
 """
 
 import argparse
@@ -67,6 +68,8 @@ from train.data import (
 from train.evaluation import evaluate_split, evaluate_test, quiet, scoring_of
 from train.native_export import is_native_export, svu_from_native
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
+from train.spec_augment import apply_spec_augment, spec_augment_record
+from train.trackers import accelerate_log_with
 
 
 class TrainingModule(torch.nn.Module):
@@ -88,7 +91,15 @@ class TrainingModule(torch.nn.Module):
 
 
 def build_model(cfg: TrainConfig, meta: dict):
-    """The SVU task model of `cfg.task` on `cfg.backbone`, labelled with the dataset's classes."""
+    """The SVU task model of `cfg.task` on `cfg.backbone`, labelled with the dataset's classes, with the
+    config's SpecAugment."""
+    model = task_model(cfg, meta)
+    apply_spec_augment(model.backbone, cfg.spec_augment)
+    return model
+
+
+def task_model(cfg: TrainConfig, meta: dict):
+    """A new model on `cfg.backbone`, or the saved SVU model it names (either export form)."""
     model_cls = TASK_MODELS[cfg.task]
     overrides = {"chunk_seconds": meta["chunk_seconds"], "classifier_dropout": cfg.classifier_dropout, "task": cfg.task}
     id2label = dict(enumerate(meta["label_names"])) if cfg.task_spec.classes else None
@@ -203,12 +214,16 @@ class Run:
 def build_run(cfg: TrainConfig):
     """Accelerator, data, model, loaders and both optimizers, prepared; bad data/backbone is one line."""
     output_dir = Path(cfg.output_dir)
+    try:
+        log_with = accelerate_log_with(cfg.report_to)
+    except ValueError as err:  # a tracker that is not installed: one line, nothing written
+        raise SystemExit(f"error: {err}") from None
     accelerator = Accelerator(
         # `accelerate launch --multi_gpu` on a machine without GPUs: data parallel on CPU (gloo)
         cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
         mixed_precision=cfg.mixed_precision,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        log_with="tensorboard",
+        log_with=log_with,
         project_dir=str(output_dir),
         # stage 1 leaves the backbone without gradients; DDP must not wait for them
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
@@ -320,7 +335,7 @@ def validate_and_keep_best(run: Run, state: TrainingState, epoch: int, stage: in
         prefix = "validation_proxy" if proxy else "validation"
         accelerator.print(f"epoch {epoch + 1}: {prefix.replace('_', ' ')} {run.selection_metric} = {score:.4f}"
                           + (f" ({proxy})" if proxy else ""))
-        logs.update({f"{prefix}/{k}": v for k, v in val.items()})
+        logs.update({f"{prefix}/{k}": v for k, v in val.items() if isinstance(v, (int, float))})  # no per-song lists
         entry["validation"] = val
     accelerator.log(logs, step=state.global_step)
     state.history.append(entry)
@@ -343,6 +358,7 @@ def protocol(run: Run) -> dict:
         "groups": meta.get("report", {}).get("groups"),  # e.g. {"what": "singer", "train": 15, ...}
         "separation": meta.get("separation", "none"),
         "test_scoring": scoring.test_scoring,
+        "spec_augment": spec_augment_record(cfg.spec_augment, svu_model(run.model).config.backbone_config),
     }
     if scoring.validation_proxy and cfg.validation != "none":
         result["validation_proxy"] = scoring.validation_proxy
