@@ -64,7 +64,7 @@ from train.data import (
     AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
     prepared_dir, resolve_num_workers,
 )
-from train.evaluation import evaluate_split, evaluate_test, quiet, scoring_of
+from train.evaluation import eval_mode, evaluate_split, evaluate_test, quiet, scoring_of
 from train.native_export import is_native_export, svu_from_native
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
@@ -311,7 +311,8 @@ def validate_and_keep_best(run: Run, state: TrainingState, epoch: int, stage: in
         accelerator.print(f"epoch {epoch + 1} done (validation: none, the last epoch is kept)")
     else:
         loader = run.loaders["validation_cached" if cached else "validation"]
-        val = evaluate_split(cfg.task, module, loader, run.data["validation"], module_config(accelerator, module), accelerator)
+        with eval_mode(module):  # the epoch is kept on deterministic scores; train_epoch sets train mode again
+            val = evaluate_split(cfg.task, module, loader, run.data["validation"], module_config(accelerator, module), accelerator)
         score = val[run.selection_metric]
         if state.best_metric is None or score > state.best_metric:
             state.best_metric, state.best_epoch = score, epoch
