@@ -43,7 +43,7 @@ def run_stage1(output_dir: Path, prepared_dir: Path, cache: bool):
         "--cache_stage1", str(cache).lower(), "--output_dir", str(output_dir), "--dataset.prepared_dir", str(prepared_dir),
         "--dataset.options.clips_per_class", str(DEMO_DATA_OPTIONS["clips_per_class"]),
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="2", HF_HUB_OFFLINE="1")
+    env = dict(os.environ, OMP_NUM_THREADS="2", HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))  # this checkout's train/
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = load_file(str(output_dir / "best" / "model.safetensors"))

@@ -122,30 +122,35 @@ def build_model(cfg: TrainConfig, meta: dict):
 
 
 def get_dataloaders(cfg, data, model, accelerator):
-    """Audio loaders for train and validation (none with `validation: none`), plus stage-1 cached loaders
-    (classification + cache_stage1). The test split is scored by `train.evaluation.evaluate_test`."""
+    """Audio loaders for train and validation (none with `validation: none`). The test split is scored by
+    `train.evaluation.evaluate_test`; the stage-1 cached loaders come after `prepare` (`cached_loaders`)."""
     collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task, svu_model(model).config)  # resamples
     columns = columns_for(cfg.task, data["train"].column_names)
     workers = resolve_num_workers(cfg.num_workers, cfg.backbone, len(data["train"]), accelerator.num_processes)
     loaders = {"train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=workers)}
-    validated = ("train", "validation") if cfg.validation != "none" else ("train",)
     if cfg.validation != "none":
         loaders["validation"] = make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=workers)
-    # ---- stage-1 feature cache: the same rows, shuffled by the same (seed, epoch) sampler ----
-    if cfg.cache_stage1 and cfg.task_spec.pooled and cfg.stage1_epochs > 0:
-        from train.feature_cache import build_pooled_cache
-
-        cache_dir = Path(cfg.output_dir) / "feature_cache"
-        with accelerator.main_process_first():
-            cached = {
-                split: build_pooled_cache(svu_model(model), data[split], cache_dir, batch_size=cfg.eval_batch_size)
-                for split in validated
-            }
-        columns = ["pooled_layer_states", "label"]
-        loaders["train_cached"] = make_dataloader(cached["train"], columns, pooled_collate, cfg.batch_size, seed=cfg.seed)
-        if "validation" in cached:
-            loaders["validation_cached"] = make_dataloader(cached["validation"], columns, pooled_collate, cfg.eval_batch_size)
     return loaders
+
+
+def cached_loaders(cfg, data, module, accelerator) -> dict:
+    """Stage-1 loaders of pooled features (classification + cache_stage1): the same rows as the audio loaders,
+    shuffled by the same (seed, epoch) sampler. The cache is built by the prepared `module`'s model on
+    `accelerator.device` under the run's mixed precision, its batches shared between the processes."""
+    if not (cfg.cache_stage1 and cfg.task_spec.pooled and cfg.stage1_epochs > 0):
+        return {}
+    from train.feature_cache import build_pooled_cache
+
+    model = svu_model(accelerator.unwrap_model(module).model)
+    splits = ("train", "validation") if cfg.validation != "none" else ("train",)
+    cache_dir = Path(cfg.output_dir) / "feature_cache"
+    cached = {split: build_pooled_cache(model, data[split], cache_dir, batch_size=cfg.eval_batch_size, accelerator=accelerator)
+              for split in splits}
+    columns = ["pooled_layer_states", "label"]
+    loaders = {"train_cached": make_dataloader(cached["train"], columns, pooled_collate, cfg.batch_size, seed=cfg.seed)}
+    if "validation" in cached:
+        loaders["validation_cached"] = make_dataloader(cached["validation"], columns, pooled_collate, cfg.eval_batch_size)
+    return {name: accelerator.prepare(loader) for name, loader in loaders.items()}
 
 
 def save_best(accelerator, model, output_dir: Path, epoch: int, metrics: dict):
@@ -238,7 +243,8 @@ def build_run(cfg: TrainConfig):
     module, optimizer1, optimizer2, *prepared = accelerator.prepare(
         TrainingModule(model), optimizer1, optimizer2, *loaders.values()
     )
-    return Run(cfg, accelerator, data, meta, model, module, {1: optimizer1, 2: optimizer2}, dict(zip(names, prepared)))
+    loaders = {**dict(zip(names, prepared)), **cached_loaders(cfg, data, module, accelerator)}
+    return Run(cfg, accelerator, data, meta, model, module, {1: optimizer1, 2: optimizer2}, loaders)
 
 
 def resume_or_start(run: Run, args) -> TrainingState:
