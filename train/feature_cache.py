@@ -169,6 +169,9 @@ def build_pooled_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_siz
     if not hasattr(model, "pooled_layer_states"):
         raise ValueError(f"{type(model).__name__} has no pooled_layer_states: the pooled cache is for classification models.")
     _check_columns(dataset, ["audio", "label"])
+    precision = accelerator.mixed_precision if accelerator is not None else "no"
+    if precision != "no":  # features computed under autocast are not the float32 ones
+        preprocessing = {**(preprocessing or {}), "mixed_precision": precision}
     fingerprint = cache_fingerprint(model, dataset, preprocessing, kind="pooled")
     final_dir = Path(cache_dir) / f"pooled-{fingerprint[:20]}"
     data_file = final_dir / "data.arrow"
