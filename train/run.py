@@ -15,14 +15,17 @@ tasks, a dataset missing a split or with a label set the model does not have: on
 Recipe. Stage 1 (`stage1_epochs`): backbone frozen, layer weights + head trained with Adam(`lr_stage1`). For
 classification with `cache_stage1`, stage 1 reads the backbone's pooled hidden states from a cache
 (`train/feature_cache.py`): exact, since the frozen backbone runs in eval mode and the shuffle order depends only
-on (seed, epoch). Stage 2 (the rest): a new Adam over what `finetune` trains (`train/peft_variants.py`):
+on (seed, epoch). The cache is built after `accelerator.prepare`, by the prepared model on `accelerator.device`
+under the run's mixed precision, each process running its share of the batches (the same cache as one process).
+Stage 2 (the rest): a new Adam over what `finetune` trains (`train/peft_variants.py`):
 `two_stage` = transformer (CNN stays frozen), `lr_stage2`; `lora` / `adapter` = the PEFT weights, `lr_peft`;
 `frozen` never enters stage 2.
 
 Protocol. `validation: ours` holds out our validation singers/songs (Artist20: the paper's validation album) and
-the best validation epoch is tested and saved; `validation: none` trains on every non-test singer/song, as the
-paper's technique and transcription experiments, and keeps the last epoch. Test metrics (`train/evaluation.py`):
-chunk-level for classification; for transcription each whole test song through the long-audio path, scored
+the best validation epoch is tested and saved (validation runs in eval mode: no dropout or SpecAugment, so the
+kept epoch's score is what `svu evaluate --split validation` gives its weights); `validation: none` trains on
+every non-test singer/song, as the paper's technique and transcription experiments, and keeps the last epoch.
+Test metrics (`train/evaluation.py`): chunk-level for classification; for transcription each whole test song through the long-audio path, scored
 against its complete annotation (MIR-ST500's evaluate.py); transcription validation is a per-chunk proxy, logged
 as `validation_proxy/*`. `metrics.json` records all of it under `protocol`.
 
