@@ -25,9 +25,9 @@ Protocol. `validation: ours` holds out our validation singers/songs (Artist20: t
 the best validation epoch is tested and saved (validation runs in eval mode: no dropout or SpecAugment, so the
 kept epoch's score is what `svu evaluate --split validation` gives its weights); `validation: none` trains on
 every non-test singer/song, as the paper's technique and transcription experiments, and keeps the last epoch.
-Test metrics (`train/evaluation.py`): chunk-level for classification; for transcription each whole test song through the long-audio path, scored
-against its complete annotation (MIR-ST500's evaluate.py); transcription validation is a per-chunk proxy, logged
-as `validation_proxy/*`. `metrics.json` records all of it under `protocol`.
+Test metrics (`train/evaluation.py`): chunk-level for classification; for transcription each whole test song
+through the long-audio path, scored against its complete annotation (MIR-ST500's evaluate.py); transcription
+validation is a per-chunk proxy, logged as `validation_proxy/*`. `metrics.json` records all of it under `protocol`.
 
 Scaling. `batch_size` is per process: the effective batch is `batch_size x num_processes x
 gradient_accumulation_steps` (accelerate's `accumulate`), and there is no lr scaling, so N processes at
