@@ -139,10 +139,12 @@ def _write_pooled(batches, dataset: datasets.Dataset, features, fingerprint: str
     with _building(cache_dir, final_dir, {"fingerprint": fingerprint, "rows": len(dataset)}) as tmp_dir:
         with datasets.arrow_writer.ArrowWriter(features=features, path=str(tmp_dir / "data.arrow"), fingerprint=fingerprint) as writer:
             bar = tqdm(total=len(dataset), desc="stage-1 pooled feature cache", unit="chunk")
+            written = 0
             for pooled, rows in batches:
-                if not np.array_equal(rows, np.arange(bar.n, bar.n + len(rows))):  # the sharding's promise, checked
-                    raise RuntimeError(f"pooled cache: rows {rows[:3].tolist()}... arrived where row {bar.n} belongs")
+                if not np.array_equal(rows, np.arange(written, written + len(rows))):  # the sharding's promise, checked
+                    raise RuntimeError(f"pooled cache: rows {rows[:3].tolist()}... arrived where row {written} belongs")
                 writer.write_batch({POOLED_COLUMN: list(pooled), "label": labels[rows.tolist()]["label"]})
+                written += len(rows)
                 bar.update(len(rows))
             bar.close()
             writer.finalize()
