@@ -49,7 +49,8 @@ def run_stage1(output_dir: Path, prepared_dir: Path, cache: bool, processes: int
         "--dataset.options.clips_per_class", str(DEMO_DATA_OPTIONS["clips_per_class"]),
         "--eval_batch_size", str(CACHE_BATCH_SIZE),
     ]
-    env = dict(os.environ, OMP_NUM_THREADS=str(2 // processes), HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))  # this checkout's train/
+    env = dict(os.environ, OMP_NUM_THREADS=str(2 // processes), HF_HUB_OFFLINE="1", TQDM_DISABLE="1",
+               PYTHONPATH=str(REPO))  # this checkout's train/
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = load_file(str(output_dir / "best" / "model.safetensors"))
