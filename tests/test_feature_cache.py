@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -24,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "train" / "configs" / "demo_technique.yaml"
 # The demo config's dataset, made smaller (also passed to train/run.py, so it finds this prepared copy).
 DEMO_DATA_OPTIONS = dict(task="technique", clips_per_class=1)
+CACHE_BATCH_SIZE = 7  # splits of 60 and 12 rows: uneven batches, and an uneven last step over 2 processes
 
 
 def at_16k(audio) -> np.ndarray:
@@ -42,28 +44,40 @@ def tiny_model(seed=0):
     return SVUForTechniqueClassification.from_backbone("tiny-wav2vec2", id2label={i: f"c{i}" for i in range(6)})
 
 
-def run_stage1(output_dir: Path, prepared_dir: Path, cache: bool):
+def run_stage1(output_dir: Path, prepared_dir: Path, cache: bool, processes: int = 1):
+    # `--multi_gpu` without GPUs: 2 processes on gloo (`--cpu --num_processes 2` would silently run one)
+    launcher = ["--cpu", "--num_processes", "1"] if processes == 1 else ["--multi_gpu", "--num_processes", str(processes)]
     cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", str(REPO / "train" / "run.py"),
+        sys.executable, "-m", "accelerate.commands.launch", *launcher, "--num_machines", "1", "--mixed_precision", "no",
+        "--dynamo_backend", "no", str(REPO / "train" / "run.py"),
         "--config", str(DEMO_CONFIG), "--epochs", "1", "--stage1_epochs", "1", "--lr_stage1", "0.003",
         "--cache_stage1", str(cache).lower(), "--output_dir", str(output_dir), "--dataset.prepared_dir", str(prepared_dir),
         "--dataset.options.clips_per_class", str(DEMO_DATA_OPTIONS["clips_per_class"]),
+        "--eval_batch_size", str(CACHE_BATCH_SIZE),
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="2", HF_HUB_OFFLINE="1")
+    env = dict(os.environ, OMP_NUM_THREADS=str(2 // processes), HF_HUB_OFFLINE="1", TQDM_DISABLE="1",
+               PYTHONPATH=str(REPO))  # this checkout's train/
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = load_file(str(output_dir / "best" / "model.safetensors"))
     return {k.removeprefix("model."): v for k, v in state.items() if "backbone" not in k}
 
 
+@pytest.fixture(scope="module")
+def cached_run(prepared, tmp_path_factory):
+    """(run folder, kept head and layer weights) of a 1-process stage-1 epoch trained from the cache."""
+    out = tmp_path_factory.mktemp("cached_run")
+    return out, run_stage1(out, prepared[0], cache=True)
+
+
 @pytest.mark.timeout(240)
-def test_cached_stage1_equals_recomputed_stage1_in_run_script(prepared, tmp_path):
+def test_cached_stage1_equals_recomputed_stage1_in_run_script(prepared, cached_run, tmp_path):
     prepared_dir, _ = prepared
-    cached = run_stage1(tmp_path / "cached", prepared_dir, cache=True)
+    cached_dir, cached = cached_run
     recomputed = run_stage1(tmp_path / "recomputed", prepared_dir, cache=False)
 
     # the cached run really trained from the cache, the other one really did not
-    assert any((tmp_path / "cached" / "feature_cache").glob("pooled-*/data.arrow"))
+    assert any((cached_dir / "feature_cache").glob("pooled-*/data.arrow"))
     assert not (tmp_path / "recomputed" / "feature_cache").exists()
     assert set(cached) == {"layer_sum.weight", "head.weight", "head.bias"}
     assert cached["layer_sum.weight"].abs().max() > 1e-3, "stage 1 did not move the layer weights from their init"
@@ -72,6 +86,62 @@ def test_cached_stage1_equals_recomputed_stage1_in_run_script(prepared, tmp_path
     torch.testing.assert_close(
         torch.softmax(cached["layer_sum.weight"], 0), torch.softmax(recomputed["layer_sum.weight"], 0), rtol=0, atol=1e-5
     )
+
+
+def read_caches(run_dir: Path) -> dict:
+    """{cache folder name: its rows as numpy} of a run's feature caches (one per split)."""
+    return {path.parent.name: datasets.Dataset.from_file(str(path)).with_format("numpy")[:]
+            for path in sorted((run_dir / "feature_cache").glob("pooled-*/data.arrow"))}
+
+
+@pytest.mark.timeout(240)
+def test_two_processes_build_the_one_process_cache(prepared, cached_run, tmp_path):
+    """Each process runs the backbone on its share of the batches (uneven: 60 and 12 rows in batches of 7), the
+    main process writes them: the same rows, in the same order, with the same values as one process."""
+    run_stage1(tmp_path / "two", prepared[0], cache=True, processes=2)
+    one, two = read_caches(cached_run[0]), read_caches(tmp_path / "two")
+    assert len(one) == 2 and list(two) == list(one)  # train and validation, the same fingerprints
+    split_sizes = sorted(len(prepared[1][split]) for split in ("train", "validation"))
+    assert sorted(len(rows["label"]) for rows in one.values()) == split_sizes
+    for name in one:
+        np.testing.assert_array_equal(two[name]["label"], one[name]["label"])
+        np.testing.assert_allclose(two[name][POOLED_COLUMN], one[name][POOLED_COLUMN], rtol=0, atol=1e-5)
+
+
+def test_cache_is_built_by_the_prepared_model_on_the_accelerator_device(prepared, tmp_path, monkeypatch):
+    """`build_run` builds the stage-1 cache with the model `accelerator.prepare` returned (on its device), and
+    shares the build through the accelerator; a build before `prepare` fails here."""
+    import train.feature_cache
+    import train.run
+    from accelerate.state import AcceleratorState
+    from train.config import load_config
+    from train.peft_variants import svu_model
+
+    accelerators, builds = [], []
+
+    class RecordedAccelerator(train.run.Accelerator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            accelerators.append(self)
+
+    def recorded_build(model, dataset, cache_dir, **kwargs):
+        accelerator = accelerators[-1]
+        prepared_models = [svu_model(accelerator.unwrap_model(m).model) for m in accelerator._models]
+        builds.append(dict(prepared=any(model is m for m in prepared_models), device=next(model.parameters()).device,
+                           accelerator=kwargs.get("accelerator") is accelerator, expected_device=accelerator.device))
+        return build_pooled_cache(model, dataset, cache_dir, **kwargs)
+
+    monkeypatch.setattr(train.run, "Accelerator", RecordedAccelerator)
+    monkeypatch.setattr(train.feature_cache, "build_pooled_cache", recorded_build)
+    cfg = load_config(str(DEMO_CONFIG), ["--output_dir", str(tmp_path / "run"), "--dataset.prepared_dir", str(prepared[0]),
+                                         "--dataset.options.clips_per_class", str(DEMO_DATA_OPTIONS["clips_per_class"])])
+    try:
+        run = train.run.build_run(cfg)
+    finally:
+        AcceleratorState._reset_state(True)
+    assert [b["prepared"] for b in builds] == [True, True]  # train, validation
+    assert all(b["accelerator"] and b["device"] == b["expected_device"] for b in builds), builds
+    assert {"train_cached", "validation_cached"} <= set(run.loaders)
 
 
 def test_pooled_cache_rows_follow_dataset_order(prepared, tmp_path):
@@ -88,6 +158,24 @@ def test_pooled_cache_rows_follow_dataset_order(prepared, tmp_path):
         with torch.no_grad():
             expected = model.pooled_layer_states(inputs["input_values"], inputs.get("attention_mask"))[0]
         np.testing.assert_allclose(cache[i][POOLED_COLUMN], expected.numpy(), atol=1e-5)
+
+
+def test_pooled_cache_is_built_under_the_accelerators_mixed_precision(prepared, tmp_path):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    split = prepared[1]["validation"]
+    model = tiny_model()
+    plain = build_pooled_cache(model, split, tmp_path, batch_size=5).with_format("numpy")[:]
+    try:
+        bf16 = build_pooled_cache(model, split, tmp_path, batch_size=5, accelerator=Accelerator(cpu=True, mixed_precision="bf16"))
+    finally:
+        AcceleratorState._reset_state(True)
+    bf16 = bf16.with_format("numpy")[:]
+    assert len(cache_dirs(tmp_path)) == 2, "a bf16 cache must not be read back as the float32 one (or the reverse)"
+    np.testing.assert_array_equal(bf16["label"], plain["label"])
+    difference = np.abs(bf16[POOLED_COLUMN] - plain[POOLED_COLUMN]).max()
+    assert 1e-4 < difference < 0.05, difference  # bf16 rounding, not another model
 
 
 def cache_dirs(root: Path, kind="pooled"):

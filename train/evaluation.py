@@ -31,6 +31,7 @@ COnPOff for a perfect model on MIR-ST500). Its scores are logged as `validation_
 says so under `protocol.validation_proxy`.
 """
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,17 @@ def quiet() -> bool:
 
 def load_metric(name: str):
     return evaluate.load(str(METRICS_DIR / name / f"{name}.py"))
+
+
+@contextlib.contextmanager
+def eval_mode(module):
+    """`module` in eval mode inside (no dropout, no SpecAugment: scores are deterministic), its own mode after."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 @torch.no_grad()
@@ -260,13 +272,13 @@ def evaluate_test(model, dataset, meta: dict, *, batch_size: int = 16, accelerat
             batch = {k: v.to(device) for k, v in batch.items()}
         return model(**batch)
 
-    model.eval()
     loader = chunk_loader(task, model, dataset, batch_size, accelerator)
-    chunk_scores = evaluate_split(task, forward, loader, dataset, svu_model(model).config, accelerator, "test", keep)
-    whole_recordings = scoring_of(task).whole_recordings
-    if whole_recordings is None:
-        return chunk_scores
-    return whole_recordings(model, dataset, meta, accelerator, chunk_scores)
+    with eval_mode(model):
+        chunk_scores = evaluate_split(task, forward, loader, dataset, svu_model(model).config, accelerator, "test", keep)
+        whole_recordings = scoring_of(task).whole_recordings
+        if whole_recordings is None:
+            return chunk_scores
+        return whole_recordings(model, dataset, meta, accelerator, chunk_scores)
 
 
 def whole_song_metrics(model, dataset, meta: dict, accelerator, chunk_scores: dict) -> dict:

@@ -12,6 +12,10 @@ train the layer weights and the head **exactly** (`model.classify_pooled`), at a
     rows = cache.with_format("torch")[order[i:j]]                            # float32 (B, L, H), no copy per epoch
     out = model.classify_pooled(rows["pooled_layer_states"], labels=rows["label"])
 
+In a run of several processes (`train/run.py`), `build_pooled_cache(..., accelerator=accelerator)` is called by
+every process with the prepared model: each runs the backbone on its share of the batches, and the main process
+writes the rows gathered in dataset order (the same cache as one process).
+
 For transcription, the head is frame-wise, so the cache has to keep every frame of every layer:
 `build_frame_cache` writes them as one memory-mapped float16 array, after printing its size
 (`estimate_frame_cache_bytes`), because at base size that is ~5 MB per 5 s chunk.
@@ -32,9 +36,12 @@ from typing import Optional
 import datasets
 import numpy as np
 import torch
+from accelerate.data_loader import prepare_data_loader
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from train.data import to_model_rate
+from train.evaluation import eval_mode
 
 # Bump when the cached values change meaning, so old caches are not reused.
 CACHE_FORMAT_VERSION = 1
@@ -66,11 +73,19 @@ def cache_fingerprint(model, dataset: datasets.Dataset, preprocessing: Optional[
     return digest.hexdigest()
 
 
-def _audio_batches(dataset: datasets.Dataset, batch_size: int, sampling_rate: int):
-    """Yield (list of float32 waveforms at `sampling_rate`, batch dict) in dataset order (resampled if needed)."""
-    for batch in dataset.iter(batch_size=batch_size):
-        waves = [to_model_rate(audio["array"], audio["sampling_rate"], sampling_rate) for audio in batch["audio"]]
-        yield waves, batch
+def _audio_batches(dataset: datasets.Dataset, batch_size: int, sampling_rate: int, accelerator=None):
+    """Yield (list of float32 waveforms at `sampling_rate`, their row indices as a tensor) in dataset order
+    (resampled if needed). With an `accelerator`, only this process's batches: p, p + N, ... of N processes
+    (accelerate's sequential sharding, the last step padded), so gathering each step gives dataset order."""
+    # its own generator: building a cache must not draw from the global RNG (the training's dropout stream)
+    loader = DataLoader(range(len(dataset)), batch_size=batch_size, generator=torch.Generator())
+    if accelerator is not None:  # not `accelerator.prepare_data_loader`, which would add it to the checkpoints
+        loader = prepare_data_loader(loader, accelerator.device, num_processes=accelerator.num_processes,
+                                     process_index=accelerator.process_index, put_on_device=True)
+    audio = dataset.select_columns(["audio"])
+    for rows in loader:
+        cells = audio[rows.tolist()]["audio"]
+        yield [to_model_rate(cell["array"], cell["sampling_rate"], sampling_rate) for cell in cells], rows
 
 
 def _model_inputs(model, waves):
@@ -88,14 +103,11 @@ def _check_columns(dataset: datasets.Dataset, needed):
 
 
 @contextlib.contextmanager
-def _building(model, cache_dir, final_dir: Path, manifest: dict):
-    """Yield a temporary folder to write a cache into, with the model in eval mode. On success the folder
-    (plus `fingerprint.json`) is moved to `final_dir` (if another process got there first, theirs is kept);
-    on any error it is deleted. The model's train/eval mode is restored either way."""
+def _building(cache_dir, final_dir: Path, manifest: dict):
+    """Yield a temporary folder to write a cache into. On success the folder (plus `fingerprint.json`) is moved
+    to `final_dir` (if another process got there first, theirs is kept); on any error it is deleted."""
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{final_dir.name.split('-')[0]}-tmp-", dir=cache_dir))
-    was_training = model.training
-    model.eval()
     try:
         yield tmp_dir
         (tmp_dir / "fingerprint.json").write_text(json.dumps(manifest))
@@ -106,11 +118,40 @@ def _building(model, cache_dir, final_dir: Path, manifest: dict):
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
-    finally:
-        model.train(was_training)
 
 
-def build_pooled_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_size: int = 8, preprocessing: Optional[dict] = None) -> datasets.Dataset:
+def _pooled_batches(model, dataset: datasets.Dataset, batch_size: int, accelerator=None):
+    """Yield (pooled layer states as float32 numpy, their row indices) of every row of `dataset`, batch by batch in
+    dataset order. With an `accelerator`, each process runs the backbone (on `accelerator.device`, under its mixed
+    precision) on its share of the batches, and every process gets each step's batches back, the padding dropped."""
+    autocast = accelerator.autocast if accelerator is not None else contextlib.nullcontext
+    for waves, rows in _audio_batches(dataset, batch_size, model.config.sampling_rate, accelerator):
+        input_values, attention_mask = _model_inputs(model, waves)
+        with torch.inference_mode(), autocast():
+            pooled = model.pooled_layer_states(input_values, attention_mask).float()
+            if accelerator is not None:
+                pooled, rows = accelerator.gather_for_metrics((pooled, rows))
+        yield pooled.cpu().numpy(), rows.cpu().numpy()
+
+
+def _write_pooled(batches, dataset: datasets.Dataset, features, fingerprint: str, cache_dir, final_dir: Path):
+    labels = dataset.select_columns(["label"])
+    with _building(cache_dir, final_dir, {"fingerprint": fingerprint, "rows": len(dataset)}) as tmp_dir:
+        with datasets.arrow_writer.ArrowWriter(features=features, path=str(tmp_dir / "data.arrow"), fingerprint=fingerprint) as writer:
+            bar = tqdm(total=len(dataset), desc="stage-1 pooled feature cache", unit="chunk")
+            written = 0
+            for pooled, rows in batches:
+                if not np.array_equal(rows, np.arange(written, written + len(rows))):  # the sharding's promise, checked
+                    raise RuntimeError(f"pooled cache: rows {rows[:3].tolist()}... arrived where row {written} belongs")
+                writer.write_batch({POOLED_COLUMN: list(pooled), "label": labels[rows.tolist()]["label"]})
+                written += len(rows)
+                bar.update(len(rows))
+            bar.close()
+            writer.finalize()
+
+
+def build_pooled_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_size: int = 8, preprocessing: Optional[dict] = None,
+                       accelerator=None) -> datasets.Dataset:
     """Per-layer time-mean features of every chunk, for exact stage-1 training of a classification model.
 
     Args:
@@ -119,6 +160,9 @@ def build_pooled_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_siz
         cache_dir: folder holding caches; each lives in `pooled-<fingerprint>/`.
         batch_size: chunks per backbone forward while building.
         preprocessing: options that changed the audio before it reached `dataset` (part of the fingerprint).
+        accelerator: share the build between its processes (call it on every process, with the prepared model on
+            `accelerator.device`): each runs its share of the batches under the run's mixed precision, the main
+            process writes every row, the others wait and read it. Same rows, order and values as one process.
 
     Returns:
         A memory-mapped `datasets.Dataset` with "pooled_layer_states" (`Array2D((L, H), "float32")`) and
@@ -127,6 +171,9 @@ def build_pooled_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_siz
     if not hasattr(model, "pooled_layer_states"):
         raise ValueError(f"{type(model).__name__} has no pooled_layer_states: the pooled cache is for classification models.")
     _check_columns(dataset, ["audio", "label"])
+    precision = accelerator.mixed_precision if accelerator is not None else "no"
+    if precision != "no":  # features computed under autocast are not the float32 ones
+        preprocessing = {**(preprocessing or {}), "mixed_precision": precision}
     fingerprint = cache_fingerprint(model, dataset, preprocessing, kind="pooled")
     final_dir = Path(cache_dir) / f"pooled-{fingerprint[:20]}"
     data_file = final_dir / "data.arrow"
@@ -137,17 +184,15 @@ def build_pooled_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_siz
     features = datasets.Features(
         {POOLED_COLUMN: datasets.Array2D(shape=shape, dtype="float32"), "label": dataset.features["label"]}
     )
-    with _building(model, cache_dir, final_dir, {"fingerprint": fingerprint, "rows": len(dataset)}) as tmp_dir:
-        with datasets.arrow_writer.ArrowWriter(features=features, path=str(tmp_dir / "data.arrow"), fingerprint=fingerprint) as writer:
-            bar = tqdm(total=len(dataset), desc="stage-1 pooled feature cache", unit="chunk")
-            for waves, batch in _audio_batches(dataset, batch_size, model.config.sampling_rate):
-                input_values, attention_mask = _model_inputs(model, waves)
-                with torch.inference_mode():
-                    pooled = model.pooled_layer_states(input_values, attention_mask)
-                writer.write_batch({POOLED_COLUMN: list(pooled.float().cpu().numpy()), "label": batch["label"]})
-                bar.update(len(waves))
-            bar.close()
-            writer.finalize()
+    with eval_mode(model):
+        batches = _pooled_batches(model, dataset, batch_size, accelerator)
+        if accelerator is None or accelerator.is_main_process:
+            _write_pooled(batches, dataset, features, fingerprint, cache_dir, final_dir)
+        else:
+            for _ in batches:  # this process's share of the rows, written by the main process
+                pass
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
     return datasets.Dataset.from_file(str(data_file))
 
 
@@ -205,7 +250,7 @@ def build_frame_cache(model, dataset: datasets.Dataset, cache_dir, *, batch_size
         len(dataset), model.config.num_hidden_states, _frame_count(model, chunk_samples),
         model.config.backbone_config.hidden_size,
     )
-    with _building(model, cache_dir, final_dir, {"fingerprint": fingerprint, "shape": shape}) as tmp_dir:
+    with eval_mode(model), _building(cache_dir, final_dir, {"fingerprint": fingerprint, "shape": shape}) as tmp_dir:
         out = np.lib.format.open_memmap(tmp_dir / "layer_states.npy", mode="w+", dtype=np.float16, shape=shape)
         row = 0
         bar = tqdm(total=len(dataset), desc="frame feature cache", unit="chunk")

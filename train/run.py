@@ -15,16 +15,19 @@ tasks, a dataset missing a split or with a label set the model does not have: on
 Recipe. Stage 1 (`stage1_epochs`): backbone frozen, layer weights + head trained with Adam(`lr_stage1`). For
 classification with `cache_stage1`, stage 1 reads the backbone's pooled hidden states from a cache
 (`train/feature_cache.py`): exact, since the frozen backbone runs in eval mode and the shuffle order depends only
-on (seed, epoch). Stage 2 (the rest): a new Adam over what `finetune` trains (`train/peft_variants.py`):
+on (seed, epoch). The cache is built after `accelerator.prepare`, by the prepared model on `accelerator.device`
+under the run's mixed precision, each process running its share of the batches (the same cache as one process).
+Stage 2 (the rest): a new Adam over what `finetune` trains (`train/peft_variants.py`):
 `two_stage` = transformer (CNN stays frozen), `lr_stage2`; `lora` / `adapter` = the PEFT weights, `lr_peft`;
 `frozen` never enters stage 2.
 
 Protocol. `validation: ours` holds out our validation singers/songs (Artist20: the paper's validation album) and
-the best validation epoch is tested and saved; `validation: none` trains on every non-test singer/song, as the
-paper's technique and transcription experiments, and keeps the last epoch. Test metrics (`train/evaluation.py`):
-chunk-level for classification; for transcription each whole test song through the long-audio path, scored
-against its complete annotation (MIR-ST500's evaluate.py); transcription validation is a per-chunk proxy, logged
-as `validation_proxy/*`. `metrics.json` records all of it under `protocol`.
+the best validation epoch is tested and saved (validation runs in eval mode: no dropout or SpecAugment, so the
+kept epoch's score is what `svu evaluate --split validation` gives its weights); `validation: none` trains on
+every non-test singer/song, as the paper's technique and transcription experiments, and keeps the last epoch.
+Test metrics (`train/evaluation.py`): chunk-level for classification; for transcription each whole test song
+through the long-audio path, scored against its complete annotation (MIR-ST500's evaluate.py); transcription
+validation is a per-chunk proxy, logged as `validation_proxy/*`. `metrics.json` records all of it under `protocol`.
 
 Scaling. `batch_size` is per process: the effective batch is `batch_size x num_processes x
 gradient_accumulation_steps` (accelerate's `accumulate`), and there is no lr scaling, so N processes at
@@ -65,7 +68,7 @@ from train.data import (
     AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
     prepared_dir, resolve_num_workers,
 )
-from train.evaluation import evaluate_split, evaluate_test, quiet, scoring_of
+from train.evaluation import eval_mode, evaluate_split, evaluate_test, quiet, scoring_of
 from train.native_export import is_native_export, svu_from_native
 from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 from train.spec_augment import apply_spec_augment, spec_augment_record
@@ -133,30 +136,35 @@ def task_model(cfg: TrainConfig, meta: dict):
 
 
 def get_dataloaders(cfg, data, model, accelerator):
-    """Audio loaders for train and validation (none with `validation: none`), plus stage-1 cached loaders
-    (classification + cache_stage1). The test split is scored by `train.evaluation.evaluate_test`."""
+    """Audio loaders for train and validation (none with `validation: none`). The test split is scored by
+    `train.evaluation.evaluate_test`; the stage-1 cached loaders come after `prepare` (`cached_loaders`)."""
     collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task, svu_model(model).config)  # resamples
     columns = columns_for(cfg.task, data["train"].column_names)
     workers = resolve_num_workers(cfg.num_workers, cfg.backbone, len(data["train"]), accelerator.num_processes)
     loaders = {"train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=workers)}
-    validated = ("train", "validation") if cfg.validation != "none" else ("train",)
     if cfg.validation != "none":
         loaders["validation"] = make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=workers)
-    # ---- stage-1 feature cache: the same rows, shuffled by the same (seed, epoch) sampler ----
-    if cfg.cache_stage1 and cfg.task_spec.pooled and cfg.stage1_epochs > 0:
-        from train.feature_cache import build_pooled_cache
-
-        cache_dir = Path(cfg.output_dir) / "feature_cache"
-        with accelerator.main_process_first():
-            cached = {
-                split: build_pooled_cache(svu_model(model), data[split], cache_dir, batch_size=cfg.eval_batch_size)
-                for split in validated
-            }
-        columns = ["pooled_layer_states", "label"]
-        loaders["train_cached"] = make_dataloader(cached["train"], columns, pooled_collate, cfg.batch_size, seed=cfg.seed)
-        if "validation" in cached:
-            loaders["validation_cached"] = make_dataloader(cached["validation"], columns, pooled_collate, cfg.eval_batch_size)
     return loaders
+
+
+def cached_loaders(cfg, data, module, accelerator) -> dict:
+    """Stage-1 loaders of pooled features (classification + cache_stage1): the same rows as the audio loaders,
+    shuffled by the same (seed, epoch) sampler. The cache is built by the prepared `module`'s model on
+    `accelerator.device` under the run's mixed precision, its batches shared between the processes."""
+    if not (cfg.cache_stage1 and cfg.task_spec.pooled and cfg.stage1_epochs > 0):
+        return {}
+    from train.feature_cache import build_pooled_cache
+
+    model = svu_model(accelerator.unwrap_model(module).model)
+    splits = ("train", "validation") if cfg.validation != "none" else ("train",)
+    cache_dir = Path(cfg.output_dir) / "feature_cache"
+    cached = {split: build_pooled_cache(model, data[split], cache_dir, batch_size=cfg.eval_batch_size, accelerator=accelerator)
+              for split in splits}
+    columns = ["pooled_layer_states", "label"]
+    loaders = {"train_cached": make_dataloader(cached["train"], columns, pooled_collate, cfg.batch_size, seed=cfg.seed)}
+    if "validation" in cached:
+        loaders["validation_cached"] = make_dataloader(cached["validation"], columns, pooled_collate, cfg.eval_batch_size)
+    return {name: accelerator.prepare(loader) for name, loader in loaders.items()}
 
 
 def save_best(accelerator, model, output_dir: Path, epoch: int, metrics: dict):
@@ -253,7 +261,8 @@ def build_run(cfg: TrainConfig):
     module, optimizer1, optimizer2, *prepared = accelerator.prepare(
         TrainingModule(model), optimizer1, optimizer2, *loaders.values()
     )
-    return Run(cfg, accelerator, data, meta, model, module, {1: optimizer1, 2: optimizer2}, dict(zip(names, prepared)))
+    loaders = {**dict(zip(names, prepared)), **cached_loaders(cfg, data, module, accelerator)}
+    return Run(cfg, accelerator, data, meta, model, module, {1: optimizer1, 2: optimizer2}, loaders)
 
 
 def resume_or_start(run: Run, args) -> TrainingState:
@@ -326,7 +335,8 @@ def validate_and_keep_best(run: Run, state: TrainingState, epoch: int, stage: in
         accelerator.print(f"epoch {epoch + 1} done (validation: none, the last epoch is kept)")
     else:
         loader = run.loaders["validation_cached" if cached else "validation"]
-        val = evaluate_split(cfg.task, module, loader, run.data["validation"], module_config(accelerator, module), accelerator)
+        with eval_mode(module):  # the epoch is kept on deterministic scores; train_epoch sets train mode again
+            val = evaluate_split(cfg.task, module, loader, run.data["validation"], module_config(accelerator, module), accelerator)
         score = val[run.selection_metric]
         if state.best_metric is None or score > state.best_metric:
             state.best_metric, state.best_epoch = score, epoch
