@@ -126,6 +126,28 @@ def train_steps(model, inputs, labels, steps, lr=2e-3, batch_size=4):
     return model.eval()
 
 
+def constant_pitch_model(folder: Path, hz: float) -> float:
+    """A tiny SVUForPitchEstimation whose output is the centre of `hz`'s bin, voiced, on every frame (last head
+    layer: zero weights, a bias peaked on that bin), saved in `folder`: a model whose score is known. Its pitch."""
+    import torch
+
+    from modeling_svu import SVUForPitchEstimation, tiny_backbone_config
+    from modeling_svu.pitch import bin_to_hz, hz_to_bin
+
+    torch.manual_seed(0)
+    model = SVUForPitchEstimation.from_backbone(tiny_backbone_config("wav2vec2"))
+    last = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    peak = int(round(float(hz_to_bin(hz, model.config))))
+    bias = torch.full((model.config.num_pitch_bins + 1,), -12.0)
+    bias[peak - 1: peak + 2] = 12.0
+    bias[-1] = 12.0  # voiced
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(bias)
+    model.save_pretrained(folder)
+    return float(bin_to_hz(peak, model.config))
+
+
 _TRAINED_PITCH = {}
 
 
