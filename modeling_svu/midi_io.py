@@ -4,9 +4,10 @@ Files are type 0, 120 bpm, 500 ticks per beat: one tick is exactly 1 ms. Without
 holds only the tempo and the notes, on channel 1. With them (`pitch_midi`, e.g. from a pitch model), each
 channel used first declares a pitch-bend range of +-2 semitones (RPN 0, the General MIDI default, so players
 that ignore RPNs bend the same), and each note is preceded by a pitch bend of ``pitch_midi - pitch`` semitones
-(14 bits: 0.024-cent steps) and followed by a reset to 0. A bend the range cannot hold is refused, not clipped (the
-file would play another pitch than the notes say): `note_pitch.pitched_notes` numbers notes so that it never is. Notes that overlap go on different channels (a bend
-moves a whole channel; the drum channel 10 is skipped), so each note sounds at its own fractional pitch.
+(14 bits: 0.024-cent steps) and followed by a reset to 0. Notes that overlap go on different channels (a bend
+moves a whole channel; the drum channel 10 is skipped), so each note sounds at its own fractional pitch. A bend
+the range cannot hold is refused, not clipped (the file would play another pitch than the notes say):
+`note_pitch.pitched_notes` numbers the notes so that every bend is within half a semitone.
 """
 
 import io

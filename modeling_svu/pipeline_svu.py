@@ -190,7 +190,8 @@ class SingingTranscriptionPipeline(_LongAudioPipeline):
             kwargs.pop("decoding", None)
             with named_errors(model_inputs.get("source")):
                 track = pitch_track_blocks(pitch_model, blocks, total_samples=total, **kwargs)
-            outputs["notes"], outputs["pitch_midi"] = pitched_notes(notes, track["times"], track["f0_hz"], track["voiced"])
+            outputs["notes"], outputs["pitch_midi"] = pitched_notes(
+                notes, track["times"], track["f0_hz"], track["voiced"])
         if posteriors is not None:
             onset, silence, pitch = (np.concatenate(parts) for parts in zip(*posteriors))
             outputs["posteriors"] = {"frame_seconds": self.model.config.frame_seconds, "onset": onset,
