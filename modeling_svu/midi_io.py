@@ -5,7 +5,9 @@ holds only the tempo and the notes, on channel 1. With them (`pitch_midi`, e.g. 
 channel used first declares a pitch-bend range of +-2 semitones (RPN 0, the General MIDI default, so players
 that ignore RPNs bend the same), and each note is preceded by a pitch bend of ``pitch_midi - pitch`` semitones
 (14 bits: 0.024-cent steps) and followed by a reset to 0. Notes that overlap go on different channels (a bend
-moves a whole channel; the drum channel 10 is skipped), so each note sounds at its own fractional pitch.
+moves a whole channel; the drum channel 10 is skipped), so each note sounds at its own fractional pitch. A bend
+the range cannot hold is refused, not clipped (the file would play another pitch than the notes say):
+`note_pitch.pitched_notes` numbers the notes so that every bend is within half a semitone.
 """
 
 import io
@@ -53,8 +55,8 @@ def notes_to_midi(notes, velocity: int = 100, pitch_midi=None):
     """A type-0 `mido.MidiFile` with one note per ``(onset_s, offset_s, midi)``; times are kept to 1 ms.
 
     `pitch_midi`: a fractional MIDI pitch per note (None for a note without one), written as a pitch bend of
-    ``pitch_midi - midi`` around the note (bends beyond +-2 semitones are clipped to the range). Without it the
-    file is exactly the plain one (no bends, no controllers).
+    ``pitch_midi - midi`` around the note (a ValueError beyond +-2 semitones). Without it the file is exactly the
+    plain one (no bends, no controllers).
     """
     mido = _mido()
     if pitch_midi is not None and len(pitch_midi) != len(notes):
@@ -65,6 +67,9 @@ def notes_to_midi(notes, velocity: int = 100, pitch_midi=None):
             raise ValueError(f"MIDI pitch {pitch} is outside 0-127.")
         on_tick = int(round(onset * 1000))
         fractional = None if pitch_midi is None else pitch_midi[index]
+        if fractional is not None and abs(fractional - int(pitch)) > BEND_RANGE_SEMITONES:
+            raise ValueError(f"pitch_midi {fractional} is more than {BEND_RANGE_SEMITONES} semitones (the bend range) "
+                             f"from its note's MIDI pitch {pitch}.")  # fmt: skip
         timed.append((on_tick, max(int(round(offset * 1000)), on_tick + 1), int(pitch), fractional))
     track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=MIDI_TEMPO, time=0)])
     if pitch_midi is None:  # the plain file, on channel 1 (mido's default)

@@ -3,8 +3,10 @@
 A note ``(onset_s, offset_s, midi)`` gets the median, in fractional MIDI (so in cents), of the F0 of the voiced
 frames whose time lies in ``[onset_s, offset_s)``; a note without a voiced frame gets None. The median in MIDI
 is the median in Hz mapped to MIDI (for an odd number of frames; for an even number, the log-mean of the two
-middle values): vibrato, glides at the edges and a few octave errors do not move it. The integer `midi` of the
-note is kept as it is; the fractional pitch is an addition.
+middle values): vibrato, glides at the edges and a few octave errors do not move it.
+
+`pitched_notes` gives the notes every output writes: a note with a fractional pitch is numbered by it (its nearest
+integer), so a MIDI note + pitch bend, the CSV and the JSON all hold the same pitch for it.
 """
 
 import numpy as np
@@ -39,3 +41,17 @@ def note_pitch_midi(notes, times, f0_hz, voiced=None) -> list:
         inside = pitch[first:stop][voiced[first:stop]]
         pitches.append(float(np.median(inside)) if inside.size else None)
     return pitches
+
+
+def pitched_notes(notes, times, f0_hz, voiced=None) -> tuple:
+    """``(notes, pitch_midi)``: each note's fractional pitch (`note_pitch_midi`) and the notes numbered by it.
+
+    A note with a fractional pitch gets ``round(pitch_midi)`` as its integer pitch, always, not only when the two
+    lie further apart than a pitch bend reaches: the bend ``pitch_midi - pitch`` is then within +-0.5 semitone (far
+    inside any bend range) and the integer pitch is simply the note nearest to the sung one, whatever the
+    transcription model's own pitch was. A note without a voiced frame (pitch_midi None) keeps its own pitch.
+    """
+    pitch_midi = note_pitch_midi(notes, times, f0_hz, voiced)
+    numbered = [note if fractional is None else (*note[:2], int(round(fractional)), *note[3:])
+                for note, fractional in zip(notes, pitch_midi)]  # fmt: skip
+    return numbered, pitch_midi

@@ -25,7 +25,7 @@ from .audio_io import decode_audio, open_audio, resample
 from .engines import load_engine
 from .long_audio import BLOCK_SECONDS, array_blocks, pitch_track_blocks, transcribe_blocks
 from .midi_io import midi_bytes, midi_to_notes, notes_to_midi  # noqa: F401 (the MIDI helpers' former home)
-from .note_pitch import note_pitch_midi
+from .note_pitch import pitched_notes
 
 TASK = "singing-transcription"
 PITCH_TASK = "singing-pitch"
@@ -147,7 +147,9 @@ class SingingTranscriptionPipeline(_LongAudioPipeline):
 
     `pitch_model` (at construction or per call: an SVU pitch model, its folder or repo id, or a `singing-pitch`
     pipeline): each note also gets `pitch_midi`, the median F0 of the pitch model's voiced frames inside the note
-    as fractional MIDI (None without a voiced frame; `note_pitch.py`), and the MIDI file a pitch bend per note.
+    as fractional MIDI (None without a voiced frame; `note_pitch.py`), and the MIDI file a pitch bend per note; a
+    note with a `pitch_midi` has its nearest integer as `pitch` (`note_pitch.pitched_notes`: the note number the
+    MIDI holds, bent by at most half a semitone).
     The pitch model reads the same audio (again, at its own rate) with the same window options and its own
     voicing threshold. Without it, the output is exactly as before (no `pitch_midi` key, no bends).
     """
@@ -188,7 +190,8 @@ class SingingTranscriptionPipeline(_LongAudioPipeline):
             kwargs.pop("decoding", None)
             with named_errors(model_inputs.get("source")):
                 track = pitch_track_blocks(pitch_model, blocks, total_samples=total, **kwargs)
-            outputs["pitch_midi"] = note_pitch_midi(notes, track["times"], track["f0_hz"], track["voiced"])
+            outputs["notes"], outputs["pitch_midi"] = pitched_notes(
+                notes, track["times"], track["f0_hz"], track["voiced"])
         if posteriors is not None:
             onset, silence, pitch = (np.concatenate(parts) for parts in zip(*posteriors))
             outputs["posteriors"] = {"frame_seconds": self.model.config.frame_seconds, "onset": onset,

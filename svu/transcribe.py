@@ -7,7 +7,7 @@ Writes, per input, files named after it in out_dir (the same notes in every one)
     <stem>.piano_roll.png      (--piano-roll) the notes over the log-spectrogram, time and note-name axes
     <stem>.sonified.wav        (--sonify) the notes rendered as tones, as long as the input and at its 16 kHz
     <stem>.posteriors.npz      (--save-posteriors) per-frame onset_prob, silence_prob, pitch_index (-1 = none),
-                               frame_seconds, lowest_midi, the thresholds used and the notes
+                               frame_seconds, lowest_midi, the thresholds used and the notes decoded from them
 `--format` can be repeated (`--format mid --format csv --format json`). `--onset-threshold` and
 `--silence-threshold` override the model's decoding thresholds (`config.onset_threshold`, 0.4 in the paper;
 `config.silence_threshold`, 0.5): a lower onset threshold finds more notes, a lower silence threshold ends them
@@ -23,7 +23,10 @@ model itself in fp32).
 median F0 of P's voiced frames inside the note (`modeling_svu.note_pitch`). The CSV gains a `pitch_midi` column,
 the JSON rows a fourth value (`[onset, offset, pitch, pitch_midi]`; empty / null for a note without a voiced
 frame), and the MIDI file a pitch bend on each note (range +-2 semitones, declared by RPN 0 on each channel used;
-`modeling_svu.midi_io`); the integer `pitch` stays as it is. Without it, the files are exactly as before.
+`modeling_svu.midi_io`). The integer `pitch` of a note with a pitch_midi becomes its nearest integer
+(`note_pitch.pitched_notes`): the note number the MIDI file holds, bent by at most half a semitone, so that MIDI,
+CSV, JSON, piano roll and sonification carry the same pitch. The posteriors file keeps the notes the transcription
+model decoded (its own integer pitches). Without it, the files are exactly as before.
 """
 
 import csv
@@ -50,13 +53,14 @@ EXTRA_OUTPUTS = {"piano_roll": "piano_roll.png", "sonify": "sonified.wav", "save
 class Transcription:
     """The notes of one recording and the stitched frame posteriors they were decoded from."""
 
-    notes: list  # [(onset_s, offset_s, midi)]
+    notes: list  # [(onset_s, offset_s, midi)], as every note output writes them
     onset_prob: np.ndarray
     silence_prob: np.ndarray
     pitch_index: np.ndarray
     num_samples: int  # of the decoded 16 kHz audio
     audio: np.ndarray = None  # the decoded audio, only when asked for (piano roll)
     pitch_midi: list = None  # with a pitch model: each note's fractional MIDI pitch (None: no voiced frame)
+    decoded_notes: list = None  # the notes decoded from the posteriors (with a pitch model, `notes` is renumbered)
 
 
 def decoding_thresholds(model, onset_threshold=None, silence_threshold=None) -> dict:
@@ -96,7 +100,7 @@ def transcribe_file(model, path, decoding: dict, keep_audio: bool = False, **win
     notes += decoder.finish()
     onset, silence, pitch = (np.concatenate([run[i] for run in runs]) for i in range(3))
     audio = np.concatenate(kept) if keep_audio else None
-    return Transcription(notes, onset, silence, pitch, num_samples, audio)
+    return Transcription(notes, onset, silence, pitch, num_samples, audio, decoded_notes=notes)
 
 
 def write_notes(notes, path: Path, fmt: str, name: str, pitch_midi=None) -> None:
@@ -121,14 +125,14 @@ def write_notes(notes, path: Path, fmt: str, name: str, pitch_midi=None) -> None
             json.dump({name: rows}, f)
 
 
-def note_pitches(notes, pitch_model, path, engine=None, **window_options) -> list:
-    """Each note's fractional MIDI pitch (`note_pitch.note_pitch_midi`) from `pitch_model`'s F0 track of the file."""
-    from modeling_svu.note_pitch import note_pitch_midi
+def note_pitches(notes, pitch_model, path, engine=None, **window_options) -> tuple:
+    """``(notes, pitch_midi)`` (`note_pitch.pitched_notes`) from `pitch_model`'s F0 track of the file."""
+    from modeling_svu.note_pitch import pitched_notes
 
     from .pitch import pitch_track_file
 
     track = pitch_track_file(pitch_model, path, engine=engine, **window_options)
-    return note_pitch_midi(notes, track["times"], track["f0_hz"], track["voiced"])
+    return pitched_notes(notes, track["times"], track["f0_hz"], track["voiced"])
 
 
 def sonify(notes: list, num_samples: int, sampling_rate: int, amplitude: float = 0.2) -> np.ndarray:
@@ -172,7 +176,7 @@ def write_extras(result: Transcription, model, decoding: dict, stem: str, out_di
             pitch_index=result.pitch_index.astype(np.int16), frame_seconds=decoding["frame_seconds"],
             lowest_midi=decoding["lowest_midi"], onset_threshold=decoding["onset_threshold"],
             onset_window=decoding["onset_window"], silence_threshold=decoding["silence_threshold"],
-            notes=np.asarray(result.notes, dtype=np.float64).reshape(-1, 3),
+            notes=np.asarray(result.decoded_notes, dtype=np.float64).reshape(-1, 3),
         )  # fmt: skip
         written.append(path)
     return written
@@ -218,8 +222,8 @@ def run_transcribe(args) -> int:
             result = transcribe_file(model, audio_path, decoding, keep_audio=args.piano_roll,
                                      progress=not args.quiet, engine=engine, **options)  # fmt: skip
             if pitch_model is not None:
-                result.pitch_midi = note_pitches(result.notes, pitch_model, audio_path, pitch_engine,
-                                                 progress=not args.quiet, **options)  # fmt: skip
+                result.notes, result.pitch_midi = note_pitches(
+                    result.decoded_notes, pitch_model, audio_path, pitch_engine, progress=not args.quiet, **options)
         report_warnings(caught)
         paths = []
         for fmt in formats:

@@ -127,3 +127,56 @@ def train_steps(model, inputs, labels, steps, lr=2e-3, batch_size=4):
         loss.backward()
         optimizer.step()
     return model.eval()
+<<<<<<< HEAD
+=======
+
+
+def constant_pitch_model(folder: Path, hz: float) -> float:
+    """A tiny SVUForPitchEstimation whose output is the centre of `hz`'s bin, voiced, on every frame (last head
+    layer: zero weights, a bias peaked on that bin), saved in `folder`: a model whose score is known. Its pitch."""
+    import torch
+
+    from modeling_svu import SVUForPitchEstimation, tiny_backbone_config
+    from modeling_svu.pitch import bin_to_hz, hz_to_bin
+
+    torch.manual_seed(0)
+    model = SVUForPitchEstimation.from_backbone(tiny_backbone_config("wav2vec2"))
+    last = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    peak = int(round(float(hz_to_bin(hz, model.config))))
+    bias = torch.full((model.config.num_pitch_bins + 1,), -12.0)
+    bias[peak - 1: peak + 2] = 12.0
+    bias[-1] = 12.0  # voiced
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(bias)
+    model.save_pretrained(folder)
+    return float(bin_to_hz(peak, model.config))
+
+
+_TRAINED_PITCH = {}
+
+
+def trained_pitch_model(tmp_path_factory) -> Path:
+    """The demo pitch model trained once per test session through the real path: `accelerate launch --cpu ...
+    train/run.py --config train/configs/demo_pitch.yaml` in a subprocess, on the synthetic pitch corpus. Returns the
+    run folder: `repo/` (the saved model), `metrics.json`, `data/` (the prepared corpus, `load_prepared`-able).
+    For any test needing a real pitch model (note cents, benchmarks): `trained_pitch_model(tmp_path_factory)`."""
+    import os
+    import sys
+
+    key = str(tmp_path_factory.getbasetemp())
+    if key not in _TRAINED_PITCH:
+        out = tmp_path_factory.mktemp("demo_pitch")
+        repo_root = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+               "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONPATH": str(repo_root)}
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                   str(repo_root / "train" / "run.py"), "--config", str(repo_root / "train" / "configs" / "demo_pitch.yaml"),
+                   "--output_dir", str(out)]
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=repo_root, timeout=900)
+        if proc.returncode != 0:
+            raise AssertionError(f"demo pitch training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        _TRAINED_PITCH[key] = out
+    return _TRAINED_PITCH[key]
+>>>>>>> midi21

@@ -9,7 +9,8 @@ synthetic pitch corpus, ~3.5 min of CPU). The transcriber's notes with the synth
 within 10 cents (the note-median method, < 5 measured); `--pitch-model` writes, in every format, the median of the
 pitch model's voiced frames inside each note; and through the demo pitch model every note comes back within 10 cents
 of its sung pitch (measured: at most 7.7 cents off; the voice, sung by `sing`'s default mid-range singer, is not one
-of the corpus's singers).
+of the corpus's singers). A pitch model forced to one F0 3-7 semitones from the transcriber's notes renumbers them:
+the MIDI note + bend, CSV and JSON still agree to 1 cent.
 """
 
 import csv
@@ -27,11 +28,11 @@ from modeling_svu import SVUForNoteTranscription, SVUForPitchEstimation
 from modeling_svu.audio_io import open_audio
 from modeling_svu.long_audio import pitch_track_blocks
 from modeling_svu.midi_io import BEND_RANGE_SEMITONES, midi_to_pitched_notes
-from modeling_svu.note_pitch import note_pitch_midi
+from modeling_svu.note_pitch import hz_to_midi, note_pitch_midi
 from svu.cli import main as svu_main
 from train.data import AudioCollator
 
-from data_fixtures import train_steps
+from data_fixtures import constant_pitch_model, train_steps
 from demo_runs import demo_run
 
 SR = 16000
@@ -137,14 +138,14 @@ def test_pitch_model_gives_each_note_the_median_of_its_voiced_frames_in_every_fo
     cent_errors([row for row in rows if row[3] is not None], notes)  # every sung note came back (with a pitch)
     with open(out / "offgrid.csv") as f:
         assert [round(float(r["pitch_midi"]), 4) for r in csv.DictReader(f)] == [row[3] for row in rows]
-    # MIDI: the integer notes as in JSON; within the +-2 semitone bend range of its note, each note reads back (mido,
-    # pretty_midi) at its fractional pitch to a pitch-wheel step; beyond it the bend is clipped to the range
+    # MIDI: the integer notes as in JSON (each the nearest to its pitch_midi), each reading back (mido, pretty_midi)
+    # at its fractional pitch to a pitch-wheel step
     step = BEND_RANGE_SEMITONES / 8192
     by_mido = midi_to_pitched_notes(mido.MidiFile(str(out / "offgrid.mid")))
     by_pretty = pretty_midi_pitches(out / "offgrid.mid")
     assert [(on, off, p) for on, off, p, _ in by_mido] == [(round(a, 3), round(b, 3), p) for a, b, p, _ in rows]
     for (_, _, pitch, bent), (_, pretty), row in zip(by_mido, by_pretty, rows):
-        target = min(max(row[3], pitch - BEND_RANGE_SEMITONES), pitch + BEND_RANGE_SEMITONES - step)
+        target = pitch if row[3] is None else row[3]
         assert abs(bent - target) <= step and abs(pretty - target) <= step, (row, bent, pretty)
 
 
@@ -155,3 +156,33 @@ def test_off_grid_notes_come_back_through_the_pitch_model_within_10_cents(throug
     errors = cent_errors(rows, sung[2])
     print("cent errors, through --pitch-model:", np.round(errors, 1).tolist())
     assert max(abs(e) for e in errors) <= TOLERANCE_CENTS, errors
+
+
+def test_a_pitch_model_semitones_from_the_notes_renumbers_them_and_midi_csv_json_agree(trained_transcriber, sung,
+                                                                                        tmp_path):  # fmt: skip
+    """`svu transcribe --pitch-model` with a pitch model forced to one F0 about 5 semitones above the transcriber's
+    notes (3-7 semitones from each): each MIDI note + bend reloads (mido, pretty_midi) to the CSV's pitch_midi within
+    1 cent, the CSV's pitch is the MIDI note number, the JSON is the CSV; the posteriors keep the decoded notes."""
+    path, audio, _ = sung
+    transcriber = SVUForNoteTranscription.from_pretrained(trained_transcriber).eval()
+    decoded = [pitch for _, _, pitch in transcriber.transcribe(audio.wave, progress=False)]
+    hz = constant_pitch_model(tmp_path / "constant", 440.0 * 2 ** ((np.median(decoded) + 5.3 - 69) / 12))
+    out = tmp_path / "out"
+    assert svu_main(["transcribe", str(path), "--model", str(trained_transcriber), "--pitch-model",
+                     str(tmp_path / "constant"), "-o", str(out), "--format", "json", "--format", "csv", "--format",
+                     "mid", "--save-posteriors", "-q"]) == 0  # fmt: skip
+
+    with open(out / "offgrid.csv") as f:
+        rows = [(float(r["onset"]), float(r["offset"]), int(r["pitch"]), float(r["pitch_midi"])) for r in csv.DictReader(f)]
+    assert len(rows) >= len(SEMITONES) and {row[3] for row in rows} == {round(float(hz_to_midi(hz)), 4)}
+    decoded = np.load(out / "offgrid.posteriors.npz")["notes"]
+    assert np.array_equal(decoded[:, :2], [row[:2] for row in rows])
+    print("decoded pitches:", decoded[:, 2].tolist(), "pitch_midi:", rows[0][3])
+    assert all(3 <= abs(row[3] - pitch) <= 7 for row, pitch in zip(rows, decoded[:, 2])), (rows, decoded[:, 2])
+    by_mido = midi_to_pitched_notes(mido.MidiFile(str(out / "offgrid.mid")))
+    by_pretty = pretty_midi_pitches(out / "offgrid.mid")
+    print("MIDI - CSV cents:", [round(100 * (note[3] - row[3]), 3) for note, row in zip(by_mido, rows)])
+    for (_, _, _, bent), (_, pretty), row in zip(by_mido, by_pretty, rows, strict=True):
+        assert abs(bent - row[3]) * 100 <= 1 and abs(pretty - row[3]) * 100 <= 1, (row, bent, pretty)
+    assert [note[2] for note in by_mido] == [row[2] for row in rows] == [round(row[3]) for row in rows]
+    assert [tuple(row) for row in json.loads((out / "offgrid.json").read_text())["offgrid"]] == rows

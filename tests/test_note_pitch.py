@@ -1,7 +1,9 @@
 """Note pitch in cents without a model: the note <- F0 track median, the MIDI pitch bends (mido and pretty_midi read
 them back), and the plain note files staying byte-identical to the ones written before note pitch existed."""
 
+import csv
 import io
+import json
 from pathlib import Path
 
 import mido
@@ -10,7 +12,7 @@ import pretty_midi
 import pytest
 
 from modeling_svu.midi_io import BEND_RANGE_SEMITONES, midi_bytes, midi_to_notes, midi_to_pitched_notes, notes_to_midi
-from modeling_svu.note_pitch import hz_to_midi, note_pitch_midi
+from modeling_svu.note_pitch import hz_to_midi, note_pitch_midi, pitched_notes
 from svu.transcribe import write_notes
 
 PLAIN = Path(__file__).parent / "data" / "plain_note_outputs"
@@ -107,11 +109,42 @@ def test_pitch_bends_reload_with_mido_and_pretty_midi_to_the_fractional_pitch(tm
     assert set(wheel.values()) == {0}  # every bend reset at the end
 
 
-def test_bends_beyond_the_range_are_clipped_and_too_many_voices_refused():
-    midi = mido.MidiFile(file=io.BytesIO(midi_bytes([(0.0, 1.0, 60), (1.0, 2.0, 60)], pitch_midi=[63.0, 57.5])))
+def test_bends_to_the_range_edges_are_held_and_beyond_them_refused_as_are_too_many_voices():
+    midi = mido.MidiFile(file=io.BytesIO(midi_bytes([(0.0, 1.0, 60), (1.0, 2.0, 60)], pitch_midi=[62.0, 58.0])))
     bent = [note[3] for note in midi_to_pitched_notes(midi)]
-    assert bent == pytest.approx([60 + 2 - STEP, 58.0])
+    assert bent == pytest.approx([60 + 2 - STEP, 58.0])  # +2 is one step beyond the 14-bit wheel
+    for beyond in (63.0, 57.5):
+        with pytest.raises(ValueError, match=rf"pitch_midi {beyond} is more than 2 semitones .* MIDI pitch 60\."):
+            midi_bytes([(0.0, 1.0, 60)], pitch_midi=[beyond])
     with pytest.raises(ValueError, match="more than 15 notes sound at 0.500 s"):
         notes_to_midi([(0.5, 1.0, 60 + i) for i in range(16)], pitch_midi=[60.0 + i for i in range(16)])
     with pytest.raises(ValueError, match="pitch_midi has 1 values for 2 notes"):
         notes_to_midi([(0.0, 1.0, 60), (1.0, 2.0, 60)], pitch_midi=[60.1])
+
+
+def test_notes_numbered_by_their_fractional_pitch_read_back_the_same_from_midi_csv_and_json(tmp_path):
+    """An F0 track 3-7 semitones (up and down) from the notes' integer pitches, 0.3 semitone from one, and a note
+    without a voiced frame: the notes are numbered round(pitch_midi), and the MIDI note + bend (mido, pretty_midi)
+    reads back to the CSV's pitch_midi within 1 cent, the CSV's pitch to the MIDI note number, the JSON to the CSV."""
+    times = np.arange(250) * 0.02
+    notes = [(0.1, 0.8, 60), (1.0, 1.6, 62), (1.8, 2.4, 64), (2.6, 3.2, 65), (3.4, 4.0, 67), (4.2, 4.8, 57)]
+    sung = [63.4, 55.3, 70.85, 61.62, 67.3, None]  # +3.4, -6.7, +6.85, -3.38, +0.3 semitones, unvoiced
+    midi = np.zeros(len(times))
+    for (onset, offset, _), pitch in zip(notes, sung):
+        midi[(times >= onset) & (times < offset)] = pitch or 0.0
+    numbered, pitch_midi = pitched_notes(notes, times, np.where(midi > 0, midi_hz(midi), 0.0))
+    assert [None if p is None else round(p, 9) for p in pitch_midi] == sung
+    assert numbered == [(0.1, 0.8, 63), (1.0, 1.6, 55), (1.8, 2.4, 71), (2.6, 3.2, 62), (3.4, 4.0, 67), (4.2, 4.8, 57)]
+
+    for fmt in ("mid", "csv", "json"):
+        write_notes(numbered, tmp_path / f"take.{fmt}", fmt, "take", pitch_midi=pitch_midi)
+    with open(tmp_path / "take.csv") as f:
+        rows = [(float(r["onset"]), float(r["offset"]), int(r["pitch"]), float(r["pitch_midi"]) if r["pitch_midi"] else None)
+                for r in csv.DictReader(f)]  # fmt: skip
+    assert [tuple(row) for row in json.loads((tmp_path / "take.json").read_text())["take"]] == rows
+    by_mido = midi_to_pitched_notes(mido.MidiFile(str(tmp_path / "take.mid")))
+    by_pretty = pretty_midi_pitches(tmp_path / "take.mid")
+    assert [note[2] for note in by_mido] == [row[2] for row in rows]
+    for (_, _, pitch, bent), (_, _, pretty), row in zip(by_mido, by_pretty, rows):
+        fractional = pitch if row[3] is None else row[3]
+        assert abs(bent - fractional) * 100 <= 1 and abs(pretty - fractional) * 100 <= 1, (row, bent, pretty)

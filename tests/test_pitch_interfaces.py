@@ -17,7 +17,7 @@ from modeling_svu import SVUForPitchEstimation
 from modeling_svu.audio_io import open_audio
 from modeling_svu.long_audio import pitch_track_blocks, transcribe_blocks
 from modeling_svu.midi_io import midi_to_notes, midi_to_pitched_notes
-from modeling_svu.note_pitch import note_pitch_midi
+from modeling_svu.note_pitch import pitched_notes
 from svu.cli import main as svu_main
 
 from data_fixtures import sung_notes as grid_notes
@@ -70,7 +70,7 @@ def test_pitch_pipeline_loads_from_folder_and_repo_id_in_a_fresh_process(pitch_m
     expected = file_track(model, tmp_path / "song.wav")
     assert len(expected["times"]) == (len(audio) - 400) // 320 + 1 and 0 < expected["voiced"].sum() < len(audio)
     notes = transcribe_blocks(transcription_model, open_audio(tmp_path / "song.wav", SR)[1], progress=False)
-    expected_pitch_midi = note_pitch_midi(notes, expected["times"], expected["f0_hz"], expected["voiced"])
+    pitched, expected_pitch_midi = pitched_notes(notes, expected["times"], expected["f0_hz"], expected["voiced"])
     assert len(notes) >= 5 and sum(p is not None for p in expected_pitch_midi) >= 3
 
     code = f"""
@@ -126,20 +126,20 @@ print("RESULT" + json.dumps(out))
     assert "at least 400 samples" in out["errors"][0] and "missing.wav" in out["errors"][1]
 
     # transcription: without a pitch model the notes are as before; with one (a repo id, or a pitch pipeline on an
-    # array), each note carries the median of the pitch model's voiced frames inside it, and the MIDI its bend
+    # array), each note carries the median of the pitch model's voiced frames inside it, is numbered by it, and the
+    # MIDI bends it there
     assert all(sorted(note) == ["offset", "onset", "pitch"] for note in out["plain"])
-    assert [[n["onset"], n["offset"], n["pitch"]] for n in out["pitched"]] == [[a, b, p] for a, b, p in notes]
-    for pitched in (out["pitched"], out["pitched_from_array"]):
-        for note, expected_midi in zip(pitched, expected_pitch_midi):
+    assert [[n["onset"], n["offset"], n["pitch"]] for n in out["plain"]] == [[a, b, p] for a, b, p in notes]
+    assert [[n["onset"], n["offset"], n["pitch"]] for n in out["pitched"]] == [[a, b, p] for a, b, p in pitched]
+    assert pitched != notes  # the random pitch model is far from the random transcriber
+    for returned in (out["pitched"], out["pitched_from_array"]):
+        for note, expected_midi in zip(returned, expected_pitch_midi):
             assert (note["pitch_midi"] is None) == (expected_midi is None)
             assert note["pitch_midi"] is None or abs(note["pitch_midi"] - expected_midi) < 1e-6
     midi = mido.MidiFile(str(tmp_path / "pitched.mid"))
-    assert midi_to_notes(midi) == [(round(a, 3), round(b, 3), p) for a, b, p in notes]
+    assert midi_to_notes(midi) == [(round(a, 3), round(b, 3), p) for a, b, p in pitched]
     for (_, _, p, bent), expected_midi in zip(midi_to_pitched_notes(midi), expected_pitch_midi):
-        if expected_midi is not None and abs(expected_midi - p) < 2:
-            assert abs(bent - expected_midi) < 2 / 8192
-        elif expected_midi is None:
-            assert bent == p
+        assert abs(bent - (p if expected_midi is None else expected_midi)) < 2 / 8192
     assert "is a 'transcription' model, not a pitch model" in out["not_pitch"]
 
 
@@ -223,20 +223,20 @@ def test_svu_transcribe_pitch_model_adds_pitch_midi_to_every_format(transcriber,
     assert svu_main(command + ["--pitch-model", str(folder)]) == 0
     notes = transcribe_blocks(model, open_audio(tmp_path / "song.wav", SR)[1], progress=False)
     track = file_track(pitch, tmp_path / "song.wav")
-    expected = note_pitch_midi(notes, track["times"], track["f0_hz"], track["voiced"])
+    pitched, expected = pitched_notes(notes, track["times"], track["f0_hz"], track["voiced"])
     assert len(notes) >= 5 and sum(p is not None for p in expected) >= 3
 
     with open(tmp_path / "out" / "song.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["onset", "offset", "pitch", "pitch_midi"]
-    assert [int(r["pitch"]) for r in rows] == [p for _, _, p in notes]
+    assert [int(r["pitch"]) for r in rows] == [p for _, _, p in pitched]
     for row, value in zip(rows, expected):
         assert (row["pitch_midi"] == "") if value is None else abs(float(row["pitch_midi"]) - value) <= 5e-5
     rows = json.loads((tmp_path / "out" / "song.json").read_text())["song"]
-    assert [row[:3] for row in rows] == [list(note) for note in notes]
+    assert [row[:3] for row in rows] == [list(note) for note in pitched]
     assert [row[3] for row in rows] == [None if v is None else round(v, 4) for v in expected]
     midi = mido.MidiFile(str(tmp_path / "out" / "song.mid"))
-    assert [note[:3] for note in midi_to_pitched_notes(midi)] == [(round(a, 3), round(b, 3), p) for a, b, p in notes]
+    assert [note[:3] for note in midi_to_pitched_notes(midi)] == [(round(a, 3), round(b, 3), p) for a, b, p in pitched]
 
     # the same run without --pitch-model: the files are the plain ones (byte for byte what write_notes gives)
     from svu.transcribe import write_notes

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from benchmarks import pitch_peers_env
 from benchmarks.pitch_peers import find_clips, score
+
+from data_fixtures import constant_pitch_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,26 +70,6 @@ def test_scoring_is_mir_eval_raw_pitch_and_chroma_at_50_cents():
     pooled = score(clips, mixed)
     share = score(clips[:1], shifted(clips, 0))["voiced_frames"] / exact["voiced_frames"]
     assert pooled["raw_pitch_accuracy"] == pytest.approx(share) and pooled["raw_chroma_accuracy"] == 1.0
-
-
-def constant_pitch_model(folder: Path, hz: float) -> float:
-    """A tiny SVUForPitchEstimation whose output is the centre of `hz`'s bin, voiced, on every frame (last head
-    layer: zero weights, a bias peaked on that bin), saved in `folder`: a model whose score is known. Its pitch."""
-    from modeling_svu import SVUForPitchEstimation, tiny_backbone_config
-    from modeling_svu.pitch import bin_to_hz, hz_to_bin
-
-    torch.manual_seed(0)
-    model = SVUForPitchEstimation.from_backbone(tiny_backbone_config("wav2vec2"))
-    last = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
-    peak = int(round(float(hz_to_bin(hz, model.config))))
-    bias = torch.full((model.config.num_pitch_bins + 1,), -12.0)
-    bias[peak - 1: peak + 2] = 12.0
-    bias[-1] = 12.0  # voiced
-    with torch.no_grad():
-        last.weight.zero_()
-        last.bias.copy_(bias)
-    model.save_pretrained(folder)
-    return float(bin_to_hz(peak, model.config))
 
 
 @pytest.mark.timeout(600)
