@@ -127,8 +127,6 @@ def train_steps(model, inputs, labels, steps, lr=2e-3, batch_size=4):
         loss.backward()
         optimizer.step()
     return model.eval()
-<<<<<<< HEAD
-=======
 
 
 def constant_pitch_model(folder: Path, hz: float) -> float:
@@ -152,31 +150,3 @@ def constant_pitch_model(folder: Path, hz: float) -> float:
     model.save_pretrained(folder)
     return float(bin_to_hz(peak, model.config))
 
-
-_TRAINED_PITCH = {}
-
-
-def trained_pitch_model(tmp_path_factory) -> Path:
-    """The demo pitch model trained once per test session through the real path: `accelerate launch --cpu ...
-    train/run.py --config train/configs/demo_pitch.yaml` in a subprocess, on the synthetic pitch corpus. Returns the
-    run folder: `repo/` (the saved model), `metrics.json`, `data/` (the prepared corpus, `load_prepared`-able).
-    For any test needing a real pitch model (note cents, benchmarks): `trained_pitch_model(tmp_path_factory)`."""
-    import os
-    import sys
-
-    key = str(tmp_path_factory.getbasetemp())
-    if key not in _TRAINED_PITCH:
-        out = tmp_path_factory.mktemp("demo_pitch")
-        repo_root = Path(__file__).resolve().parents[1]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-               "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONPATH": str(repo_root)}
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                   str(repo_root / "train" / "run.py"), "--config", str(repo_root / "train" / "configs" / "demo_pitch.yaml"),
-                   "--output_dir", str(out)]
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=repo_root, timeout=900)
-        if proc.returncode != 0:
-            raise AssertionError(f"demo pitch training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-        _TRAINED_PITCH[key] = out
-    return _TRAINED_PITCH[key]
->>>>>>> midi21
