@@ -1,4 +1,5 @@
-"""Regenerate the README's pictures of the `svu` commands from the demo models (small palette PNGs in docs/figures/).
+"""Regenerate the pictures of the `svu` commands in docs/cli.md from the demo models (small palette PNGs in
+docs/figures/).
 
     python docs/make_figures.py                   # uses outputs/demo-<task>/, training the demo config if missing
     python docs/make_figures.py --runs /tmp/runs  # run folders elsewhere

@@ -1,5 +1,5 @@
 """The shipped training configs (`train/configs/*.yaml`): every file loads as a `TrainConfig` (no unknown or
-misspelt field, every value valid), and they form the grid the README promises: one `<task>_<family>.yaml` per
+misspelt field, every value valid), and they form the grid docs/training.md promises: one `<task>_<family>.yaml` per
 task and published backbone, each naming its own task and backbone and a real corpus, and one `demo_<task>.yaml`
 per task on a tiny backbone and the synthetic corpus (what runs without a download)."""
 
