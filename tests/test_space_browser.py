@@ -1,8 +1,10 @@
 """The Gradio Space (`space/app.py`) in a real browser: `svu space --model M` serves it on localhost, headless
 Chromium (Debian `chromium` + `chromium-driver`, driven by selenium) uploads a sung clip, clicks Run and reads
 the result: the predicted label of a classifier; the piano roll image, the notes table and the MIDI link of a
-transcriber. `scripts/setup.sh` installs Chromium; the test skips only where it could not be installed."""
+transcriber; the F0 contour image and the F0 table / CSV of a pitch model. `scripts/setup.sh` installs Chromium; the test skips only where it could not be installed."""
 
+import csv
+import io
 import os
 import shutil
 import socket
@@ -17,6 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import sung_tone
+from data_fixtures import constant_pitch_model
 
 from modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification, tiny_backbone_config
 from train.native_export import save_native
@@ -133,3 +136,20 @@ def test_space_transcriber_in_chromium(tmp_path, serve, browser):
         assert response.read(4) == b"MThd"  # a Standard MIDI File
     assert "MIDI pitch" in browser.find_element(By.CSS_SELECTOR, "#notes").text
 
+
+
+def test_space_pitch_contour_in_chromium(tmp_path, serve, browser):
+    from selenium.webdriver.common.by import By
+
+    hz = constant_pitch_model(tmp_path / "pitch", 220.0)  # every frame but digital silence: voiced at `hz`
+    url = serve(tmp_path / "pitch")
+    wait = upload_and_run(browser, url, sung_clip(tmp_path / "sung.wav"))
+    contour = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#pitch-contour img"))[0]
+    wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", contour) > 500)
+    link = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#pitch-csv a[href$='.csv']"))[0]
+    with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as response:
+        header, *rows = csv.reader(io.StringIO(response.read().decode()))
+    assert header == ["time (s)", "F0 (Hz)", "voicing", "voiced"]
+    voiced_f0 = [float(f0) for _, f0, _, voiced in rows if voiced == "True"]
+    assert len(voiced_f0) > 0.9 * len(rows) and voiced_f0 == pytest.approx([hz] * len(voiced_f0), abs=0.01)
+    assert "F0 (Hz)" in browser.find_element(By.CSS_SELECTOR, "#pitch-table").text
