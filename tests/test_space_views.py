@@ -1,7 +1,11 @@
-"""The Space (`space/app.py`) has a view for every task of the registry and dispatches a saved repo of each task
-(SVU's own export, and the native one where the task has it) to its task's view and pipeline, without a browser."""
+"""The Space (`space/app.py`), without a browser: it needs only its requirements.txt, has a view for every task of
+the registry and dispatches a saved repo of each task (SVU's own export, and the native one where the task has
+it) to its task's view and pipeline."""
 
+import ast
 import importlib.util
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,15 @@ def app():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_app_imports_only_the_standard_library_and_its_requirements():
+    lines = (APP.parent / "requirements.txt").read_text().splitlines()
+    requirements = {re.split(r"[<>=~!\[ ;]", line, maxsplit=1)[0].lower() for line in lines if line and line[0] != "#"}
+    tree = ast.parse(APP.read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0}
+    assert {name.split(".")[0] for name in imported} - set(sys.stdlib_module_names) <= requirements
 
 
 def test_views_are_the_registry_tasks(app):
