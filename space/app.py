@@ -3,13 +3,16 @@
     python space/app.py --model user/svu-technique-model          # or a local repo folder
     svu space --model outputs/demo-technique/repo                 # the same, from the svu CLI
 
-Classification models (singer ID, technique; native or remote-code export) show the top-k classes as a bar chart;
-transcription models show the notes as a piano roll over the spectrogram, the notes table, a MIDI file to
-download and a synthesised preview. On a Hub Space, set the model with the `SVU_MODEL` variable.
+The view follows the model's task (`VIEWS`, read from the repo's config.json): classification models (singer ID,
+technique; native or remote-code export) show the top-k classes as a bar chart; transcription models show the
+notes as a piano roll over the spectrogram, the notes table, a MIDI file to download and a synthesised preview;
+pitch models show the F0 contour over the spectrogram and its times / F0 / voicing as a table and a CSV file.
+On a Hub Space, set the model with the `SVU_MODEL` variable.
 Needs only gradio, transformers, torch, numpy, matplotlib and mido (requirements.txt); ffmpeg decodes the audio.
 """
 
 import argparse
+import csv
 import json
 import os
 import tempfile
@@ -25,18 +28,34 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 SAMPLING_RATE = 16000
-TRANSCRIPTION_TASK = "singing-transcription"
+NATIVE_PIPELINE = "audio-classification"  # a native export is a transformers *ForSequenceClassification
 NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 
 
-def load_model(model: str):
-    """(kind, pipeline) of an SVU repo id or folder: "transcription" or "classification"."""
+def read_config(model: str) -> dict:
     with open(cached_file(model, "config.json")) as file:
-        config = json.load(file)
-    if TRANSCRIPTION_TASK in (config.get("custom_pipelines") or {}):
-        return "transcription", pipeline(TRANSCRIPTION_TASK, model=model, trust_remote_code=True)
+        return json.load(file)
+
+
+def model_task(config: dict):
+    """The SVU task of a repo's config: `task` in SVU's own config, `svu.task` in a native export."""
+    return config.get("task") or (config.get("svu") or {}).get("task")
+
+
+def pipeline_name(config: dict) -> str:
+    """The pipeline a repo runs with: the one an SVU config saved with the model (its task's), else transformers'
+    own for a native export."""
+    return next(iter(config.get("custom_pipelines") or {}), NATIVE_PIPELINE)
+
+
+def load_model(model: str):
+    """(task, pipeline) of an SVU repo id or folder; ValueError (one line) for a model of no task in `VIEWS`."""
+    config = read_config(model)
+    task = model_task(config)
+    if task not in VIEWS:
+        raise ValueError(f"config.json names task {task!r}, not one of this Space's {tuple(VIEWS)}")
     # a native export is transformers' own class: no remote code, even when its auto_map also names SVU's class
-    return "classification", pipeline("audio-classification", model=model, trust_remote_code=config.get("model_type") == "svu")
+    return task, pipeline(pipeline_name(config), model=model, trust_remote_code=config.get("model_type") == "svu")
 
 
 def read_audio(path: str) -> np.ndarray:
@@ -67,18 +86,24 @@ def bar_chart(predictions) -> str:
     return figure_png(fig)
 
 
-def piano_roll(audio: np.ndarray, notes) -> str:
-    """The notes as boxes at their pitch's frequency over a log-frequency spectrogram."""
+def spectrogram(audio: np.ndarray):
+    """(figure, axes) of the audio's log-frequency spectrogram, time (s) on x, for a view to draw on."""
     fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
     ax.specgram(audio + 1e-9, NFFT=1024, Fs=SAMPLING_RATE, noverlap=768, cmap="magma")
     ax.set_yscale("log")
     ax.set_ylim(50, 4000)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz)")
+    return fig, ax
+
+
+def piano_roll(audio: np.ndarray, notes) -> str:
+    """The notes as boxes at their pitch's frequency over a log-frequency spectrogram."""
+    fig, ax = spectrogram(audio)
     for note in notes:
         low, high = (440.0 * 2 ** ((note["pitch"] + d - 69) / 12) for d in (-0.5, 0.5))
         ax.add_patch(plt.Rectangle((note["onset"], low), note["offset"] - note["onset"], high - low,
                                    facecolor="#7fdbff", edgecolor="white", alpha=0.8))
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("frequency (Hz)")
     ax.set_title(f"{len(notes)} notes")
     fig.tight_layout()
     return figure_png(fig)
@@ -96,43 +121,103 @@ def synthesise(notes, seconds: float) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
-def build_app(model: str):
-    kind, pipe = load_model(model)
+def pitch_contour(audio: np.ndarray, track) -> str:
+    """The F0 of the voiced frames as a line over a log-frequency spectrogram (broken where the voice stops)."""
+    fig, ax = spectrogram(audio)
+    voiced = np.asarray(track["voiced"], dtype=bool)
+    ax.plot(track["times"], np.where(voiced, track["f0_hz"], np.nan), color="#7fdbff", linewidth=2)
+    ax.set_title(f"F0: {int(voiced.sum())} voiced frames of {len(voiced)}")
+    fig.tight_layout()
+    return figure_png(fig)
 
+
+def pitch_rows(track) -> list:
+    return [[round(t, 3), round(f0, 3), round(v, 4), bool(voiced)]
+            for t, f0, v, voiced in zip(track["times"], track["f0_hz"], track["voicing"], track["voiced"])]
+
+
+def write_csv(header, rows, name: str) -> str:
+    path = os.path.join(tempfile.mkdtemp(), name)
+    with open(path, "w", newline="") as file:
+        csv.writer(file).writerows([header, *rows])
+    return path
+
+
+def run_button():
+    return gr.Button("Run", variant="primary", elem_id="run")
+
+
+def classification_view(pipe, audio):
+    """Top-k slider; the predicted classes as a label and a bar chart."""
     def classify(path, top_k):
         predictions = pipe(read_audio(path), top_k=int(top_k))
         return {p["label"]: p["score"] for p in predictions}, bar_chart(predictions)
 
+    top_k = gr.Slider(1, 10, value=3, step=1, label="top k")
+    run = run_button()
+    label = gr.Label(label="Prediction", elem_id="label")
+    chart = gr.Image(label="Top-k probabilities", type="filepath", elem_id="chart")
+    run.click(classify, [audio, top_k], [label, chart])
+
+
+def transcription_view(pipe, audio):
+    """Onset / silence thresholds; the notes as a piano roll, a table, a MIDI file and a synthesised preview."""
     def transcribe(path, onset_threshold, silence_threshold):
-        audio = read_audio(path)
-        result = pipe(audio, return_midi=True, onset_threshold=onset_threshold, silence_threshold=silence_threshold)
+        samples = read_audio(path)
+        result = pipe(samples, return_midi=True, onset_threshold=onset_threshold, silence_threshold=silence_threshold)
         notes = result["notes"]
         midi_path = os.path.join(tempfile.mkdtemp(), "transcription.mid")
         with open(midi_path, "wb") as file:
             file.write(result["midi"])
         table = [[n["onset"], n["offset"], n["pitch"], note_name(n["pitch"])] for n in notes]
-        preview = (SAMPLING_RATE, (synthesise(notes, len(audio) / SAMPLING_RATE) * 32767).astype(np.int16))
-        return piano_roll(audio, notes), table, midi_path, preview
+        preview = (SAMPLING_RATE, (synthesise(notes, len(samples) / SAMPLING_RATE) * 32767).astype(np.int16))
+        return piano_roll(samples, notes), table, midi_path, preview
 
+    with gr.Row():
+        onset = gr.Slider(0.05, 0.95, value=pipe.model.config.onset_threshold, label="onset threshold")
+        silence = gr.Slider(0.05, 0.95, value=pipe.model.config.silence_threshold, label="silence threshold")
+    run = run_button()
+    roll = gr.Image(label="Piano roll over the spectrogram", type="filepath", elem_id="piano-roll")
+    table = gr.Dataframe(headers=["onset (s)", "offset (s)", "MIDI pitch", "note"], label="Notes", elem_id="notes")
+    midi = gr.File(label="MIDI", elem_id="midi")
+    preview = gr.Audio(label="Synthesised preview", elem_id="preview")
+    run.click(transcribe, [audio, onset, silence], [roll, table, midi, preview])
+
+
+PITCH_HEADER = ["time (s)", "F0 (Hz)", "voicing", "voiced"]
+
+
+def pitch_view(pipe, audio):
+    """Voicing threshold; the F0 contour over the spectrogram, and times / F0 / voicing as a table and a CSV file."""
+    def track_pitch(path, voicing_threshold):
+        samples = read_audio(path)
+        track = pipe(samples, voicing_threshold=voicing_threshold)
+        rows = pitch_rows(track)
+        return pitch_contour(samples, track), rows, write_csv(PITCH_HEADER, rows, "pitch.csv")
+
+    threshold = gr.Slider(0.05, 0.95, value=pipe.model.config.voicing_threshold, label="voicing threshold")
+    run = run_button()
+    contour = gr.Image(label="F0 contour over the spectrogram", type="filepath", elem_id="pitch-contour")
+    table = gr.Dataframe(headers=PITCH_HEADER, label="F0 per frame", elem_id="pitch-table")
+    download = gr.File(label="CSV", elem_id="pitch-csv")
+    run.click(track_pitch, [audio, threshold], [contour, table, download])
+
+
+# the view of each SVU task (modeling_svu/tasks.py TASKS; the Space cannot import it: it runs without SVU installed)
+VIEWS = {
+    "singer_id": classification_view,
+    "technique": classification_view,
+    "transcription": transcription_view,
+    "pitch": pitch_view,
+}
+
+
+def build_app(model: str):
+    task, pipe = load_model(model)
     with gr.Blocks(title="SVU: singing voice understanding") as app:
-        gr.Markdown(f"# SVU: singing voice understanding\nModel: `{model}` ({kind}). Upload or record singing, then Run.")
+        gr.Markdown(f"# SVU: singing voice understanding\nModel: `{model}` ({task}). Upload or record singing, then Run.")
         audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Singing", elem_id="audio-input")
-        if kind == "classification":
-            top_k = gr.Slider(1, 10, value=3, step=1, label="top k")
-            run = gr.Button("Run", variant="primary", elem_id="run")
-            label = gr.Label(label="Prediction", elem_id="label")
-            chart = gr.Image(label="Top-k probabilities", type="filepath", elem_id="chart")
-            run.click(classify, [audio, top_k], [label, chart])
-        else:
-            with gr.Row():
-                onset = gr.Slider(0.05, 0.95, value=pipe.model.config.onset_threshold, label="onset threshold")
-                silence = gr.Slider(0.05, 0.95, value=pipe.model.config.silence_threshold, label="silence threshold")
-            run = gr.Button("Run", variant="primary", elem_id="run")
-            roll = gr.Image(label="Piano roll over the spectrogram", type="filepath", elem_id="piano-roll")
-            table = gr.Dataframe(headers=["onset (s)", "offset (s)", "MIDI pitch", "note"], label="Notes", elem_id="notes")
-            midi = gr.File(label="MIDI", elem_id="midi")
-            preview = gr.Audio(label="Synthesised preview", elem_id="preview")
-            run.click(transcribe, [audio, onset, silence], [roll, table, midi, preview])
+        VIEWS[task](pipe, audio)
     return app
 
 

@@ -1,8 +1,10 @@
 """The Gradio Space (`space/app.py`) in a real browser: `svu space --model M` serves it on localhost, headless
 Chromium (Debian `chromium` + `chromium-driver`, driven by selenium) uploads a sung clip, clicks Run and reads
 the result: the predicted label of a classifier; the piano roll image, the notes table and the MIDI link of a
-transcriber. `scripts/setup.sh` installs Chromium; the test skips only where it could not be installed."""
+transcriber; the F0 contour image and the F0 table / CSV of a pitch model. `scripts/setup.sh` installs Chromium; the test skips only where it could not be installed."""
 
+import csv
+import io
 import os
 import shutil
 import socket
@@ -17,6 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import sung_tone
+from data_fixtures import constant_pitch_model
 
 from modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification, tiny_backbone_config
 from train.native_export import save_native
@@ -102,6 +105,22 @@ def upload_and_run(browser, url, clip):
     return wait
 
 
+def wait_for_image(wait, selector: str, wider_than: int):
+    """Wait until the image under `selector` has loaded, wider than `wider_than` pixels."""
+    from selenium.webdriver.common.by import By
+
+    image = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"{selector} img"))[0]
+    wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image) > wider_than)
+
+
+def download(wait, link_selector: str) -> bytes:
+    from selenium.webdriver.common.by import By
+
+    link = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, link_selector))[0]
+    with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as response:
+        return response.read()
+
+
 def test_space_classifier_in_chromium(tmp_path, serve, browser):
     from selenium.webdriver.common.by import By
 
@@ -115,8 +134,7 @@ def test_space_classifier_in_chromium(tmp_path, serve, browser):
     wait.until(lambda d: "vibrato" in d.find_element(By.CSS_SELECTOR, "#label").text)
     shown = browser.find_element(By.CSS_SELECTOR, "#label").text
     assert [line.strip() for line in shown.splitlines()[:2]] == ["Prediction", "vibrato"], shown  # title, top class
-    chart = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chart img"))[0]
-    wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", chart) > 100)
+    wait_for_image(wait, "#chart", 100)
 
 
 def test_space_transcriber_in_chromium(tmp_path, serve, browser):
@@ -126,10 +144,20 @@ def test_space_transcriber_in_chromium(tmp_path, serve, browser):
     SVUForNoteTranscription.from_backbone(tiny_backbone_config("hubert")).save_pretrained(tmp_path / "transcriber")
     url = serve(tmp_path / "transcriber")
     wait = upload_and_run(browser, url, sung_clip(tmp_path / "sung.wav"))
-    roll = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#piano-roll img"))[0]
-    wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", roll) > 500)
-    link = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#midi a[href$='.mid']"))[0]
-    with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as response:
-        assert response.read(4) == b"MThd"  # a Standard MIDI File
+    wait_for_image(wait, "#piano-roll", 500)
+    assert download(wait, "#midi a[href$='.mid']")[:4] == b"MThd"  # a Standard MIDI File
     assert "MIDI pitch" in browser.find_element(By.CSS_SELECTOR, "#notes").text
 
+
+def test_space_pitch_contour_in_chromium(tmp_path, serve, browser):
+    from selenium.webdriver.common.by import By
+
+    hz = constant_pitch_model(tmp_path / "pitch", 220.0)  # every frame but digital silence: voiced at `hz`
+    url = serve(tmp_path / "pitch")
+    wait = upload_and_run(browser, url, sung_clip(tmp_path / "sung.wav"))
+    wait_for_image(wait, "#pitch-contour", 500)
+    header, *rows = csv.reader(io.StringIO(download(wait, "#pitch-csv a[href$='.csv']").decode()))
+    assert header == ["time (s)", "F0 (Hz)", "voicing", "voiced"]
+    voiced_f0 = [float(f0) for _, f0, _, voiced in rows if voiced == "True"]
+    assert len(voiced_f0) > 0.9 * len(rows) and voiced_f0 == pytest.approx([hz] * len(voiced_f0), abs=0.01)
+    assert "F0 (Hz)" in browser.find_element(By.CSS_SELECTOR, "#pitch-table").text

@@ -1,0 +1,76 @@
+"""The Space (`space/app.py`), without a browser: it needs only its requirements.txt, has a view for every task of
+the registry and dispatches a saved repo of each task (SVU's own export, and the native one where the task has
+it) to its task's view and pipeline."""
+
+import ast
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from modeling_svu import TASK_MODELS, TASKS, tiny_backbone_config
+from train.native_export import save_native
+
+APP = Path(__file__).resolve().parents[1] / "space" / "app.py"
+LABELS = {0: "belt", 1: "breathy", 2: "vibrato"}
+
+
+@pytest.fixture(scope="module")
+def app():
+    spec = importlib.util.spec_from_file_location("space_app", APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_app_imports_only_the_standard_library_and_its_requirements():
+    lines = (APP.parent / "requirements.txt").read_text().splitlines()
+    requirements = {re.split(r"[<>=~!\[ ;]", line, maxsplit=1)[0].lower() for line in lines if line and line[0] != "#"}
+    tree = ast.parse(APP.read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0}
+    assert {name.split(".")[0] for name in imported} - set(sys.stdlib_module_names) <= requirements
+
+
+def test_views_are_the_registry_tasks(app):
+    assert set(app.VIEWS) == set(TASKS)  # a task without a view, or a view of no task
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_task_has_a_space_view(app, name):
+    assert name in app.VIEWS and callable(app.VIEWS[name])
+
+
+def saved_repos(name, folder: Path) -> list:
+    """A tiny saved model of the task: SVU's export, and the native export when transformers has a class for it."""
+    torch.manual_seed(0)
+    task = TASKS[name]
+    model = TASK_MODELS[name].from_backbone(tiny_backbone_config("wav2vec2"), id2label=LABELS if task.classes else None)
+    model.save_pretrained(folder / "svu")
+    repos = [folder / "svu"]
+    if task.native_unsupported is None:
+        save_native(model, folder / "native")
+        repos.append(folder / "native")
+    return repos
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_space_dispatches_a_repo_to_its_task(app, tmp_path, name):
+    for repo in saved_repos(name, tmp_path):
+        config = app.read_config(str(repo))
+        assert (app.model_task(config), app.pipeline_name(config)) == (name, TASKS[name].pipeline), repo.name
+        task, pipe = app.load_model(str(repo))
+        assert task == name and pipe.task == TASKS[name].pipeline, repo.name
+        app.build_app(str(repo))  # the task's view builds on the repo's own pipeline
+
+
+def test_space_names_a_task_it_has_no_view_for(app, tmp_path):
+    torch.manual_seed(0)
+    TASK_MODELS["technique"].from_backbone(tiny_backbone_config("wav2vec2"), id2label=LABELS).save_pretrained(tmp_path)
+    config = (tmp_path / "config.json").read_text()
+    (tmp_path / "config.json").write_text(config.replace('"task": "technique"', '"task": "vibrato_rate"'))
+    with pytest.raises(ValueError, match="config.json names task 'vibrato_rate', not one of this Space's"):
+        app.load_model(str(tmp_path))
