@@ -39,8 +39,6 @@ class SVUConfig(PretrainedConfig):
             `TASK_MODELS[task]` (a saved task model maps `AutoModel` to its own class).
         layer_norm_per_layer (`bool`, *optional*, defaults to `False`):
             Apply a parameter-free LayerNorm to each hidden state before the weighted sum. Off in the paper.
-        pooling (`str`, *optional*, defaults to `"mean"`):
-            Time pooling of the classification heads. Only `"mean"` (padding masked, as in the paper).
         classifier_dropout (`float`, *optional*, defaults to 0.0):
             Dropout on the (pooled) weighted-sum features before the linear head.
         normalize_audio (`bool`, *optional*, defaults to `True`):
@@ -98,7 +96,6 @@ class SVUConfig(PretrainedConfig):
         backbone_config=None,
         task: str = DEFAULT_TASK,
         layer_norm_per_layer: bool = False,
-        pooling: str = "mean",
         classifier_dropout: float = 0.0,
         normalize_audio: bool = True,
         sampling_rate: int = 16000,
@@ -123,7 +120,6 @@ class SVUConfig(PretrainedConfig):
         self.backbone_config = backbone_config
         self.task = task
         self.layer_norm_per_layer = layer_norm_per_layer
-        self.pooling = pooling
         self.classifier_dropout = classifier_dropout
         self.normalize_audio = normalize_audio
         self.sampling_rate = sampling_rate
@@ -154,8 +150,6 @@ class SVUConfig(PretrainedConfig):
     def validate(self):
         """Cross-field checks; ValueError quoting the offending values."""
         task = get_task(self.task)
-        if self.pooling != "mean":
-            raise ValueError(f"Unknown pooling {self.pooling!r}; only 'mean' is supported.")
         if isinstance(self.sampling_rate, bool) or not isinstance(self.sampling_rate, int) or self.sampling_rate < 1000:
             raise ValueError(
                 f"sampling_rate={self.sampling_rate!r} must be the backbone's input rate in Hz, an integer such as "

@@ -196,7 +196,7 @@ TASKS = {
     )
 }
 TASK_NAMES = tuple(TASKS)
-DEFAULT_TASK = TASK_NAMES[0]  # of a bare `SVUConfig()` / `SVUModel.from_backbone(...)`
+DEFAULT_TASK = "technique"  # of a bare `SVUConfig()`, `SVUModel.from_backbone(...)` and `TrainConfig()` (the demo's task)
 
 
 def get_task(name) -> Task:

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from modeling_svu import TASK_MODELS, SVUConfig
-from modeling_svu.tasks import TASK_NAMES, TASKS, get_task, tasks_of_verb
+from modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, TASKS, get_task, tasks_of_verb
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
@@ -54,6 +54,15 @@ def test_unknown_task_in_process_entry_points_is_one_line(tmp_path):
     config = load_config().to_dict()
     config["task"] = "karaoke"
     assert one_line_error(model_card, config, {"test": {}}, {"corpus": "synthetic"}, "wav2vec2") == UNKNOWN_LINE
+
+
+def test_one_default_task_for_config_model_and_training():
+    from modeling_svu import SVUModel
+    from train.config import TrainConfig, load_config
+
+    assert DEFAULT_TASK in TASKS
+    assert SVUConfig().task == TrainConfig().task == load_config().task == DEFAULT_TASK  # the demo's task
+    assert SVUModel.from_backbone("tiny-wav2vec2").config.task == DEFAULT_TASK
 
 
 @pytest.mark.parametrize("verb", ["transcribe", "classify", "evaluate"])

@@ -17,7 +17,7 @@ import yaml
 
 from modeling_svu.backbones import FAMILIES, resolve_family_name
 from modeling_svu.configuration_svu import SVUConfig
-from modeling_svu.tasks import TASK_NAMES, Task, get_task
+from modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, Task, get_task
 
 from train.spec_augment import check_spec_augment, normalized_spec_augment
 from train.trackers import tracker_names
@@ -44,7 +44,7 @@ class DatasetConfig:
 @dataclass
 class TrainConfig:
     task: str = field(
-        default="technique",  # the task of DEFAULT_CONFIG
+        default=DEFAULT_TASK,
         metadata={"help": f"Which head, data columns and metrics (`modeling_svu.tasks`): {' | '.join(TASK_NAMES)}."},
     )
     backbone: str = field(
