@@ -211,16 +211,6 @@ class SVUConfig(PretrainedConfig):
         """Output frames the backbone gives for `num_samples` input samples (0 if shorter than one frame)."""
         return max(0, (int(num_samples) - self.receptive_field_samples) // self.frame_hop_samples + 1)
 
-    def label_scheme(self) -> dict:
-        """What transcription frame targets depend on (compared with a prepared dataset's frozen targets)."""
-        return {
-            "sampling_rate": self.sampling_rate,
-            "hop": self.frame_hop_samples,
-            "frame_rate": self.frame_rate,
-            "num_octaves": self.num_octaves,
-            "lowest_midi": self.lowest_midi,
-        }
-
     @property
     def num_transcription_logits(self) -> int:
         return num_transcription_logits(self.num_octaves)

@@ -2,7 +2,7 @@
 
     from modeling_svu.tasks import TASKS, get_task
     task = get_task("technique")        # one ValueError line listing the known tasks if the name is unknown
-    task.model_class, task.target_columns, task.selection_metrics[0], task.pipeline_tag
+    task.model_class, task.target_column, task.selection_metrics[0], task.pipeline_tag
 
 An entry holds facts (names, columns, flags, text), not code from other packages: this file is Hub remote code
 and imports only the standard library. Code elsewhere is found from the entry's values: the model class by
@@ -42,9 +42,7 @@ class Task:
     pipeline: str  # the transformers pipeline running a saved model (a custom one is saved with the model)
     native_unsupported: Optional[str]  # why transformers has no class of its own computing the model; None: it has
     # ---- data ----
-    # the dataset column the loss reads (collated by `train.data.TARGET_COLLATES[column]`); when there are several,
-    # the first a dataset has is read, the later ones being older forms (e.g. targets frozen at preparation)
-    target_columns: tuple
+    target_column: str  # the dataset column the loss reads (collated by `train.data.TARGET_COLLATES[column]`)
     leakage: str  # what must not appear in two splits (in words)
     leakage_column: str  # the column it is read from ...
     leakage_group: Callable[[str], str]  # ... by this function of the column value
@@ -65,10 +63,6 @@ class Task:
     long_audio: str  # how longer recordings are handled, in words
     cli_verb: Optional[str] = None  # `svu <verb>` running such a model on audio files (several tasks may share one)
 
-    def target_column(self, column_names=()) -> str:
-        """The first of `target_columns` in `column_names`, else the oldest form (named by missing-column errors)."""
-        return next((column for column in self.target_columns if column in column_names), self.target_columns[-1])
-
     @property
     def default_selection_metric(self) -> str:
         return self.selection_metrics[0]
@@ -84,7 +78,7 @@ _CLASSIFIER = dict(
     auto_classes=("AutoModelForAudioClassification",),
     pipeline="audio-classification",
     native_unsupported=None,  # the family's *ForSequenceClassification with use_weighted_layer_sum
-    target_columns=("label",),
+    target_column="label",
     metric="classification",
     pipeline_tag="audio-classification",
     dataset_category="audio-classification",
@@ -137,7 +131,7 @@ TASKS = {
             auto_classes=("AutoModelForAudioFrameClassification",),
             pipeline="singing-transcription",
             native_unsupported="transcription has no transformers class (frame-wise onset/silence/octave/pitch-class head)",
-            target_columns=("notes_unclipped", "frame_targets"),
+            target_column="notes_unclipped",
             leakage="song",
             leakage_column="song_id",
             leakage_group=as_is,
@@ -169,7 +163,7 @@ TASKS = {
             auto_classes=("AutoModelForAudioFrameClassification",),  # frame logits, as transcription
             pipeline="singing-pitch",
             native_unsupported="pitch estimation has no transformers class (frame-wise pitch-bin + voicing head)",
-            target_columns=("f0_hz",),  # read with its times, `f0_times` (collated onto the model's frames)
+            target_column="f0_hz",  # read with its times, `f0_times` (collated onto the model's frames)
             leakage="song",
             leakage_column="song_id",
             leakage_group=as_is,
