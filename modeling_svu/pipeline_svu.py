@@ -24,7 +24,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .audio_io import decode_audio, open_audio, resample
 from .engines import load_engine
 from .long_audio import BLOCK_SECONDS, array_blocks, pitch_track_blocks, transcribe_blocks
-from .midi_io import midi_bytes, midi_to_notes, notes_to_midi  # noqa: F401 (the MIDI helpers' former home)
+from .midi_io import midi_bytes
 from .note_pitch import pitched_notes
 
 TASK = "singing-transcription"
@@ -75,7 +75,11 @@ def named_errors(source):
 
 class _LongAudioPipeline(Pipeline):
     """What the SVU frame-wise pipelines share: audio of any length and form in, one file at a time, windows of it
-    batched (`chunk_batch_size`, or the pipeline's `batch_size`), an optional engine (`engines.py`)."""
+    batched (`chunk_batch_size`, or the pipeline's `batch_size`), an optional engine (`engines.py`).
+
+    Options given at construction are the defaults of every call; options given to a call apply to that call only
+    (transformers merges the two in `__call__`), so what they load (an engine, a pitch model) is a forward option,
+    never an attribute of the pipeline."""
 
     _load_feature_extractor = True
     _load_tokenizer = False
@@ -84,10 +88,10 @@ class _LongAudioPipeline(Pipeline):
     _load_video_processor = False
 
     def _window_options(self, chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16) -> dict:
-        if engine is not None or int8 or bf16:
-            self._engine = load_engine(self.model, engine or "torch", int8=bool(int8), bf16=bool(bf16))
         options = {"chunk_seconds": chunk_seconds, "overlap_seconds": overlap_seconds, "batch_size": chunk_batch_size,
                    "progress": progress}  # fmt: skip
+        if engine is not None or int8 or bf16:
+            options["engine"] = load_engine(self.model, engine or "torch", int8=bool(int8), bf16=bool(bf16))
         return {key: value for key, value in options.items() if value is not None}
 
     def __call__(self, inputs, *args, batch_size=None, **kwargs):
@@ -161,7 +165,7 @@ class SingingTranscriptionPipeline(_LongAudioPipeline):
     ):  # fmt: skip
         forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16)
         if pitch_model is not None:
-            self._pitch_model = load_pitch_model(pitch_model, self.model.device)
+            forward["pitch_model"] = load_pitch_model(pitch_model, self.model.device)
         decoding = {"onset_threshold": onset_threshold, "silence_threshold": silence_threshold}
         decoding = {key: float(value) for key, value in decoding.items() if value is not None}
         for key, value in decoding.items():
@@ -174,17 +178,15 @@ class SingingTranscriptionPipeline(_LongAudioPipeline):
         postprocess = {} if return_midi is None else {"return_midi": return_midi}
         return {}, forward, postprocess
 
-    def _forward(self, model_inputs, return_posteriors=False, **kwargs):
+    def _forward(self, model_inputs, return_posteriors=False, pitch_model=None, engine=None, **kwargs):
         kwargs.setdefault("progress", False)
         posteriors = [] if return_posteriors else None
         with named_errors(model_inputs.get("source")):
             notes = transcribe_blocks(
                 self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
-                total_samples=model_inputs["total_samples"], posteriors=posteriors,
-                engine=getattr(self, "_engine", None), **kwargs,
+                total_samples=model_inputs["total_samples"], posteriors=posteriors, engine=engine, **kwargs,
             )  # fmt: skip
         outputs = {"notes": notes}
-        pitch_model = getattr(self, "_pitch_model", None)
         if pitch_model is not None:
             total, blocks = model_inputs["reopen"](pitch_model.config.sampling_rate)
             kwargs.pop("decoding", None)
@@ -240,7 +242,7 @@ class SingingPitchPipeline(_LongAudioPipeline):
         with named_errors(model_inputs.get("source")):
             return pitch_track_blocks(
                 self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
-                total_samples=model_inputs["total_samples"], engine=getattr(self, "_engine", None), **kwargs,
+                total_samples=model_inputs["total_samples"], **kwargs,
             )  # fmt: skip
 
     def postprocess(self, model_outputs):
