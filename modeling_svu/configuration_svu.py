@@ -1,12 +1,13 @@
 """Configuration of SVU models: a backbone sub-config plus the layer sum, head and task options."""
 
 import copy
+import inspect
 
 from transformers import AutoConfig, PretrainedConfig
 
 from .backbones import FAMILIES, family_of
 from .note_labels import num_transcription_logits
-from .tasks import DEFAULT_TASK, get_task
+from .tasks import DEFAULT_TASK, check_task_options, get_task
 
 
 def _copy_backbone_config(value) -> PretrainedConfig:
@@ -150,6 +151,7 @@ class SVUConfig(PretrainedConfig):
     def validate(self):
         """Cross-field checks; ValueError quoting the offending values."""
         task = get_task(self.task)
+        check_task_options(self.task, self.changed_fields())
         if isinstance(self.sampling_rate, bool) or not isinstance(self.sampling_rate, int) or self.sampling_rate < 1000:
             raise ValueError(
                 f"sampling_rate={self.sampling_rate!r} must be the backbone's input rate in Hz, an integer such as "
@@ -175,6 +177,11 @@ class SVUConfig(PretrainedConfig):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be > 0.")
         if not 0.0 <= self.voicing_threshold <= 1.0:
             raise ValueError(f"voicing_threshold={self.voicing_threshold!r} must be a probability in [0, 1].")
+
+    def changed_fields(self) -> list:
+        """The fields of `__init__` whose value is not their default (a task's options must be set on it only)."""
+        parameters = inspect.signature(SVUConfig.__init__).parameters.values()
+        return [p.name for p in parameters if p.default is not p.empty and getattr(self, p.name) != p.default]
 
     @property
     def num_hidden_states(self) -> int:

@@ -26,6 +26,7 @@ from .engines import load_engine
 from .long_audio import BLOCK_SECONDS, array_blocks, pitch_track_blocks, transcribe_blocks
 from .midi_io import midi_bytes
 from .note_pitch import pitched_notes
+from .tasks import check_task_options
 
 TASK = "singing-transcription"
 PITCH_TASK = "singing-pitch"
@@ -62,6 +63,13 @@ def audio_stream(inputs, rate: int) -> dict:
     return {"blocks": array_blocks(audio, int(block_seconds * rate)), "total_samples": len(audio), "reopen": reopen}
 
 
+def check_call_options(model, options) -> None:
+    """ValueError (one line) for a call option that applies to other tasks' models only (`Task.options`)."""
+    task = getattr(model.config, "task", None)
+    if task is not None:  # None: a native export run by the SVU classification pipeline
+        check_task_options(task, options)
+
+
 @contextlib.contextmanager
 def named_errors(source):
     """Name the file the audio came from in a ValueError (audio_io's errors already do)."""
@@ -87,7 +95,11 @@ class _LongAudioPipeline(Pipeline):
     _load_image_processor = False
     _load_video_processor = False
 
-    def _window_options(self, chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16) -> dict:
+    def _window_options(self, chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16,
+                        others) -> dict:  # fmt: skip
+        check_call_options(self.model, others)
+        if others:
+            raise TypeError(f"{type(self).__name__} got an unexpected option {next(iter(others))!r}.")
         options = {"chunk_seconds": chunk_seconds, "overlap_seconds": overlap_seconds, "batch_size": chunk_batch_size,
                    "progress": progress}  # fmt: skip
         if engine is not None or int8 or bf16:
@@ -161,9 +173,10 @@ class SingingTranscriptionPipeline(_LongAudioPipeline):
     def _sanitize_parameters(
         self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, return_midi=None,
         onset_threshold=None, silence_threshold=None, return_posteriors=None, engine=None, int8=None, bf16=None,
-        pitch_model=None,
+        pitch_model=None, **others,
     ):  # fmt: skip
-        forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16)
+        forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16,
+                                       others)  # fmt: skip
         if pitch_model is not None:
             forward["pitch_model"] = load_pitch_model(pitch_model, self.model.device)
         decoding = {"onset_threshold": onset_threshold, "silence_threshold": silence_threshold}
@@ -228,9 +241,10 @@ class SingingPitchPipeline(_LongAudioPipeline):
 
     def _sanitize_parameters(
         self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, voicing_threshold=None,
-        engine=None, int8=None, bf16=None,
+        engine=None, int8=None, bf16=None, **others,
     ):  # fmt: skip
-        forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16)
+        forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16,
+                                       others)  # fmt: skip
         if voicing_threshold is not None:
             if not 0.0 <= float(voicing_threshold) <= 1.0:
                 raise ValueError(f"voicing_threshold must be a probability in [0, 1]; got {voicing_threshold}.")
@@ -257,6 +271,10 @@ class SVUAudioClassificationPipeline(AudioClassificationPipeline):
     `audio-classification` pipeline, so `pipeline("audio-classification", model=<saved SVU model>,
     trust_remote_code=True)` uses it; with a model object, pass `pipeline_class=SVUAudioClassificationPipeline`.
     """
+
+    def _sanitize_parameters(self, **options):
+        check_call_options(self.model, options)  # transformers' own accepts and ignores any option
+        return super()._sanitize_parameters(**options)
 
     def preprocess(self, inputs):
         rate = self.feature_extractor.sampling_rate

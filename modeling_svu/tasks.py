@@ -62,6 +62,8 @@ class Task:
     usage: str  # a call of the pipeline (the variable before the parenthesis) on a file, for cards
     long_audio: str  # how longer recordings are handled, in words
     cli_verb: Optional[str] = None  # `svu <verb>` running such a model on audio files (several tasks may share one)
+    # `SVUConfig` fields and pipeline call options that apply to this task's models only (`check_task_options`)
+    options: tuple = ()
 
     @property
     def default_selection_metric(self) -> str:
@@ -86,6 +88,7 @@ _CLASSIFIER = dict(
     usage='classifier("take.wav", top_k=3)',
     long_audio="clip-level aggregation is reported as an extra",
     cli_verb="classify",
+    options=("class_weights", "top_k", "function_to_apply"),
 )
 
 TASKS = {
@@ -153,6 +156,10 @@ TASKS = {
             usage='transcriber("song.wav", return_midi=True, onset_threshold=0.4)    # {"notes": [...], "midi": b"MThd..."}',
             long_audio="the pipeline transcribes any length in overlapping windows",
             cli_verb="transcribe",
+            options=(
+                "lowest_midi", "num_octaves", "onset_pos_weight", "onset_threshold", "onset_window", "silence_threshold",
+                "return_midi", "return_posteriors", "pitch_model",
+            ),
         ),
         Task(
             name="pitch",
@@ -186,6 +193,10 @@ TASKS = {
             usage='pitch = estimator("take.wav")    # {"times": [...], "f0_hz": [...], "voicing": [...]}',
             long_audio="the pipeline runs any length in overlapping windows",
             cli_verb="pitch",
+            options=(
+                "pitch_fmin_hz", "pitch_bins_per_semitone", "num_pitch_bins", "pitch_target_sigma_cents",
+                "pitch_head_hidden_size", "voicing_threshold",
+            ),
         ),
     )
 }
@@ -199,6 +210,14 @@ def get_task(name) -> Task:
         return TASKS[name]
     except (KeyError, TypeError):
         raise ValueError(f"Unknown task {name!r}; expected one of {TASK_NAMES}.") from None
+
+
+def check_task_options(name: str, options) -> None:
+    """ValueError (one line) for the first of `options` (names) that applies to other tasks' models only."""
+    for option in options:
+        owners = [task.name for task in TASKS.values() if option in task.options]
+        if owners and name not in owners:
+            raise ValueError(f"{option} is a {' / '.join(owners)} option; a {name} model does not use it.")
 
 
 def tasks_of_verb(verb: str) -> tuple:
