@@ -28,7 +28,8 @@ def _copy_backbone_config(value) -> PretrainedConfig:
 
 class SVUConfig(PretrainedConfig):
     r"""
-    Configuration for [`SVUModel`] and its task heads.
+    Configuration for [`SVUModel`] and its task heads. A field of one task (`Task.options`: "Transcription only",
+    "Pitch decoding", ...) set to another value than its default on a model of another task is a ValueError.
 
     Args:
         backbone_config (`dict` or `PretrainedConfig`, *optional*):
