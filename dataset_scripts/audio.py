@@ -31,7 +31,6 @@ import numpy as np
 import soundfile as sf
 
 from modeling_svu import audio_io
-from modeling_svu.audio_io import TruncatedAudioWarning, decoder_message  # noqa: F401 (re-exported)
 from modeling_svu.checkpoints import PUBLISHED
 
 SAMPLING_RATE = max(checkpoint.sampling_rate for checkpoint in PUBLISHED.values())

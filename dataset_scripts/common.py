@@ -45,9 +45,10 @@ from typing import Iterable
 import datasets
 import numpy as np
 
+from modeling_svu.audio_io import TruncatedAudioWarning
+
 from .audio import (
     SAMPLING_RATE,
-    TruncatedAudioWarning,
     audio_cell,
     chunk_waveform,
     identity_separation,
@@ -61,7 +62,7 @@ from .parallel import ordered_map
 SPLITS = ("train", "validation", "test")
 VALIDATION_MODES = ("none", "ours")
 # What svu_meta.json records of a transcription dataset's labels: no frame targets are stored, the collator
-# computes them from `notes_unclipped` for the model's label scheme (`SVUConfig.label_scheme()`).
+# computes them from `notes_unclipped` for the model's frame rate and pitch range.
 LABEL_SCHEME_FROM_NOTES = {"frame_targets": "computed at collate time for the model", "notes": "notes_unclipped, seconds"}
 
 

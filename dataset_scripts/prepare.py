@@ -13,9 +13,7 @@ The output folder is a ``DatasetDict.save_to_disk`` folder (splits train/validat
      "songs" (transcription: {song_id: {"seconds", "notes": complete [[onset, offset, pitch], ...]}})}
 
 Transcription datasets store no frame targets: ``label_scheme`` says they are computed at collate time
-from ``notes_unclipped`` for the model (its sampling rate, hop, octaves, lowest MIDI note). Folders from
-earlier versions hold ``frame_targets`` frozen for 16 kHz, hop 320 (50 Hz), 4 octaves from MIDI 36; training
-checks that scheme against the model (`train.data.check_label_scheme`). Folders that record no ``sampling_rate``
+from ``notes_unclipped`` for the model (its sampling rate, hop, octaves, lowest MIDI note). Folders that record no ``sampling_rate``
 store 16 kHz audio: a model at a higher rate is refused (`check_stored_rate`).
 
 Re-running with the same corpus, data files (relative path, size, mtime), seed and options finds
@@ -132,7 +130,7 @@ def summarize(dataset: datasets.DatasetDict, task: str, label_names, chunk_secon
     spec = get_task(task)
     summary = {"chunks": {}, "hours": {}}
     for split in dataset:
-        counts = Counter(dataset[split][spec.target_columns[0] if spec.classes else spec.leakage_column])
+        counts = Counter(dataset[split][spec.target_column if spec.classes else spec.leakage_column])
         if spec.classes:
             counts = {label_names[label]: counts.get(label, 0) for label in range(len(label_names))}
         summary["chunks"][split] = dict(sorted(counts.items()))

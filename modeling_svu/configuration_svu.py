@@ -1,12 +1,13 @@
 """Configuration of SVU models: a backbone sub-config plus the layer sum, head and task options."""
 
 import copy
+import inspect
 
 from transformers import AutoConfig, PretrainedConfig
 
 from .backbones import FAMILIES, family_of
 from .note_labels import num_transcription_logits
-from .tasks import DEFAULT_TASK, get_task
+from .tasks import DEFAULT_TASK, check_task_options, get_task
 
 
 def _copy_backbone_config(value) -> PretrainedConfig:
@@ -27,7 +28,8 @@ def _copy_backbone_config(value) -> PretrainedConfig:
 
 class SVUConfig(PretrainedConfig):
     r"""
-    Configuration for [`SVUModel`] and its task heads.
+    Configuration for [`SVUModel`] and its task heads. A field of one task (`Task.options`: "Transcription only",
+    "Pitch decoding", ...) set to another value than its default on a model of another task is a ValueError.
 
     Args:
         backbone_config (`dict` or `PretrainedConfig`, *optional*):
@@ -39,8 +41,6 @@ class SVUConfig(PretrainedConfig):
             `TASK_MODELS[task]` (a saved task model maps `AutoModel` to its own class).
         layer_norm_per_layer (`bool`, *optional*, defaults to `False`):
             Apply a parameter-free LayerNorm to each hidden state before the weighted sum. Off in the paper.
-        pooling (`str`, *optional*, defaults to `"mean"`):
-            Time pooling of the classification heads. Only `"mean"` (padding masked, as in the paper).
         classifier_dropout (`float`, *optional*, defaults to 0.0):
             Dropout on the (pooled) weighted-sum features before the linear head.
         normalize_audio (`bool`, *optional*, defaults to `True`):
@@ -98,7 +98,6 @@ class SVUConfig(PretrainedConfig):
         backbone_config=None,
         task: str = DEFAULT_TASK,
         layer_norm_per_layer: bool = False,
-        pooling: str = "mean",
         classifier_dropout: float = 0.0,
         normalize_audio: bool = True,
         sampling_rate: int = 16000,
@@ -123,7 +122,6 @@ class SVUConfig(PretrainedConfig):
         self.backbone_config = backbone_config
         self.task = task
         self.layer_norm_per_layer = layer_norm_per_layer
-        self.pooling = pooling
         self.classifier_dropout = classifier_dropout
         self.normalize_audio = normalize_audio
         self.sampling_rate = sampling_rate
@@ -154,8 +152,7 @@ class SVUConfig(PretrainedConfig):
     def validate(self):
         """Cross-field checks; ValueError quoting the offending values."""
         task = get_task(self.task)
-        if self.pooling != "mean":
-            raise ValueError(f"Unknown pooling {self.pooling!r}; only 'mean' is supported.")
+        check_task_options(self.task, self.changed_fields())
         if isinstance(self.sampling_rate, bool) or not isinstance(self.sampling_rate, int) or self.sampling_rate < 1000:
             raise ValueError(
                 f"sampling_rate={self.sampling_rate!r} must be the backbone's input rate in Hz, an integer such as "
@@ -181,6 +178,11 @@ class SVUConfig(PretrainedConfig):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be > 0.")
         if not 0.0 <= self.voicing_threshold <= 1.0:
             raise ValueError(f"voicing_threshold={self.voicing_threshold!r} must be a probability in [0, 1].")
+
+    def changed_fields(self) -> list:
+        """The fields of `__init__` whose value is not their default (a task's options must be set on it only)."""
+        parameters = inspect.signature(SVUConfig.__init__).parameters.values()
+        return [p.name for p in parameters if p.default is not p.empty and getattr(self, p.name) != p.default]
 
     @property
     def num_hidden_states(self) -> int:
@@ -216,16 +218,6 @@ class SVUConfig(PretrainedConfig):
     def num_frames(self, num_samples: int) -> int:
         """Output frames the backbone gives for `num_samples` input samples (0 if shorter than one frame)."""
         return max(0, (int(num_samples) - self.receptive_field_samples) // self.frame_hop_samples + 1)
-
-    def label_scheme(self) -> dict:
-        """What transcription frame targets depend on (compared with a prepared dataset's frozen targets)."""
-        return {
-            "sampling_rate": self.sampling_rate,
-            "hop": self.frame_hop_samples,
-            "frame_rate": self.frame_rate,
-            "num_octaves": self.num_octaves,
-            "lowest_midi": self.lowest_midi,
-        }
 
     @property
     def num_transcription_logits(self) -> int:

@@ -1,7 +1,7 @@
 """The paper's note label scheme: notes <-> per-frame targets on the backbone's frame grid.
 
 Frame ``i`` stands for time ``i * frame_seconds`` (one CNN hop: 320 samples = 20 ms at 16 kHz, 13.3 ms at
-24 kHz for MERT-v1). Targets are computed for the model's frame rate and pitch range (its `label_scheme()`)
+24 kHz for MERT-v1). Targets are computed for the model's frame rate and pitch range
 from the notes, when a batch is collated; they are never frozen in a prepared dataset.
 Per frame the model predicts 2 + (num_octaves + 1) + 13 logits:
 

@@ -24,8 +24,9 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .audio_io import decode_audio, open_audio, resample
 from .engines import load_engine
 from .long_audio import BLOCK_SECONDS, array_blocks, pitch_track_blocks, transcribe_blocks
-from .midi_io import midi_bytes, midi_to_notes, notes_to_midi  # noqa: F401 (the MIDI helpers' former home)
+from .midi_io import midi_bytes
 from .note_pitch import pitched_notes
+from .tasks import check_task_options
 
 TASK = "singing-transcription"
 PITCH_TASK = "singing-pitch"
@@ -62,6 +63,13 @@ def audio_stream(inputs, rate: int) -> dict:
     return {"blocks": array_blocks(audio, int(block_seconds * rate)), "total_samples": len(audio), "reopen": reopen}
 
 
+def check_call_options(model, options) -> None:
+    """ValueError (one line) for a call option that applies to other tasks' models only (`Task.options`)."""
+    task = getattr(model.config, "task", None)
+    if task is not None:  # None: a native export run by the SVU classification pipeline
+        check_task_options(task, options)
+
+
 @contextlib.contextmanager
 def named_errors(source):
     """Name the file the audio came from in a ValueError (audio_io's errors already do)."""
@@ -75,7 +83,11 @@ def named_errors(source):
 
 class _LongAudioPipeline(Pipeline):
     """What the SVU frame-wise pipelines share: audio of any length and form in, one file at a time, windows of it
-    batched (`chunk_batch_size`, or the pipeline's `batch_size`), an optional engine (`engines.py`)."""
+    batched (`chunk_batch_size`, or the pipeline's `batch_size`), an optional engine (`engines.py`).
+
+    Options given at construction are the defaults of every call; options given to a call apply to that call only
+    (transformers merges the two in `__call__`), so what they load (an engine, a pitch model) is a forward option,
+    never an attribute of the pipeline."""
 
     _load_feature_extractor = True
     _load_tokenizer = False
@@ -83,11 +95,15 @@ class _LongAudioPipeline(Pipeline):
     _load_image_processor = False
     _load_video_processor = False
 
-    def _window_options(self, chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16) -> dict:
-        if engine is not None or int8 or bf16:
-            self._engine = load_engine(self.model, engine or "torch", int8=bool(int8), bf16=bool(bf16))
+    def _window_options(self, chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16,
+                        others) -> dict:  # fmt: skip
+        check_call_options(self.model, others)
+        if others:
+            raise TypeError(f"{type(self).__name__} got an unexpected option {next(iter(others))!r}.")
         options = {"chunk_seconds": chunk_seconds, "overlap_seconds": overlap_seconds, "batch_size": chunk_batch_size,
                    "progress": progress}  # fmt: skip
+        if engine is not None or int8 or bf16:
+            options["engine"] = load_engine(self.model, engine or "torch", int8=bool(int8), bf16=bool(bf16))
         return {key: value for key, value in options.items() if value is not None}
 
     def __call__(self, inputs, *args, batch_size=None, **kwargs):
@@ -157,11 +173,12 @@ class SingingTranscriptionPipeline(_LongAudioPipeline):
     def _sanitize_parameters(
         self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, return_midi=None,
         onset_threshold=None, silence_threshold=None, return_posteriors=None, engine=None, int8=None, bf16=None,
-        pitch_model=None,
+        pitch_model=None, **others,
     ):  # fmt: skip
-        forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16)
+        forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16,
+                                       others)  # fmt: skip
         if pitch_model is not None:
-            self._pitch_model = load_pitch_model(pitch_model, self.model.device)
+            forward["pitch_model"] = load_pitch_model(pitch_model, self.model.device)
         decoding = {"onset_threshold": onset_threshold, "silence_threshold": silence_threshold}
         decoding = {key: float(value) for key, value in decoding.items() if value is not None}
         for key, value in decoding.items():
@@ -174,17 +191,15 @@ class SingingTranscriptionPipeline(_LongAudioPipeline):
         postprocess = {} if return_midi is None else {"return_midi": return_midi}
         return {}, forward, postprocess
 
-    def _forward(self, model_inputs, return_posteriors=False, **kwargs):
+    def _forward(self, model_inputs, return_posteriors=False, pitch_model=None, engine=None, **kwargs):
         kwargs.setdefault("progress", False)
         posteriors = [] if return_posteriors else None
         with named_errors(model_inputs.get("source")):
             notes = transcribe_blocks(
                 self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
-                total_samples=model_inputs["total_samples"], posteriors=posteriors,
-                engine=getattr(self, "_engine", None), **kwargs,
+                total_samples=model_inputs["total_samples"], posteriors=posteriors, engine=engine, **kwargs,
             )  # fmt: skip
         outputs = {"notes": notes}
-        pitch_model = getattr(self, "_pitch_model", None)
         if pitch_model is not None:
             total, blocks = model_inputs["reopen"](pitch_model.config.sampling_rate)
             kwargs.pop("decoding", None)
@@ -226,9 +241,10 @@ class SingingPitchPipeline(_LongAudioPipeline):
 
     def _sanitize_parameters(
         self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, voicing_threshold=None,
-        engine=None, int8=None, bf16=None,
+        engine=None, int8=None, bf16=None, **others,
     ):  # fmt: skip
-        forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16)
+        forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16,
+                                       others)  # fmt: skip
         if voicing_threshold is not None:
             if not 0.0 <= float(voicing_threshold) <= 1.0:
                 raise ValueError(f"voicing_threshold must be a probability in [0, 1]; got {voicing_threshold}.")
@@ -240,7 +256,7 @@ class SingingPitchPipeline(_LongAudioPipeline):
         with named_errors(model_inputs.get("source")):
             return pitch_track_blocks(
                 self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
-                total_samples=model_inputs["total_samples"], engine=getattr(self, "_engine", None), **kwargs,
+                total_samples=model_inputs["total_samples"], **kwargs,
             )  # fmt: skip
 
     def postprocess(self, model_outputs):
@@ -255,6 +271,10 @@ class SVUAudioClassificationPipeline(AudioClassificationPipeline):
     `audio-classification` pipeline, so `pipeline("audio-classification", model=<saved SVU model>,
     trust_remote_code=True)` uses it; with a model object, pass `pipeline_class=SVUAudioClassificationPipeline`.
     """
+
+    def _sanitize_parameters(self, **options):
+        check_call_options(self.model, options)  # transformers' own accepts and ignores any option
+        return super()._sanitize_parameters(**options)
 
     def preprocess(self, inputs):
         rate = self.feature_extractor.sampling_rate

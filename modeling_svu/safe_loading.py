@@ -9,8 +9,6 @@ import struct
 
 from .tasks import get_task
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-
 
 def safetensors_shapes(path) -> dict:
     """`{tensor name: shape list}` from the header of a `.safetensors` file."""

@@ -2,7 +2,7 @@
 
     from modeling_svu.tasks import TASKS, get_task
     task = get_task("technique")        # one ValueError line listing the known tasks if the name is unknown
-    task.model_class, task.target_columns, task.selection_metrics[0], task.pipeline_tag
+    task.model_class, task.target_column, task.selection_metrics[0], task.pipeline_tag
 
 An entry holds facts (names, columns, flags, text), not code from other packages: this file is Hub remote code
 and imports only the standard library. Code elsewhere is found from the entry's values: the model class by
@@ -42,9 +42,7 @@ class Task:
     pipeline: str  # the transformers pipeline running a saved model (a custom one is saved with the model)
     native_unsupported: Optional[str]  # why transformers has no class of its own computing the model; None: it has
     # ---- data ----
-    # the dataset column the loss reads (collated by `train.data.TARGET_COLLATES[column]`); when there are several,
-    # the first a dataset has is read, the later ones being older forms (e.g. targets frozen at preparation)
-    target_columns: tuple
+    target_column: str  # the dataset column the loss reads (collated by `train.data.TARGET_COLLATES[column]`)
     leakage: str  # what must not appear in two splits (in words)
     leakage_column: str  # the column it is read from ...
     leakage_group: Callable[[str], str]  # ... by this function of the column value
@@ -64,10 +62,8 @@ class Task:
     usage: str  # a call of the pipeline (the variable before the parenthesis) on a file, for cards
     long_audio: str  # how longer recordings are handled, in words
     cli_verb: Optional[str] = None  # `svu <verb>` running such a model on audio files (several tasks may share one)
-
-    def target_column(self, column_names=()) -> str:
-        """The first of `target_columns` in `column_names`, else the oldest form (named by missing-column errors)."""
-        return next((column for column in self.target_columns if column in column_names), self.target_columns[-1])
+    # `SVUConfig` fields and pipeline call options that apply to this task's models only (`check_task_options`)
+    options: tuple = ()
 
     @property
     def default_selection_metric(self) -> str:
@@ -84,7 +80,7 @@ _CLASSIFIER = dict(
     auto_classes=("AutoModelForAudioClassification",),
     pipeline="audio-classification",
     native_unsupported=None,  # the family's *ForSequenceClassification with use_weighted_layer_sum
-    target_columns=("label",),
+    target_column="label",
     metric="classification",
     pipeline_tag="audio-classification",
     dataset_category="audio-classification",
@@ -92,6 +88,7 @@ _CLASSIFIER = dict(
     usage='classifier("take.wav", top_k=3)',
     long_audio="clip-level aggregation is reported as an extra",
     cli_verb="classify",
+    options=("class_weights", "top_k", "function_to_apply"),
 )
 
 TASKS = {
@@ -137,7 +134,7 @@ TASKS = {
             auto_classes=("AutoModelForAudioFrameClassification",),
             pipeline="singing-transcription",
             native_unsupported="transcription has no transformers class (frame-wise onset/silence/octave/pitch-class head)",
-            target_columns=("notes_unclipped", "frame_targets"),
+            target_column="notes_unclipped",
             leakage="song",
             leakage_column="song_id",
             leakage_group=as_is,
@@ -159,6 +156,10 @@ TASKS = {
             usage='transcriber("song.wav", return_midi=True, onset_threshold=0.4)    # {"notes": [...], "midi": b"MThd..."}',
             long_audio="the pipeline transcribes any length in overlapping windows",
             cli_verb="transcribe",
+            options=(
+                "lowest_midi", "num_octaves", "onset_pos_weight", "onset_threshold", "onset_window", "silence_threshold",
+                "return_midi", "return_posteriors", "pitch_model",
+            ),
         ),
         Task(
             name="pitch",
@@ -169,7 +170,7 @@ TASKS = {
             auto_classes=("AutoModelForAudioFrameClassification",),  # frame logits, as transcription
             pipeline="singing-pitch",
             native_unsupported="pitch estimation has no transformers class (frame-wise pitch-bin + voicing head)",
-            target_columns=("f0_hz",),  # read with its times, `f0_times` (collated onto the model's frames)
+            target_column="f0_hz",  # read with its times, `f0_times` (collated onto the model's frames)
             leakage="song",
             leakage_column="song_id",
             leakage_group=as_is,
@@ -192,11 +193,15 @@ TASKS = {
             usage='pitch = estimator("take.wav")    # {"times": [...], "f0_hz": [...], "voicing": [...]}',
             long_audio="the pipeline runs any length in overlapping windows",
             cli_verb="pitch",
+            options=(
+                "pitch_fmin_hz", "pitch_bins_per_semitone", "num_pitch_bins", "pitch_target_sigma_cents",
+                "pitch_head_hidden_size", "voicing_threshold",
+            ),
         ),
     )
 }
 TASK_NAMES = tuple(TASKS)
-DEFAULT_TASK = TASK_NAMES[0]  # of a bare `SVUConfig()` / `SVUModel.from_backbone(...)`
+DEFAULT_TASK = "technique"  # of a bare `SVUConfig()`, `SVUModel.from_backbone(...)` and `TrainConfig()` (the demo's task)
 
 
 def get_task(name) -> Task:
@@ -205,6 +210,14 @@ def get_task(name) -> Task:
         return TASKS[name]
     except (KeyError, TypeError):
         raise ValueError(f"Unknown task {name!r}; expected one of {TASK_NAMES}.") from None
+
+
+def check_task_options(name: str, options) -> None:
+    """ValueError (one line) for the first of `options` (names) that applies to other tasks' models only."""
+    for option in options:
+        owners = [task.name for task in TASKS.values() if option in task.options]
+        if owners and name not in owners:
+            raise ValueError(f"{option} is a {' / '.join(owners)} option; a {name} model does not use it.")
 
 
 def tasks_of_verb(verb: str) -> tuple:

@@ -3,7 +3,7 @@ the loop over the input files."""
 
 import sys
 
-from dataset_scripts.audio import decoder_message
+from modeling_svu.audio_io import decoder_message
 
 DEVICES = ("cpu", "cuda", "mps")
 

@@ -25,7 +25,6 @@ from .common import (
 )
 
 FORMATS = ("csv", "json")
-TRACK_KEYS = ("times", "f0_hz", "voicing", "voiced")
 
 
 def pitch_track_file(model, path, voicing_threshold=None, **window_options) -> dict:

@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from dataset_scripts.prepare import META_FILE, load_prepared, prepare
+from dataset_scripts.prepare import META_FILE, check_stored_rate, load_prepared, prepare
 from modeling_svu import SVUForTechniqueClassification
 from svu.cli import main as svu_main
-from train.data import AudioCollator, check_label_scheme, columns_for, make_dataloader
+from train.data import AudioCollator, columns_for, make_dataloader
 
 SOURCE_RATE = 44100
 HIGH_HZ = 10000.0
@@ -54,9 +54,9 @@ def test_a_24khz_models_training_batch_keeps_a_10khz_partial_of_the_source(vocal
     data, meta = load_prepared(folder)
     assert meta["sampling_rate"] == 24000 and data["train"][0]["audio"]["sampling_rate"] == 24000
     model = mert_v1_like()
-    check_label_scheme(meta, model.config, where=str(folder))  # the training check lets it through
+    check_stored_rate(meta, model.config.sampling_rate, where=str(folder))  # the training check lets it through
     collator = AudioCollator(model.feature_extractor(), "technique", model.config)
-    batch = next(iter(make_dataloader(data["train"], columns_for("technique", ["label"]), collator, 1)))
+    batch = next(iter(make_dataloader(data["train"], columns_for("technique"), collator, 1)))
     heard = batch["input_values"][0].numpy()
     assert len(heard) == 3 * 24000
     expected = band_share_db(source, SOURCE_RATE, HIGH_HZ)
@@ -70,7 +70,7 @@ def test_a_model_needing_more_than_the_stored_rate_is_refused_in_one_line(vocals
     older = {key: value for key, value in meta.items() if key != "sampling_rate"}  # an older SVU's folder: 16 kHz
     model = mert_v1_like()
     with pytest.raises(ValueError) as refused:
-        check_label_scheme(older, model.config, where="data/old")
+        check_stored_rate(older, model.config.sampling_rate, where="data/old")
     message = str(refused.value)
     assert "\n" not in message and "stores audio at 16000 Hz" in message and "needs 24000 Hz" in message
 

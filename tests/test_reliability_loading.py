@@ -140,6 +140,12 @@ def test_edited_config_is_one_clear_error_on_load(saved, tmp_path, name, change,
         AutoModel.from_pretrained(folder, trust_remote_code=True)
 
 
+def test_a_config_of_an_older_release_with_its_removed_pooling_option_loads(saved, tmp_path):
+    folder = edited(saved, "singer", tmp_path, lambda c: c.update(pooling="mean"))
+    for model in (SVUForSingerID.from_pretrained(folder), AutoModel.from_pretrained(folder, trust_remote_code=True)):
+        assert model.config.task == "singer_id" and model.config.id2label == LABELS
+
+
 def test_transcribe_cli_names_an_edited_model(saved, tmp_path):
     folder = edited(saved, "transcriber", tmp_path, lambda c: c.update(num_octaves=3))
     with pytest.raises(SystemExit, match=r"cannot load model .*does not match the saved weights: head.weight"):

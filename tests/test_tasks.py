@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from modeling_svu import TASK_MODELS, SVUConfig
-from modeling_svu.tasks import TASK_NAMES, TASKS, get_task, tasks_of_verb
+from modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, TASKS, get_task, tasks_of_verb
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
@@ -54,6 +54,15 @@ def test_unknown_task_in_process_entry_points_is_one_line(tmp_path):
     config = load_config().to_dict()
     config["task"] = "karaoke"
     assert one_line_error(model_card, config, {"test": {}}, {"corpus": "synthetic"}, "wav2vec2") == UNKNOWN_LINE
+
+
+def test_one_default_task_for_config_model_and_training():
+    from modeling_svu import SVUModel
+    from train.config import TrainConfig, load_config
+
+    assert DEFAULT_TASK in TASKS
+    assert SVUConfig().task == TrainConfig().task == load_config().task == DEFAULT_TASK  # the demo's task
+    assert SVUModel.from_backbone("tiny-wav2vec2").config.task == DEFAULT_TASK
 
 
 @pytest.mark.parametrize("verb", ["transcribe", "classify", "evaluate"])
@@ -103,9 +112,9 @@ def test_every_part_an_entry_names_exists(name):
     assert task.name == name and TASK_MODELS[name].__name__ == task.model_class and TASK_MODELS[name].task == name
     assert all(hasattr(transformers, auto_class) for auto_class in task.auto_classes)
     assert task.describe_head(SVUConfig(task=name)).startswith(f"task={name}, ")
-    assert set(task.target_columns) <= set(TARGET_COLLATES)
-    companions = list(TARGET_COMPANIONS.get(task.target_columns[0], ()))
-    assert columns_for(name, ["audio", *task.target_columns]) == ["audio", task.target_columns[0], *companions]
+    assert task.target_column in TARGET_COLLATES
+    companions = list(TARGET_COMPANIONS.get(task.target_column, ()))
+    assert columns_for(name) == ["audio", task.target_column, *companions]
     assert task.metric in SCORING and (METRICS_DIR / task.metric / f"{task.metric}.py").is_file()
     assert task.usage.startswith(task.usage.split("(")[0] + "(") and task.dataset_category
     assert set(task.card_metrics) <= set(METRIC_NAMES) and task.paper_corpus in (None, *PAPER_RESULTS)
@@ -146,7 +155,7 @@ def test_an_entry_drives_data_model_and_metrics(name, tmp_path):
     model = build_model(cfg, meta)
     assert type(model) is TASK_MODELS[name] and model.config.task == name
     assert (model.config.class_weights is not None) == task.class_weighted
-    columns = columns_for(name, data["validation"].column_names)
+    columns = columns_for(name)
     loader = make_dataloader(data["validation"], columns, AudioCollator(model.feature_extractor(), name, model.config), 4)
     batch = next(iter(loader))
     batch.pop("row_index")

@@ -16,7 +16,7 @@ import torch
 
 from modeling_svu import SVUForNoteTranscription, SVUForSingerID
 from modeling_svu.long_audio import transcribe_blocks
-from modeling_svu.pipeline_svu import midi_bytes, midi_to_notes, notes_to_midi
+from modeling_svu.midi_io import midi_bytes, midi_to_notes, notes_to_midi
 from svu.cli import main as svu_main
 from modeling_svu.audio_io import open_audio
 

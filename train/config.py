@@ -17,7 +17,7 @@ import yaml
 
 from modeling_svu.backbones import FAMILIES, resolve_family_name
 from modeling_svu.configuration_svu import SVUConfig
-from modeling_svu.tasks import TASK_NAMES, Task, get_task
+from modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, Task, check_task_options, get_task
 
 from train.spec_augment import check_spec_augment, normalized_spec_augment
 from train.trackers import tracker_names
@@ -44,7 +44,7 @@ class DatasetConfig:
 @dataclass
 class TrainConfig:
     task: str = field(
-        default="technique",  # the task of DEFAULT_CONFIG
+        default=DEFAULT_TASK,
         metadata={"help": f"Which head, data columns and metrics (`modeling_svu.tasks`): {' | '.join(TASK_NAMES)}."},
     )
     backbone: str = field(
@@ -163,7 +163,7 @@ class TrainConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"Unknown mixed_precision {self.mixed_precision!r}; expected one of {MIXED_PRECISION}.")
         check_backbone_name(self.backbone)
-        check_model_options(self.model_options)
+        check_model_options(self.model_options, self.task)
         check_backbone_options(self.backbone, self.backbone_options)
         tracker_names(self.report_to)
         self.spec_augment = normalized_spec_augment(self.spec_augment)
@@ -224,10 +224,11 @@ def check_backbone_options(backbone: str, options) -> None:
         raise ValueError(f"Unknown backbone_options key {unknown[0]!r} for {backbone} ({type(config).__name__}).")
 
 
-def check_model_options(options) -> None:
-    """ValueError for `model_options` that are not a mapping of settable `SVUConfig` fields."""
+def check_model_options(options, task: str) -> None:
+    """ValueError for `model_options` that are not a mapping of settable `SVUConfig` fields of `task`'s model."""
     if not isinstance(options, dict):
         raise ValueError(f"model_options must be a mapping of SVUConfig fields, got {options!r}.")
+    check_task_options(task, options)
     allowed = sorted(set(inspect.signature(SVUConfig.__init__).parameters) - _SET_BY_TRAINING)
     unknown = sorted(set(options) - set(allowed))
     if unknown:

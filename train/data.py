@@ -8,17 +8,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dataset_scripts.audio import resample
-from dataset_scripts.common import LABEL_SCHEME_FROM_NOTES
-from dataset_scripts.prepare import check_stored_rate
 from modeling_svu.note_labels import IGNORE_INDEX, notes_to_frame_targets
 from modeling_svu.pitch import frame_times, pitch_targets
 from modeling_svu.tasks import get_task
 
 SPLITS = ("train", "validation", "test")
-FROZEN_TARGETS = "frame_targets"  # a target column frozen at preparation for one label scheme (older folders)
-# Transcription folders prepared before targets moved to collate time hold `frame_targets` for this scheme
-# (their svu_meta.json has no label_scheme).
-FROZEN_LEGACY_SCHEME = {"sampling_rate": 16000, "hop": 320, "frame_rate": 50.0, "num_octaves": 4, "lowest_midi": 36}
 
 
 def to_model_rate(wave, sampling_rate: int, model_rate: int) -> np.ndarray:
@@ -66,11 +60,13 @@ def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ou
         )
     if meta.get("task") != task:
         raise ValueError(f"Prepared dataset {where} is for task {meta.get('task')!r}, the config asks for {task!r}.")
-    needed = columns_for(task, ["notes_unclipped"] if meta.get("label_scheme") == LABEL_SCHEME_FROM_NOTES else [])
     for split in SPLITS:
-        absent = [c for c in needed if c not in data[split].column_names]
+        absent = [c for c in columns_for(task) if c not in data[split].column_names]
         if absent:
-            raise ValueError(f"Prepared dataset {where}: split {split!r} has no {absent[0]!r} column.")
+            raise ValueError(
+                f"Prepared dataset {where}: split {split!r} has no {absent[0]!r} column; prepare it again "
+                "(svu data prepare ... --force, or --dataset.options.force true)."
+            )
     if get_task(task).classes:
         for split in SPLITS:
             names = data[split].features["label"].names
@@ -81,37 +77,11 @@ def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ou
                 )
 
 
-def columns_for(task: str, column_names) -> list:
-    """The dataset columns training reads: audio and the first of the task's `target_columns` among
-    `column_names` (e.g. the label, or the notes), else its oldest form (e.g. frozen frame targets), with the
-    columns read along with it (`TARGET_COMPANIONS`, e.g. the times of an F0 annotation)."""
-    column = get_task(task).target_column(column_names)
+def columns_for(task: str) -> list:
+    """The dataset columns training reads: audio, the task's `target_column` (e.g. the label, or the notes) and
+    the columns read along with it (`TARGET_COMPANIONS`, e.g. the times of an F0 annotation)."""
+    column = get_task(task).target_column
     return ["audio", column, *TARGET_COMPANIONS.get(column, ())]
-
-
-def _describe_scheme(scheme: dict) -> str:
-    return (
-        f"{scheme['frame_rate']:g} Hz frames (hop {scheme['hop']} at {scheme['sampling_rate']} Hz), "
-        f"{scheme['num_octaves']} octaves from MIDI {scheme['lowest_midi']}"
-    )
-
-
-def check_label_scheme(meta: dict, config, where: str) -> None:
-    """ValueError (one line) when the dataset cannot feed the model: its audio is stored at a lower rate than the
-    model's (`check_stored_rate`), or a transcription dataset's frozen frame targets were made for another label
-    scheme than the model's. Datasets that store the notes (`notes_unclipped`) always fit that scheme: the
-    collator computes their targets for the model."""
-    check_stored_rate(meta, config.sampling_rate, where)
-    if FROZEN_TARGETS not in get_task(config.task).target_columns or meta.get("label_scheme") == LABEL_SCHEME_FROM_NOTES:
-        return
-    frozen = meta.get("label_scheme") or FROZEN_LEGACY_SCHEME
-    wanted = config.label_scheme()
-    if any(frozen.get(key) != value for key, value in wanted.items()):
-        raise ValueError(
-            f"Prepared dataset {where} has frame targets frozen for {_describe_scheme(frozen)}; the model's label "
-            f"scheme is {_describe_scheme(wanted)}: prepare it again (svu data prepare ... --force, or "
-            "--dataset.options.force true) so targets are computed from the notes for the model."
-        )
 
 
 class IndexedRows(Dataset):
@@ -150,12 +120,11 @@ class AudioCollator:
 
     Audio at another rate than the feature extractor's is resampled (`to_model_rate`). Transcription labels
     are frame targets computed here from `notes_unclipped` for the model's frame count, frame rate and pitch
-    range (`config`, an `SVUConfig`); legacy rows with frozen `frame_targets` are used as they are (their
-    scheme is checked against the model before training by `check_label_scheme`).
+    range (`config`, an `SVUConfig`).
     """
 
     def __init__(self, feature_extractor, task: str, config=None):
-        self.target_columns = get_task(task).target_columns
+        self.target_column = get_task(task).target_column
         if not get_task(task).classes and config is None:
             raise ValueError(f"AudioCollator for {task} needs the model config (frame rate and pitch range).")
         self.feature_extractor, self.task, self.config = feature_extractor, task, config
@@ -164,8 +133,7 @@ class AudioCollator:
         sampling_rate = self.feature_extractor.sampling_rate
         waves = [to_model_rate(item["audio"]["array"], item["audio"]["sampling_rate"], sampling_rate) for item in items]
         batch = dict(self.feature_extractor(waves, sampling_rate=sampling_rate, padding=True, return_tensors="pt"))
-        column = next(column for column in self.target_columns if column in items[0])
-        batch["labels"] = TARGET_COLLATES[column](self, items, waves)
+        batch["labels"] = TARGET_COLLATES[self.target_column](self, items, waves)
         batch["row_index"] = torch.tensor([item["row_index"] for item in items])
         return batch
 
@@ -189,8 +157,6 @@ class AudioCollator:
 
     def frame_targets(self, item, num_samples: int) -> np.ndarray:
         """(frames, 4) targets of one chunk of `num_samples` samples at the model's rate."""
-        if "notes_unclipped" not in item:  # legacy folder, scheme checked before training
-            return np.asarray(item["frame_targets"], dtype=np.float32)
         notes = [(n["onset"], n["offset"], n["pitch"]) for n in item["notes_unclipped"]]
         config = self.config
         return notes_to_frame_targets(
@@ -198,11 +164,10 @@ class AudioCollator:
         )
 
 
-# a task's target column (`Task.target_columns`) -> how the collator turns a batch of it into `labels`
+# a task's target column (`Task.target_column`) -> how the collator turns a batch of it into `labels`
 TARGET_COLLATES = {
     "label": AudioCollator.class_indices,
     "notes_unclipped": AudioCollator.padded_frame_targets,  # computed for the model from the notes
-    FROZEN_TARGETS: AudioCollator.padded_frame_targets,  # as prepared (scheme checked by `check_label_scheme`)
     "f0_hz": AudioCollator.padded_pitch_targets,  # computed for the model's frames from the F0 annotation
 }
 # a target column -> the other columns its collate reads

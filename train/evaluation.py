@@ -254,7 +254,7 @@ def whole_song_notes(model, dataset, meta: dict, accelerator=None, progress: boo
 
 def chunk_loader(task, model, dataset, batch_size, accelerator=None):
     collate = AudioCollator(svu_model(model).feature_extractor(), task, svu_model(model).config)  # resamples
-    columns = columns_for(task, dataset.column_names)
+    columns = columns_for(task)
     loader = make_dataloader(dataset, columns, collate, batch_size)
     return accelerator.prepare_data_loader(loader) if accelerator is not None else loader
 

@@ -57,6 +57,7 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from dataset_scripts.prepare import check_stored_rate
 from modeling_svu import TASK_MODELS
 from modeling_svu.backbones import tiny_backbone_config
 from modeling_svu.pruning import prune_layers
@@ -65,7 +66,7 @@ from train.checkpointing import TrainingState, check_output_dir, read_training_s
 from train.checkpointing import non_finite_loss_message
 from train.config import TrainConfig, load_config
 from train.data import (
-    AudioCollator, check_label_scheme, columns_for, make_dataloader, pooled_collate, prepare_dataset,
+    AudioCollator, columns_for, make_dataloader, pooled_collate, prepare_dataset,
     prepared_dir, resolve_num_workers,
 )
 from train.evaluation import eval_mode, evaluate_split, evaluate_test, quiet, scoring_of
@@ -139,7 +140,7 @@ def get_dataloaders(cfg, data, model, accelerator):
     """Audio loaders for train and validation (none with `validation: none`). The test split is scored by
     `train.evaluation.evaluate_test`; the stage-1 cached loaders come after `prepare` (`cached_loaders`)."""
     collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task, svu_model(model).config)  # resamples
-    columns = columns_for(cfg.task, data["train"].column_names)
+    columns = columns_for(cfg.task)
     workers = resolve_num_workers(cfg.num_workers, cfg.backbone, len(data["train"]), accelerator.num_processes)
     loaders = {"train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=workers)}
     if cfg.validation != "none":
@@ -246,7 +247,7 @@ def build_run(cfg: TrainConfig):
         with accelerator.main_process_first():
             data, meta = prepare_dataset(cfg)
         model = wrap_for_finetune(cfg, build_model(cfg, meta))
-        check_label_scheme(meta, svu_model(model).config, where=str(prepared_dir(cfg)))
+        check_stored_rate(meta, svu_model(model).config.sampling_rate, where=str(prepared_dir(cfg)))
     except ValueError as err:  # bad dataset / backbone / labels: one line, nothing trained
         raise SystemExit(f"error: {err}") from None
     loaders = get_dataloaders(cfg, data, model, accelerator)
