@@ -168,9 +168,12 @@ def test_train_run_loads_each_alias_offline(hf_home, prepared, tmp_path_factory,
     # the repo is the default native export (the backbone's own *ForSequenceClassification) or SVU's remote code
     backbone = saved["backbone_config"] if saved["model_type"] == "svu" else saved
     assert backbone["model_type"] == checkpoint.family
-    assert rate == checkpoint.sampling_rate  # MERT-v1 trains at 24 kHz on 16 kHz prepared data
-    # nothing in the saved repo points at the backbone checkpoint's classes or code
-    assert not backbone.get("auto_map")
+    assert rate == checkpoint.sampling_rate  # MERT-v1 trains at 24 kHz
+    # nothing in the saved repo points at the backbone checkpoint's classes or code: an auto_map names SVU's only,
+    # whose code is in the repo
+    for reference in (backbone.get("auto_map") or {}).values():
+        module, _ = reference.split(".")
+        assert module == "modeling_svu" and (out / "repo" / f"{module}.py").is_file(), reference
     assert not any(name in ("MERTModel", "Wav2Vec2ForCTC") for name in backbone.get("architectures") or [])
     assert (out / "metrics.json").exists()
     assert not (hf_home / REMOTE_CODE_MARKER).exists()
