@@ -7,6 +7,17 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one intra-op thread per worker: workers x threads = cores, not more
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`--dist loadgroup`, scripts/test.sh) each test file is one group, run by one worker, so
+    its module-scoped fixtures (trained models, prepared corpora) are built once; files marked with an
+    `xdist_group` of their own (`demo_runs.DEMO_GROUP`) run together on one worker."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
 
 FAMILIES = ["wav2vec2", "wavlm", "hubert", "data2vec-audio"]
 SR = 16000

@@ -24,6 +24,9 @@ CONFIGS = REPO / "train" / "configs"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
        "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}  # fmt: skip
 DONE = "demo_run.done"
+# pytest-xdist group of the test files reading demo runs: one worker runs them one after another, so no worker
+# sits waiting on another's training (`conftest.py` groups every other file by itself)
+DEMO_GROUP = "demo_runs"
 
 
 @dataclass(frozen=True)

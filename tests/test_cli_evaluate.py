@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from demo_runs import ENV, REPO, demo_run
+from demo_runs import DEMO_GROUP, ENV, REPO, demo_run
 from PIL import Image
 
 from modeling_svu.tasks import TASKS, get_task
 from svu.cli import main as svu_main
 
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = [pytest.mark.timeout(1500), pytest.mark.xdist_group(DEMO_GROUP)]
 
 
 def svu(*args, env=ENV):

@@ -33,8 +33,9 @@ from svu.cli import main as svu_main
 from train.data import AudioCollator
 
 from data_fixtures import constant_pitch_model, train_steps
-from demo_runs import demo_run
+from demo_runs import DEMO_GROUP, demo_run
 
+pytestmark = pytest.mark.xdist_group(DEMO_GROUP)
 SR = 16000
 CENTS = (-40, -15, 20, 35, -25, 45, 10, -5)  # off-grid offset of each sung note
 SEMITONES = (55, 57, 59, 60, 62, 58, 56, 61)

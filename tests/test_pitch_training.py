@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from demo_runs import demo_run
+from demo_runs import DEMO_GROUP, demo_run
 
 from dataset_scripts.audio import resample
 from dataset_scripts.prepare import load_prepared
@@ -16,7 +16,7 @@ from modeling_svu.long_audio import pitch_array
 from modeling_svu.pitch import f0_at
 from train.evaluation import evaluate_test
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group(DEMO_GROUP)]
 
 
 @pytest.fixture(scope="module")
