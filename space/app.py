@@ -27,7 +27,7 @@ from transformers.utils import cached_file
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-SAMPLING_RATE = 16000
+SAMPLING_RATE = 16000  # of the synthesised preview
 NATIVE_PIPELINE = "audio-classification"  # a native export is a transformers *ForSequenceClassification
 NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 
@@ -58,11 +58,13 @@ def load_model(model: str):
     return task, pipeline(pipeline_name(config), model=model, trust_remote_code=config.get("model_type") == "svu")
 
 
-def read_audio(path: str) -> np.ndarray:
+def read_audio(path: str, pipe) -> tuple:
+    """(samples, rate): the file decoded at the rate of `pipe`'s model (an array is taken to be at that rate)."""
     if not path:
         raise gr.Error("Upload or record some singing first.")
+    rate = pipe.feature_extractor.sampling_rate
     with open(path, "rb") as file:
-        return ffmpeg_read(file.read(), SAMPLING_RATE)
+        return ffmpeg_read(file.read(), rate), rate
 
 
 def note_name(midi: int) -> str:
@@ -86,10 +88,10 @@ def bar_chart(predictions) -> str:
     return figure_png(fig)
 
 
-def spectrogram(audio: np.ndarray):
+def spectrogram(audio: np.ndarray, rate: int):
     """(figure, axes) of the audio's log-frequency spectrogram, time (s) on x, for a view to draw on."""
     fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
-    ax.specgram(audio + 1e-9, NFFT=1024, Fs=SAMPLING_RATE, noverlap=768, cmap="magma")
+    ax.specgram(audio + 1e-9, NFFT=1024, Fs=rate, noverlap=768, cmap="magma")
     ax.set_yscale("log")
     ax.set_ylim(50, 4000)
     ax.set_xlabel("time (s)")
@@ -97,9 +99,9 @@ def spectrogram(audio: np.ndarray):
     return fig, ax
 
 
-def piano_roll(audio: np.ndarray, notes) -> str:
+def piano_roll(audio: np.ndarray, rate: int, notes) -> str:
     """The notes as boxes at their pitch's frequency over a log-frequency spectrogram."""
-    fig, ax = spectrogram(audio)
+    fig, ax = spectrogram(audio, rate)
     for note in notes:
         low, high = (440.0 * 2 ** ((note["pitch"] + d - 69) / 12) for d in (-0.5, 0.5))
         ax.add_patch(plt.Rectangle((note["onset"], low), note["offset"] - note["onset"], high - low,
@@ -121,9 +123,9 @@ def synthesise(notes, seconds: float) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
-def pitch_contour(audio: np.ndarray, track) -> str:
+def pitch_contour(audio: np.ndarray, rate: int, track) -> str:
     """The F0 of the voiced frames as a line over a log-frequency spectrogram (broken where the voice stops)."""
-    fig, ax = spectrogram(audio)
+    fig, ax = spectrogram(audio, rate)
     voiced = np.asarray(track["voiced"], dtype=bool)
     ax.plot(track["times"], np.where(voiced, track["f0_hz"], np.nan), color="#7fdbff", linewidth=2)
     ax.set_title(f"F0: {int(voiced.sum())} voiced frames of {len(voiced)}")
@@ -150,7 +152,7 @@ def run_button():
 def classification_view(pipe, audio):
     """Top-k slider; the predicted classes as a label and a bar chart."""
     def classify(path, top_k):
-        predictions = pipe(read_audio(path), top_k=int(top_k))
+        predictions = pipe(read_audio(path, pipe)[0], top_k=int(top_k))
         return {p["label"]: p["score"] for p in predictions}, bar_chart(predictions)
 
     top_k = gr.Slider(1, 10, value=3, step=1, label="top k")
@@ -163,15 +165,15 @@ def classification_view(pipe, audio):
 def transcription_view(pipe, audio):
     """Onset / silence thresholds; the notes as a piano roll, a table, a MIDI file and a synthesised preview."""
     def transcribe(path, onset_threshold, silence_threshold):
-        samples = read_audio(path)
+        samples, rate = read_audio(path, pipe)
         result = pipe(samples, return_midi=True, onset_threshold=onset_threshold, silence_threshold=silence_threshold)
         notes = result["notes"]
         midi_path = os.path.join(tempfile.mkdtemp(), "transcription.mid")
         with open(midi_path, "wb") as file:
             file.write(result["midi"])
         table = [[n["onset"], n["offset"], n["pitch"], note_name(n["pitch"])] for n in notes]
-        preview = (SAMPLING_RATE, (synthesise(notes, len(samples) / SAMPLING_RATE) * 32767).astype(np.int16))
-        return piano_roll(samples, notes), table, midi_path, preview
+        preview = (SAMPLING_RATE, (synthesise(notes, len(samples) / rate) * 32767).astype(np.int16))
+        return piano_roll(samples, rate, notes), table, midi_path, preview
 
     with gr.Row():
         onset = gr.Slider(0.05, 0.95, value=pipe.model.config.onset_threshold, label="onset threshold")
@@ -190,10 +192,10 @@ PITCH_HEADER = ["time (s)", "F0 (Hz)", "voicing", "voiced"]
 def pitch_view(pipe, audio):
     """Voicing threshold; the F0 contour over the spectrogram, and times / F0 / voicing as a table and a CSV file."""
     def track_pitch(path, voicing_threshold):
-        samples = read_audio(path)
+        samples, rate = read_audio(path, pipe)
         track = pipe(samples, voicing_threshold=voicing_threshold)
         rows = pitch_rows(track)
-        return pitch_contour(samples, track), rows, write_csv(PITCH_HEADER, rows, "pitch.csv")
+        return pitch_contour(samples, rate, track), rows, write_csv(PITCH_HEADER, rows, "pitch.csv")
 
     threshold = gr.Slider(0.05, 0.95, value=pipe.model.config.voicing_threshold, label="voicing threshold")
     run = run_button()

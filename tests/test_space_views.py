@@ -74,3 +74,18 @@ def test_space_names_a_task_it_has_no_view_for(app, tmp_path):
     (tmp_path / "config.json").write_text(config.replace('"task": "technique"', '"task": "vibrato_rate"'))
     with pytest.raises(ValueError, match="config.json names task 'vibrato_rate', not one of this Space's"):
         app.load_model(str(tmp_path))
+
+
+def test_space_decodes_audio_at_the_models_rate(app, tmp_path):
+    """A 24 kHz model (MERT-v1) gets its audio at 24 kHz: an array given to a pipeline is taken to be at its rate."""
+    import types
+
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path / "tone.wav"
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 440 * np.arange(44100) / 44100), 44100)
+    for rate in (16000, 24000):
+        pipe = types.SimpleNamespace(feature_extractor=types.SimpleNamespace(sampling_rate=rate))
+        samples, got = app.read_audio(str(path), pipe)
+        assert got == rate and abs(len(samples) - rate) <= 1
