@@ -152,7 +152,8 @@ def seeded(seed: int):
     state = random.getstate()
     random.seed(seed)
     try:
-        with torch.random.fork_rng(devices=[]):
+        # `manual_seed` seeds every CUDA device too: fork them all, so the caller's CUDA generators are restored
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
             torch.manual_seed(seed)
             yield
     finally:
