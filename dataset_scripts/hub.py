@@ -43,7 +43,8 @@ STORED_RATE_REASON = ("the highest input rate of the supported backbones (MERT-v
                       "its own; 16 kHz models get it resampled when batches are built (1.5x the storage of 16 kHz)")
 
 LABELS_WITHOUT_CLASSES = {  # what a prepared dataset of a task without classes holds as labels
-    "transcription": "frame targets (onset, silence, octave, pitch class)",
+    "transcription": "notes (`notes_unclipped`: onset and offset in seconds from the chunk start, MIDI pitch; `notes`: "
+                     "cut at the chunk edges), frame targets made at collate time",
     "pitch": "F0 in Hz per annotated frame (`f0_times`, `f0_hz`; 0 = unvoiced), frame targets made at collate time",
 }
 
