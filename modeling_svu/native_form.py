@@ -89,6 +89,7 @@ def load_native(model_class, location, native_config, kwargs: dict):
     state = load_state_dict(cached_file(location, "model.safetensors", **_hub_arguments(kwargs)))
     model = model_class(config)
     model.load_state_dict(svu_state_of_native(state, model.backbone.base_model_prefix, location), strict=True)
-    if kwargs.get("dtype") not in (None, "auto"):
-        model.to(kwargs["dtype"])
+    dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))  # transformers' name, and its older one
+    if dtype not in (None, "auto"):
+        model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)  # "bfloat16" as from_pretrained takes it
     return model.eval()

@@ -195,3 +195,15 @@ def test_training_continues_from_either_native_form(tmp_path, form):
     x = torch.from_numpy(sung_tone(330, 0.8, seed=2))[None]
     with torch.no_grad():
         torch.testing.assert_close(continued(x).logits, model(x).logits, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", torch.bfloat16])
+@pytest.mark.parametrize("name", ["dtype", "torch_dtype"])
+def test_native_export_loads_in_the_dtype_asked(tmp_path, dtype, name):
+    """`dtype` (a string or a torch.dtype, as `from_pretrained` takes it, or under its older name `torch_dtype`)."""
+    from train.native_export import save_native
+
+    task = NATIVE_TASKS[0]
+    save_native(build(TASK_MODELS[task], "wav2vec2", seed=1), tmp_path)
+    loaded = TASK_MODELS[task].from_pretrained(tmp_path, **{name: dtype})
+    assert {p.dtype for p in loaded.parameters()} == {torch.bfloat16}
