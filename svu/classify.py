@@ -2,7 +2,7 @@
 [--engine torch|onnx] [--int8|--bf16]` (engines: `modeling_svu.engines`, SVU models only).
 
 Names the singer (singer-ID models) or the technique (technique models) of whole recordings of any length and
-format. Each file is decoded to 16 kHz mono and cut into chunks of the model's training chunk length
+format. Each file is decoded to mono at the model's rate and cut into chunks of the model's training chunk length
 (`config.chunk_seconds`) exactly as the training data was (`dataset_scripts.audio.chunk_waveform`: consecutive
 chunks, a last partial chunk kept zero-padded when it holds at least half a chunk); a file shorter than half a
 chunk is one chunk of its own length. The song-level decision is the mean of the chunk logits (the paper's

@@ -5,7 +5,7 @@ Writes, per input, files named after it in out_dir (the same notes in every one)
     <stem>.csv                 (--format csv) ``onset,offset,pitch`` rows (seconds, seconds, MIDI)
     <stem>.json                (--format json) MIR-ST500 style ``{"<stem>": [[onset, offset, pitch], ...]}``
     <stem>.piano_roll.png      (--piano-roll) the notes over the log-spectrogram, time and note-name axes
-    <stem>.sonified.wav        (--sonify) the notes rendered as tones, as long as the input and at its 16 kHz
+    <stem>.sonified.wav        (--sonify) the notes rendered as tones, as long as the input, at the model's rate
     <stem>.posteriors.npz      (--save-posteriors) per-frame onset_prob, silence_prob, pitch_index (-1 = none),
                                frame_seconds, lowest_midi, the thresholds used and the notes decoded from them
 `--format` can be repeated (`--format mid --format csv --format json`). `--onset-threshold` and
@@ -57,7 +57,7 @@ class Transcription:
     onset_prob: np.ndarray
     silence_prob: np.ndarray
     pitch_index: np.ndarray
-    num_samples: int  # of the decoded 16 kHz audio
+    num_samples: int  # of the audio decoded at the model's rate
     audio: np.ndarray = None  # the decoded audio, only when asked for (piano roll)
     pitch_midi: list = None  # with a pitch model: each note's fractional MIDI pitch (None: no voiced frame)
     decoded_notes: list = None  # the notes decoded from the posteriors (with a pitch model, `notes` is renumbered)
