@@ -336,7 +336,7 @@ def validate_and_keep_best(run: Run, state: TrainingState, epoch: int, stage: in
         accelerator.print(f"epoch {epoch + 1} done (validation: none, the last epoch is kept)")
     else:
         loader = run.loaders["validation_cached" if cached else "validation"]
-        with eval_mode(module):  # the epoch is kept on deterministic scores; train_epoch sets train mode again
+        with eval_mode(module):  # the epoch is kept on deterministic scores (no dropout, no SpecAugment)
             val = evaluate_split(cfg.task, module, loader, run.data["validation"], module_config(accelerator, module), accelerator)
         score = val[run.selection_metric]
         if state.best_metric is None or score > state.best_metric:
