@@ -2,13 +2,15 @@
 
 import os
 
-import numpy as np
-import pytest
-
+# before numpy (its BLAS reads OMP_NUM_THREADS when it loads) and torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one intra-op thread per worker: workers x threads = cores, not more
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
 
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`--dist loadgroup`, scripts/test.sh) each test file is one group, run by one worker, so
