@@ -1,7 +1,8 @@
-"""One decode and resample path (`modeling_svu.audio_io`): the same wav, flac and mp3 give the same samples
-through data preparation, `svu transcribe`, the singing-transcription pipeline and the SVU
-audio-classification pipeline; a truncated file is used with a warning naming it and both durations; the
-singing-transcription pipeline takes lists and batch_size > 1."""
+"""One decode and resample path (`modeling_svu.audio_io`): the same wav, flac and mp3 give the same samples at a
+given rate through data preparation (at the stored rate, and `load_audio` at any rate), `svu transcribe`, the
+singing-transcription pipeline and the SVU audio-classification pipeline (16 kHz models); a truncated file is
+used with a warning naming it and both durations; the singing-transcription pipeline takes lists and
+batch_size > 1."""
 
 import shutil
 import subprocess
@@ -14,12 +15,12 @@ import soundfile as sf
 import torch
 
 from data_fixtures import TEST_DATA
-from dataset_scripts.audio import load_audio
+from dataset_scripts.audio import SAMPLING_RATE as STORED_RATE, load_audio
 from dataset_scripts.common import PrepareReport, read_audio_or_skip
 from modeling_svu import SVUForTechniqueClassification, audio_io
 from modeling_svu.audio_io import TruncatedAudioWarning, decode_audio, open_audio
 
-SR = 16000
+SR = 16000  # the models' rate here (tiny wav2vec2 / WavLM); data preparation decodes at STORED_RATE
 # A real singing stem: MedleyDB-Pitch, male singer, 2 s, 44.1 kHz stereo (tests/data/singing_examples).
 STEM = TEST_DATA / "singing_examples" / "medleydb_pitch" / "audio" / "AClassicEducation_NightOwl_STEM_08.wav"
 
@@ -98,8 +99,11 @@ def test_same_samples_through_every_entry_point(files, transcriber, monkeypatch,
     cli_seen = recording(monkeypatch, long_audio, "stitched_posteriors")
     pipe_seen = recording(monkeypatch, pipeline_svu)
     for suffix, path in files.items():
+        # data preparation decodes at the stored rate (what the corpus builders read through), and at any rate asked
+        prepared = read_audio_or_skip(path, suffix, PrepareReport())
+        np.testing.assert_array_equal(prepared, decode_audio(path, STORED_RATE), err_msg=f"data preparation, {suffix}")
         reference = decode_audio(path, SR)
-        np.testing.assert_array_equal(load_audio(path), reference, err_msg=f"data preparation, {suffix}")
+        np.testing.assert_array_equal(load_audio(path, SR), reference, err_msg=f"load_audio at {SR} Hz, {suffix}")
 
         assert svu_main(["transcribe", str(path), "--model", str(folder), "-o", str(tmp_path / suffix), "-q"]) == 0
         np.testing.assert_array_equal(cli_seen.pop(), reference, err_msg=f"svu transcribe, {suffix}")
@@ -149,7 +153,7 @@ TRUNCATED = r"cut\.mp3: decoded 0\.05 s of audio but the file declares 4\.\d\d s
 def test_truncated_file_warns_and_is_used(truncated, transcriber, tmp_path):
     with pytest.warns(TruncatedAudioWarning, match=TRUNCATED):
         waveform = load_audio(truncated)
-    assert 0.03 * SR < len(waveform) < 0.07 * SR and np.abs(waveform).max() > 0.1
+    assert 0.03 * STORED_RATE < len(waveform) < 0.07 * STORED_RATE and np.abs(waveform).max() > 0.1
 
     report = PrepareReport()  # data preparation keeps the warning in the report (svu_meta.json)
     with pytest.warns(TruncatedAudioWarning):

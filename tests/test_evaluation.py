@@ -1,18 +1,21 @@
 """Whole-song transcription scoring (`train.evaluation.evaluate_test`, the test metrics of `train/run.py`).
 
 An oracle transcription model emits, for whichever window of audio it is given, logits built from the
-annotation of that song (it recognises the window by its first samples in the songs as written to disk). Its
+annotation of that song (it recognises the window by its first samples in the songs as data preparation stores
+them, at the model's rate: `stored_song`). Its
 notes cross the 5 s chunk edges and one sits in a 1.3 s tail (which the old chunking dropped), so only whole-song
 scoring against the complete annotation gives COnPOff 1.000; the per-chunk validation proxy scores it lower.
 """
 
+import io
 import json
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from data_fixtures import SR
-from dataset_scripts.audio import load_audio
+from dataset_scripts.audio import encode_wav, load_audio, resample
 from dataset_scripts.prepare import load_prepared, prepare
 from modeling_svu import SVUForNoteTranscription
 from modeling_svu.modeling_svu import SVUTranscriptionOutput
@@ -44,6 +47,13 @@ def window_key(samples) -> bytes:
     return np.round(np.asarray(samples[:KEY_SAMPLES], dtype=np.float64) * 32768).astype(np.int16).tobytes()
 
 
+def stored_song(path, rate: int) -> np.ndarray:
+    """A song file as data preparation stores it (decoded at the stored rate, written as 16-bit PCM: the audio
+    cells), then brought to ``rate`` as whole-song scoring hands it to a model of that rate."""
+    stored, stored_rate = sf.read(io.BytesIO(encode_wav(load_audio(path))), dtype="float32")
+    return resample(stored, stored_rate, rate)
+
+
 class OracleTranscriber(SVUForNoteTranscription):
     """Logits = the song's frame targets (+-20), for any window starting on the frame grid of a known song."""
 
@@ -52,6 +62,14 @@ class OracleTranscriber(SVUForNoteTranscription):
         self.songs = songs
         self.index = {window_key(wave[start:]): (song, start)
                       for song, (wave, _) in songs.items() for start in range(0, len(wave) - KEY_SAMPLES, hop)}
+
+    def index_chunks(self, split):
+        """The frame scores resample each chunk alone to the model's rate (the collator; its first samples may
+        differ from the song's): recognise each chunk of ``split`` too, at the start its row records."""
+        rate = self.config.sampling_rate
+        for row in split:
+            chunk = resample(np.asarray(row["audio"]["array"], dtype=np.float32), row["audio"]["sampling_rate"], rate)
+            self.index[window_key(chunk)] = (row["song_id"], int(round(float(row["chunk_start"]) * rate)))
 
     def forward(self, input_values, attention_mask=None, labels=None, **kwargs):
         hop, rate = self.config.frame_hop_samples, self.config.sampling_rate
@@ -80,7 +98,9 @@ def test_oracle_posteriors_score_1_on_whole_songs_through_the_test_scoring(tmp_p
     assert [float(c) for c in data["test"].filter(lambda r: r["song_id"] == "401")["chunk_start"]] == [0.0, 5.0, 10.0]
 
     oracle = OracleTranscriber.from_backbone("tiny-wav2vec2", normalize_audio=False).eval()
-    oracle.set_songs({song: (load_audio(root / song / "Vocal.wav"), notes) for song, (_, notes) in SONGS.items()})
+    rate = oracle.config.sampling_rate  # 16 kHz: below the stored rate, so songs and chunks reach it resampled
+    oracle.set_songs({song: (stored_song(root / song / "Vocal.wav", rate), notes) for song, (_, notes) in SONGS.items()})
+    oracle.index_chunks(data["test"])
 
     test = evaluate_test(oracle, data["test"], meta, batch_size=4)
     assert test["num_songs"] == 2 and test["num_reference_notes"] == 8 and test["num_estimated_notes"] == 8
@@ -95,21 +115,16 @@ def test_oracle_posteriors_score_1_on_whole_songs_through_the_test_scoring(tmp_p
 
 
 def test_whole_songs_are_resampled_to_a_24_khz_model(tmp_path):
-    """A MERT-v1-like model (24 kHz, 75 Hz frames): the 16 kHz prepared songs are rebuilt, resampled to the model's
-    rate and transcribed on its frame grid; the oracle (indexed on the same resampled songs) still scores 1.000."""
-    from dataset_scripts.audio import resample
-
+    """A MERT-v1-like model (24 kHz, 75 Hz frames): the 16 kHz files, prepared at the stored rate, are rebuilt at the
+    model's rate and transcribed on its frame grid; the oracle (indexed on the songs as stored, at that rate) still
+    scores 1.000."""
     root = write_corpus(tmp_path / "mir")
     prepare("mir_st500", tmp_path / "prepared", data_dir=root, validation="none")
     data, meta = load_prepared(tmp_path / "prepared")
     oracle = OracleTranscriber.from_backbone("tiny-hubert", sampling_rate=24000, normalize_audio=False).eval()
     assert oracle.config.frame_rate == 75
-    oracle.set_songs({song: (load_audio(root / song / "Vocal.wav", 24000), notes)
-                      for song, (_, notes) in SONGS.items()})
-    # the frame scores resample each chunk alone (its first samples differ from the song's): index them too
-    for row in data["test"]:
-        chunk = resample(np.asarray(row["audio"]["array"], dtype=np.float32), row["audio"]["sampling_rate"], 24000)
-        oracle.index[window_key(chunk)] = (row["song_id"], int(round(float(row["chunk_start"]) * 24000)))
+    oracle.set_songs({song: (stored_song(root / song / "Vocal.wav", 24000), notes) for song, (_, notes) in SONGS.items()})
+    oracle.index_chunks(data["test"])
     test = evaluate_test(oracle, data["test"], meta, batch_size=4)
     assert test["num_songs"] == 2 and test["COnPOff_f1"] == 1.0, test["per_song"]
 

@@ -22,6 +22,7 @@ COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build
 IN_VENV = r"""
 import json, subprocess, sys
 import datasets, numpy as np, torch, torchcodec
+from dataset_scripts.audio import SAMPLING_RATE  # the stored rate (the installed package's)
 from svu.cli import main
 prepared, model, audio, out = sys.argv[1:5]
 assert main(["data", "prepare", "synthetic", "--task", "technique", "--output", prepared,
@@ -29,7 +30,7 @@ assert main(["data", "prepare", "synthetic", "--task", "technique", "--output", 
 split = datasets.load_from_disk(prepared)["train"]
 cell = split[0]["audio"]                                  # an AudioDecoder: decoding needs torchcodec
 samples = cell.get_all_samples()
-assert samples.sample_rate == 16000 and samples.data.shape[-1] == 48000, samples.data.shape
+assert samples.sample_rate == SAMPLING_RATE and samples.data.shape[-1] == 3 * SAMPLING_RATE, (samples.sample_rate, samples.data.shape)  # 3 s
 assert main(["transcribe", audio, "--model", model, "-o", out, "--format", "json", "-q"]) == 0
 print("VENV " + json.dumps({"torch": torch.__version__, "torchcodec": torchcodec.__version__, "rows": len(split),
                             "rms": float(np.sqrt((samples.data.numpy() ** 2).mean()))}))

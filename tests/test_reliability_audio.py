@@ -13,12 +13,15 @@ import pytest
 import soundfile as sf
 import torch
 
-from dataset_scripts.audio import load_audio
+from dataset_scripts.audio import SAMPLING_RATE as STORED_RATE, load_audio
 from modeling_svu import SVUForNoteTranscription, SVUForSingerID, tiny_backbone_config
 from modeling_svu.audio_io import open_audio
 from modeling_svu.pipeline_svu import SingingTranscriptionPipeline
 
-SR = 16000
+SR = 16000  # the models' rate (tiny wav2vec2 / WavLM)
+# The hostile files are written at the rate data preparation stores: the corpus builders' reader decodes them
+# without resampling (rate_8k and rate_96k are the resampled cases), so each repair is compared exactly.
+FILE_RATE = STORED_RATE
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2", "TQDM_DISABLE": "1"}
 
 
@@ -30,30 +33,31 @@ def melody(seconds: float, sr: int = SR) -> np.ndarray:
     return 0.3 * envelope * (0.7 * np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 440 * t))
 
 
-# name -> (writer, expected): expected is ("audio", max abs error vs the 16 kHz mono reference, samples)
+# name -> (writer, expected): expected is ("audio", max abs error vs the mono reference at FILE_RATE, samples)
 # or ("error", message fragment). Tolerances: 8-bit PCM quantises in steps of 1/128; resampling a 3 s
-# melody from 8/96 kHz differs from the 16 kHz rendering by < 0.02 (band limit and filter ripple).
+# melody from 8/96 kHz differs from the FILE_RATE rendering by < 0.02 (band limit and filter ripple).
 def hostile_files(root: Path) -> dict:
     root.mkdir(parents=True, exist_ok=True)
-    x = melody(3.0)
+    x = melody(3.0, FILE_RATE)
+    n, ten_ms = 3 * FILE_RATE, FILE_RATE // 100
     files = {}
 
-    def wav(name, data, sr=SR, **kw):
+    def wav(name, data, sr=FILE_RATE, **kw):
         sf.write(root / name, data, sr, **kw)
         return root / name
 
-    files["mono.wav"] = (wav("mono.wav", x, subtype="FLOAT"), ("audio", 1e-6, 48000))
-    files["stereo.wav"] = (wav("stereo.wav", np.stack([x, x], 1), subtype="FLOAT"), ("audio", 1e-6, 48000))
-    files["six_channels.wav"] = (wav("six_channels.wav", np.stack([x] * 6, 1), subtype="FLOAT"), ("audio", 1e-6, 48000))
-    files["pcm_u8.wav"] = (wav("pcm_u8.wav", x, subtype="PCM_U8"), ("audio", 1 / 128 + 1e-3, 48000))
-    files["pcm_24.wav"] = (wav("pcm_24.wav", x, subtype="PCM_24"), ("audio", 1e-4, 48000))
-    files["rate_8k.wav"] = (wav("rate_8k.wav", melody(3.0, 8000), 8000, subtype="FLOAT"), ("audio", 0.02, 48000))
-    files["rate_96k.wav"] = (wav("rate_96k.wav", melody(3.0, 96000), 96000, subtype="FLOAT"), ("audio", 0.02, 48000))
-    files["clipped.wav"] = (wav("clipped.wav", np.clip(4 * x, -1, 1)), ("clipped", 0, 48000))
-    files["ten_ms.wav"] = (wav("ten_ms.wav", x[:160], subtype="FLOAT"), ("short", 0, 160))
+    files["mono.wav"] = (wav("mono.wav", x, subtype="FLOAT"), ("audio", 1e-6, n))
+    files["stereo.wav"] = (wav("stereo.wav", np.stack([x, x], 1), subtype="FLOAT"), ("audio", 1e-6, n))
+    files["six_channels.wav"] = (wav("six_channels.wav", np.stack([x] * 6, 1), subtype="FLOAT"), ("audio", 1e-6, n))
+    files["pcm_u8.wav"] = (wav("pcm_u8.wav", x, subtype="PCM_U8"), ("audio", 1 / 128 + 1e-3, n))
+    files["pcm_24.wav"] = (wav("pcm_24.wav", x, subtype="PCM_24"), ("audio", 1e-4, n))
+    files["rate_8k.wav"] = (wav("rate_8k.wav", melody(3.0, 8000), 8000, subtype="FLOAT"), ("audio", 0.02, n))
+    files["rate_96k.wav"] = (wav("rate_96k.wav", melody(3.0, 96000), 96000, subtype="FLOAT"), ("audio", 0.02, n))
+    files["clipped.wav"] = (wav("clipped.wav", np.clip(4 * x, -1, 1)), ("clipped", 0, n))
+    files["ten_ms.wav"] = (wav("ten_ms.wav", x[:ten_ms], subtype="FLOAT"), ("short", 0, ten_ms))
     nan, inf = x.copy(), x.copy()
-    nan[SR] = np.nan
-    inf[2 * SR] = -np.inf
+    nan[FILE_RATE] = np.nan
+    inf[2 * FILE_RATE] = -np.inf
     files["nan.wav"] = (wav("nan.wav", nan, subtype="FLOAT"), ("error", "NaN or infinite samples (first at 1.000 s)"))
     files["inf.wav"] = (wav("inf.wav", inf, subtype="FLOAT"), ("error", "NaN or infinite samples (first at 2.000 s)"))
     (root / "empty.wav").write_bytes(b"")
@@ -90,15 +94,15 @@ def check_decoded(name, wave, expected, reference):
     elif kind == "clipped":  # clipped audio is valid audio: decoded as is, peaks at full scale
         np.testing.assert_allclose(wave, np.clip(4 * reference, -1, 1), atol=1e-4, rtol=0)
     elif kind == "short":
-        np.testing.assert_allclose(wave, reference[:160], atol=1e-6, rtol=0)
+        np.testing.assert_allclose(wave, reference[: expected[2]], atol=1e-6, rtol=0)
     elif kind == "truncated":
         assert 0.4 * len(reference) < len(wave) < 0.6 * len(reference), len(wave)
         assert np.abs(wave).max() > 0.2 and np.isfinite(wave).all()
 
 
 def test_load_audio_repairs_or_names_each_file(hostile):
-    """What every corpus builder reads through: channels averaged, resampled to 16 kHz, or one ValueError."""
-    reference = melody(3.0).astype(np.float32)
+    """What every corpus builder reads through: channels averaged, resampled to the stored rate, or one ValueError."""
+    reference = melody(3.0, FILE_RATE).astype(np.float32)
     for name, (path, expected) in hostile.items():
         if expected[0] == "error":
             with pytest.raises(ValueError) as info:
@@ -120,18 +124,19 @@ CLI_ERRORS = {
 
 def test_cli_reader_repairs_or_names_each_file(hostile):
     """`svu transcribe`'s streaming reader: the same repaired audio, or one ValueError (NaN/Inf and too-short
-    audio pass the reader and are refused by the windowing: see the CLI test below)."""
-    reference = melody(3.0).astype(np.float32)
+    audio pass the reader and are refused by the windowing: see the CLI test below). Read at the files' rate (the
+    reader resamples as `load_audio` does; svu transcribe's 16 kHz reads are the CLI test's)."""
+    reference = melody(3.0, FILE_RATE).astype(np.float32)
     for name, (path, expected) in hostile.items():
         if name in ("nan.wav", "inf.wav"):
             continue
         if expected[0] == "error":
             with pytest.raises(ValueError) as info:
-                total, blocks = open_audio(path, SR)
+                total, blocks = open_audio(path, FILE_RATE)
                 np.concatenate(list(blocks))
             assert CLI_ERRORS[name] in str(info.value) and "\n" not in str(info.value), (name, str(info.value))
         else:
-            total, blocks = open_audio(path, SR)
+            total, blocks = open_audio(path, FILE_RATE)
             check_decoded(name, np.concatenate(list(blocks)), expected, reference)
 
 

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from data_fixtures import tone, write_mp3, write_wav
-from dataset_scripts.audio import load_audio
+from dataset_scripts.audio import SAMPLING_RATE as STORED_RATE, load_audio
 from dataset_scripts.prepare import load_prepared, prepare
 
 OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -52,8 +52,9 @@ def vocalset_tree(root: Path) -> Path:
         write_wav(base / singer / "arpeggios" / technique / name, 3.5)
     folder = base / "female1" / "scales" / "straight"
     folder.mkdir(parents=True)
-    # six channels of the same tone: the builder averages channels, so the chunk equals the mono tone
-    sf.write(folder / "f1_straight_six.wav", tone(3.5, channels=6), 16000)
+    # six channels of the same tone at the stored rate: the builder averages channels (no resampling), so the chunk
+    # equals the mono tone
+    sf.write(folder / "f1_straight_six.wav", tone(3.5, sr=STORED_RATE, channels=6), STORED_RATE)
     (folder / "f1_straight_empty.wav").write_bytes(b"")
     (folder / "f1_straight_text.wav").write_text("not audio\n" * 50)
     (folder / "f1_straight_missing.wav").symlink_to(folder / "deleted_long_ago.wav")
@@ -94,10 +95,11 @@ def test_vocalset_skips_and_names_every_broken_file(world_dir):
     assert "f1_straight_missing.wav: no such file (a broken symbolic link)" in messages
     assert "f1_straight_nan.wav: NaN or infinite samples (first at 0.006 s)" in messages
     chunks = {row["clip_id"].rsplit("_", 1)[1]: row["audio"]["array"] for row in dataset["train"]}
-    np.testing.assert_allclose(chunks["six"], tone(3.0), atol=1 / 2**15)  # 16-bit storage
-    # resampled to 16 kHz (8-bit source: its quantisation step 1/128); the first 16 samples are the filter's edge
-    np.testing.assert_allclose(chunks["96k"][16:], tone(3.0)[16:], atol=2e-3)
-    np.testing.assert_allclose(chunks["8k"][16:], tone(3.0)[16:], atol=1 / 64)  # 8-bit noise, interpolated
+    stored = tone(3.0, sr=STORED_RATE)
+    np.testing.assert_allclose(chunks["six"], stored, atol=1 / 2**15)  # 16-bit storage
+    # resampled to the stored rate (8-bit source: its quantisation step 1/128); the first 16 samples are the filter's edge
+    np.testing.assert_allclose(chunks["96k"][16:], stored[16:], atol=2e-3)
+    np.testing.assert_allclose(chunks["8k"][16:], stored[16:], atol=1 / 64)  # 8-bit noise, interpolated
 
 
 def test_artist20_listed_track_without_its_file_is_reported(tmp_path):
