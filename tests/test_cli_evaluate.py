@@ -16,6 +16,7 @@ import pytest
 from demo_runs import DEMO_GROUP, ENV, REPO, demo_run
 from PIL import Image
 
+from dataset_scripts.prepare import load_prepared
 from modeling_svu.tasks import TASKS, get_task
 from svu.cli import main as svu_main
 
@@ -133,3 +134,10 @@ def test_evaluate_refuses_a_model_for_another_task_in_one_line(demo_runs, tmp_pa
         svu_main(["evaluate", "--model", str(singer_run / "repo"), "--data", str(singer_data), "--split", "dev", "-o", str(tmp_path)])
     with pytest.raises(SystemExit, match="not a prepared SVU dataset"):
         svu_main(["evaluate", "--model", str(singer_run / "repo"), "--data", str(tmp_path), "-o", str(tmp_path)])
+    transcription_data, _ = demo_runs["transcription"]
+    earlier = tmp_path / "earlier_release"  # a folder of frame targets frozen at preparation: no notes_unclipped
+    data, _ = load_prepared(transcription_data)
+    data.remove_columns(["notes_unclipped"]).save_to_disk(str(earlier))
+    shutil.copy(transcription_data / "svu_meta.json", earlier / "svu_meta.json")
+    with pytest.raises(SystemExit, match="split 'test' has no 'notes_unclipped' column; prepare it again"):
+        svu_main(["evaluate", "--model", str(transcription_run / "repo"), "--data", str(earlier), "-o", str(tmp_path)])
