@@ -52,10 +52,12 @@ def weights(checkpoint: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
+    """The demo config's corpus (its dataset options), so that runs reuse this folder: two runs at once would
+    otherwise both rebuild it, one deleting files the other reads."""
     from dataset_scripts.prepare import prepare
 
     folder = tmp_path_factory.mktemp("data") / "technique"
-    prepare("synthetic", folder, seed=0, task="technique", clips_per_class=1)
+    prepare("synthetic", folder, seed=0, task="technique", clips_per_class=2)
     return folder
 
 
