@@ -43,7 +43,7 @@ def load_split(data_dir: str, split: str, task: str, model_config):
     """(dataset split, meta) of a prepared folder, checked against the model: one line (SystemExit) if unusable."""
     from dataset_scripts.prepare import check_stored_rate, load_prepared
     from modeling_svu.tasks import get_task
-    from train.data import columns_for
+    from train.data import absent_column
 
     try:
         data, meta = load_prepared(data_dir)
@@ -58,9 +58,9 @@ def load_split(data_dir: str, split: str, task: str, model_config):
         data_task = get_task(meta.get("task"))
     except ValueError as error:
         raise SystemExit(f"svu evaluate: --data {data_dir}: {error}") from None
-    absent = [c for c in columns_for(data_task.name) if c not in data[split].column_names]
-    if absent:  # e.g. a folder of an earlier release
-        raise SystemExit(f"svu evaluate: {data_dir}: split {split!r} has no {absent[0]!r} column; prepare it again "
+    absent = absent_column(data[split], data_task.name)
+    if absent:
+        raise SystemExit(f"svu evaluate: {data_dir}: split {split!r} has no {absent!r} column; prepare it again "
                          "(svu data prepare ... --force).")
     if data_task.classes:
         if not getattr(model_config, "id2label", None):

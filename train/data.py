@@ -61,10 +61,10 @@ def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ou
     if meta.get("task") != task:
         raise ValueError(f"Prepared dataset {where} is for task {meta.get('task')!r}, the config asks for {task!r}.")
     for split in SPLITS:
-        absent = [c for c in columns_for(task) if c not in data[split].column_names]
+        absent = absent_column(data[split], task)
         if absent:
             raise ValueError(
-                f"Prepared dataset {where}: split {split!r} has no {absent[0]!r} column; prepare it again "
+                f"Prepared dataset {where}: split {split!r} has no {absent!r} column; prepare it again "
                 "(svu data prepare ... --force, or --dataset.options.force true)."
             )
     if get_task(task).classes:
@@ -82,6 +82,12 @@ def columns_for(task: str) -> list:
     the columns read along with it (`TARGET_COMPANIONS`, e.g. the times of an F0 annotation)."""
     column = get_task(task).target_column
     return ["audio", column, *TARGET_COMPANIONS.get(column, ())]
+
+
+def absent_column(dataset, task: str):
+    """The first column training reads (`columns_for`) that a split lacks (e.g. a folder of an earlier release), or
+    None."""
+    return next((column for column in columns_for(task) if column not in dataset.column_names), None)
 
 
 class IndexedRows(Dataset):
