@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import FAMILIES, sung_tone
+from demo_runs import DEMO_GROUP, demo_run
 from test_hub_export import fake_test_split
 from test_remote_code import BLOCK_REPO, LABELS, SNAPSHOT, build, run_isolated
 
@@ -207,3 +208,40 @@ def test_native_export_loads_in_the_dtype_asked(tmp_path, dtype, name):
     save_native(build(TASK_MODELS[task], "wav2vec2", seed=1), tmp_path)
     loaded = TASK_MODELS[task].from_pretrained(tmp_path, **{name: dtype})
     assert {p.dtype for p in loaded.parameters()} == {torch.bfloat16}
+
+
+DEMO_CHILD = BLOCK_REPO + r'''
+import numpy as np
+import torch
+from transformers import AutoModel
+
+inputs = {k: torch.from_numpy(v) for k, v in np.load(sys.argv[1]).items()}
+model = AutoModel.from_pretrained(sys.argv[3], trust_remote_code=True).eval()
+with torch.no_grad():
+    np.save(sys.argv[4], model(**inputs).logits.numpy())
+report.update({"class": type(model).__name__, "layer_weights": model.layer_weights().tolist(),
+               "repo_loaded_later": any(m.partition(".")[0] == "modeling_svu" for m in sys.modules)})
+json.dump(report, open(sys.argv[2], "w"))
+'''
+
+
+@pytest.mark.xdist_group(DEMO_GROUP)
+@pytest.mark.timeout(1500)
+@pytest.mark.parametrize("task", TASKS)
+def test_the_demo_run_of_every_task_keeps_the_first_promise(task, tmp_path, tmp_path_factory):
+    """The user's whole path for each task: `svu data prepare` + `accelerate launch train/run.py --config
+    train/configs/demo_<task>.yaml` (`demo_runs`), then its repo in a fresh offline process that cannot import SVU:
+    `AutoModel(..., trust_remote_code=True)` is the SVU task class, with the layer weights the run recorded and the
+    logits of the saved model."""
+    run = demo_run(task, tmp_path_factory)
+    model = TASK_MODELS[task].from_pretrained(run.repo).eval()
+    expected = single_clip_inputs(model, tmp_path / "inputs.npz", sung_tone(262, 1.2, seed=5))
+    (tmp_path / "child.py").write_text(DEMO_CHILD)
+    run_isolated(tmp_path / "child.py", tmp_path / "inputs.npz", tmp_path / "report.json", run.repo,
+                 tmp_path / "logits.npy", cwd=tmp_path, hf_home=tmp_path / "hf_home")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert not report["repo_importable"] and not report["repo_loaded_later"], report
+    assert report["class"] == TASKS[task].model_class
+    recorded = json.loads((run.out / "metrics.json").read_text())["layer_weights"]
+    np.testing.assert_allclose(report["layer_weights"], recorded, atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), expected, atol=1e-5)
