@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from modeling_svu import FAMILIES, tiny_backbone_config
+from svu.modeling_svu import FAMILIES, tiny_backbone_config
 
 # The target machine: 2 CPU cores. Every benchmark runs with this many torch threads.
 NUM_THREADS = 2

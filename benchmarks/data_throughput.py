@@ -18,10 +18,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from dataset_scripts.audio import load_audio
-from dataset_scripts.prepare import load_prepared, prepare
-from modeling_svu import SVUForSingerID
-from train.data import AudioCollator, make_dataloader
+from svu.dataset_scripts.audio import load_audio
+from svu.dataset_scripts.prepare import load_prepared, prepare
+from svu.modeling_svu import SVUForSingerID
+from svu.train.data import AudioCollator, make_dataloader
 
 from .common import SR, Row
 from .transcription_rtf import melody

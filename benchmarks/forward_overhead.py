@@ -10,7 +10,7 @@ import copy
 import torch
 from transformers import Wav2Vec2ForSequenceClassification
 
-from modeling_svu import SVUForSingerID
+from svu.modeling_svu import SVUForSingerID
 
 from .common import Row, backbone_config, check, interleaved_best, random_audio
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from modeling_svu.tasks import TASK_NAMES
+from svu.modeling_svu.tasks import TASK_NAMES
 
 from .common import run_child
 
@@ -30,11 +30,11 @@ CACHE_BUILDERS = ("build_pooled_cache", "build_frame_cache")
 @contextlib.contextmanager
 def recording_cache_builds(devices: list):
     """Record the device of the model each stage-1 cache build is given, wherever the training script imports the
-    builders from (`train.feature_cache`, or names imported into `train.run`)."""
-    import train.feature_cache
-    import train.run
+    builders from (`svu.train.feature_cache`, or names imported into `svu.train.run`)."""
+    import svu.train.feature_cache
+    import svu.train.run
 
-    patched = [(module, name, getattr(module, name)) for module in (train.feature_cache, train.run)
+    patched = [(module, name, getattr(module, name)) for module in (svu.train.feature_cache, svu.train.run)
                for name in CACHE_BUILDERS if hasattr(module, name)]
 
     def recorded(build):
@@ -73,9 +73,9 @@ def loader_samples_per_second(loader) -> float:
 
 def measure(config: Path, mixed_precision: str) -> dict:
     """Train `config` for one epoch of each stage in this process; where everything ran and how fast."""
-    from train.config import load_config
-    from train.peft_variants import set_stage
-    from train.run import build_run, resume_or_start, train_epoch
+    from svu.train.config import load_config
+    from svu.train.peft_variants import set_stage
+    from svu.train.run import build_run, resume_or_start, train_epoch
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(str(config), ["--output_dir", tmp, "--epochs", "2", "--stage1_epochs", "1",

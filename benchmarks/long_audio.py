@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from modeling_svu import SVUForNoteTranscription
-from modeling_svu.long_audio import transcribe_blocks
+from svu.modeling_svu import SVUForNoteTranscription
+from svu.modeling_svu.long_audio import transcribe_blocks
 
 from .common import SR, Row, backbone_config, check, peak_rss_mib, run_child, setup_torch, sung_tones
 

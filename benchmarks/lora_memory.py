@@ -15,7 +15,7 @@ import warnings
 
 import torch
 
-from modeling_svu import FAMILIES, SVUForTechniqueClassification
+from svu.modeling_svu import FAMILIES, SVUForTechniqueClassification
 
 from .common import Row, backbone_config, check, peak_rss_mib, random_audio, run_child, setup_torch
 
@@ -30,7 +30,7 @@ def build(smoke: bool, variant: str):
         return model, model
     from peft import LoraConfig, get_peft_model
 
-    from train.peft_variants import set_stage
+    from svu.train.peft_variants import set_stage
 
     config = LoraConfig(
         r=8, lora_alpha=16, target_modules=list(FAMILIES[FAMILY].lora_target_modules), modules_to_save=["layer_sum", "head"]

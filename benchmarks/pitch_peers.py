@@ -116,7 +116,7 @@ def score(clips, tracks) -> dict:
 
     `tracks[clip.name]` = {"times", "pitch_hz"}: the model's pitch on every frame (0 where it has none). Voicing is
     not compared (every frame passed as voiced): these two scores do not depend on it."""
-    from train.evaluation import load_metric
+    from svu.train.evaluation import load_metric
 
     predictions = []
     for clip in clips:
@@ -141,8 +141,8 @@ def read_mono(path: Path):
 def svu_tracks(model_dir, clips, repeats: int):
     """({name: track}, {name: best seconds}) of the SVU pitch model, timed like the peers (file samples in, Hz out),
     through the project's own inference path (`long_audio.pitch_array`: windows, stitching, decoding)."""
-    from modeling_svu import SVUForPitchEstimation
-    from modeling_svu.long_audio import pitch_array
+    from svu.modeling_svu import SVUForPitchEstimation
+    from svu.modeling_svu.long_audio import pitch_array
 
     model = SVUForPitchEstimation.from_pretrained(model_dir).eval()
     rate = model.config.sampling_rate
@@ -169,7 +169,7 @@ def svu_tracks(model_dir, clips, repeats: int):
 
 def tiny_untrained_model(folder: Path) -> Path:
     """Smoke mode: a random tiny SVUForPitchEstimation (exercises loading, decoding, scoring; accuracy is chance)."""
-    from modeling_svu import SVUForPitchEstimation, tiny_backbone_config
+    from svu.modeling_svu import SVUForPitchEstimation, tiny_backbone_config
 
     torch.manual_seed(0)
     SVUForPitchEstimation.from_backbone(tiny_backbone_config("wav2vec2")).save_pretrained(folder)
@@ -178,7 +178,7 @@ def tiny_untrained_model(folder: Path) -> Path:
 
 def base_size_model(folder: Path) -> Path:
     """SVUForPitchEstimation on a random wav2vec2-base-size backbone (768 hidden, 12 layers): for speed only."""
-    from modeling_svu import SVUForPitchEstimation
+    from svu.modeling_svu import SVUForPitchEstimation
 
     from .common import backbone_config
 

@@ -11,8 +11,8 @@ import tempfile
 import numpy as np
 import torch
 
-from modeling_svu import SVUForTechniqueClassification
-from train.feature_cache import POOLED_COLUMN, build_pooled_cache
+from svu.modeling_svu import SVUForTechniqueClassification
+from svu.train.feature_cache import POOLED_COLUMN, build_pooled_cache
 
 from .common import Row, backbone_config, check, classification_dataset, timed
 

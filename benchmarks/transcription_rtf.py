@@ -19,10 +19,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from modeling_svu import SVUForNoteTranscription
-from modeling_svu.long_audio import transcribe_array
-from modeling_svu.note_labels import notes_to_frame_targets
-from train.feature_cache import build_frame_cache
+from svu.modeling_svu import SVUForNoteTranscription
+from svu.modeling_svu.long_audio import transcribe_array
+from svu.modeling_svu.note_labels import notes_to_frame_targets
+from svu.train.feature_cache import build_frame_cache
 
 from . import basic_pitch_peer
 from .common import SR, Row, backbone_config, interleaved_best, random_audio, timed

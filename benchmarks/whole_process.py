@@ -25,7 +25,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from modeling_svu import SVUForNoteTranscription
+from svu.modeling_svu import SVUForNoteTranscription
 
 from . import basic_pitch_peer
 from .common import NUM_THREADS, SR, Row, backbone_config, check

@@ -30,8 +30,8 @@ from typing import Callable, Iterator
 import numpy as np
 import soundfile as sf
 
-from modeling_svu import audio_io
-from modeling_svu.checkpoints import PUBLISHED
+from svu.modeling_svu import audio_io
+from svu.modeling_svu.checkpoints import PUBLISHED
 
 SAMPLING_RATE = max(checkpoint.sampling_rate for checkpoint in PUBLISHED.values())
 RMS_FRAME = SAMPLING_RATE * 512 // 16000  # the paper's 512 samples at 16 kHz: 32 ms

@@ -4,7 +4,7 @@ import argparse
 import json
 import sys
 
-from modeling_svu.tasks import get_task
+from svu.modeling_svu.tasks import get_task
 
 from .prepare import CORPORA, load_prepared, prepare
 from .synthetic import SYNTHETIC_TASKS

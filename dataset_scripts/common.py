@@ -45,7 +45,7 @@ from typing import Iterable
 import datasets
 import numpy as np
 
-from modeling_svu.audio_io import TruncatedAudioWarning
+from svu.modeling_svu.audio_io import TruncatedAudioWarning
 
 from .audio import (
     SAMPLING_RATE,

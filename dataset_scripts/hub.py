@@ -17,9 +17,9 @@ from pathlib import Path
 from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from model_cards.card import separation_used
-from model_cards.citations import CORPORA, PAPER
-from modeling_svu.tasks import get_task
+from svu.model_cards.card import separation_used
+from svu.model_cards.citations import CORPORA, PAPER
+from svu.modeling_svu.tasks import get_task
 
 from .audio import SAMPLING_RATE
 from .prepare import META_FILE, load_prepared, stored_rate

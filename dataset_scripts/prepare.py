@@ -34,8 +34,8 @@ from pathlib import Path
 
 import datasets
 
-from modeling_svu.audio_io import DECODE_PATH
-from modeling_svu.tasks import get_task
+from svu.modeling_svu.audio_io import DECODE_PATH
+from svu.modeling_svu.tasks import get_task
 
 from .audio import SAMPLING_RATE
 from .common import LABEL_SCHEME_FROM_NOTES, SPLITS, check_no_leakage, class_weights, write_json

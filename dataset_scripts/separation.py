@@ -73,7 +73,7 @@ def load_native(path) -> tuple:
     from torchcodec.decoders import AudioDecoder
 
     # Not `audio_io.decode_audio`: HT-Demucs needs the channels, which the one decode path averages.
-    from modeling_svu.audio_io import decoder_message, path_problem
+    from svu.modeling_svu.audio_io import decoder_message, path_problem
 
     problem = path_problem(path)
     if problem:

@@ -58,7 +58,7 @@ import numpy as np
 import numpy.fft  # noqa: F401
 import numpy.random  # noqa: F401
 
-from modeling_svu.tasks import get_task
+from svu.modeling_svu.tasks import get_task
 
 from .audio import SAMPLING_RATE as STORED_RATE, resample
 from .parallel import ordered_map

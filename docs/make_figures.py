@@ -44,7 +44,7 @@ def svu(*args):
 
 def test_song_excerpt(data_dir: Path, path: Path, chunks: int = 2) -> Path:
     """The first `chunks` 5 s chunks of the first test song of a prepared transcription dataset, as a wav file."""
-    from dataset_scripts.prepare import load_prepared
+    from svu.dataset_scripts.prepare import load_prepared
 
     data, _ = load_prepared(data_dir)
     test = data["test"]

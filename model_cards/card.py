@@ -16,8 +16,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from modeling_svu.checkpoints import published_checkpoint
-from modeling_svu.tasks import get_task
+from svu.modeling_svu.checkpoints import published_checkpoint
+from svu.modeling_svu.tasks import get_task
 
 from .citations import CORPORA, PAPER, backbone_bibtex
 from .paper_results import METRIC_NAMES, PAPER_RESULTS

@@ -1,6 +1,6 @@
 """Singing pitch (frame-level F0): the pitch bins of `SVUForPitchEstimation`, its targets and its decoding.
 
-    from modeling_svu.pitch import decode_pitch, frame_times
+    from svu.modeling_svu.pitch import decode_pitch, frame_times
     out = decode_pitch(logits[0], model.config)           # logits (frames, num_pitch_bins + 1) of one clip
     times = frame_times(len(out["f0_hz"]), model.config)  # seconds: the centre of each frame's input window
     out["f0_hz"], out["voicing"], out["voiced"]           # Hz (0 where unvoiced), confidence 0..1, bool

@@ -1,6 +1,6 @@
 """The SVU tasks: each declared once, in one table that the model, training, data, card and CLI code all read.
 
-    from modeling_svu.tasks import TASKS, get_task
+    from svu.modeling_svu.tasks import TASKS, get_task
     task = get_task("technique")        # one ValueError line listing the known tasks if the name is unknown
     task.model_class, task.target_column, task.selection_metrics[0], task.pipeline_tag
 

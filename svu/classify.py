@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modeling_svu.audio_io import decode_audio
+from svu.modeling_svu.audio_io import decode_audio
 
 from .common import add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, resolve_device, run_per_file
 
@@ -55,7 +55,7 @@ def top_k(logits: np.ndarray, id2label: dict, k: int) -> list:
 
 def file_chunks(waveform: np.ndarray, chunk_samples: int, sampling_rate: int):
     """``(chunks, [(start_s, end_s)])``: the training chunking; a file under half a chunk is one short chunk."""
-    from dataset_scripts.audio import chunk_waveform
+    from svu.dataset_scripts.audio import chunk_waveform
 
     chunks, bounds = [], []
     for start, chunk in chunk_waveform(waveform, chunk_samples):

@@ -8,7 +8,7 @@ import sys
 
 # sub-command name -> module defining `add_parser(subparsers)`; the parser sets `func(args) -> int`.
 SUBCOMMANDS = {
-    "data": "dataset_scripts.cli",
+    "data": "svu.dataset_scripts.cli",
     "classify": "svu.classify",
     "evaluate": "svu.evaluate",
     "export": "svu.export",

@@ -3,7 +3,7 @@ the loop over the input files."""
 
 import sys
 
-from modeling_svu.audio_io import decoder_message
+from svu.modeling_svu.audio_io import decoder_message
 
 DEVICES = ("cpu", "cuda", "mps")
 
@@ -50,7 +50,7 @@ def load_engine_or_exit(model, args, command: str, device: str):
         raise SystemExit(f"svu {command}: {chosen} runs on the CPU here, not on --device {device}; use --device cpu.")
     if getattr(model.config, "model_type", None) != "svu":
         raise SystemExit(f"svu {command}: {chosen} runs SVU models only; {model.config.model_type!r} runs with the default engine.")
-    from modeling_svu.engines import load_engine
+    from svu.modeling_svu.engines import load_engine
 
     try:
         return load_engine(model, args.engine, int8=args.int8, bf16=args.bf16)
@@ -83,9 +83,9 @@ def load_model(name: str, command: str, tasks=None, device: str = "cpu", other_c
     that cannot be loaded, is one line (SystemExit)."""
     from transformers import AutoConfig, AutoModelForAudioClassification, PretrainedConfig
 
-    from modeling_svu import TASK_MODELS, SVUConfig
-    from modeling_svu.tasks import tasks_of_verb
-    from train.native_export import is_native_export, svu_from_native
+    from svu.modeling_svu import TASK_MODELS, SVUConfig
+    from svu.modeling_svu.tasks import tasks_of_verb
+    from svu.train.native_export import is_native_export, svu_from_native
 
     if tasks is None:
         tasks = tuple(task.name for task in tasks_of_verb(command))

@@ -41,9 +41,9 @@ def repo_eval_batch_size(name: str):
 
 def load_split(data_dir: str, split: str, task: str, model_config):
     """(dataset split, meta) of a prepared folder, checked against the model: one line (SystemExit) if unusable."""
-    from dataset_scripts.prepare import check_stored_rate, load_prepared
-    from modeling_svu.tasks import get_task
-    from train.data import absent_column
+    from svu.dataset_scripts.prepare import check_stored_rate, load_prepared
+    from svu.modeling_svu.tasks import get_task
+    from svu.train.data import absent_column
 
     try:
         data, meta = load_prepared(data_dir)
@@ -148,9 +148,9 @@ DETAILED_REPORTS = {
 
 
 def run_evaluate(args) -> int:
-    from modeling_svu.tasks import TASK_NAMES, get_task
-    from train.evaluation import evaluate_test  # the training run's test metrics: one function for both
-    from train.export import results_table
+    from svu.modeling_svu.tasks import TASK_NAMES, get_task
+    from svu.train.evaluation import evaluate_test  # the training run's test metrics: one function for both
+    from svu.train.export import results_table
 
     device = resolve_device(args.device, "evaluate")
     model = load_model(args.model, "evaluate", TASK_NAMES, device)

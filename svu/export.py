@@ -20,7 +20,7 @@ SAVED_BY_MODEL = {"config.json", "model.safetensors", "preprocessor_config.json"
 
 def parse_prune(text: str):
     """`auto` -> default threshold, `auto=0.05` -> 0.05; ValueError otherwise."""
-    from modeling_svu.pruning import DEFAULT_PRUNE_THRESHOLD
+    from svu.modeling_svu.pruning import DEFAULT_PRUNE_THRESHOLD
 
     name, _, value = text.partition("=")
     if name != "auto":
@@ -44,7 +44,7 @@ def native_form_of(name: str):
     "native" (with the auto_map to SVU's class) or "native_widget"; None for an SVU repo."""
     from transformers import PretrainedConfig
 
-    from train.native_export import is_native_export
+    from svu.train.native_export import is_native_export
 
     saved, _ = _load(name, lambda: PretrainedConfig.get_config_dict(name))
     if not is_native_export(saved):
@@ -54,8 +54,8 @@ def native_form_of(name: str):
 
 def load_svu_config(name: str, native: bool):
     """The SVU config of the model at `name`; for a native export (`native_form_of`), that of the SVU model it equals."""
-    from modeling_svu import SVUConfig
-    from train.native_export import svu_config_of_native
+    from svu.modeling_svu import SVUConfig
+    from svu.train.native_export import svu_config_of_native
 
     return _load(name, lambda: svu_config_of_native(name) if native else SVUConfig.from_pretrained(name))
 
@@ -63,8 +63,8 @@ def load_svu_config(name: str, native: bool):
 def load_svu_model(name: str, config, native: bool):
     """The task model saved at `name` (local folder or Hub id; a native export as its SVU model, same logits), in
     eval mode; ValueError naming the problem."""
-    from modeling_svu import TASK_MODELS
-    from train.native_export import svu_from_native
+    from svu.modeling_svu import TASK_MODELS
+    from svu.train.native_export import svu_from_native
 
     if native:
         return _load(name, lambda: svu_from_native(name).eval())
@@ -92,7 +92,7 @@ def export(model_name: str, out_dir, max_layers=None, prune_threshold=None):
     """Prune `model_name` and save it to `out_dir`; returns the `PruningReport`."""
     import torch
 
-    from modeling_svu.pruning import layers_to_keep, prune_layers
+    from svu.modeling_svu.pruning import layers_to_keep, prune_layers
 
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(model_name).resolve():
@@ -113,7 +113,7 @@ def export(model_name: str, out_dir, max_layers=None, prune_threshold=None):
     if Path(model_name).is_dir():
         copy_repo_extras(Path(model_name), out_dir)
     if native:  # the same form out: transformers' own class, no remote code
-        from train.native_export import save_native
+        from svu.train.native_export import save_native
 
         save_native(model, out_dir, remote_code=form == "native")
     else:

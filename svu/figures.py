@@ -143,7 +143,7 @@ def piano_roll_figure(notes: list, audio: np.ndarray, sampling_rate: int, path: 
 def pitch_contour_figure(times, f0_hz, voicing, path: Path, *, voicing_threshold: float = 0.5, title: str = "") -> Path:
     """The F0 of the voiced frames (f0 > 0) on a note-name (log-frequency) axis, time (s) on x; below it the voicing
     confidence with the threshold dashed."""
-    from modeling_svu.note_pitch import hz_to_midi
+    from svu.modeling_svu.note_pitch import hz_to_midi
 
     plt = _pyplot()
     times, f0_hz, voicing = (np.asarray(values, dtype=np.float64) for values in (times, f0_hz, voicing))

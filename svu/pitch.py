@@ -29,8 +29,8 @@ FORMATS = ("csv", "json")
 
 def pitch_track_file(model, path, voicing_threshold=None, **window_options) -> dict:
     """`long_audio.pitch_track_blocks` of an audio file (any format FFmpeg reads), streamed."""
-    from modeling_svu.audio_io import open_audio
-    from modeling_svu.long_audio import pitch_track_blocks
+    from svu.modeling_svu.audio_io import open_audio
+    from svu.modeling_svu.long_audio import pitch_track_blocks
 
     total, blocks = open_audio(path, model.config.sampling_rate)
     return pitch_track_blocks(model, blocks, voicing_threshold=voicing_threshold, total_samples=total, **window_options)

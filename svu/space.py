@@ -4,20 +4,26 @@ import runpy
 import sys
 from pathlib import Path
 
-APP = Path(__file__).resolve().parents[1] / "space" / "app.py"
+# space/app.py in a clone; installed, the same file is package data in svu/space_app/
+APP_CANDIDATES = (Path(__file__).resolve().parents[1] / "space" / "app.py", Path(__file__).resolve().parent / "space_app" / "app.py")
+
+
+def app_path() -> Path:
+    return next((path for path in APP_CANDIDATES if path.is_file()), APP_CANDIDATES[-1])
 
 
 def run_space(args) -> int:
-    if not APP.is_file():
-        print(f"svu space: {APP} not found; run from a clone of the SVU repository.", file=sys.stderr)
+    app = app_path()
+    if not app.is_file():
+        print(f"svu space: {app} not found: the package is incomplete; reinstall svu.", file=sys.stderr)
         return 2
     try:
         import gradio  # noqa: F401
     except ImportError:
         print("svu space: the Space needs gradio: pip install gradio (or pip install -e '.[test]').", file=sys.stderr)
         return 2
-    sys.argv = [str(APP), "--model", args.model, "--host", args.host, "--port", str(args.port)]
-    runpy.run_path(str(APP), run_name="__main__")
+    sys.argv = [str(app), "--model", args.model, "--host", args.host, "--port", str(args.port)]
+    runpy.run_path(str(app), run_name="__main__")
     return 0
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modeling_svu.audio_io import TruncatedAudioWarning, open_audio
+from svu.modeling_svu.audio_io import TruncatedAudioWarning, open_audio
 
 from .common import (
     add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
@@ -65,7 +65,7 @@ class Transcription:
 
 def decoding_thresholds(model, onset_threshold=None, silence_threshold=None) -> dict:
     """The model's decoding options (`note_labels.decoding_options`) with the given thresholds replacing its own."""
-    from modeling_svu.note_labels import decoding_options
+    from svu.modeling_svu.note_labels import decoding_options
 
     options = decoding_options(model.config)
     for name, value in (("onset_threshold", onset_threshold), ("silence_threshold", silence_threshold)):
@@ -78,8 +78,8 @@ def decoding_thresholds(model, onset_threshold=None, silence_threshold=None) -> 
 
 def transcribe_file(model, path, decoding: dict, keep_audio: bool = False, **window_options) -> Transcription:
     """`long_audio.transcribe_blocks`, keeping the stitched posteriors (and the audio when asked)."""
-    from modeling_svu.long_audio import stitched_posteriors
-    from modeling_svu.note_labels import NoteDecoder
+    from svu.modeling_svu.long_audio import stitched_posteriors
+    from svu.modeling_svu.note_labels import NoteDecoder
 
     total, blocks = open_audio(path, model.config.sampling_rate)
     kept, num_samples = [], 0
@@ -107,7 +107,7 @@ def write_notes(notes, path: Path, fmt: str, name: str, pitch_midi=None) -> None
     """The notes as MIDI, CSV or JSON; `pitch_midi` (a fractional pitch or None per note) adds a column / value /
     pitch bend, rounded to 1e-4 semitone (0.01 cent) in text."""
     if fmt == "mid":
-        from modeling_svu.midi_io import notes_to_midi
+        from svu.modeling_svu.midi_io import notes_to_midi
 
         notes_to_midi(notes, pitch_midi=pitch_midi).save(str(path))
         return
@@ -127,7 +127,7 @@ def write_notes(notes, path: Path, fmt: str, name: str, pitch_midi=None) -> None
 
 def note_pitches(notes, pitch_model, path, engine=None, **window_options) -> tuple:
     """``(notes, pitch_midi)`` (`note_pitch.pitched_notes`) from `pitch_model`'s F0 track of the file."""
-    from modeling_svu.note_pitch import pitched_notes
+    from svu.modeling_svu.note_pitch import pitched_notes
 
     from .pitch import pitch_track_file
 
@@ -196,7 +196,7 @@ def report_warnings(caught) -> None:
 
 
 def run_transcribe(args) -> int:
-    from modeling_svu.tasks import tasks_of_verb
+    from svu.modeling_svu.tasks import tasks_of_verb
 
     device = resolve_device(args.device, "transcribe")
     model = load_model(args.model, "transcribe", device=device)

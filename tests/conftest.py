@@ -46,7 +46,7 @@ def transcriber(tmp_path_factory):
     """(tiny random transcription model, its saved folder); onsets fire often, so it still gives notes."""
     import torch
 
-    from modeling_svu import SVUForNoteTranscription
+    from svu.modeling_svu import SVUForNoteTranscription
 
     torch.manual_seed(0)
     model = SVUForNoteTranscription.from_backbone("tiny-wav2vec2").eval()

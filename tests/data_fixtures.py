@@ -83,7 +83,7 @@ def hz_to_midi(f0: float) -> float:
 
 def chunk_targets(example, num_frames: int = 249, frame_seconds: float = 0.02) -> np.ndarray:
     """Frame targets of a prepared transcription chunk, as the collator computes them (default: 16 kHz, hop 320)."""
-    from modeling_svu.note_labels import notes_to_frame_targets
+    from svu.modeling_svu.note_labels import notes_to_frame_targets
 
     notes = [(float(n["onset"]), float(n["offset"]), float(n["pitch"])) for n in example["notes_unclipped"]]
     return notes_to_frame_targets(notes, num_frames, frame_seconds)
@@ -92,7 +92,7 @@ def chunk_targets(example, num_frames: int = 249, frame_seconds: float = 0.02) -
 def whole_songs(split, sampling_rate: int = SR):
     """(song_id, waveform at `sampling_rate`, notes) per song, glued back from its consecutive 5 s chunks; a note cut
     at a chunk edge (offset at the edge, the next chunk's note starting at 0 with the same pitch) is one note again."""
-    from dataset_scripts.audio import resample
+    from svu.dataset_scripts.audio import resample
 
     songs = {}
     for example in split.with_format("numpy"):
@@ -134,8 +134,8 @@ def constant_pitch_model(folder: Path, hz: float) -> float:
     layer: zero weights, a bias peaked on that bin), saved in `folder`: a model whose score is known. Its pitch."""
     import torch
 
-    from modeling_svu import SVUForPitchEstimation, tiny_backbone_config
-    from modeling_svu.pitch import bin_to_hz, hz_to_bin
+    from svu.modeling_svu import SVUForPitchEstimation, tiny_backbone_config
+    from svu.modeling_svu.pitch import bin_to_hz, hz_to_bin
 
     torch.manual_seed(0)
     model = SVUForPitchEstimation.from_backbone(tiny_backbone_config("wav2vec2"))

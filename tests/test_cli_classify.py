@@ -18,8 +18,8 @@ import torch
 from torchcodec.decoders import AudioDecoder
 
 from conftest import sung_tone
-from modeling_svu import SVUForTechniqueClassification
-from modeling_svu.engines import FP32_FILE
+from svu.modeling_svu import SVUForTechniqueClassification
+from svu.modeling_svu.engines import FP32_FILE
 from svu.cli import main as svu_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,7 +132,7 @@ def test_classify_good_and_bad_files(model_dir, tmp_path):
 
 
 def test_classify_refuses_a_transcription_model_and_a_bad_output_name(tmp_path):
-    from modeling_svu import SVUForNoteTranscription
+    from svu.modeling_svu import SVUForNoteTranscription
 
     SVUForNoteTranscription.from_backbone("tiny-wav2vec2").save_pretrained(tmp_path / "notes")
     with pytest.raises(SystemExit, match="is a 'transcription' model, not a singer_id or technique model"):

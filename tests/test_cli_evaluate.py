@@ -16,8 +16,8 @@ import pytest
 from demo_runs import DEMO_GROUP, ENV, REPO, demo_run
 from PIL import Image
 
-from dataset_scripts.prepare import load_prepared
-from modeling_svu.tasks import TASKS, get_task
+from svu.dataset_scripts.prepare import load_prepared
+from svu.modeling_svu.tasks import TASKS, get_task
 from svu.cli import main as svu_main
 
 pytestmark = [pytest.mark.timeout(1500), pytest.mark.xdist_group(DEMO_GROUP)]

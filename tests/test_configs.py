@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dataset_scripts.prepare import CORPORA
-from modeling_svu.checkpoints import published_checkpoint
-from modeling_svu.tasks import TASK_NAMES
-from train.config import load_config
+from svu.dataset_scripts.prepare import CORPORA
+from svu.modeling_svu.checkpoints import published_checkpoint
+from svu.modeling_svu.tasks import TASK_NAMES
+from svu.train.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "train" / "configs"
 FAMILIES = ("wav2vec2", "wavlm", "mert", "music2vec")  # the paper's four backbones, by their aliases

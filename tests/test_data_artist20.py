@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from data_fixtures import write_corrupt, write_mp3
-from dataset_scripts.artist20 import MANIFEST, read_manifest
-from dataset_scripts.artist20 import paper_manifest
-from dataset_scripts.make_artist20_manifest import main as make_manifest
-from dataset_scripts.audio import SAMPLING_RATE as STORED
-from dataset_scripts.prepare import load_prepared, prepare
+from svu.dataset_scripts.artist20 import MANIFEST, read_manifest
+from svu.dataset_scripts.artist20 import paper_manifest
+from svu.dataset_scripts.make_artist20_manifest import main as make_manifest
+from svu.dataset_scripts.audio import SAMPLING_RATE as STORED
+from svu.dataset_scripts.prepare import load_prepared, prepare
 
 ARTISTS = {"aerosmith": 220.0, "beatles": 330.0}
 ALBUMS = ["Album_A", "Album_B", "Album_C", "Album_D", "Album_E", "Album_F"]

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from data_fixtures import chunk_targets, estimate_f0, write_corrupt, write_mp3, write_wav
-from dataset_scripts.audio import (
+from svu.dataset_scripts.audio import (
     RMS_FRAME,
     SAMPLING_RATE,
     chunk_waveform,
@@ -15,8 +15,8 @@ from dataset_scripts.audio import (
     resample,
     trim_silence,
 )
-from dataset_scripts.common import class_weights, check_no_leakage, transcription_examples
-from modeling_svu.note_labels import notes_to_frame_targets
+from svu.dataset_scripts.common import class_weights, check_no_leakage, transcription_examples
+from svu.modeling_svu.note_labels import notes_to_frame_targets
 
 SR = SAMPLING_RATE
 

@@ -9,8 +9,8 @@ import datasets
 import yaml
 import pytest
 
-from dataset_scripts.hub import stage_for_hub
-from dataset_scripts.prepare import load_prepared, prepare
+from svu.dataset_scripts.hub import stage_for_hub
+from svu.dataset_scripts.prepare import load_prepared, prepare
 
 OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
@@ -68,9 +68,9 @@ def test_rerun_is_cached_and_hub_folder_loads_back(tmp_path):
 
 
 def test_staged_dataset_card_has_licence_citation_and_splits(tmp_path):
-    from model_cards.citations import PAPER, VOCALSET
+    from svu.model_cards.citations import PAPER, VOCALSET
 
-    from dataset_scripts.hub import dataset_card, write_card
+    from svu.dataset_scripts.hub import dataset_card, write_card
 
     prepare("synthetic", tmp_path / "p", task="technique", num_singers=3, clip_seconds=3)
     card_path = write_card(tmp_path / "p")
@@ -99,7 +99,7 @@ def test_public_push_of_artist20_is_refused_without_public(tmp_path, monkeypatch
 
     from huggingface_hub import HfApi
 
-    from dataset_scripts.hub import push_prepared
+    from svu.dataset_scripts.hub import push_prepared
 
     folder = fake_artist20(tmp_path)
     calls = []

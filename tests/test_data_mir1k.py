@@ -12,10 +12,10 @@ import soundfile as sf
 import yaml
 
 from data_fixtures import estimate_f0, write_corrupt, write_wav
-from dataset_scripts.mir1k import load_pv
-from modeling_svu.pitch import hz_to_bin
-from dataset_scripts.audio import SAMPLING_RATE as STORED, resample
-from dataset_scripts.prepare import load_prepared, prepare
+from svu.dataset_scripts.mir1k import load_pv
+from svu.modeling_svu.pitch import hz_to_bin
+from svu.dataset_scripts.audio import SAMPLING_RATE as STORED, resample
+from svu.dataset_scripts.prepare import load_prepared, prepare
 
 SR = 16000
 ACCOMPANIMENT_HZ = 110.0
@@ -106,8 +106,8 @@ def test_rows_f0_in_hz_and_times_from_20_ms(prepared):
 
 def test_rows_give_the_contract_targets(prepared):
     """A prepared row through `modeling_svu.pitch.pitch_targets` on 50 Hz model frames: C4 (MIDI 60) in bin 180."""
-    from modeling_svu.configuration_svu import SVUConfig
-    from modeling_svu.pitch import pitch_targets
+    from svu.modeling_svu.configuration_svu import SVUConfig
+    from svu.modeling_svu.pitch import pitch_targets
 
     dataset, _, _ = prepared
     row = dataset["test"][0]  # amy_3_01: unvoiced for 3 frames at each end, MIDI 60 between
@@ -189,8 +189,8 @@ def test_cli_prepare_mir1k(prepared, tmp_path):
     assert lines[:2] == ["mir1k (pitch, 5 s chunks)", "files: 12 found, 5 used, 7 skipped"]
     assert "  skipped 2: unreadable pitch label: leon_1_01, stool_1_01" in lines
     assert "songs: 2 train, 1 validation, 2 test (validation: ours); vocal separation: none" in lines
-    from dataset_scripts.hub import write_card
-    from model_cards.citations import MIR1K
+    from svu.dataset_scripts.hub import write_card
+    from svu.model_cards.citations import MIR1K
 
     text = write_card(tmp_path / "cli").read_text()
     card = yaml.safe_load(text.split("---\n")[1])
@@ -205,7 +205,7 @@ def test_cli_prepare_mir1k(prepared, tmp_path):
 
 @pytest.mark.parametrize("backend", ["torchcodec", "ffmpeg"])
 def test_one_channel_decoding_on_both_decode_paths(backend, tmp_path, monkeypatch):
-    from modeling_svu import audio_io
+    from svu.modeling_svu import audio_io
 
     if backend == "ffmpeg":
         monkeypatch.setattr(audio_io, "_main_backend", lambda: None)
@@ -225,8 +225,8 @@ def test_prepared_chunks_collate_and_train(prepared):
     and the loss on them is finite and has gradients."""
     import torch
 
-    from modeling_svu import SVUForPitchEstimation
-    from train.data import AudioCollator
+    from svu.modeling_svu import SVUForPitchEstimation
+    from svu.train.data import AudioCollator
 
     dataset, _, _ = prepared
     torch.manual_seed(0)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from data_fixtures import TEST_DATA, chunk_targets, write_corrupt, write_wav
-from dataset_scripts.mir_st500 import load_annotations, mir_st500_split, valid_notes
-from dataset_scripts.audio import SAMPLING_RATE as STORED
-from dataset_scripts.prepare import load_prepared, prepare
+from svu.dataset_scripts.mir_st500 import load_annotations, mir_st500_split, valid_notes
+from svu.dataset_scripts.audio import SAMPLING_RATE as STORED
+from svu.dataset_scripts.prepare import load_prepared, prepare
 
 REAL_FORMAT = TEST_DATA / "mir_st500" / "val_1005_55_icassp_ver.json"
 
@@ -181,7 +181,7 @@ def test_htdemucs_runs_on_the_original_rate_audio_before_resampling(tmp_path, mo
     assert meta["separation"] == "htdemucs" and "vocal separation: htdemucs" in meta["report"]["messages"]
     chunk = np.asarray(dataset["train"][0]["audio"]["array"])
     vocals = seen[1][0, test_model.sources.index("vocals")].mean(0).numpy()
-    from dataset_scripts.audio import resample
+    from svu.dataset_scripts.audio import resample
 
     expected = resample(vocals, 44100, STORED)
     assert len(chunk) == 5 * STORED and meta["songs"]["5"]["seconds"] == 5.0
@@ -214,6 +214,6 @@ def test_htdemucs_preparations_with_one_seed_are_byte_identical(tmp_path, monkey
     assert stored_bytes(tmp_path / "c", seed=4) != first
     _, meta = load_prepared(tmp_path / "a")
     assert meta["options"]["seed"] == 3 and meta["separation"] == "htdemucs"
-    from dataset_scripts.hub import dataset_card
+    from svu.dataset_scripts.hub import dataset_card
 
     assert "Vocal separation: htdemucs (random shifts seeded from seed 3)" in str(dataset_card(meta, {"train": 1, "test": 1}))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dataset_scripts.parallel import ordered_map, resolve_num_proc
-from dataset_scripts.prepare import load_prepared, prepare
-from modeling_svu.audio_io import TruncatedAudioWarning
+from svu.dataset_scripts.parallel import ordered_map, resolve_num_proc
+from svu.dataset_scripts.prepare import load_prepared, prepare
+from svu.modeling_svu.audio_io import TruncatedAudioWarning
 from test_data_artist20 import ALBUMS, ARTISTS, make_tree
 from test_data_vocalset import quirky_tree
 

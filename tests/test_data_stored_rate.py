@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from dataset_scripts.prepare import META_FILE, check_stored_rate, load_prepared, prepare
-from modeling_svu import SVUForTechniqueClassification
+from svu.dataset_scripts.prepare import META_FILE, check_stored_rate, load_prepared, prepare
+from svu.modeling_svu import SVUForTechniqueClassification
 from svu.cli import main as svu_main
-from train.data import AudioCollator, columns_for, make_dataloader
+from svu.train.data import AudioCollator, columns_for, make_dataloader
 
 SOURCE_RATE = 44100
 HIGH_HZ = 10000.0

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from data_fixtures import chunk_targets, estimate_f0, hz_to_midi
-from dataset_scripts.audio import SAMPLING_RATE as STORED
-from dataset_scripts.prepare import load_prepared, prepare
-from dataset_scripts.synthetic import TECHNIQUES, make_singers, technique_clip
-from modeling_svu.note_labels import notes_to_frame_targets
+from svu.dataset_scripts.audio import SAMPLING_RATE as STORED
+from svu.dataset_scripts.prepare import load_prepared, prepare
+from svu.dataset_scripts.synthetic import TECHNIQUES, make_singers, technique_clip
+from svu.modeling_svu.note_labels import notes_to_frame_targets
 
 SR = 16000  # the synthesiser's rate (`synthetic.SYNTHESIS_RATE`); prepared chunks are at STORED
 META_KEYS = {"corpus", "task", "label_names", "class_weights", "sampling_rate", "chunk_seconds", "fingerprint", "report"}

@@ -11,9 +11,9 @@ import soundfile as sf
 import yaml
 
 from data_fixtures import TEST_DATA, estimate_f0, write_corrupt
-from dataset_scripts.audio import SAMPLING_RATE as STORED
-from dataset_scripts.prepare import load_prepared, prepare
-from dataset_scripts.vocadito import load_f0
+from svu.dataset_scripts.audio import SAMPLING_RATE as STORED
+from svu.dataset_scripts.prepare import load_prepared, prepare
+from svu.dataset_scripts.vocadito import load_f0
 
 SR = 44100
 HOP = 256 / SR  # vocadito's F0 hop
@@ -141,8 +141,8 @@ def test_real_fixture_parses_and_matches_its_audio(tmp_path):
 
 
 def test_dataset_card(tree, tmp_path):
-    from dataset_scripts.hub import write_card
-    from model_cards.citations import VOCADITO
+    from svu.dataset_scripts.hub import write_card
+    from svu.model_cards.citations import VOCADITO
 
     prepare("vocadito", tmp_path / "out", data_dir=tree, split="singers")
     text = write_card(tmp_path / "out").read_text()

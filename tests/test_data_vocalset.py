@@ -3,9 +3,9 @@
 import pytest
 
 from data_fixtures import write_corrupt, write_wav
-from dataset_scripts.audio import SAMPLING_RATE as STORED
-from dataset_scripts.prepare import load_prepared, prepare
-from dataset_scripts.vocalset import TECHNIQUES
+from svu.dataset_scripts.audio import SAMPLING_RATE as STORED
+from svu.dataset_scripts.prepare import load_prepared, prepare
+from svu.dataset_scripts.vocalset import TECHNIQUES
 
 
 def quirky_tree(root, layout="FULL"):

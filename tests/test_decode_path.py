@@ -15,10 +15,10 @@ import soundfile as sf
 import torch
 
 from data_fixtures import TEST_DATA
-from dataset_scripts.audio import SAMPLING_RATE as STORED_RATE, load_audio
-from dataset_scripts.common import PrepareReport, read_audio_or_skip
-from modeling_svu import SVUForTechniqueClassification, audio_io
-from modeling_svu.audio_io import TruncatedAudioWarning, decode_audio, open_audio
+from svu.dataset_scripts.audio import SAMPLING_RATE as STORED_RATE, load_audio
+from svu.dataset_scripts.common import PrepareReport, read_audio_or_skip
+from svu.modeling_svu import SVUForTechniqueClassification, audio_io
+from svu.modeling_svu.audio_io import TruncatedAudioWarning, decode_audio, open_audio
 
 SR = 16000  # the models' rate here (tiny wav2vec2 / WavLM); data preparation decodes at STORED_RATE
 # A real singing stem: MedleyDB-Pitch, male singer, 2 s, 44.1 kHz stereo (tests/data/singing_examples).
@@ -78,8 +78,8 @@ def test_streamed_blocks_join_to_the_whole_file(files):
 def test_same_samples_through_every_entry_point(files, transcriber, monkeypatch, tmp_path):
     from transformers import pipeline
 
-    from modeling_svu import long_audio, pipeline_svu
-    from modeling_svu.pipeline_svu import SingingTranscriptionPipeline
+    from svu.modeling_svu import long_audio, pipeline_svu
+    from svu.modeling_svu.pipeline_svu import SingingTranscriptionPipeline
     from svu.cli import main as svu_main
 
     model, folder = transcriber
@@ -161,7 +161,7 @@ def test_truncated_file_warns_and_is_used(truncated, transcriber, tmp_path):
     assert len(report.messages) == 1 and str(truncated) in report.messages[0] and "declares 4." in report.messages[0]
 
     model, folder = transcriber
-    from modeling_svu.pipeline_svu import SingingTranscriptionPipeline
+    from svu.modeling_svu.pipeline_svu import SingingTranscriptionPipeline
 
     with pytest.warns(TruncatedAudioWarning, match=TRUNCATED):
         SingingTranscriptionPipeline(model=model, feature_extractor=model.feature_extractor())(str(truncated))

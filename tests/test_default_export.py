@@ -14,9 +14,9 @@ from demo_runs import DEMO_GROUP, demo_run
 from test_hub_export import fake_test_split
 from test_remote_code import BLOCK_REPO, LABELS, SNAPSHOT, build, run_isolated
 
-from modeling_svu import TASK_MODELS, TASKS
-from train.config import load_config
-from train.export import export_repo
+from svu.modeling_svu import TASK_MODELS, TASKS
+from svu.train.config import load_config
+from svu.train.export import export_repo
 
 NATIVE_TASKS = [name for name, task in TASKS.items() if task.native_unsupported is None]
 # every task on one family; the tasks with a native form on every family (each has its own config class)
@@ -183,9 +183,9 @@ def test_widget_ready_export_has_no_auto_map_and_loads_natively(default_repos):
 
 @pytest.mark.parametrize("form", ["native", "native_widget"])
 def test_training_continues_from_either_native_form(tmp_path, form):
-    from train.config import TrainConfig
-    from train.native_export import save_native
-    from train.run import build_model
+    from svu.train.config import TrainConfig
+    from svu.train.native_export import save_native
+    from svu.train.run import build_model
 
     task = NATIVE_TASKS[-1]
     model = build(TASK_MODELS[task], "wavlm", seed=3)
@@ -202,7 +202,7 @@ def test_training_continues_from_either_native_form(tmp_path, form):
 @pytest.mark.parametrize("name", ["dtype", "torch_dtype"])
 def test_native_export_loads_in_the_dtype_asked(tmp_path, dtype, name):
     """`dtype` (a string or a torch.dtype, as `from_pretrained` takes it, or under its older name `torch_dtype`)."""
-    from train.native_export import save_native
+    from svu.train.native_export import save_native
 
     task = NATIVE_TASKS[0]
     save_native(build(TASK_MODELS[task], "wav2vec2", seed=1), tmp_path)

@@ -15,12 +15,12 @@ import soundfile as sf
 import torch
 
 from data_fixtures import SR
-from dataset_scripts.audio import encode_wav, load_audio, resample
-from dataset_scripts.prepare import load_prepared, prepare
-from modeling_svu import SVUForNoteTranscription
-from modeling_svu.modeling_svu import SVUTranscriptionOutput
-from modeling_svu.note_labels import logit_slices, notes_to_frame_targets
-from train.evaluation import chunk_loader, evaluate_split, evaluate_test
+from svu.dataset_scripts.audio import encode_wav, load_audio, resample
+from svu.dataset_scripts.prepare import load_prepared, prepare
+from svu.modeling_svu import SVUForNoteTranscription
+from svu.modeling_svu.modeling_svu import SVUTranscriptionOutput
+from svu.modeling_svu.note_labels import logit_slices, notes_to_frame_targets
+from svu.train.evaluation import chunk_loader, evaluate_split, evaluate_test
 
 KEY_SAMPLES = 64
 SONGS = {  # song id: (seconds, notes); 401-500 are MIR-ST500's test songs

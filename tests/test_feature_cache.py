@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dataset_scripts.prepare import prepare
-from modeling_svu import SVUForTechniqueClassification
-from train.data import to_model_rate
-from train.feature_cache import (
+from svu.dataset_scripts.prepare import prepare
+from svu.modeling_svu import SVUForTechniqueClassification
+from svu.train.data import to_model_rate
+from svu.train.feature_cache import (
     POOLED_COLUMN,
     build_frame_cache,
     build_pooled_cache,
@@ -111,15 +111,16 @@ def test_two_processes_build_the_one_process_cache(prepared, cached_run, tmp_pat
 def test_cache_is_built_by_the_prepared_model_on_the_accelerator_device(prepared, tmp_path, monkeypatch):
     """`build_run` builds the stage-1 cache with the model `accelerator.prepare` returned (on its device), and
     shares the build through the accelerator; a build before `prepare` fails here."""
-    import train.feature_cache
-    import train.run
+    import svu.train.feature_cache
+    import svu.train.run
+
     from accelerate.state import AcceleratorState
-    from train.config import load_config
-    from train.peft_variants import svu_model
+    from svu.train.config import load_config
+    from svu.train.peft_variants import svu_model
 
     accelerators, builds = [], []
 
-    class RecordedAccelerator(train.run.Accelerator):
+    class RecordedAccelerator(svu.train.run.Accelerator):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             accelerators.append(self)
@@ -131,12 +132,12 @@ def test_cache_is_built_by_the_prepared_model_on_the_accelerator_device(prepared
                            accelerator=kwargs.get("accelerator") is accelerator, expected_device=accelerator.device))
         return build_pooled_cache(model, dataset, cache_dir, **kwargs)
 
-    monkeypatch.setattr(train.run, "Accelerator", RecordedAccelerator)
-    monkeypatch.setattr(train.feature_cache, "build_pooled_cache", recorded_build)
+    monkeypatch.setattr(svu.train.run, "Accelerator", RecordedAccelerator)
+    monkeypatch.setattr(svu.train.feature_cache, "build_pooled_cache", recorded_build)
     cfg = load_config(str(DEMO_CONFIG), ["--output_dir", str(tmp_path / "run"), "--dataset.prepared_dir", str(prepared[0]),
                                          "--dataset.options.clips_per_class", str(DEMO_DATA_OPTIONS["clips_per_class"])])
     try:
-        run = train.run.build_run(cfg)
+        run = svu.train.run.build_run(cfg)
     finally:
         AcceleratorState._reset_state(True)
     assert [b["prepared"] for b in builds] == [True, True]  # train, validation

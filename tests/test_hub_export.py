@@ -16,11 +16,11 @@ from conftest import FAMILIES, sung_tone
 from test_remote_code import SNAPSHOT, run_isolated
 from transformers import pipeline
 
-from model_cards.citations import MERT, MUSIC2VEC, PAPER, VOCALSET, WAV2VEC2
-from modeling_svu import SVUForNoteTranscription, SVUForSingerID, SVUForTechniqueClassification, tiny_backbone_config
-from train.config import load_config
-from train.export import HANDLER, export_repo
-from train.native_export import native_classifier, save_native, svu_from_native
+from svu.model_cards.citations import MERT, MUSIC2VEC, PAPER, VOCALSET, WAV2VEC2
+from svu.modeling_svu import SVUForNoteTranscription, SVUForSingerID, SVUForTechniqueClassification, tiny_backbone_config
+from svu.train.config import load_config
+from svu.train.export import HANDLER, export_repo
+from svu.train.native_export import native_classifier, save_native, svu_from_native
 
 LABELS = {0: "belt", 1: "breathy", 2: "vibrato"}
 # very different lengths: 0.4 s .. 6 s
@@ -240,7 +240,7 @@ def test_every_card_has_bibtex_widget_files_and_handler(tmp_path, task, export_f
 def test_push_points_relative_widget_paths_at_the_repo(tmp_path, monkeypatch):
     from huggingface_hub import HfApi
 
-    from train.export import push_repo
+    from svu.train.export import push_repo
 
     _, repo = export(tmp_path, "singer_id", "wavlm", "wavlm", "artist20")
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: None)
@@ -331,7 +331,7 @@ def test_gradio_pulls_neither_torch_nor_torchaudio():
 
 
 def test_card_states_the_separation_used():
-    from model_cards.card import separation_used
+    from svu.model_cards.card import separation_used
 
     unseparated = {"report": {"messages": ["no vocal separation hook given: the mp3 mixtures are used as they are"]}}
     assert separation_used("artist20", unseparated, {}).startswith("none: the mixtures were used as they are")
@@ -341,8 +341,8 @@ def test_card_states_the_separation_used():
 
 
 def test_transcription_pipeline_per_call_thresholds_and_posteriors():
-    from modeling_svu.note_labels import decode_posteriors
-    from modeling_svu.pipeline_svu import SingingTranscriptionPipeline
+    from svu.modeling_svu.note_labels import decode_posteriors
+    from svu.modeling_svu.pipeline_svu import SingingTranscriptionPipeline
 
     model = tiny(SVUForNoteTranscription, "wav2vec2")
     transcribe = SingingTranscriptionPipeline(model=model, feature_extractor=model.feature_extractor())

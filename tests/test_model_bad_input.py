@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import BertConfig
 
-from modeling_svu.tasks import TASK_NAMES
-from modeling_svu import (
+from svu.modeling_svu.tasks import TASK_NAMES
+from svu.modeling_svu import (
     SVUConfig,
     SVUForNoteTranscription,
     SVUForSingerID,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import yaml
 
-from model_cards import model_card, write_model_card
-from train.config import load_config
+from svu.model_cards import model_card, write_model_card
+from svu.train.config import load_config
 
 METRIC = "train/metrics/classification"
 

@@ -28,9 +28,9 @@ import torch
 import yaml
 
 from data_fixtures import chunk_targets, whole_songs
-from dataset_scripts.prepare import load_prepared, prepare
-from modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification
-from train.data import AudioCollator, check_dataset
+from svu.dataset_scripts.prepare import load_prepared, prepare
+from svu.modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification
+from svu.train.data import AudioCollator, check_dataset
 from svu.common import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def test_frame_rate_and_frame_count_come_from_the_model_rate(rate, frame_rate, f
 
 
 def test_model_options_take_only_settable_svu_config_fields():
-    from train.config import load_config
+    from svu.train.config import load_config
 
     assert load_config(None, ["--model_options", "{sampling_rate: 24000}"]).model_options == {"sampling_rate": 24000}
     for value, message in [("{sample_rate: 24000}", "Unknown model_options key 'sample_rate'; settable SVUConfig fields: "),
@@ -177,8 +177,8 @@ def test_logits_and_labels_more_than_one_frame_apart_raise():
     # train/evaluation.py's predict (validation and test chunks): 50 Hz labels for a 75 Hz model raise instead of being cut
     from accelerate import Accelerator
 
-    from train.evaluation import predict
-    from train.run import TrainingModule
+    from svu.train.evaluation import predict
+    from svu.train.run import TrainingModule
 
     labels_50hz = torch.as_tensor(np.stack([chunk_targets({"notes_unclipped": []}, 49)] * 2))
     batch = {"input_values": audio, "labels": labels_50hz, "row_index": torch.tensor([0, 1])}

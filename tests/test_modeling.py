@@ -5,7 +5,7 @@ import torch
 from conftest import FAMILIES, sung_tone
 from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Model
 
-from modeling_svu import (
+from svu.modeling_svu import (
     SVUConfig,
     SVUForNoteTranscription,
     SVUForSingerID,
@@ -13,7 +13,7 @@ from modeling_svu import (
     SVUModel,
     tiny_backbone_config,
 )
-from modeling_svu.backbones import FAMILIES as BACKBONE_FAMILIES
+from svu.modeling_svu.backbones import FAMILIES as BACKBONE_FAMILIES
 
 LABELS = {0: "tenor", 1: "alto", 2: "bass"}
 TASK_CLASSES = [SVUForSingerID, SVUForTechniqueClassification, SVUForNoteTranscription]

@@ -22,15 +22,15 @@ import pretty_midi
 import pytest
 import torch
 
-from dataset_scripts.prepare import prepare
-from dataset_scripts.synthetic import sing
-from modeling_svu import SVUForNoteTranscription, SVUForPitchEstimation
-from modeling_svu.audio_io import open_audio
-from modeling_svu.long_audio import pitch_track_blocks
-from modeling_svu.midi_io import BEND_RANGE_SEMITONES, midi_to_pitched_notes
-from modeling_svu.note_pitch import hz_to_midi, note_pitch_midi
+from svu.dataset_scripts.prepare import prepare
+from svu.dataset_scripts.synthetic import sing
+from svu.modeling_svu import SVUForNoteTranscription, SVUForPitchEstimation
+from svu.modeling_svu.audio_io import open_audio
+from svu.modeling_svu.long_audio import pitch_track_blocks
+from svu.modeling_svu.midi_io import BEND_RANGE_SEMITONES, midi_to_pitched_notes
+from svu.modeling_svu.note_pitch import hz_to_midi, note_pitch_midi
 from svu.cli import main as svu_main
-from train.data import AudioCollator
+from svu.train.data import AudioCollator
 
 from data_fixtures import constant_pitch_model, train_steps
 from demo_runs import DEMO_GROUP, demo_run

@@ -11,8 +11,8 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from modeling_svu.midi_io import BEND_RANGE_SEMITONES, midi_bytes, midi_to_notes, midi_to_pitched_notes, notes_to_midi
-from modeling_svu.note_pitch import hz_to_midi, note_pitch_midi, pitched_notes
+from svu.modeling_svu.midi_io import BEND_RANGE_SEMITONES, midi_bytes, midi_to_notes, midi_to_pitched_notes, notes_to_midi
+from svu.modeling_svu.note_pitch import hz_to_midi, note_pitch_midi, pitched_notes
 from svu.transcribe import write_notes
 
 PLAIN = Path(__file__).parent / "data" / "plain_note_outputs"

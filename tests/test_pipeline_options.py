@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-from modeling_svu import TASK_MODELS, SVUConfig, SVUForPitchEstimation
-from modeling_svu import pipeline_svu
-from modeling_svu.engines import TorchEngine
-from modeling_svu.pipeline_svu import CUSTOM_PIPELINES, SingingTranscriptionPipeline
-from modeling_svu.tasks import TASK_NAMES, TASKS
-from train.config import load_config
+from svu.modeling_svu import TASK_MODELS, SVUConfig, SVUForPitchEstimation
+from svu.modeling_svu import pipeline_svu
+from svu.modeling_svu.engines import TorchEngine
+from svu.modeling_svu.pipeline_svu import CUSTOM_PIPELINES, SingingTranscriptionPipeline
+from svu.modeling_svu.tasks import TASK_NAMES, TASKS
+from svu.train.config import load_config
 
 from data_fixtures import sung_notes
 

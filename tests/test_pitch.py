@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_svu import SVUConfig, SVUForPitchEstimation
-from modeling_svu.pitch import (
+from svu.modeling_svu import SVUConfig, SVUForPitchEstimation
+from svu.modeling_svu.pitch import (
     bin_to_hz, cents_to_hz, decode_pitch, frame_times, hz_to_bin, hz_to_cents, pitch_targets,
 )
 
@@ -128,7 +128,7 @@ def test_model_logits_loss_and_decode():
 def test_sing_renders_notes_at_their_cent_offsets_and_reports_the_exact_f0():
     from data_fixtures import estimate_f0, hz_to_midi
 
-    from dataset_scripts.synthetic import F0_HOP_SECONDS, sing
+    from svu.dataset_scripts.synthetic import F0_HOP_SECONDS, sing
 
     notes = [(0.1, 0.6, 57.0), (0.8, 1.4, 60.3), (1.42, 2.0, 62.75)]  # A3, C4 +30 cents, D4 +75 cents (glided into)
     sung = sing(notes, 2.2, seed=3, glide_seconds=0.08)
@@ -154,7 +154,7 @@ def test_sing_renders_notes_at_their_cent_offsets_and_reports_the_exact_f0():
 def test_sing_gives_each_note_its_vowel():
     """Same pitch, vowel /a/ then /i/: the harmonics' level profile (dB, first 12 harmonics) of the two notes
     differs by > 5 dB rms (measured ~15); without `vowels` both notes are the singer's home vowel (< 2 dB, ~0.8)."""
-    from dataset_scripts.synthetic import make_singers, midi_to_hz, sing
+    from svu.dataset_scripts.synthetic import make_singers, midi_to_hz, sing
 
     singer = make_singers(3)[1]
     notes = [(0.1, 0.7, 57.0), (0.9, 1.5, 57.0)]
@@ -177,7 +177,7 @@ def test_sing_gives_each_note_its_vowel():
 
 
 def test_synthetic_pitch_corpus_chunks_hold_each_songs_annotation_once(tmp_path):
-    from dataset_scripts.prepare import load_prepared, prepare
+    from svu.dataset_scripts.prepare import load_prepared, prepare
 
     prepare("synthetic", tmp_path / "p", task="pitch", num_songs=3, song_seconds=7.0)
     data, meta = load_prepared(tmp_path / "p")

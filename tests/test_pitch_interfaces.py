@@ -13,11 +13,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from modeling_svu import SVUForPitchEstimation
-from modeling_svu.audio_io import open_audio
-from modeling_svu.long_audio import pitch_track_blocks, transcribe_blocks
-from modeling_svu.midi_io import midi_to_notes, midi_to_pitched_notes
-from modeling_svu.note_pitch import pitched_notes
+from svu.modeling_svu import SVUForPitchEstimation
+from svu.modeling_svu.audio_io import open_audio
+from svu.modeling_svu.long_audio import pitch_track_blocks, transcribe_blocks
+from svu.modeling_svu.midi_io import midi_to_notes, midi_to_pitched_notes
+from svu.modeling_svu.note_pitch import pitched_notes
 from svu.cli import main as svu_main
 
 from data_fixtures import sung_notes as grid_notes
@@ -251,7 +251,7 @@ def test_svu_transcribe_pitch_model_adds_pitch_midi_to_every_format(transcriber,
 def test_endpoint_handler_runs_a_pitch_repo_through_its_singing_pitch_pipeline(pitch_model, tmp_path):
     import base64
 
-    from train.endpoint_handler import EndpointHandler
+    from svu.train.endpoint_handler import EndpointHandler
 
     model, folder = pitch_model
     sf.write(tmp_path / "song.wav", sung_notes(6.0, seed=4), SR)

@@ -9,12 +9,12 @@ import pytest
 import torch
 from demo_runs import DEMO_GROUP, demo_run
 
-from dataset_scripts.audio import resample
-from dataset_scripts.prepare import load_prepared
-from modeling_svu import SVUForPitchEstimation
-from modeling_svu.long_audio import pitch_array
-from modeling_svu.pitch import f0_at
-from train.evaluation import evaluate_test
+from svu.dataset_scripts.audio import resample
+from svu.dataset_scripts.prepare import load_prepared
+from svu.modeling_svu import SVUForPitchEstimation
+from svu.modeling_svu.long_audio import pitch_array
+from svu.modeling_svu.pitch import f0_at
+from svu.train.evaluation import evaluate_test
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group(DEMO_GROUP)]
 

@@ -21,8 +21,8 @@ from safetensors.torch import load_file, save_file
 from transformers import HubertConfig, HubertModel
 
 from fixtures.published_backbones import REMOTE_CODE_MARKER, REPOS, write_published_backbones, write_repo
-from modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification
-from modeling_svu.checkpoints import PUBLISHED, published_checkpoint
+from svu.modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification
+from svu.modeling_svu.checkpoints import PUBLISHED, published_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "train" / "run.py")
@@ -86,7 +86,7 @@ LOAD_SCRIPT = """
 import json, sys
 from pathlib import Path
 from safetensors.torch import save_file
-from modeling_svu import SVUForTechniqueClassification
+from svu.modeling_svu import SVUForTechniqueClassification
 out, names = Path(sys.argv[1]), sys.argv[2:]
 result = {}
 for name in names:
@@ -142,7 +142,7 @@ def test_the_remote_code_trap_would_fire(tmp_path):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """The demo technique data (the options of train/configs/demo_technique.yaml), prepared once."""
-    from dataset_scripts.prepare import prepare
+    from svu.dataset_scripts.prepare import prepare
 
     data = tmp_path_factory.mktemp("prepared") / "technique"
     prepare("synthetic", data, seed=0, task="technique", clips_per_class=2)
@@ -346,7 +346,7 @@ def test_checkpoint_table_is_the_one_source_of_names():
         assert published_checkpoint(alias).licence and published_checkpoint(alias).licence_source
     assert published_checkpoint("mert-v1-95m").sampling_rate == 24000
     assert published_checkpoint("wavlm").licence == "cc-by-sa-3.0"
-    from modeling_svu.backbones import FAMILIES, resolve_family_name
+    from svu.modeling_svu.backbones import FAMILIES, resolve_family_name
 
     assert resolve_family_name("mert-v1-330m") == "hubert" and resolve_family_name("music2vec") == "data2vec-audio"
     assert not any(hasattr(family, "default_checkpoint") or hasattr(family, "aliases") for family in FAMILIES.values())

@@ -13,10 +13,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from dataset_scripts.audio import SAMPLING_RATE as STORED_RATE, load_audio
-from modeling_svu import SVUForNoteTranscription, SVUForSingerID, tiny_backbone_config
-from modeling_svu.audio_io import open_audio
-from modeling_svu.pipeline_svu import SingingTranscriptionPipeline
+from svu.dataset_scripts.audio import SAMPLING_RATE as STORED_RATE, load_audio
+from svu.modeling_svu import SVUForNoteTranscription, SVUForSingerID, tiny_backbone_config
+from svu.modeling_svu.audio_io import open_audio
+from svu.modeling_svu.pipeline_svu import SingingTranscriptionPipeline
 
 SR = 16000  # the models' rate (tiny wav2vec2 / WavLM)
 # The hostile files are written at the rate data preparation stores: the corpus builders' reader decodes them

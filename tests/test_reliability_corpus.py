@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 
 from data_fixtures import tone, write_mp3, write_wav
-from dataset_scripts.audio import SAMPLING_RATE as STORED_RATE, load_audio
-from dataset_scripts.prepare import load_prepared, prepare
+from svu.dataset_scripts.audio import SAMPLING_RATE as STORED_RATE, load_audio
+from svu.dataset_scripts.prepare import load_prepared, prepare
 
 OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 NOBODY = 65534

@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from modeling_svu import SVUForNoteTranscription, SVUForSingerID, SVUForTechniqueClassification
+from svu.modeling_svu import SVUForNoteTranscription, SVUForSingerID, SVUForTechniqueClassification
 from svu.cli import main as svu_main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -54,7 +54,7 @@ def weights(checkpoint: Path) -> dict:
 def prepared(tmp_path_factory):
     """The demo config's corpus (its dataset options), so that runs reuse this folder: two runs at once would
     otherwise both rebuild it, one deleting files the other reads."""
-    from dataset_scripts.prepare import prepare
+    from svu.dataset_scripts.prepare import prepare
 
     folder = tmp_path_factory.mktemp("data") / "technique"
     prepare("synthetic", folder, seed=0, task="technique", clips_per_class=2)
@@ -82,7 +82,7 @@ def killed_and_uninterrupted(prepared, tmp_path_factory):
 
 def test_killed_mid_epoch_and_resumed_ends_with_identical_weights(killed_and_uninterrupted, prepared):
     killed_dir, full_dir = killed_and_uninterrupted
-    from train.checkpointing import complete_checkpoints, read_training_state
+    from svu.train.checkpointing import complete_checkpoints, read_training_state
 
     survivors = complete_checkpoints(killed_dir)
     assert not (killed_dir / "checkpoints" / FINAL).exists()  # really killed before the end
@@ -107,7 +107,7 @@ def test_killed_mid_epoch_and_resumed_ends_with_identical_weights(killed_and_uni
 
 
 def test_checkpoint_listing_trusts_only_complete_folders(tmp_path):
-    from train.checkpointing import complete_checkpoints, resolve_resume
+    from svu.train.checkpointing import complete_checkpoints, resolve_resume
 
     root = tmp_path / "checkpoints"
     for name in ("checkpoint-00000004", "checkpoint-00000008"):
@@ -191,7 +191,7 @@ def test_read_only_output_dir_is_detected_before_training(tiny_disk, prepared):
 
 
 def test_free_space_check_threshold(tmp_path):
-    from train.checkpointing import check_output_dir
+    from svu.train.checkpointing import check_output_dir
 
     check_output_dir(tmp_path / "ok", min_free_bytes=1)
     with pytest.raises(ValueError, match=r"has only \d+ MiB free; need at least 1048576 MiB for checkpoints"):
@@ -203,7 +203,7 @@ def test_free_space_check_threshold(tmp_path):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(prepared, tmp_path):
     """Stage 1 trains and checkpoints (step 8); a huge stage-2 lr then blows the weights up."""
-    from train.checkpointing import complete_checkpoints, read_training_state
+    from svu.train.checkpointing import complete_checkpoints, read_training_state
 
     args = run_args(tmp_path, prepared, "--lr_stage2", "1e30", "--checkpoint_every_steps", "0")
     code, _, stderr = finish(launch(*args))
@@ -219,7 +219,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(prepared, tmp_path):
 def test_nan_loss_before_any_checkpoint_says_none_was_written(prepared, tmp_path):
     """Stage 2 from the first epoch with a huge lr (as above) blows the weights up within epoch 1, and
     checkpoints come only at epoch ends: none exists yet, so the message must not point at one."""
-    from train.checkpointing import complete_checkpoints
+    from svu.train.checkpointing import complete_checkpoints
 
     args = run_args(tmp_path, prepared, "--stage1_epochs", "0", "--epochs", "1", "--lr_stage2", "1e30",
                     "--checkpoint_every_steps", "0")  # fmt: skip

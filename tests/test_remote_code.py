@@ -15,8 +15,8 @@ import pytest
 import torch
 from conftest import sung_tone
 
-from modeling_svu import SVUForNoteTranscription, SVUForPitchEstimation, SVUForSingerID, SVUForTechniqueClassification
-from modeling_svu import TASKS, SVUModel, tiny_backbone_config
+from svu.modeling_svu import SVUForNoteTranscription, SVUForPitchEstimation, SVUForSingerID, SVUForTechniqueClassification
+from svu.modeling_svu import TASKS, SVUModel, tiny_backbone_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
@@ -36,7 +36,7 @@ class BlockRepo(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, BlockRepo())
 report = {"cwd_has_repo": __import__("os").path.exists("modeling_svu")}
 try:
-    import modeling_svu
+    from svu import modeling_svu
     report["repo_importable"] = True
 except ModuleNotFoundError:
     report["repo_importable"] = False

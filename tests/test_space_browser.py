@@ -21,8 +21,8 @@ import torch
 from conftest import sung_tone
 from data_fixtures import constant_pitch_model
 
-from modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification, tiny_backbone_config
-from train.native_export import save_native
+from svu.modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification, tiny_backbone_config
+from svu.train.native_export import save_native
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")

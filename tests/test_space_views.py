@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from modeling_svu import TASK_MODELS, TASKS, tiny_backbone_config
-from train.native_export import save_native
+from svu.modeling_svu import TASK_MODELS, TASKS, tiny_backbone_config
+from svu.train.native_export import save_native
 
 APP = Path(__file__).resolve().parents[1] / "space" / "app.py"
 LABELS = {0: "belt", 1: "breathy", 2: "vibrato"}

@@ -16,11 +16,11 @@ import torch
 from data_fixtures import train_steps, whole_songs
 from test_transcription_training import METRIC
 
-from dataset_scripts.audio import resample
-from dataset_scripts.prepare import prepare
-from modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification
-from modeling_svu.engines import load_engine
-from train.data import AudioCollator
+from svu.dataset_scripts.audio import resample
+from svu.dataset_scripts.prepare import prepare
+from svu.modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification
+from svu.modeling_svu.engines import load_engine
+from svu.train.data import AudioCollator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENGINES = [("onnx", False, False), ("onnx", True, False), ("torch", True, False), ("torch", False, True)]

@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import sung_tone
 
-from modeling_svu import SVUForNoteTranscription, SVUForSingerID, tiny_backbone_config
-from modeling_svu.pruning import layers_to_keep, prune_layers
+from svu.modeling_svu import SVUForNoteTranscription, SVUForSingerID, tiny_backbone_config
+from svu.modeling_svu.pruning import layers_to_keep, prune_layers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +137,7 @@ def test_native_export_is_pruned_into_a_native_export(tmp_path):
     class and the code: a fresh process loads it with AutoModelForAudioClassification, with the full model's logits
     (zero dropped mass), and its `svu` entry keeps the pruning record; pruning it again counts from the original
     layers."""
-    from train.native_export import save_native
+    from svu.train.native_export import save_native
 
     model = model_with_dead_top_layers(SVUForSingerID, layers=4, live=2, id2label={0: "a", 1: "b"})
     save_native(model, tmp_path / "native")
@@ -160,7 +160,7 @@ def test_native_export_is_pruned_into_a_native_export(tmp_path):
 
 
 def test_widget_ready_native_export_is_pruned_without_an_auto_map(tmp_path):
-    from train.native_export import save_native
+    from svu.train.native_export import save_native
 
     model = model_with_dead_top_layers(SVUForSingerID, layers=4, live=2, id2label={0: "a", 1: "b"})
     save_native(model, tmp_path / "native", remote_code=False)
@@ -200,8 +200,8 @@ def test_bad_pruning_requests_are_one_line(tmp_path, capsys, args, expected):
 
 
 def test_train_max_layers_builds_the_pruned_model_from_the_start():
-    from train.config import TrainConfig
-    from train.run import build_model
+    from svu.train.config import TrainConfig
+    from svu.train.run import build_model
 
     meta = {"chunk_seconds": 3.0, "label_names": ["a", "b"], "class_weights": [1.0, 1.0]}
     model = build_model(TrainConfig(task="technique", backbone="tiny-wav2vec2", max_layers=2), meta)

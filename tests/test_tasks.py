@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 
-from modeling_svu import TASK_MODELS, SVUConfig
-from modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, TASKS, get_task, tasks_of_verb
+from svu.modeling_svu import TASK_MODELS, SVUConfig
+from svu.modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, TASKS, get_task, tasks_of_verb
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
@@ -40,10 +40,10 @@ def one_line_error(fn, *args, **kwargs) -> str:
 
 
 def test_unknown_task_in_process_entry_points_is_one_line(tmp_path):
-    from dataset_scripts.prepare import prepare
-    from model_cards import model_card
-    from train.config import load_config
-    from train.data import AudioCollator
+    from svu.dataset_scripts.prepare import prepare
+    from svu.model_cards import model_card
+    from svu.train.config import load_config
+    from svu.train.data import AudioCollator
 
     assert one_line_error(get_task, "karaoke") == UNKNOWN_LINE
     assert one_line_error(SVUConfig, task="karaoke") == UNKNOWN_LINE
@@ -57,8 +57,8 @@ def test_unknown_task_in_process_entry_points_is_one_line(tmp_path):
 
 
 def test_one_default_task_for_config_model_and_training():
-    from modeling_svu import SVUModel
-    from train.config import TrainConfig, load_config
+    from svu.modeling_svu import SVUModel
+    from svu.train.config import TrainConfig, load_config
 
     assert DEFAULT_TASK in TASKS
     assert SVUConfig().task == TrainConfig().task == load_config().task == DEFAULT_TASK  # the demo's task
@@ -103,10 +103,10 @@ def test_unknown_task_on_the_command_line_is_one_line(command, tmp_path):
 def test_every_part_an_entry_names_exists(name):
     import transformers
 
-    from dataset_scripts.synthetic import SYNTHETIC_TASKS
-    from model_cards.paper_results import METRIC_NAMES, PAPER_RESULTS
-    from train.data import TARGET_COLLATES, TARGET_COMPANIONS, columns_for
-    from train.evaluation import METRICS_DIR, SCORING
+    from svu.dataset_scripts.synthetic import SYNTHETIC_TASKS
+    from svu.model_cards.paper_results import METRIC_NAMES, PAPER_RESULTS
+    from svu.train.data import TARGET_COLLATES, TARGET_COMPANIONS, columns_for
+    from svu.train.evaluation import METRICS_DIR, SCORING
 
     task = TASKS[name]
     assert task.name == name and TASK_MODELS[name].__name__ == task.model_class and TASK_MODELS[name].task == name
@@ -135,11 +135,11 @@ def test_every_cli_verb_has_its_command(name):
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_an_entry_drives_data_model_and_metrics(name, tmp_path):
     """Prepare -> check -> collate -> forward with labels -> evaluate, every step chosen by the entry alone."""
-    from dataset_scripts.prepare import leakage_groups
-    from train.config import load_config
-    from train.data import AudioCollator, check_dataset, columns_for, make_dataloader, prepare_dataset
-    from train.evaluation import evaluate_split, evaluate_test
-    from train.run import build_model
+    from svu.dataset_scripts.prepare import leakage_groups
+    from svu.train.config import load_config
+    from svu.train.data import AudioCollator, check_dataset, columns_for, make_dataloader, prepare_dataset
+    from svu.train.evaluation import evaluate_split, evaluate_test
+    from svu.train.run import build_model
 
     task = get_task(name)
     cfg = load_config(None, [

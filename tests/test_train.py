@@ -43,7 +43,7 @@ def launch(*args, processes=1, check=True):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """Prepared synthetic data per task (the same options as the demo configs)."""
-    from dataset_scripts.prepare import prepare
+    from svu.dataset_scripts.prepare import prepare
 
     root = tmp_path_factory.mktemp("data")
     options = {"technique": {"clips_per_class": 2}, "singer_id": {}, "transcription": {}}
@@ -135,8 +135,8 @@ def test_demo_repo_keeps_the_first_promise_in_a_fresh_process(technique_demo, tm
     from test_remote_code import run_isolated
     from transformers import AutoModelForAudioClassification
 
-    from modeling_svu import SVUForTechniqueClassification
-    from train.native_export import svu_from_native
+    from svu.modeling_svu import SVUForTechniqueClassification
+    from svu.train.native_export import svu_from_native
 
     repo = technique_demo[0] / "repo"
     audio = np.random.default_rng(0).uniform(-0.5, 0.5, 24000).astype(np.float32)
@@ -169,7 +169,7 @@ def test_demo_repo_keeps_the_first_promise_in_a_fresh_process(technique_demo, tm
 def test_push_to_hub_uploads_the_complete_repo(technique_demo, monkeypatch):
     from huggingface_hub import HfApi
 
-    from train.export import push_repo
+    from svu.train.export import push_repo
 
     repo = technique_demo[0] / "repo"
     calls = {}
@@ -185,7 +185,7 @@ def test_push_to_hub_uploads_the_complete_repo(technique_demo, monkeypatch):
 
 
 def test_push_to_hub_offline_is_one_clear_error(technique_demo, monkeypatch):
-    from train.export import push_repo
+    from svu.train.export import push_repo
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SystemExit, match="push to someone/svu-demo failed .*the repo is at"):
@@ -320,7 +320,7 @@ def transcription_demo(prepared, tmp_path_factory):
 
 def test_transcription_stage_switch_and_beats_baseline(transcription_demo, prepared):
     from data_fixtures import chunk_targets
-    from dataset_scripts.prepare import load_prepared
+    from svu.dataset_scripts.prepare import load_prepared
 
     out = transcription_demo
     cfg = yaml.safe_load((CONFIGS / "demo_transcription.yaml").read_text())
@@ -360,7 +360,7 @@ def run_script(*args):
     ],
 )
 def test_bad_config_is_a_clear_value_error(args, message):
-    from train.config import load_config
+    from svu.train.config import load_config
 
     config = None
     if args[0] == "--config":
@@ -409,6 +409,6 @@ def test_nan_loss_stops_with_a_clear_message(prepared, tmp_path):
     assert "error: loss is [nan]" in proc.stderr or "error: loss is [inf]" in proc.stderr, proc.stderr[-2000:]
     # The loss blows up in epoch 1, before the first (end-of-epoch) checkpoint: the message says so.
     assert "at epoch 1, step" in proc.stderr and "No checkpoint was written" in proc.stderr, proc.stderr[-2000:]
-    from train.checkpointing import complete_checkpoints
+    from svu.train.checkpointing import complete_checkpoints
 
     assert "last good checkpoint" not in proc.stderr and complete_checkpoints(tmp_path) == []

@@ -3,9 +3,9 @@ the two fields the pitch demo needs, checked in one line and applied by the trai
 
 import pytest
 
-from train.config import TrainConfig
-from train.peft_variants import set_stage
-from train.run import build_model
+from svu.train.config import TrainConfig
+from svu.train.peft_variants import set_stage
+from svu.train.run import build_model
 
 
 def test_backbone_options_shape_the_tiny_backbone_and_the_cnn_trains_in_stage_2_only_when_asked():

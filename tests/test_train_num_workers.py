@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from train.config import TrainConfig, load_config
-from train.data import AUTO_WORKERS_MIN_ROWS, resolve_num_workers
+from svu.train.config import TrainConfig, load_config
+from svu.train.data import AUTO_WORKERS_MIN_ROWS, resolve_num_workers
 
 
 def test_auto_is_the_default_and_resolves_by_run_size(monkeypatch):

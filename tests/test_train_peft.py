@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from modeling_svu import FAMILIES, SVUForTechniqueClassification
-from train.config import load_config
-from train.peft_variants import merged_model, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
+from svu.modeling_svu import FAMILIES, SVUForTechniqueClassification
+from svu.train.config import load_config
+from svu.train.peft_variants import merged_model, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
 ADAPTER_PREFIXES = {"lora": ("lora_A", "lora_B"), "adapter": ("ia3_l",)}
 

@@ -18,7 +18,7 @@ def layer_norm_backbone(tmp_path_factory):
     """A tiny wav2vec2 with layer-norm CNN and every dropout off, saved as a local backbone folder."""
     from transformers import Wav2Vec2Model
 
-    from modeling_svu.backbones import tiny_backbone_config
+    from svu.modeling_svu.backbones import tiny_backbone_config
 
     config = tiny_backbone_config("wav2vec2", feat_extract_norm="layer", do_stable_layer_norm=True, hidden_dropout=0.0,
                                   attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0)
@@ -84,9 +84,9 @@ def transcription_run(tmp_path_factory):
 
 def test_transcription_test_metrics_are_whole_song_and_reproducible_from_the_repo(transcription_run):
     """The run's test metrics (2 processes) equal `evaluate_test` on the saved repo in one process, exactly."""
-    from dataset_scripts.prepare import load_prepared
-    from modeling_svu import SVUForNoteTranscription
-    from train.evaluation import TEST_SCORING, VALIDATION_PROXY, evaluate_test
+    from svu.dataset_scripts.prepare import load_prepared
+    from svu.modeling_svu import SVUForNoteTranscription
+    from svu.train.evaluation import TEST_SCORING, VALIDATION_PROXY, evaluate_test
 
     out = transcription_run
     metrics = json.loads((out / "metrics.json").read_text())

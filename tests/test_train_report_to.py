@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from train.trackers import TRACKERS
+from svu.train.trackers import TRACKERS
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "train" / "run.py")
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    from dataset_scripts.prepare import prepare
+    from svu.dataset_scripts.prepare import prepare
 
     root = tmp_path_factory.mktemp("data") / "technique"
     prepare("synthetic", root, seed=0, task="technique", clips_per_class=2)
@@ -97,7 +97,7 @@ def test_a_tracker_that_is_not_installed_is_one_line(tmp_path):
 @pytest.mark.parametrize("value, message", [("comet", "Unknown report_to tracker 'comet'"),
                                             ([], "report_to must be a tracker name, a list of them")])
 def test_bad_report_to_is_one_line(value, message):
-    from train.config import TrainConfig
+    from svu.train.config import TrainConfig
 
     with pytest.raises(ValueError, match=message) as err:
         TrainConfig(report_to=value)

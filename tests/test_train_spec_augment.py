@@ -6,13 +6,13 @@ import pytest
 import torch
 from transformers import Wav2Vec2Model
 
-from model_cards.card import spec_augment_line
-from modeling_svu import TASK_MODELS
-from modeling_svu.backbones import tiny_backbone_config
-from modeling_svu.tasks import TASKS
-from train.config import TrainConfig, load_config
-from train.run import build_model
-from train.spec_augment import spec_augment_record
+from svu.model_cards.card import spec_augment_line
+from svu.modeling_svu import TASK_MODELS
+from svu.modeling_svu.backbones import tiny_backbone_config
+from svu.modeling_svu.tasks import TASKS
+from svu.train.config import TrainConfig, load_config
+from svu.train.run import build_model
+from svu.train.spec_augment import spec_augment_record
 
 META = {"chunk_seconds": 1.0, "label_names": ["a", "b"], "class_weights": [1.0, 1.0]}
 EXPLICIT = {"mask_time_prob": 0.4, "mask_time_length": 2, "mask_feature_prob": 0.2, "mask_feature_length": 3}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset_scripts.prepare import prepare
+from svu.dataset_scripts.prepare import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_OPTIONS = dict(task="singer_id", num_singers=4, recordings_per_singer=3)

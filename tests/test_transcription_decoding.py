@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from data_fixtures import TEST_DATA
-from modeling_svu import SVUForNoteTranscription
-from modeling_svu.note_labels import (
+from svu.modeling_svu import SVUForNoteTranscription
+from svu.modeling_svu.note_labels import (
     NoteDecoder,
     decode_logits,
     decode_posteriors,

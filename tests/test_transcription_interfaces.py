@@ -14,11 +14,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from modeling_svu import SVUForNoteTranscription, SVUForSingerID
-from modeling_svu.long_audio import transcribe_blocks
-from modeling_svu.midi_io import midi_bytes, midi_to_notes, notes_to_midi
+from svu.modeling_svu import SVUForNoteTranscription, SVUForSingerID
+from svu.modeling_svu.long_audio import transcribe_blocks
+from svu.modeling_svu.midi_io import midi_bytes, midi_to_notes, notes_to_midi
 from svu.cli import main as svu_main
-from modeling_svu.audio_io import open_audio
+from svu.modeling_svu.audio_io import open_audio
 
 from data_fixtures import sung_notes
 
@@ -161,7 +161,7 @@ def local_maxima(values: np.ndarray, window: int) -> np.ndarray:
 def test_cli_writes_all_six_outputs_with_the_same_notes(saved_model, tmp_path):
     from PIL import Image
 
-    from modeling_svu.note_labels import NoteDecoder
+    from svu.modeling_svu.note_labels import NoteDecoder
     from svu.figures import NOTES_KEY
 
     model, folder = saved_model

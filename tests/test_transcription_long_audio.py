@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from modeling_svu import SVUForNoteTranscription
-from modeling_svu.long_audio import array_blocks, stitched_posteriors, transcribe_array
-from modeling_svu.note_labels import logits_to_posteriors
+from svu.modeling_svu import SVUForNoteTranscription
+from svu.modeling_svu.long_audio import array_blocks, stitched_posteriors, transcribe_array
+from svu.modeling_svu.note_labels import logits_to_posteriors
 
 SR = 16000
 HOP_SECONDS = 4.0  # default 5 s windows with a 1 s overlap start every 4 s

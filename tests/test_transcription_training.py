@@ -13,9 +13,9 @@ import evaluate
 import pytest
 import torch
 
-from dataset_scripts.prepare import prepare
-from modeling_svu import SVUForNoteTranscription
-from train.data import AudioCollator
+from svu.dataset_scripts.prepare import prepare
+from svu.modeling_svu import SVUForNoteTranscription
+from svu.train.data import AudioCollator
 
 from data_fixtures import train_steps, whole_songs
 

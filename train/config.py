@@ -15,12 +15,12 @@ from typing import Literal, Optional
 
 import yaml
 
-from modeling_svu.backbones import FAMILIES, resolve_family_name
-from modeling_svu.configuration_svu import SVUConfig
-from modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, Task, check_task_options, get_task
+from svu.modeling_svu.backbones import FAMILIES, resolve_family_name
+from svu.modeling_svu.configuration_svu import SVUConfig
+from svu.modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, Task, check_task_options, get_task
 
-from train.spec_augment import check_spec_augment, normalized_spec_augment
-from train.trackers import tracker_names
+from svu.train.spec_augment import check_spec_augment, normalized_spec_augment
+from svu.train.trackers import tracker_names
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "demo_technique.yaml"
 VALIDATION_MODES = ("none", "ours")

@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dataset_scripts.audio import resample
-from modeling_svu.note_labels import IGNORE_INDEX, notes_to_frame_targets
-from modeling_svu.pitch import frame_times, pitch_targets
-from modeling_svu.tasks import get_task
+from svu.dataset_scripts.audio import resample
+from svu.modeling_svu.note_labels import IGNORE_INDEX, notes_to_frame_targets
+from svu.modeling_svu.pitch import frame_times, pitch_targets
+from svu.modeling_svu.tasks import get_task
 
 SPLITS = ("train", "validation", "test")
 
@@ -26,7 +26,7 @@ def prepared_dir(cfg) -> Path:
 
 def prepare_dataset(cfg):
     """Prepare (or reuse) the corpus of `cfg.dataset` and check it fits `cfg.task`: -> (DatasetDict, meta)."""
-    from dataset_scripts.prepare import prepare, load_prepared
+    from svu.dataset_scripts.prepare import prepare, load_prepared
 
     options = dict(cfg.dataset.options)
     if cfg.dataset.corpus == "synthetic":

@@ -1,7 +1,7 @@
 """Scores of a trained SVU model on a prepared split: the validation scores that pick the best epoch, and the
 test metrics `train/run.py` writes to `metrics.json` (`evaluate_test`, also what `svu evaluate` runs).
 
-    from train.evaluation import evaluate_test
+    from svu.train.evaluation import evaluate_test
     data, meta = dataset_scripts.prepare.load_prepared(prepared_dir)
     # == metrics.json["test"] of the run that trained `model` (its repo/), in one process or many
     metrics = evaluate_test(model, data["test"], meta, batch_size=run_metrics["eval_batch_size"])
@@ -43,13 +43,13 @@ import torch
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from modeling_svu.long_audio import transcribe_array
-from modeling_svu.note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
-from modeling_svu.pitch import decode_pitch, frame_times
+from svu.modeling_svu.long_audio import transcribe_array
+from svu.modeling_svu.note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
+from svu.modeling_svu.pitch import decode_pitch, frame_times
 
-from modeling_svu.tasks import get_task
-from train.data import AudioCollator, columns_for, make_dataloader
-from train.peft_variants import svu_model
+from svu.modeling_svu.tasks import get_task
+from svu.train.data import AudioCollator, columns_for, make_dataloader
+from svu.train.peft_variants import svu_model
 
 METRICS_DIR = Path(__file__).parent / "metrics"
 VALIDATION_PROXY = (
@@ -208,7 +208,7 @@ def whole_song(dataset, rows, seconds: float, sampling_rate: int) -> np.ndarray:
         parts.append(np.asarray(cell["array"], dtype=np.float32))
     wave = np.concatenate(parts)[: int(round(seconds * audio_rate))]
     if audio_rate != sampling_rate:
-        from dataset_scripts.audio import resample
+        from svu.dataset_scripts.audio import resample
 
         wave = resample(wave, audio_rate, sampling_rate)
     return wave

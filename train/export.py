@@ -10,12 +10,12 @@ import soundfile as sf
 import yaml
 from peft import PeftModel
 
-from model_cards import write_model_card
-from model_cards.card import resolve_widget_urls
-from modeling_svu.backbones import family_of
-from modeling_svu.tasks import get_task
-from train.native_export import NATIVE_FORMS, native_unsupported_reason, save_native
-from train.peft_variants import merged_model
+from svu.model_cards import write_model_card
+from svu.model_cards.card import resolve_widget_urls
+from svu.modeling_svu.backbones import family_of
+from svu.modeling_svu.tasks import get_task
+from svu.train.native_export import NATIVE_FORMS, native_unsupported_reason, save_native
+from svu.train.peft_variants import merged_model
 
 NUM_WIDGET_EXAMPLES = 2
 ADAPTER_DIR = "peft_adapter"

@@ -40,8 +40,8 @@ from accelerate.data_loader import prepare_data_loader
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from train.data import to_model_rate
-from train.evaluation import eval_mode
+from svu.train.data import to_model_rate
+from svu.train.evaluation import eval_mode
 
 # Bump when the cached values change meaning, so old caches are not reused.
 CACHE_FORMAT_VERSION = 1

@@ -35,9 +35,9 @@ from transformers import (
 )
 from transformers.dynamic_module_utils import custom_object_save
 
-from modeling_svu import TASK_MODELS, native_form
-from modeling_svu.backbones import family_of
-from modeling_svu.tasks import get_task
+from svu.modeling_svu import TASK_MODELS, native_form
+from svu.modeling_svu.backbones import family_of
+from svu.modeling_svu.tasks import get_task
 
 # SVUConfig fields kept in the native config's `svu` entry, from which the SVU model is rebuilt.
 SVU_FIELDS = ("task", "chunk_seconds", "class_weights", "normalize_audio", "classifier_dropout", "sampling_rate")

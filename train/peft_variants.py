@@ -19,7 +19,7 @@ import copy
 
 from peft import IA3Config, LoHaConfig, LoraConfig, PeftModel, get_peft_model
 
-from modeling_svu.backbones import family_of
+from svu.modeling_svu.backbones import family_of
 
 SVU_MODULES_TO_SAVE = ["layer_sum", "head"]
 

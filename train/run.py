@@ -57,23 +57,23 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from dataset_scripts.prepare import check_stored_rate
-from modeling_svu import TASK_MODELS
-from modeling_svu.backbones import tiny_backbone_config
-from modeling_svu.pruning import prune_layers
+from svu.dataset_scripts.prepare import check_stored_rate
+from svu.modeling_svu import TASK_MODELS
+from svu.modeling_svu.backbones import tiny_backbone_config
+from svu.modeling_svu.pruning import prune_layers
 
-from train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
-from train.checkpointing import non_finite_loss_message
-from train.config import TrainConfig, load_config
-from train.data import (
+from svu.train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
+from svu.train.checkpointing import non_finite_loss_message
+from svu.train.config import TrainConfig, load_config
+from svu.train.data import (
     AudioCollator, columns_for, make_dataloader, pooled_collate, prepare_dataset,
     prepared_dir, resolve_num_workers,
 )
-from train.evaluation import eval_mode, evaluate_split, evaluate_test, quiet, scoring_of
-from train.native_export import is_native_export, svu_from_native
-from train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
-from train.spec_augment import apply_spec_augment, spec_augment_record
-from train.trackers import accelerate_log_with
+from svu.train.evaluation import eval_mode, evaluate_split, evaluate_test, quiet, scoring_of
+from svu.train.native_export import is_native_export, svu_from_native
+from svu.train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
+from svu.train.spec_augment import apply_spec_augment, spec_augment_record
+from svu.train.trackers import accelerate_log_with
 
 
 class TrainingModule(torch.nn.Module):
@@ -154,7 +154,7 @@ def cached_loaders(cfg, data, module, accelerator) -> dict:
     `accelerator.device` under the run's mixed precision, its batches shared between the processes."""
     if not (cfg.cache_stage1 and cfg.task_spec.pooled and cfg.stage1_epochs > 0):
         return {}
-    from train.feature_cache import build_pooled_cache
+    from svu.train.feature_cache import build_pooled_cache
 
     model = svu_model(accelerator.unwrap_model(module).model)
     splits = ("train", "validation") if cfg.validation != "none" else ("train",)
@@ -386,7 +386,7 @@ def finish(run: Run, state: TrainingState):
     test = evaluate_test(accelerator.unwrap_model(run.module).model, run.data["test"], run.meta,
                          batch_size=cfg.eval_batch_size, accelerator=accelerator)
     if accelerator.is_main_process:
-        from train.export import export_repo, print_results
+        from svu.train.export import export_repo, print_results
 
         kept = state.history[state.best_epoch]
         metrics = {
@@ -403,7 +403,7 @@ def finish(run: Run, state: TrainingState):
         (run.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
         print_results(metrics, repo)
         if cfg.push_to_hub:
-            from train.export import push_repo
+            from svu.train.export import push_repo
 
             push_repo(repo, cfg.push_to_hub, private=cfg.hub_private)
     accelerator.wait_for_everyone()
