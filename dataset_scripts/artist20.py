@@ -36,6 +36,7 @@ from pathlib import Path
 import datasets
 
 from .common import CorpusBuilder, classification_examples, classification_features
+from .corpora import Corpus
 from .vocalset import is_macos_debris
 
 MANIFEST = Path(__file__).parent / "manifests" / "artist20_paper.json"
@@ -226,3 +227,28 @@ class Artist20(CorpusBuilder):
                 report=self.report, rms_threshold=self.config.rms_threshold,
             ):
                 yield f"{clip_id}#{example['chunk_index']}", example
+
+
+BIBTEX = """@inproceedings{ellis2007artist20,
+  author    = {Ellis, Daniel P. W.},
+  title     = {Classifying Music Audio with Timbral and Chroma Features},
+  booktitle = {Proceedings of the 8th International Conference on Music Information Retrieval (ISMIR)},
+  pages     = {339--340},
+  year      = {2007}
+}"""
+
+CORPUS = Corpus(
+    name="artist20",
+    builder=Artist20,
+    tasks=("singer_id",),
+    title="Artist20",
+    homepage="https://labrosa.ee.columbia.edu/projects/artistid/",
+    licence="other",
+    licence_note="Artist20 holds commercial recordings (copyrighted albums), distributed by LabROSA for research only.",
+    bibtex=BIBTEX,
+    splits="albums per artist, `paper` split 4/1/1 (train/validation/test) from the SVU manifest",
+    preprocessing="decoded to 24 kHz mono, cut into {chunk:g} s chunks, a chunk kept when its mean frame RMS > 0.01",
+    no_redistribution="Artist20 is copyrighted commercial music distributed for research only",
+    separable=True,
+    split_help="paper (4/1/1, default) | official (3/1/2)",
+)

@@ -6,8 +6,8 @@ import sys
 
 from svu.modeling_svu.tasks import get_task
 
-from .prepare import CORPORA, load_prepared, prepare
-from .synthetic import SYNTHETIC_TASKS
+from .corpora import corpora
+from .prepare import load_prepared, prepare
 
 
 def parse_option(text: str):
@@ -92,32 +92,42 @@ def run_prepare(args) -> int:
     return 0
 
 
+def per_corpus(values: dict) -> str:
+    """``name: value; name: value`` of the corpora with a value."""
+    return "; ".join(f"{name}: {value}" for name, value in values.items() if value)
+
+
 def add_parser(subparsers) -> None:
+    entries = corpora()
+    generated = ", ".join(name for name, entry in entries.items() if entry.generated)
+    separable = ", ".join(name for name, entry in entries.items() if entry.separable)
+    restricted = " / ".join(entry.title for entry in entries.values() if entry.no_redistribution)
     data = subparsers.add_parser("data", help="prepare corpora as datasets folders")
     actions = data.add_subparsers(dest="data_command", required=True)
     parser = actions.add_parser("prepare", help="build a corpus into a DatasetDict folder + svu_meta.json")
-    parser.add_argument("corpus", choices=CORPORA)
-    parser.add_argument("--data-dir", help="root of the downloaded corpus (not needed for synthetic)")
+    parser.add_argument("corpus", choices=tuple(entries))
+    parser.add_argument("--data-dir", help=f"root of the downloaded corpus (not needed for {generated})")
     parser.add_argument("--output", required=True, help="folder to write (DatasetDict.save_to_disk + svu_meta.json)")
     parser.add_argument("--seed", type=int, default=0,
                         help="draws the synthetic corpus and HT-Demucs' random shifts (--separation htdemucs)")
-    parser.add_argument("--task", help=f"synthetic: {' | '.join(SYNTHETIC_TASKS)}")
-    parser.add_argument("--split", help="artist20: paper (4/1/1, default) | official (3/1/2); vocadito: test (default: "
-                        "all test data) | singers; mir1k: singers (default) | test")
+    parser.add_argument("--task", help=per_corpus(
+        {name: " | ".join(entry.tasks) for name, entry in entries.items() if len(entry.tasks) > 1}))
+    parser.add_argument("--split", help=per_corpus({name: entry.split_help for name, entry in entries.items()}))
     parser.add_argument("--separation", metavar="none|stems:DIR|htdemucs",
-                        help="artist20, mir_st500 (source=mixture): vocal separation; stems:DIR reads vocals separated "
+                        help=f"{separable}: vocal separation of the mixtures; stems:DIR reads vocals separated "
                         "beforehand, mirroring the corpus layout (wav/flac/mp3); htdemucs needs the demucs package")
     parser.add_argument("--validation", choices=("ours", "none"),
                         help="ours (default): hold out our validation singers/songs; none: they train too (paper data)")
     parser.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
-                        help="builder option, repeatable (e.g. num_singers=4, clip_seconds=3; mir1k: source=mixture)")
+                        help="builder option, repeatable (e.g. "
+                        f"{per_corpus({name: entry.option_help for name, entry in entries.items()})})")
     parser.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
     parser.add_argument("--num-proc", default="1", metavar="N",
                         help="processes decoding the files, or auto (all cores); same rows for any N (default: 1)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="upload the prepared dataset (Parquet) to this Hub repo")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo (the default)")
     parser.add_argument("--public", action="store_true",
-                        help="with --push-to-hub: a public repo (Artist20 / MIR-ST500 audio is not redistributable: "
+                        help=f"with --push-to-hub: a public repo ({restricted} audio is not redistributable: "
                              "check the corpus licence first)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_prepare)

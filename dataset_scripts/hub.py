@@ -5,8 +5,9 @@
 
 The card (`dataset_card`) holds the corpus' licence, its citation and the paper's, the task categories, the
 source, the splits and the preprocessing used; it is staged as ``README.md`` in the prepared folder before the
-upload. Repos are private unless ``public=True``; for corpora whose audio may not be redistributed (Artist20,
-MIR-ST500) an upload into an existing *public* repo is refused unless ``public=True``.
+upload. Repos are private unless ``public=True``; for corpora whose audio may not be redistributed (their
+entry's ``no_redistribution``, `corpora.Corpus`) an upload into an existing *public* repo is refused unless
+``public=True``.
 `stage_for_hub` writes the same repo as a local folder (Parquet with embedded audio + card), loadable with
 `datasets.load_dataset(folder)`.
 """
@@ -18,27 +19,15 @@ from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from svu.model_cards.card import separation_used
-from svu.model_cards.citations import CORPORA, PAPER
+from svu.model_cards.citations import PAPER
 from svu.modeling_svu.tasks import get_task
 
 from .audio import SAMPLING_RATE
+from .corpora import get_corpus
 from .prepare import META_FILE, load_prepared, stored_rate
 from .separation import HTDEMUCS
 
 CARD_FILE = "README.md"
-PREPROCESSING = {
-    "vocalset": "resampled 44.1 -> 24 kHz mono, leading/trailing silence trimmed, cut into {chunk:g} s chunks",
-    "artist20": "decoded to 24 kHz mono, cut into {chunk:g} s chunks, a chunk kept when its mean frame RMS > 0.01",
-    "mir_st500": "24 kHz mono, {chunk:g} s chunks, notes cut at chunk edges (frame targets made for each model when "
-                 "batches are built)",
-    "synthetic": "synthesised at 16 kHz (harmonics up to 6 kHz), stored at 24 kHz, {chunk:g} s chunks",
-    "vocadito": "decoded 44.1 -> 24 kHz mono, {chunk:g} s chunks (a shorter rest joins the last), F0 frames of each "
-                "chunk in Hz with times from its start (256-sample hop at 44.1 kHz)",
-    "mir1k": "the right (voice) channel of the stereo 16 kHz clips (or both averaged: source=mixture; nothing above "
-             "8 kHz), {chunk:g} s chunks (a shorter rest joins the last), the .pv semitone labels converted to Hz at "
-             "20 ms + 20 ms x i",
-}
-
 STORED_RATE_REASON = ("the highest input rate of the supported backbones (MERT-v1), so none hears a narrower band than "
                       "its own; 16 kHz models get it resampled when batches are built (1.5x the storage of 16 kHz)")
 
@@ -67,7 +56,7 @@ def dataset_card(meta: dict, split_sizes: dict) -> DatasetCard:
     """The card of a prepared dataset, from its `svu_meta.json` and the number of rows per split."""
     corpus, task, chunk = meta["corpus"], meta["task"], meta["chunk_seconds"]
     spec = get_task(task)
-    info = CORPORA[corpus]
+    info = get_corpus(corpus)
     data = DatasetCardData(
         license=info.licence,
         pretty_name=f"{info.title} ({task}), prepared with SVU",
@@ -87,7 +76,7 @@ def dataset_card(meta: dict, split_sizes: dict) -> DatasetCard:
     body = f"""
 # {info.title} for {spec.title.lower()}{"" if spec.classes else f" ({spec.outputs})"} (SVU)
 
-Source: {info.source}. Licence: `{info.licence}`. {info.licence_note}
+Source: {info.homepage}. Licence: `{info.licence}`. {info.licence_note}
 
 Prepared by `svu data prepare {corpus}` (fingerprint `{meta.get('fingerprint')}`; options `{options}`), following
 Yamamoto, APSIPA ASC 2023 ([arXiv:2306.12714](https://arxiv.org/abs/2306.12714)).
@@ -99,12 +88,11 @@ Yamamoto, APSIPA ASC 2023 ([arXiv:2306.12714](https://arxiv.org/abs/2306.12714))
 {rows}
 
 Split: {meta.get('split') or options.get('split') or 'the corpus default of SVU (see its README)'}; validation:
-{meta.get('validation') or 'the validation split above'}. No singer (VocalSet), album (Artist20) or song
-(MIR-ST500, vocadito, MIR-1K) is in two splits.
+{meta.get('validation') or 'the validation split above'}. No {spec.leakage} is in two splits.
 
 ## Preprocessing
 
-- {PREPROCESSING.get(corpus, '{chunk:g} s chunks').format(chunk=chunk)}.
+- {info.preprocessing.format(chunk=chunk)}.
 - {stored_audio(meta)}.
 - Vocal separation: {separation}{f" (random shifts seeded from seed {options.get('seed')})" if separation == HTDEMUCS else ""}.
 - Source files: {report.get('files_found', '-')} found, {report.get('files_used', '-')} used, {skipped} skipped
@@ -141,7 +129,7 @@ def stage_for_hub(prepared_dir, staging_dir) -> Path:
 
 def check_visibility(api, corpus: str, repo_id: str, public: bool):
     """ValueError (one line) when restricted audio would land in a public repo without `public=True`."""
-    reason = CORPORA[corpus].public_push_refused
+    reason = get_corpus(corpus).no_redistribution
     if public or not reason:
         return
     from huggingface_hub.errors import RepositoryNotFoundError
@@ -151,7 +139,7 @@ def check_visibility(api, corpus: str, repo_id: str, public: bool):
     except RepositoryNotFoundError:
         return  # created private below
     if not existing.private:
-        raise ValueError(f"refusing to upload {CORPORA[corpus].title} to the public repo {repo_id}: {reason}; "
+        raise ValueError(f"refusing to upload {get_corpus(corpus).title} to the public repo {repo_id}: {reason}; "
                          "pass --public to upload it publicly anyway.")
 
 

@@ -36,6 +36,7 @@ import datasets
 import numpy as np
 
 from .common import CorpusBuilder, pitch_features
+from .corpora import Corpus
 from .pitch_corpus import (
     RECORDING_CHUNKING, f0_problem, find_root, semitones_to_hz, singer_split, span_mismatch,
 )
@@ -166,3 +167,43 @@ class Mir1K(CorpusBuilder):
             examples = self.pitch_song(wave, times, f0_hz, clip, singer, **RECORDING_CHUNKING)
             for index, example in enumerate(examples):
                 yield f"{clip}#{index}", example
+
+
+BIBTEX = """@article{hsu2010mir1k,
+  author  = {Hsu, Chao-Ling and Jang, Jyh-Shing Roger},
+  title   = {On the Improvement of Singing Voice Separation for Monaural Recordings Using the {MIR-1K} Dataset},
+  journal = {IEEE Transactions on Audio, Speech, and Language Processing},
+  volume  = {18},
+  number  = {2},
+  pages   = {310--319},
+  year    = {2010},
+  doi     = {10.1109/TASL.2009.2026503}
+}"""
+
+
+def separation_note(options: dict) -> str:
+    if options.get("source", "voice") == "voice":
+        return "none: the voice channel of the clips"
+    return "none: voice and accompaniment channels averaged (source=mixture)"
+
+
+CORPUS = Corpus(
+    name="mir1k",
+    builder=Mir1K,
+    tasks=("pitch",),
+    title="MIR-1K",
+    homepage="http://mirlab.org/dataset/public/",
+    licence="other",
+    licence_note="MIR-1K is offered by the MIR Lab (National Taiwan University) for download without a stated "
+                 "licence; its clips are karaoke recordings of copyrighted Chinese pop songs.",
+    bibtex=BIBTEX,
+    splits="by singer (`singers`, default): test abjones, amy, jmzen, yifen; validation bobon, tammy (ours); "
+           "train the other 13",
+    preprocessing="the right (voice) channel of the stereo 16 kHz clips (or both averaged: source=mixture; nothing "
+                  "above 8 kHz), {chunk:g} s chunks (a shorter rest joins the last), the .pv semitone labels "
+                  "converted to Hz at 20 ms + 20 ms x i",
+    no_redistribution="MIR-1K states no licence and holds karaoke recordings of copyrighted songs",
+    separation_note=separation_note,
+    split_help="singers (default) | test",
+    option_help="source=mixture",
+)

@@ -32,6 +32,7 @@ import datasets
 import numpy as np
 
 from .common import CorpusBuilder, transcription_features
+from .corpora import Corpus
 
 ANNOTATION_FILE = "MIR-ST500_corrected.json"
 NUM_SONGS = 500
@@ -180,3 +181,38 @@ class MirST500(CorpusBuilder):
             self.report.files_used += 1
             for index, example in enumerate(self.transcription_song(wave, notes, song_id)):
                 yield f"{song_id}#{index}", example
+
+
+BIBTEX = """@inproceedings{wang2021mirst500,
+  author    = {Wang, Jun-You and Jang, Jyh-Shing Roger},
+  title     = {On the Preparation and Validation of a Large-Scale Dataset of Singing Transcription},
+  booktitle = {IEEE International Conference on Acoustics, Speech and Signal Processing (ICASSP)},
+  pages     = {276--280},
+  year      = {2021}
+}"""
+
+
+def separation_note(options: dict) -> str | None:
+    if options.get("source", "vocal") == "vocal":
+        return "the corpus' `Vocal.wav` stems, separated before SVU"
+    return None
+
+
+CORPUS = Corpus(
+    name="mir_st500",
+    builder=MirST500,
+    tasks=("transcription",),
+    title="MIR-ST500",
+    homepage="https://github.com/york135/singing_transcription_ICASSP2021",
+    licence="other",
+    licence_note="MIR-ST500's annotations come from its authors; its audio is copyrighted pop songs fetched from "
+                 "YouTube.",
+    bibtex=BIBTEX,
+    splits="songs 1-360 train, 361-400 validation (ours), 401-500 test",
+    preprocessing="24 kHz mono, {chunk:g} s chunks, notes cut at chunk edges (frame targets made for each model when "
+                  "batches are built)",
+    no_redistribution="MIR-ST500 audio is copyrighted songs downloaded from YouTube",
+    separable=True,
+    separation_note=separation_note,
+    option_help="source=mixture (with --separation)",
+)

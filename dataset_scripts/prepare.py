@@ -39,45 +39,13 @@ from svu.modeling_svu.tasks import get_task
 
 from .audio import SAMPLING_RATE
 from .common import LABEL_SCHEME_FROM_NOTES, SPLITS, check_no_leakage, class_weights, write_json
+from .corpora import corpora, get_corpus
 from .parallel import resolve_num_proc
 
 META_FILE = "svu_meta.json"
 SCHEMA_VERSION = 3  # 2: transcription keeps every tail and records "songs"; 3: audio at SAMPLING_RATE, recorded
 # the rate of folders prepared before the stored rate was recorded
 LEGACY_SAMPLING_RATE = 16000
-SEPARATED_CORPORA = ("artist20", "mir_st500")  # corpora of mixtures: the `separation` option applies
-
-
-def builder_class(corpus: str):
-    # imported lazily: each corpus module is independent of the others
-    if corpus == "synthetic":
-        from .synthetic import Synthetic
-
-        return Synthetic
-    if corpus == "vocalset":
-        from .vocalset import VocalSet
-
-        return VocalSet
-    if corpus == "mir_st500":
-        from .mir_st500 import MirST500
-
-        return MirST500
-    if corpus == "artist20":
-        from .artist20 import Artist20
-
-        return Artist20
-    if corpus == "vocadito":
-        from .vocadito import Vocadito
-
-        return Vocadito
-    if corpus == "mir1k":
-        from .mir1k import Mir1K
-
-        return Mir1K
-    raise ValueError(f"unknown corpus {corpus!r}; expected one of {', '.join(CORPORA)}")
-
-
-CORPORA = ("synthetic", "vocalset", "mir_st500", "artist20", "vocadito", "mir1k")
 
 
 def _describe(value):
@@ -165,14 +133,15 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
     ``options`` go to the corpus builder's config (e.g. ``task=``, ``split=``, sizes), except
     ``separate`` (a vocal-separation callable) which goes to the builder itself.
     """
-    builder_cls = builder_class(corpus)
+    entry = get_corpus(corpus)
     num_proc = resolve_num_proc(num_proc)
     separation = options.get("separation", "none")
-    if separation != "none" and corpus not in SEPARATED_CORPORA:
-        raise ValueError(f"separation={separation}: {corpus} holds solo voices; separation applies to {SEPARATED_CORPORA}")
+    if separation != "none" and not entry.separable:
+        separable = tuple(name for name, other in corpora().items() if other.separable)
+        raise ValueError(f"separation={separation}: {corpus} holds solo voices; separation applies to {separable}")
     if separation != "none" and options.get("separate") is not None:
         raise ValueError(f"separation={separation} and a separate= hook: give one of them")
-    if corpus != "synthetic" and data_dir is None:
+    if not entry.generated and data_dir is None:
         raise ValueError(f"corpus {corpus!r} needs data_dir (the folder holding the downloaded corpus)")
     if data_dir is not None and not Path(data_dir).is_dir():
         raise ValueError(f"data_dir {data_dir} is not a folder")
@@ -188,11 +157,11 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
     builder_kwargs["num_proc"] = num_proc
     builder_kwargs["separation_seed"] = seed
     config_kwargs = dict(options)
-    if corpus == "synthetic":  # real corpora have fixed, documented splits: the seed changes nothing there
+    if entry.generated:  # real corpora have fixed, documented splits: the seed changes nothing there
         config_kwargs["seed"] = seed
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".svu-build-", dir=output_dir.parent) as scratch:
-        builder = builder_cls(data_dir=None if data_dir is None else str(data_dir),
+        builder = entry.builder(data_dir=None if data_dir is None else str(data_dir),
                               cache_dir=os.path.join(scratch, "cache"), **builder_kwargs, **config_kwargs)
         builder.download_and_prepare(download_mode="force_redownload")
         dataset = datasets.DatasetDict({split: _split_or_empty(builder, split) for split in SPLITS})

@@ -28,6 +28,7 @@ import datasets
 import numpy as np
 
 from .common import CorpusBuilder, pitch_features
+from .corpora import Corpus, isolated_vocals
 from .pitch_corpus import RECORDING_CHUNKING, f0_problem, find_root, singer_split, span_mismatch
 
 METADATA_FILE = "vocadito_metadata.csv"
@@ -150,3 +151,31 @@ class Vocadito(CorpusBuilder):
             examples = self.pitch_song(wave, times, f0_hz, name, singer, **RECORDING_CHUNKING)
             for index, example in enumerate(examples):
                 yield f"{name}#{index}", example
+
+
+BIBTEX = """@techreport{bittner2021vocadito,
+  author      = {Bittner, Rachel M. and Pasalo, Katherine and Bosch, Juan Jos{\'e} and Meseguer-Brocal, Gabriel and
+                 Rubinstein, David},
+  title       = {vocadito: A dataset of solo vocals with $f_0$, note, and lyric annotations},
+  institution = {Spotify},
+  year        = {2021},
+  eprint      = {2110.05580},
+  archivePrefix = {arXiv}
+}"""
+
+CORPUS = Corpus(
+    name="vocadito",
+    builder=Vocadito,
+    tasks=("pitch",),
+    title="vocadito",
+    homepage="https://zenodo.org/record/5578807",
+    licence="cc-by-4.0",
+    licence_note="vocadito is released under CC BY 4.0 (Zenodo record 5578807).",
+    bibtex=BIBTEX,
+    splits="every excerpt test data (`test`, default), or by singer (`singers`): test S1, S9, S21, S28; "
+           "validation S12, S23 (ours); train the rest",
+    preprocessing="decoded 44.1 -> 24 kHz mono, {chunk:g} s chunks (a shorter rest joins the last), F0 frames of each "
+                  "chunk in Hz with times from its start (256-sample hop at 44.1 kHz)",
+    separation_note=isolated_vocals,
+    split_help="test (default: all test data) | singers",
+)

@@ -33,6 +33,7 @@ import datasets
 
 from .audio import trim_silence
 from .common import CorpusBuilder, PrepareReport, classification_examples, classification_features
+from .corpora import Corpus, isolated_vocals
 
 TECHNIQUES = ("belt", "breathy", "inhaled", "lip_trill", "spoken", "straight", "trill", "trillo", "vibrato", "vocal_fry")
 FOLDER_ALIASES = {"vibrado": "vibrato"}
@@ -142,3 +143,26 @@ class VocalSet(CorpusBuilder):
                 chunk_seconds=self.chunk_seconds, report=self.report,
             ):
                 yield f"{clip_id}#{example['chunk_index']}", example
+
+
+BIBTEX = """@inproceedings{wilkins2018vocalset,
+  author    = {Wilkins, Julia and Seetharaman, Prem and Wahl, Alison and Pardo, Bryan},
+  title     = {{VocalSet}: A Singing Voice Dataset},
+  booktitle = {Proceedings of the 19th International Society for Music Information Retrieval Conference (ISMIR)},
+  pages     = {468--474},
+  year      = {2018}
+}"""
+
+CORPUS = Corpus(
+    name="vocalset",
+    builder=VocalSet,
+    tasks=("technique",),
+    title="VocalSet",
+    homepage="https://zenodo.org/record/1193957",
+    licence="cc-by-4.0",
+    licence_note="VocalSet is released under CC BY 4.0 (Zenodo record 1193957).",
+    bibtex=BIBTEX,
+    splits="singers: test female2, female8, male3, male5, male10; validation female9, male11 (ours); train the rest",
+    preprocessing="resampled 44.1 -> 24 kHz mono, leading/trailing silence trimmed, cut into {chunk:g} s chunks",
+    separation_note=isolated_vocals,
+)

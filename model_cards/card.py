@@ -16,10 +16,11 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from svu.dataset_scripts.corpora import find_corpus
 from svu.modeling_svu.checkpoints import published_checkpoint
 from svu.modeling_svu.tasks import get_task
 
-from .citations import CORPORA, PAPER, backbone_bibtex
+from .citations import PAPER, backbone_bibtex
 from .paper_results import METRIC_NAMES, PAPER_RESULTS
 from .plot import plot_layer_weights
 
@@ -32,16 +33,6 @@ METRIC_TYPES = {
     "top3_accuracy": ("top_3_accuracy", {"k": 3}),
 }
 SPACE_HINT = "the SVU Space (`space/` in the SVU repository; run it locally with `svu space --model <this repo>`)"
-SPLIT_DEFAULTS = {
-    "vocalset": "singers: test female2, female8, male3, male5, male10; validation female9, male11 (ours); train the rest",
-    "artist20": "albums per artist, `paper` split 4/1/1 (train/validation/test) from the SVU manifest",
-    "mir_st500": "songs 1-360 train, 361-400 validation (ours), 401-500 test",
-    "synthetic": "synthetic singers/songs, disjoint between splits",
-    "vocadito": "every excerpt test data (`test`, default), or by singer (`singers`): test S1, S9, S21, S28; "
-                "validation S12, S23 (ours); train the rest",
-    "mir1k": "by singer (`singers`, default): test abjones, amy, jmzen, yifen; validation bobon, tammy (ours); "
-             "train the other 13",
-}
 LAYER_WEIGHTS_PNG = "layer_weights.png"
 
 RECIPES = {
@@ -94,7 +85,9 @@ def training_data_lines(config: dict, meta: dict, corpus: str) -> str:
     options = {**config["dataset"].get("options", {}), **meta.get("options", {})}
     split = meta.get("split") or options.get("split")
     split_text = f"`{split}`: " if isinstance(split, str) else ""
-    split_text += SPLIT_DEFAULTS.get(corpus, "as prepared by `dataset_scripts`") if not isinstance(split, dict) else str(split)
+    entry = find_corpus(corpus)
+    default = entry.splits if entry else "as prepared by `dataset_scripts`"
+    split_text += default if not isinstance(split, dict) else str(split)
     validation = meta.get("validation") or "the corpus' validation split, used to pick the best epoch"
     return "\n".join([
         f"- Split: {split_text}.",
@@ -111,14 +104,9 @@ def separation_used(corpus: str, meta: dict, options: dict) -> str:
         return f"`{options['separate']}` (the builder's separation hook)"
     if any("separation hook" in message for message in meta.get("report", {}).get("messages", [])):
         return "none: the mixtures were used as they are (no separation hook given)"
-    if corpus in ("vocalset", "synthetic", "vocadito"):
-        return "none needed (isolated vocals)"
-    if corpus == "mir_st500" and options.get("source", "vocal") == "vocal":
-        return "the corpus' `Vocal.wav` stems, separated before SVU"
-    if corpus == "mir1k":
-        return "none: the voice channel of the clips" if options.get("source", "voice") == "voice" else (
-            "none: voice and accompaniment channels averaged (source=mixture)")
-    return "not recorded in the prepared dataset (see its svu_meta.json)"
+    entry = find_corpus(corpus)
+    note = entry.separation_note(options) if entry else None
+    return note or "not recorded in the prepared dataset (see its svu_meta.json)"
 
 
 def spec_augment_line(record) -> str:
@@ -189,8 +177,11 @@ def model_card(
     task = config["task"]
     spec = get_task(task)
     corpus = meta.get("corpus", config["dataset"]["corpus"])
-    corpus_info = CORPORA.get(corpus)
-    dataset_name = (spec.paper_corpus or getattr(corpus_info, "title", corpus)) if corpus != "synthetic" else f"SVU synthetic ({task})"
+    entry = find_corpus(corpus)  # None: a corpus this SVU does not know
+    if entry and entry.card_name:
+        dataset_name = entry.card_name.format(task=task)
+    else:
+        dataset_name = spec.paper_corpus or (entry.title if entry else corpus)
     model_name = repo_id.split("/")[-1] if repo_id else f"svu-{task}-{config['backbone']}"
     base = f"https://huggingface.co/{repo_id}/resolve/main/" if repo_id else ""
     base_model, licence, licence_source = base_model_and_licence(config["backbone"])
@@ -215,7 +206,7 @@ def model_card(
         "The paper's numbers are for the real corpus and the pre-trained base backbone; "
         + ("this model was trained on the synthetic demo corpus with a tiny random backbone, so the columns are "
            "not comparable: it shows the pipeline works, not the paper's accuracy."
-           if corpus == "synthetic" or config["backbone"].startswith("tiny-") else "they are given for reference.")
+           if (entry and entry.generated) or config["backbone"].startswith("tiny-") else "they are given for reference.")
     )
     notice = ""
     if licence.startswith("cc-by-nc"):
@@ -258,8 +249,8 @@ from transformers import pipeline
 {runner} = pipeline("{spec.pipeline}", model="{where}", trust_remote_code=True)
 {spec.usage}    # batch_size=... gives the same scores as one by one
 ```""" + (f"\n\n{export_forms_table(spec.model_class, export)}" if spec.native_unsupported is None else "")
-    citations = [PAPER, backbone_bibtex(family, base_model)] + ([corpus_info.bibtex] if corpus_info and corpus_info.bibtex else [])
-    data_licence = f" {corpus_info.licence_note}" if corpus_info else ""
+    citations = [PAPER, backbone_bibtex(family, base_model)] + ([entry.bibtex] if entry and entry.bibtex else [])
+    data_licence = f" {entry.licence_note}" if entry else ""
     body = f"""
 {notice}# {model_name}
 

@@ -68,7 +68,8 @@ def test_rerun_is_cached_and_hub_folder_loads_back(tmp_path):
 
 
 def test_staged_dataset_card_has_licence_citation_and_splits(tmp_path):
-    from svu.model_cards.citations import PAPER, VOCALSET
+    from svu.dataset_scripts.vocalset import BIBTEX as VOCALSET
+    from svu.model_cards.citations import PAPER
 
     from svu.dataset_scripts.hub import dataset_card, write_card
 

@@ -190,7 +190,7 @@ def test_cli_prepare_mir1k(prepared, tmp_path):
     assert "  skipped 2: unreadable pitch label: leon_1_01, stool_1_01" in lines
     assert "songs: 2 train, 1 validation, 2 test (validation: ours); vocal separation: none" in lines
     from svu.dataset_scripts.hub import write_card
-    from svu.model_cards.citations import MIR1K
+    from svu.dataset_scripts.mir1k import BIBTEX as MIR1K
 
     text = write_card(tmp_path / "cli").read_text()
     card = yaml.safe_load(text.split("---\n")[1])

@@ -142,7 +142,7 @@ def test_real_fixture_parses_and_matches_its_audio(tmp_path):
 
 def test_dataset_card(tree, tmp_path):
     from svu.dataset_scripts.hub import write_card
-    from svu.model_cards.citations import VOCADITO
+    from svu.dataset_scripts.vocadito import BIBTEX as VOCADITO
 
     prepare("vocadito", tmp_path / "out", data_dir=tree, split="singers")
     text = write_card(tmp_path / "out").read_text()

@@ -16,7 +16,8 @@ from conftest import FAMILIES, sung_tone
 from test_remote_code import SNAPSHOT, run_isolated
 from transformers import pipeline
 
-from svu.model_cards.citations import MERT, MUSIC2VEC, PAPER, VOCALSET, WAV2VEC2
+from svu.dataset_scripts.vocalset import BIBTEX as VOCALSET
+from svu.model_cards.citations import MERT, MUSIC2VEC, PAPER, WAV2VEC2
 from svu.modeling_svu import SVUForNoteTranscription, SVUForSingerID, SVUForTechniqueClassification, tiny_backbone_config
 from svu.train.config import load_config
 from svu.train.export import HANDLER, export_repo

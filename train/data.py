@@ -26,10 +26,11 @@ def prepared_dir(cfg) -> Path:
 
 def prepare_dataset(cfg):
     """Prepare (or reuse) the corpus of `cfg.dataset` and check it fits `cfg.task`: -> (DatasetDict, meta)."""
+    from svu.dataset_scripts.corpora import get_corpus
     from svu.dataset_scripts.prepare import prepare, load_prepared
 
     options = dict(cfg.dataset.options)
-    if cfg.dataset.corpus == "synthetic":
+    if len(get_corpus(cfg.dataset.corpus).tasks) > 1:  # the corpus makes the data of the task asked for
         options.setdefault("task", cfg.task)
     if options.get("validation", cfg.validation) != cfg.validation:
         raise ValueError(
