@@ -109,7 +109,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--data-dir", help=f"root of the downloaded corpus (not needed for {generated})")
     parser.add_argument("--output", required=True, help="folder to write (DatasetDict.save_to_disk + svu_meta.json)")
     parser.add_argument("--seed", type=int, default=0,
-                        help="draws the synthetic corpus and HT-Demucs' random shifts (--separation htdemucs)")
+                        help=f"draws the {generated} corpus and HT-Demucs' random shifts (--separation htdemucs)")
     parser.add_argument("--task", help=per_corpus(
         {name: " | ".join(entry.tasks) for name, entry in entries.items() if len(entry.tasks) > 1}))
     parser.add_argument("--split", help=per_corpus({name: entry.split_help for name, entry in entries.items()}))
