@@ -4,10 +4,9 @@ import argparse
 import json
 import sys
 
-from svu.modeling_svu.tasks import get_task
+from svu.modeling_svu.tasks import TASK_NAMES, get_task
 
 from .prepare import CORPORA, load_prepared, prepare
-from .synthetic import SYNTHETIC_TASKS
 
 
 def parse_option(text: str):
@@ -38,7 +37,7 @@ def summary_table(meta: dict) -> str:
     splits = list(report["chunks"])
     classes = sorted({name for counts in report["chunks"].values() for name in counts})
     task = get_task(meta["task"])
-    if not task.classes:  # chunks are counted per leakage group (e.g. song)
+    if not task.pooled:  # chunks are counted per leakage group (e.g. song), not per label
         rows = [(f"{task.leakage}s", *(len(report["chunks"][s]) for s in splits))]
         rows.append(("chunks", *(sum(report["chunks"][s].values()) for s in splits)))
     else:
@@ -101,7 +100,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output", required=True, help="folder to write (DatasetDict.save_to_disk + svu_meta.json)")
     parser.add_argument("--seed", type=int, default=0,
                         help="draws the synthetic corpus and HT-Demucs' random shifts (--separation htdemucs)")
-    parser.add_argument("--task", help=f"synthetic: {' | '.join(SYNTHETIC_TASKS)}")
+    parser.add_argument("--task", help=f"synthetic: {' | '.join(TASK_NAMES)}")
     parser.add_argument("--split", help="artist20: paper (4/1/1, default) | official (3/1/2); vocadito: test (default: "
                         "all test data) | singers; mir1k: singers (default) | test")
     parser.add_argument("--separation", metavar="none|stems:DIR|htdemucs",
