@@ -99,7 +99,8 @@ class Task:
     # what a prepared dataset holds as labels, in words, when they are not class names (its dataset card)
     dataset_labels: Optional[str] = None
     endpoint_defaults: tuple = ()  # (option, value) pairs of the pipeline call of the Inference Endpoints handler
-    # `SVUConfig` fields and pipeline call options that apply to this task's models only (`check_task_options`)
+    # `SVUConfig` fields, pipeline call options and training config fields that apply to this task only
+    # (`check_task_options`)
     options: tuple = ()
 
     def __post_init__(self):
@@ -159,7 +160,7 @@ _CLASSIFIER = dict(
     usage='classifier("take.wav", top_k=3)',
     long_audio="clip-level aggregation is reported as an extra",
     cli_verb="classify",
-    options=("class_weights", "top_k", "function_to_apply"),
+    options=("class_weights", "top_k", "function_to_apply", "cache_stage1"),
 )
 
 TASKS = {
