@@ -38,7 +38,7 @@ def summary_table(meta: dict) -> str:
     splits = list(report["chunks"])
     classes = sorted({name for counts in report["chunks"].values() for name in counts})
     task = get_task(meta["task"])
-    if not task.classes:  # chunks are counted per leakage group (e.g. song)
+    if not task.pooled:  # chunks are counted per leakage group (e.g. song), not per label
         rows = [(f"{task.leakage}s", *(len(report["chunks"][s]) for s in splits))]
         rows.append(("chunks", *(sum(report["chunks"][s].values()) for s in splits)))
     else:

@@ -31,13 +31,6 @@ CARD_FILE = "README.md"
 STORED_RATE_REASON = ("the highest input rate of the supported backbones (MERT-v1), so none hears a narrower band than "
                       "its own; 16 kHz models get it resampled when batches are built (1.5x the storage of 16 kHz)")
 
-LABELS_WITHOUT_CLASSES = {  # what a prepared dataset of a task without classes holds as labels
-    "transcription": "notes (`notes_unclipped`: onset and offset in seconds from the chunk start, MIDI pitch; `notes`: "
-                     "cut at the chunk edges), frame targets made at collate time",
-    "pitch": "F0 in Hz per annotated frame (`f0_times`, `f0_hz`; 0 = unvoiced), frame targets made at collate time",
-}
-
-
 def size_category(num_rows: int) -> str:
     for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
         if num_rows < limit:
@@ -97,7 +90,7 @@ Split: {meta.get('split') or options.get('split') or 'the corpus default of SVU 
 - Vocal separation: {separation}{f" (random shifts seeded from seed {options.get('seed')})" if separation == HTDEMUCS else ""}.
 - Source files: {report.get('files_found', '-')} found, {report.get('files_used', '-')} used, {skipped} skipped
   (reasons in `svu_meta.json`).
-- Labels: {', '.join(meta.get('label_names') or []) or LABELS_WITHOUT_CLASSES.get(task, spec.outputs)}.
+- Labels: {', '.join(meta.get('label_names') or []) or spec.dataset_labels or spec.outputs}.
 
 ## Citation
 

@@ -94,12 +94,12 @@ def leakage_groups(dataset: datasets.DatasetDict, task: str) -> tuple:
 
 
 def summarize(dataset: datasets.DatasetDict, task: str, label_names, chunk_seconds: float) -> dict:
-    """Chunks per split and class (tasks with classes) or per leakage group (e.g. song), hours per split."""
+    """Chunks per split and class (a chunk-label task) or per leakage group (e.g. song), hours per split."""
     spec = get_task(task)
     summary = {"chunks": {}, "hours": {}}
     for split in dataset:
-        counts = Counter(dataset[split][spec.target_column if spec.classes else spec.leakage_column])
-        if spec.classes:
+        counts = Counter(dataset[split][spec.target_column if spec.pooled else spec.leakage_column])
+        if spec.pooled:
             counts = {label_names[label]: counts.get(label, 0) for label in range(len(label_names))}
         summary["chunks"][split] = dict(sorted(counts.items()))
         summary["hours"][split] = round(len(dataset[split]) * chunk_seconds / 3600.0, 4)
@@ -179,7 +179,7 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
             "task": task,
             "label_names": label_names,
             "sampling_rate": SAMPLING_RATE,
-            "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if get_task(task).classes else None,
+            "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if get_task(task).pooled else None,
             "chunk_seconds": builder.chunk_seconds,
             # frame targets are computed from the stored notes for each model
             "label_scheme": LABEL_SCHEME_FROM_NOTES if "notes_unclipped" in dataset["train"].column_names else None,

@@ -58,7 +58,7 @@ import numpy as np
 import numpy.fft  # noqa: F401
 import numpy.random  # noqa: F401
 
-from svu.modeling_svu.tasks import get_task
+from svu.modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, get_task
 
 from .audio import SAMPLING_RATE as STORED_RATE, resample
 from .parallel import ordered_map
@@ -377,7 +377,7 @@ def song_split(song_index: int, num_songs: int) -> str:
 class SyntheticConfig(datasets.BuilderConfig):
     """Sizes of the synthetic corpus; ``None`` means the task's default (module docstring)."""
 
-    task: str = "technique"
+    task: str = DEFAULT_TASK
     seed: int = 0
     num_singers: int | None = None  # default: the task's `SyntheticTask.num_singers`
     clips_per_class: int = 1  # technique
@@ -391,14 +391,11 @@ class SyntheticConfig(datasets.BuilderConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        get_task(self.task)  # an unknown task: one line listing the known ones
-        if self.task not in SYNTHETIC_TASKS:
-            raise ValueError(f"the synthetic corpus has no {self.task!r} task; it makes {tuple(SYNTHETIC_TASKS)}")
+        sizes = get_task(self.task).hook("synthetic")  # an unknown task: one line listing the known ones
         unknown = set(self.techniques) - set(TECHNIQUES)
         if unknown:
             raise ValueError(f"unknown synthetic techniques {sorted(unknown)}; expected among {TECHNIQUES}")
         self.techniques = tuple(self.techniques)
-        sizes = SYNTHETIC_TASKS[self.task]
         if self.num_singers is None:
             self.num_singers = sizes.num_singers
         if self.clip_seconds is None:
@@ -409,7 +406,8 @@ class SyntheticConfig(datasets.BuilderConfig):
 
 
 class Synthetic(CorpusBuilder):
-    """Synthetic singing for every task of `SYNTHETIC_TASKS`, through the same chunking code as the real corpora."""
+    """Synthetic singing for every task (its `synthetic` hook, a `SyntheticTask`), through the same chunking code as
+    the real corpora."""
 
     BUILDER_CONFIG_CLASS = SyntheticConfig
 
@@ -418,22 +416,26 @@ class Synthetic(CorpusBuilder):
         return self.config.task
 
     @property
+    def synthetic_task(self) -> "SyntheticTask":
+        return get_task(self.task).hook("synthetic")
+
+    @property
     def chunk_seconds(self) -> float:
-        return SYNTHETIC_TASKS[self.task].chunk_seconds
+        return self.synthetic_task.chunk_seconds
 
     @property
     def label_names(self) -> list:
-        return SYNTHETIC_TASKS[self.task].label_names(self.config)
+        return self.synthetic_task.label_names(self.config)
 
     def _info(self):
-        features = SYNTHETIC_TASKS[self.task].features(self)
+        features = self.synthetic_task.features(self)
         return datasets.DatasetInfo(description="SVU synthetic singing corpus", features=features)
 
     def _split_generators(self, dl_manager):
         return [datasets.SplitGenerator(name=split, gen_kwargs={"split": split}) for split in ("train", "validation", "test")]
 
     def _generate_examples(self, split):
-        yield from SYNTHETIC_TASKS[self.task].generate(self, split)
+        yield from self.synthetic_task.generate(self, split)
 
     def _technique(self, split):
         config = self.config
@@ -551,33 +553,32 @@ def _classification_features(builder: Synthetic) -> datasets.Features:
     return classification_features(builder.label_names)
 
 
-SYNTHETIC_TASKS = {
-    "technique": SyntheticTask(
-        chunk_seconds=3.0, num_singers=8, clip_seconds=6.0, minimum=("num_singers", 3),
-        label_names=lambda config: list(config.techniques),
-        features=_classification_features, generate=Synthetic._technique,
-    ),
-    "singer_id": SyntheticTask(
-        chunk_seconds=5.0, num_singers=6, clip_seconds=10.0, minimum=("recordings_per_singer", 3),
-        label_names=lambda config: [singer.name for singer in make_singers(config.num_singers, config.seed)],
-        features=_classification_features, generate=Synthetic._singer_id,
-    ),
-    "transcription": SyntheticTask(
-        chunk_seconds=5.0, num_singers=4, clip_seconds=0.0, minimum=("num_songs", 3),
-        label_names=lambda config: [],
-        features=lambda builder: transcription_features(), generate=Synthetic._transcription,
-    ),
-    "pitch": SyntheticTask(
-        chunk_seconds=5.0, num_singers=8, clip_seconds=0.0, minimum=("num_songs", 3),
-        label_names=lambda config: [],
-        features=lambda builder: pitch_features(), generate=Synthetic._pitch,
-    ),
-}
+# the `synthetic` hooks of the tasks (`modeling_svu.tasks`)
+TECHNIQUE = SyntheticTask(
+    chunk_seconds=3.0, num_singers=8, clip_seconds=6.0, minimum=("num_singers", 3),
+    label_names=lambda config: list(config.techniques),
+    features=_classification_features, generate=Synthetic._technique,
+)
+SINGER_ID = SyntheticTask(
+    chunk_seconds=5.0, num_singers=6, clip_seconds=10.0, minimum=("recordings_per_singer", 3),
+    label_names=lambda config: [singer.name for singer in make_singers(config.num_singers, config.seed)],
+    features=_classification_features, generate=Synthetic._singer_id,
+)
+TRANSCRIPTION = SyntheticTask(
+    chunk_seconds=5.0, num_singers=4, clip_seconds=0.0, minimum=("num_songs", 3),
+    label_names=lambda config: [],
+    features=lambda builder: transcription_features(), generate=Synthetic._transcription,
+)
+PITCH = SyntheticTask(
+    chunk_seconds=5.0, num_singers=8, clip_seconds=0.0, minimum=("num_songs", 3),
+    label_names=lambda config: [],
+    features=lambda builder: pitch_features(), generate=Synthetic._pitch,
+)
 
 CORPUS = Corpus(
     name="synthetic",
     builder=Synthetic,
-    tasks=tuple(SYNTHETIC_TASKS),
+    tasks=TASK_NAMES,  # every task's entry names its synthetic generator (`synthetic` hook)
     title="SVU synthetic singing corpus",
     homepage="dataset_scripts/synthetic.py in the SVU repository",
     licence="apache-2.0",

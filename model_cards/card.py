@@ -21,17 +21,9 @@ from svu.modeling_svu.checkpoints import published_checkpoint
 from svu.modeling_svu.tasks import get_task
 
 from .citations import PAPER, backbone_bibtex
-from .paper_results import METRIC_NAMES, PAPER_RESULTS
+from .paper_results import PAPER_RESULTS
 from .plot import plot_layer_weights
 
-# metric key -> (model-index metric type, args); transcription keys are their own (lower-cased) types.
-METRIC_TYPES = {
-    "macro_f1": ("f1", {"average": "macro"}),
-    "accuracy": ("accuracy", None),
-    "balanced_accuracy": ("balanced_accuracy", None),
-    "top2_accuracy": ("top_2_accuracy", {"k": 2}),
-    "top3_accuracy": ("top_3_accuracy", {"k": 3}),
-}
 SPACE_HINT = "the SVU Space (`space/` in the SVU repository; run it locally with `svu space --model <this repo>`)"
 LAYER_WEIGHTS_PNG = "layer_weights.png"
 
@@ -50,22 +42,17 @@ def eval_results(task: str, metrics: dict, dataset_name: str, dataset_type: str)
     """One `EvalResult` per test metric of `task` present in `metrics["test"]`."""
     spec = get_task(task)
     results = []
-    for key in spec.card_metrics:
-        if key not in metrics["test"]:
+    for metric in spec.card_metrics:
+        if metric.key not in metrics["test"]:
             continue
-        name = METRIC_NAMES[key]
         results.append(EvalResult(
             task_type=spec.pipeline_tag, task_name=spec.title,
             dataset_type=dataset_type, dataset_name=dataset_name, dataset_split="test",
-            metric_type=metric_type(key), metric_args=METRIC_TYPES.get(key, (None, None))[1],
-            metric_name=f"{name} (chunk)" if spec.pooled else name,
-            metric_value=metrics["test"][key],
+            metric_type=metric.metric_type, metric_args=dict(metric.args) or None,
+            metric_name=f"{metric.name} (chunk)" if spec.pooled else metric.name,
+            metric_value=metrics["test"][metric.key],
         ))
     return results
-
-
-def metric_type(key: str) -> str:
-    return METRIC_TYPES[key][0] if key in METRIC_TYPES else key.lower()
 
 
 def base_model_and_licence(backbone: str) -> tuple:
@@ -135,11 +122,11 @@ def results_table(task: str, family: str, metrics: dict) -> str:
     spec = get_task(task)
     paper = PAPER_RESULTS.get(spec.paper_corpus, {}).get(family, {})  # none for a task beyond the paper
     lines = ["| metric | this model (test) | paper, same backbone |", "|---|---|---|"]
-    for key in spec.card_metrics:
-        name = METRIC_NAMES[key]
+    for metric in spec.card_metrics:
+        key = metric.key
         if key in metrics["test"] or key in paper:
             ours = f"{100 * metrics['test'][key]:.1f}" if key in metrics["test"] else "-"
-            lines.append(f"| {name} | {ours} | {paper.get(key, '-')} |")
+            lines.append(f"| {metric.name} | {ours} | {paper.get(key, '-')} |")
     extras = [k for k in sorted(metrics["test"]) if k.startswith("clip_") and k != "num_clips"]
     for key in extras:
         lines.append(f"| {key} (extra: clip-level aggregation, not in the paper) | {100 * metrics['test'][key]:.1f} | - |")
@@ -193,7 +180,7 @@ def model_card(
         pipeline_tag=spec.pipeline_tag,
         tags=tags + ([] if native and export == "native_widget" else ["custom_code"]),  # an auto_map is custom code
         datasets=[corpus],
-        metrics=sorted({metric_type(k) for k in spec.card_metrics if k in metrics["test"]}),
+        metrics=sorted({m.metric_type for m in spec.card_metrics if m.key in metrics["test"]}),
         model_name=model_name,
         eval_results=eval_results(task, metrics, dataset_name, corpus),
         widget=[{"src": base + path, "example_title": title} for path, title in widget],

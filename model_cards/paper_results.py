@@ -1,19 +1,8 @@
 """The paper's test results (Yamamoto, APSIPA 2023), in percent, for the reference column of model cards.
 
-Keyed by the paper's corpus of a task (`modeling_svu.tasks.Task.paper_corpus`), then by backbone family.
+Keyed by the paper's corpus of a task (`modeling_svu.tasks.Task.paper_corpus`), then by backbone family; the metric
+keys and their names are the task's `card_metrics`.
 """
-
-# metric key (as in metrics.json) -> display name; a task's `card_metrics` says which ones it reports, in order
-METRIC_NAMES = {
-    "macro_f1": "Macro F1", "accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy",
-    "top2_accuracy": "Top-2 accuracy", "top3_accuracy": "Top-3 accuracy",
-    "COnPOff_f1": "COnPOff F1", "COnP_f1": "COnP F1", "COn_f1": "COn F1",
-    "frame_note_accuracy": "Frame note accuracy", "frame_onset_f1": "Frame onset F1",
-    "frame_voicing_accuracy": "Frame voicing accuracy",
-    "raw_pitch_accuracy": "Raw pitch accuracy (50 cents)", "raw_chroma_accuracy": "Raw chroma accuracy (50 cents)",
-    "overall_accuracy": "Overall accuracy", "voicing_recall": "Voicing recall",
-    "voicing_false_alarm": "Voicing false alarm",
-}
 
 # paper corpus -> backbone family -> {metric key: percent}
 PAPER_RESULTS = {

@@ -18,7 +18,8 @@ import contextlib
 import os
 
 import numpy as np
-from transformers import AudioClassificationPipeline, AutoModelForAudioFrameClassification, Pipeline
+import transformers
+from transformers import AudioClassificationPipeline, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .audio_io import decode_audio, open_audio, resample
@@ -26,10 +27,7 @@ from .engines import load_engine
 from .long_audio import BLOCK_SECONDS, array_blocks, pitch_track_blocks, transcribe_blocks
 from .midi_io import midi_bytes
 from .note_pitch import pitched_notes
-from .tasks import check_task_options
-
-TASK = "singing-transcription"
-PITCH_TASK = "singing-pitch"
+from .tasks import TASKS, check_task_options
 
 
 def audio_stream(inputs, rate: int) -> dict:
@@ -120,11 +118,10 @@ class _LongAudioPipeline(Pipeline):
 
 
 def pitch_models():
-    """The task models whose pipeline is `singing-pitch` (`tasks.py`), by task name."""
+    """The task models `SingingPitchPipeline` runs (`tasks.py`), by task name."""
     from .modeling_svu import TASK_MODELS
-    from .tasks import TASKS
 
-    return {name: TASK_MODELS[name] for name, task in TASKS.items() if task.pipeline == PITCH_TASK}
+    return {name: TASK_MODELS[name] for name, task in TASKS.items() if task.pipeline_class == SingingPitchPipeline.__name__}
 
 
 def load_pitch_model(pitch_model, device=None):
@@ -292,12 +289,8 @@ class SVUAudioClassificationPipeline(AudioClassificationPipeline):
 
 
 # the custom pipelines SVU models save with them (`SVUPreTrainedModel.save_pretrained`), by pipeline task
-CUSTOM_PIPELINES = {
-    "audio-classification": SVUAudioClassificationPipeline,
-    TASK: SingingTranscriptionPipeline,
-    PITCH_TASK: SingingPitchPipeline,
-}
-for _task in (TASK, PITCH_TASK):
-    PIPELINE_REGISTRY.register_pipeline(
-        _task, pipeline_class=CUSTOM_PIPELINES[_task], pt_model=AutoModelForAudioFrameClassification, type="audio"
-    )
+CUSTOM_PIPELINES = {task.pipeline: globals()[task.pipeline_class] for task in TASKS.values()}
+for _task in TASKS.values():
+    if not issubclass(CUSTOM_PIPELINES[_task.pipeline], AudioClassificationPipeline):  # transformers has that task
+        PIPELINE_REGISTRY.register_pipeline(_task.pipeline, pipeline_class=CUSTOM_PIPELINES[_task.pipeline],
+                                            pt_model=getattr(transformers, _task.auto_classes[0]), type="audio")

@@ -3,8 +3,8 @@
     python space/app.py --model user/svu-technique-model          # or a local repo folder
     svu space --model outputs/demo-technique/repo                 # the same, from the svu CLI
 
-The view follows the model's task (`VIEWS`, read from the repo's config.json): classification models (singer ID,
-technique; native or remote-code export) show the top-k classes as a bar chart; transcription models show the
+The view follows the pipeline the repo runs with (`VIEWS`, read from its config.json; each SVU task names its
+pipeline in `modeling_svu/tasks.py`): classification models (singer ID, technique; native or remote-code export) show the top-k classes as a bar chart; transcription models show the
 notes as a piano roll over the spectrogram, the notes table, a MIDI file to download and a synthesised preview;
 pitch models show the F0 contour over the spectrogram and its times / F0 / voicing as a table and a CSV file.
 On a Hub Space, set the model with the `SVU_MODEL` variable.
@@ -49,13 +49,16 @@ def pipeline_name(config: dict) -> str:
 
 
 def load_model(model: str):
-    """(task, pipeline) of an SVU repo id or folder; ValueError (one line) for a model of no task in `VIEWS`."""
+    """(task, pipeline) of an SVU repo id or folder; ValueError (one line) for a model of no SVU task, or one
+    running a pipeline the Space has no view for (`VIEWS`)."""
     config = read_config(model)
-    task = model_task(config)
-    if task not in VIEWS:
-        raise ValueError(f"config.json names task {task!r}, not one of this Space's {tuple(VIEWS)}")
+    task, name = model_task(config), pipeline_name(config)
+    if task is None:
+        raise ValueError("config.json names no SVU task: not an SVU model")
+    if name not in VIEWS:
+        raise ValueError(f"config.json's {task!r} model runs pipeline {name!r}, not one of this Space's {tuple(VIEWS)}")
     # a native export is transformers' own class: no remote code, even when its auto_map also names SVU's class
-    return task, pipeline(pipeline_name(config), model=model, trust_remote_code=config.get("model_type") == "svu")
+    return task, pipeline(name, model=model, trust_remote_code=config.get("model_type") == "svu")
 
 
 def read_audio(path: str, pipe) -> tuple:
@@ -205,12 +208,12 @@ def pitch_view(pipe, audio):
     run.click(track_pitch, [audio, threshold], [contour, table, download])
 
 
-# the view of each SVU task (modeling_svu/tasks.py TASKS; the Space cannot import it: it runs without SVU installed)
+# the view of each pipeline an SVU task runs with (its `pipeline` in modeling_svu/tasks.py, recorded in a saved
+# repo's config.json; the Space cannot read the registry: it runs without SVU installed)
 VIEWS = {
-    "singer_id": classification_view,
-    "technique": classification_view,
-    "transcription": transcription_view,
-    "pitch": pitch_view,
+    "audio-classification": classification_view,
+    "singing-transcription": transcription_view,
+    "singing-pitch": pitch_view,
 }
 
 
@@ -219,7 +222,7 @@ def build_app(model: str):
     with gr.Blocks(title="SVU: singing voice understanding") as app:
         gr.Markdown(f"# SVU: singing voice understanding\nModel: `{model}` ({task}). Upload or record singing, then Run.")
         audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Singing", elem_id="audio-input")
-        VIEWS[task](pipe, audio)
+        VIEWS[pipe.task](pipe, audio)
     return app
 
 

@@ -137,14 +137,11 @@ def song_report(report: dict, results: dict, scored: dict, meta: dict, out_dir: 
     print_table("per song", per_song, ["song_id", *metrics])
 
 
-# a task's `metric` -> the detailed report written next to metrics.json
-DETAILED_REPORTS = {
-    "classification": class_report,
-    "transcription": partial(song_report, metrics=tuple(f"{m}_f1" for m in NOTE_METRICS), figure="per_song_f1.png",
-                             ylabel="F1"),
-    "pitch": partial(song_report, metrics=("raw_pitch_accuracy", "raw_chroma_accuracy", "overall_accuracy"),
-                     figure="per_song_accuracy.png", ylabel="accuracy"),
-}
+# the detailed reports tasks name (their `report` hook) besides `class_report`
+transcription_report = partial(song_report, metrics=tuple(f"{m}_f1" for m in NOTE_METRICS), figure="per_song_f1.png",
+                               ylabel="F1")
+pitch_report = partial(song_report, metrics=("raw_pitch_accuracy", "raw_chroma_accuracy", "overall_accuracy"),
+                       figure="per_song_accuracy.png", ylabel="accuracy")
 
 
 def run_evaluate(args) -> int:
@@ -172,7 +169,7 @@ def run_evaluate(args) -> int:
     print(results_table({"test": results, "test_split_size": len(dataset)}).replace("test metric", f"{args.split} metric"))
 
     title = f"{display_name(args.model)} on {args.split}"
-    DETAILED_REPORTS[get_task(meta["task"]).metric](report, results, scored, meta, out_dir, title)
+    get_task(meta["task"]).hook("report")(report, results, scored, meta, out_dir, title)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=1))
     print(f"\nwritten: {', '.join(sorted(p.name for p in out_dir.iterdir()))} in {out_dir}")
     return 0

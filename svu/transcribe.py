@@ -196,15 +196,14 @@ def report_warnings(caught) -> None:
 
 
 def run_transcribe(args) -> int:
-    from svu.modeling_svu.tasks import tasks_of_verb
+    from svu.modeling_svu.pipeline_svu import pitch_models
 
     device = resolve_device(args.device, "transcribe")
     model = load_model(args.model, "transcribe", device=device)
     engine = load_engine_or_exit(model, args, "transcribe", device)
     pitch_model = pitch_engine = None
     if args.pitch_model:
-        pitch_tasks = tuple(task.name for task in tasks_of_verb("pitch"))
-        pitch_model = load_model(args.pitch_model, "transcribe", tasks=pitch_tasks, device=device)
+        pitch_model = load_model(args.pitch_model, "transcribe", tasks=tuple(pitch_models()), device=device)
         pitch_engine = load_engine_or_exit(pitch_model, args, "transcribe", device)
     decoding = decoding_thresholds(model, args.onset_threshold, args.silence_threshold)
     formats = list(dict.fromkeys(args.format or ["mid"]))

@@ -63,7 +63,7 @@ def test_evaluate_reproduces_the_runs_test_metrics(demo_runs, task, tmp_path):
     evaluated = json.loads((tmp_path / "metrics.json").read_text())
     assert evaluated["metrics"] == trained  # every number and count, exactly
     assert evaluated["task"] == task and evaluated["split"] == "test"
-    assert get_task(task).card_metrics[0] in result.stdout
+    assert get_task(task).card_metric_keys[0] in result.stdout
     REPORT_CHECKS[get_task(task).metric](trained, evaluated, data, tmp_path)
 
 

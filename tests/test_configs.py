@@ -36,3 +36,10 @@ def test_one_demo_per_task_on_a_tiny_backbone_and_synthetic_data(task):
     cfg = load_config(str(CONFIGS / f"demo_{task}.yaml"), [])
     assert cfg.task == task and cfg.backbone.startswith("tiny-")
     assert cfg.dataset.corpus == "synthetic" and cfg.dataset.options.get("task", task) == task
+
+
+def test_a_task_option_set_for_another_task_is_one_line():
+    """`cache_stage1` (the pooled stage-1 cache) belongs to the classification tasks (their `options`)."""
+    with pytest.raises(ValueError, match=r"^cache_stage1 is a singer_id / technique option; a pitch model does not use it\.$"):
+        load_config(None, ["--task", "pitch", "--cache_stage1", "false"])
+    assert load_config(None, ["--task", "technique", "--cache_stage1", "false"]).cache_stage1 is False

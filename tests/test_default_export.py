@@ -58,7 +58,7 @@ def exported(tmp, name, task, family, seed, *export_option):
     spec = TASKS[task]
     meta = {"corpus": "synthetic", "label_names": list(LABELS.values()) if spec.classes else None,
             "chunk_seconds": 1.0, "fingerprint": "f00"}
-    metrics = {"test": {metric: 0.5 for metric in spec.card_metrics}, "best_epoch": 0,
+    metrics = {"test": {metric: 0.5 for metric in spec.card_metric_keys}, "best_epoch": 0,
                "selection_metric": spec.default_selection_metric, "layer_weights": model.layer_weights().tolist()}
     return model, export_repo(cfg, model, meta, metrics, tmp / name, fake_test_split(task))
 

@@ -1,5 +1,5 @@
-"""The Space (`space/app.py`), without a browser: it needs only its requirements.txt, has a view for every task of
-the registry and dispatches a saved repo of each task (SVU's own export, and the native one where the task has
+"""The Space (`space/app.py`), without a browser: it needs only its requirements.txt, has a view for the pipeline
+of every task of the registry (tests/test_task_dispatch.py) and dispatches a saved repo of each task (SVU's own export, and the native one where the task has
 it) to its task's view and pipeline."""
 
 import ast
@@ -35,13 +35,8 @@ def test_app_imports_only_the_standard_library_and_its_requirements():
     assert {name.split(".")[0] for name in imported} - set(sys.stdlib_module_names) <= requirements
 
 
-def test_views_are_the_registry_tasks(app):
-    assert set(app.VIEWS) == set(TASKS)  # a task without a view, or a view of no task
-
-
-@pytest.mark.parametrize("name", TASKS)
-def test_task_has_a_space_view(app, name):
-    assert name in app.VIEWS and callable(app.VIEWS[name])
+def test_views_are_the_pipelines_of_the_registry_tasks(app):
+    assert set(app.VIEWS) == {task.pipeline for task in TASKS.values()}  # a view of no task's pipeline
 
 
 def saved_repos(name, folder: Path) -> list:
@@ -67,12 +62,15 @@ def test_space_dispatches_a_repo_to_its_task(app, tmp_path, name):
         app.build_app(str(repo))  # the task's view builds on the repo's own pipeline
 
 
-def test_space_names_a_task_it_has_no_view_for(app, tmp_path):
+def test_space_names_a_pipeline_it_has_no_view_for(app, tmp_path):
     torch.manual_seed(0)
     TASK_MODELS["technique"].from_backbone(tiny_backbone_config("wav2vec2"), id2label=LABELS).save_pretrained(tmp_path)
     config = (tmp_path / "config.json").read_text()
-    (tmp_path / "config.json").write_text(config.replace('"task": "technique"', '"task": "vibrato_rate"'))
-    with pytest.raises(ValueError, match="config.json names task 'vibrato_rate', not one of this Space's"):
+    (tmp_path / "config.json").write_text(config.replace('"audio-classification": {', '"vibrato-rate": {'))
+    with pytest.raises(ValueError, match="'technique' model runs pipeline 'vibrato-rate', not one of this Space's"):
+        app.load_model(str(tmp_path))
+    (tmp_path / "config.json").write_text(config.replace('"task": "technique"', '"task": null'))
+    with pytest.raises(ValueError, match="names no SVU task"):
         app.load_model(str(tmp_path))
 
 

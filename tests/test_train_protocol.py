@@ -86,11 +86,11 @@ def test_transcription_test_metrics_are_whole_song_and_reproducible_from_the_rep
     """The run's test metrics (2 processes) equal `evaluate_test` on the saved repo in one process, exactly."""
     from svu.dataset_scripts.prepare import load_prepared
     from svu.modeling_svu import SVUForNoteTranscription
-    from svu.train.evaluation import TEST_SCORING, VALIDATION_PROXY, evaluate_test
+    from svu.train.evaluation import VALIDATION_PROXY, evaluate_test, scoring_of
 
     out = transcription_run
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["protocol"]["test_scoring"] == TEST_SCORING["transcription"]
+    assert metrics["protocol"]["test_scoring"] == scoring_of("transcription").test_scoring
     assert metrics["protocol"]["validation_proxy"] == VALIDATION_PROXY
     data, meta = load_prepared(out / "data")
     assert metrics["num_processes"] == 2

@@ -108,8 +108,10 @@ class TrainConfig:
     adapter_method: Literal["ia3", "loha"] = field(
         default="ia3", metadata={"help": "PEFT method used for `finetune: adapter` (PEFT has no bottleneck adapters)."}
     )
-    cache_stage1: bool = field(
-        default=True, metadata={"help": "Classification: train stage 1 on cached pooled backbone states (exact)."}
+    cache_stage1: Optional[bool] = field(
+        default=None,
+        metadata={"help": "Singer ID / technique (a pooled head): train stage 1 on cached pooled backbone states "
+                          "(exact); default (null) on. A task option: set for another task it is an error."},
     )
     classifier_dropout: float = field(default=0.0, metadata={"help": "Dropout before the linear head."})
     selection_metric: Optional[str] = field(
@@ -164,6 +166,8 @@ class TrainConfig:
             raise ValueError(f"Unknown mixed_precision {self.mixed_precision!r}; expected one of {MIXED_PRECISION}.")
         check_backbone_name(self.backbone)
         check_model_options(self.model_options, self.task)
+        # a field that is some tasks' option (e.g. cache_stage1) is null unless set
+        check_task_options(self.task, [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None])
         check_backbone_options(self.backbone, self.backbone_options)
         tracker_names(self.report_to)
         self.spec_augment = normalized_spec_augment(self.spec_augment)

@@ -68,7 +68,7 @@ def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ou
                 f"Prepared dataset {where}: split {split!r} has no {absent!r} column; prepare it again "
                 "(svu data prepare ... --force, or --dataset.options.force true)."
             )
-    if get_task(task).classes:
+    if get_task(task).pooled:
         for split in SPLITS:
             names = data[split].features["label"].names
             if names != list(meta["label_names"]):
@@ -80,9 +80,9 @@ def check_dataset(data, meta: dict, task: str, where: str, validation: str = "ou
 
 def columns_for(task: str) -> list:
     """The dataset columns training reads: audio, the task's `target_column` (e.g. the label, or the notes) and
-    the columns read along with it (`TARGET_COMPANIONS`, e.g. the times of an F0 annotation)."""
-    column = get_task(task).target_column
-    return ["audio", column, *TARGET_COMPANIONS.get(column, ())]
+    the columns read along with it (`target_companions`, e.g. the times of an F0 annotation)."""
+    spec = get_task(task)
+    return ["audio", spec.target_column, *spec.target_companions]
 
 
 def absent_column(dataset, task: str):
@@ -131,8 +131,8 @@ class AudioCollator:
     """
 
     def __init__(self, feature_extractor, task: str, config=None):
-        self.target_column = get_task(task).target_column
-        if not get_task(task).classes and config is None:
+        self.collate_target = get_task(task).hook("collate")
+        if not get_task(task).pooled and config is None:
             raise ValueError(f"AudioCollator for {task} needs the model config (frame rate and pitch range).")
         self.feature_extractor, self.task, self.config = feature_extractor, task, config
 
@@ -140,7 +140,7 @@ class AudioCollator:
         sampling_rate = self.feature_extractor.sampling_rate
         waves = [to_model_rate(item["audio"]["array"], item["audio"]["sampling_rate"], sampling_rate) for item in items]
         batch = dict(self.feature_extractor(waves, sampling_rate=sampling_rate, padding=True, return_tensors="pt"))
-        batch["labels"] = TARGET_COLLATES[self.target_column](self, items, waves)
+        batch["labels"] = self.collate_target(self, items, waves)
         batch["row_index"] = torch.tensor([item["row_index"] for item in items])
         return batch
 
@@ -170,15 +170,6 @@ class AudioCollator:
             notes, config.num_frames(num_samples), config.frame_seconds, config.lowest_midi, config.num_octaves
         )
 
-
-# a task's target column (`Task.target_column`) -> how the collator turns a batch of it into `labels`
-TARGET_COLLATES = {
-    "label": AudioCollator.class_indices,
-    "notes_unclipped": AudioCollator.padded_frame_targets,  # computed for the model from the notes
-    "f0_hz": AudioCollator.padded_pitch_targets,  # computed for the model's frames from the F0 annotation
-}
-# a target column -> the other columns its collate reads
-TARGET_COMPANIONS = {"f0_hz": ("f0_times",)}
 
 
 def pooled_collate(items):

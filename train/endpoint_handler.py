@@ -19,8 +19,10 @@ import numpy as np
 from transformers import pipeline
 from transformers.utils import cached_file
 
-TRANSCRIPTION_TASK = "singing-transcription"
 CLASSIFICATION_TASK = "audio-classification"
+# pipeline call options of this repo's task when a request does not set them (its `endpoint_defaults`), written in
+# by `train.export` as it copies this file into the repo
+DEFAULT_PARAMETERS = {}
 
 
 def decode_inputs(inputs):
@@ -85,9 +87,7 @@ class EndpointHandler:
     def __call__(self, data: dict):
         if not isinstance(data, dict) or "inputs" not in data:
             raise ValueError('the request must be {"inputs": <audio>, "parameters": {...}}.')
-        parameters = dict(data.get("parameters") or {})
-        if self.task == TRANSCRIPTION_TASK:
-            parameters.setdefault("return_midi", True)
+        parameters = {**DEFAULT_PARAMETERS, **(data.get("parameters") or {})}
         audio = decode_inputs(data["inputs"])
         rate = self.pipeline.feature_extractor.sampling_rate
         if isinstance(audio, dict) and audio["sampling_rate"] != rate:

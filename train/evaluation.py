@@ -129,10 +129,11 @@ def frame_metrics(logits, labels, num_octaves) -> dict:
     }
 
 
-def note_scores(estimates: dict, references: dict) -> dict:
-    """COnPOff / COnP / COn precision, recall, F1 per song, macro mean over songs, from `{song: notes}`."""
+def note_scores(estimates: dict, references: dict, metric: str) -> dict:
+    """COnPOff / COnP / COn precision, recall, F1 per song, macro mean over songs, from `{song: notes}`, by the
+    task's `metric` (train/metrics/<metric>/)."""
     song_ids = sorted(references, key=_song_order)
-    scores = load_metric("transcription").compute(
+    scores = load_metric(metric).compute(
         predictions=[estimates.get(s, []) for s in song_ids], references=[references[s] for s in song_ids],
         song_ids=song_ids,
     )
@@ -157,7 +158,7 @@ def chunk_note_metrics(logits, labels, rows, dataset, svu_config) -> dict:
         decoded = decode_logits(chunk_logits[:frames], **decoding_options(svu_config))
         estimates.setdefault(song, []).extend([on + start, off + start, pitch] for on, off, pitch in decoded)
         references.setdefault(song, []).extend([n["onset"] + start, n["offset"] + start, n["pitch"]] for n in notes)
-    scores = note_scores(estimates, references)
+    scores = note_scores(estimates, references, get_task(svu_config.task).metric)
     return {k: v for k, v in scores.items() if k.endswith("_f1") or k == "num_songs"}
 
 
@@ -285,7 +286,8 @@ def whole_song_metrics(model, dataset, meta: dict, accelerator, chunk_scores: di
     """Transcription test metrics: the note scores of whole songs, the frame scores of the test chunks."""
     estimates, references = whole_song_notes(model, dataset, meta, accelerator)
     frame_keys = ("frame_onset_f1", "frame_voicing_accuracy", "frame_note_accuracy", "num_examples", "num_unique_examples")
-    return {**note_scores(estimates, references), **{k: chunk_scores[k] for k in frame_keys}}
+    metric = get_task(svu_model(model).config.task).metric
+    return {**note_scores(estimates, references, metric), **{k: chunk_scores[k] for k in frame_keys}}
 
 
 # ---------------------------------------------------------------- pitch
@@ -310,16 +312,17 @@ def pitch_chunk_metrics(logits, labels, rows, dataset, svu_config) -> dict:
         estimates.append(np.stack([times, decoded["pitch_hz"], decoded["voiced"]], 1).tolist())
         references.append(chunk_f0_reference(columns[row]["f0_times"], columns[row]["f0_hz"], frames, svu_config))
         song_ids.append(columns[row]["song_id"])
-    scores = load_metric("pitch").compute(predictions=estimates, references=references, song_ids=song_ids)
+    metric = load_metric(get_task(svu_config.task).metric)
+    scores = metric.compute(predictions=estimates, references=references, song_ids=song_ids)
     return {**scores, "num_examples": len(rows)}
 
 
-# ---------------------------------------------------------------- scoring per metric
+# ---------------------------------------------------------------- scoring of a task (its `scoring` hook)
 
 
 @dataclass(frozen=True)
 class Scoring:
-    """How the outputs of a task with this `metric` (`modeling_svu.tasks.Task.metric`) are scored."""
+    """How the outputs of a task are scored (`modeling_svu.tasks.Task.scoring` names one of these)."""
 
     chunks: Callable  # (logits, labels, rows, dataset, svu_config) -> scores of a split's chunks (validation, test)
     test_scoring: str  # how the test metrics are obtained, in words (metrics.json `protocol.test_scoring`)
@@ -328,27 +331,23 @@ class Scoring:
     validation_proxy: Optional[str] = None  # how validation scores differ from the test scoring, if they do
 
 
-# a task's `metric` -> how its outputs are scored
-SCORING = {
-    "classification": Scoring(
-        chunks=classification_metrics,
-        test_scoring="every test chunk once; chunk-level scores (paper), clip-level extras",
-    ),
-    "transcription": Scoring(
-        chunks=transcription_chunk_metrics,
-        test_scoring="whole songs: each test song rebuilt from its chunks, transcribed with the long-audio path "
-        "(5 s windows, 1 s overlap, stitched), scored against its complete annotation; per song, mean over songs",
-        whole_recordings=whole_song_metrics,
-        validation_proxy=VALIDATION_PROXY,
-    ),
-    "pitch": Scoring(
-        chunks=pitch_chunk_metrics,
-        test_scoring="every test chunk once, decoded at its full length, scored against its own F0 annotation with "
-        "mir_eval.melody (50 cents); each song's frames pooled, mean over songs",
-    ),
-}
-TEST_SCORING = {metric: scoring.test_scoring for metric, scoring in SCORING.items()}
+CLASSIFICATION_SCORING = Scoring(
+    chunks=classification_metrics,
+    test_scoring="every test chunk once; chunk-level scores (paper), clip-level extras",
+)
+TRANSCRIPTION_SCORING = Scoring(
+    chunks=transcription_chunk_metrics,
+    test_scoring="whole songs: each test song rebuilt from its chunks, transcribed with the long-audio path "
+    "(5 s windows, 1 s overlap, stitched), scored against its complete annotation; per song, mean over songs",
+    whole_recordings=whole_song_metrics,
+    validation_proxy=VALIDATION_PROXY,
+)
+PITCH_SCORING = Scoring(
+    chunks=pitch_chunk_metrics,
+    test_scoring="every test chunk once, decoded at its full length, scored against its own F0 annotation with "
+    "mir_eval.melody (50 cents); each song's frames pooled, mean over songs",
+)
 
 
 def scoring_of(task: str) -> Scoring:
-    return SCORING[get_task(task).metric]
+    return get_task(task).hook("scoring")

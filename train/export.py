@@ -19,7 +19,7 @@ from svu.train.peft_variants import merged_model
 
 NUM_WIDGET_EXAMPLES = 2
 ADAPTER_DIR = "peft_adapter"
-HANDLER = Path(__file__).with_name("endpoint_handler.py")  # copied into every repo as handler.py
+HANDLER = Path(__file__).with_name("endpoint_handler.py")  # written into every repo as handler.py (`write_handler`)
 
 
 def save_peft_adapter(cfg, model, adapter_dir: Path):
@@ -60,6 +60,12 @@ def export_form(cfg, svu_model) -> str:
     return "remote_code" if reason else cfg.export
 
 
+def write_handler(path: Path, task: str) -> None:
+    """The Inference Endpoints handler with the task's `endpoint_defaults` (it runs without SVU: no registry)."""
+    defaults = f"DEFAULT_PARAMETERS = {dict(get_task(task).endpoint_defaults)!r}\n"
+    path.write_text(HANDLER.read_text().replace("DEFAULT_PARAMETERS = {}\n", defaults, 1))
+
+
 def save_model_files(svu_model, repo_dir: Path, form: str):
     if form in NATIVE_FORMS:
         save_native(svu_model, repo_dir, remote_code=form == "native")
@@ -77,7 +83,7 @@ def export_repo(cfg, model, meta: dict, metrics: dict, repo_dir, test_split) -> 
     svu_model = merged_model(model)
     form = export_form(cfg, svu_model)
     save_model_files(svu_model, repo_dir, form)
-    shutil.copy(HANDLER, repo_dir / "handler.py")
+    write_handler(repo_dir / "handler.py", svu_model.config.task)
     if isinstance(model, PeftModel):
         save_peft_adapter(cfg, model, repo_dir / ADAPTER_DIR)
     widget = write_widget_examples(repo_dir, test_split, meta.get("label_names"))

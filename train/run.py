@@ -152,7 +152,7 @@ def cached_loaders(cfg, data, module, accelerator) -> dict:
     """Stage-1 loaders of pooled features (classification + cache_stage1): the same rows as the audio loaders,
     shuffled by the same (seed, epoch) sampler. The cache is built by the prepared `module`'s model on
     `accelerator.device` under the run's mixed precision, its batches shared between the processes."""
-    if not (cfg.cache_stage1 and cfg.task_spec.pooled and cfg.stage1_epochs > 0):
+    if not (cfg.cache_stage1 is not False and cfg.task_spec.pooled and cfg.stage1_epochs > 0):
         return {}
     from svu.train.feature_cache import build_pooled_cache
 
