@@ -15,6 +15,7 @@ WavLM-base-plus normalise over it, and data2vec's stacked positional convolution
 equal-length chunks, as in training, run in one pass. Without a mask, zero padding is treated as audio.
 """
 
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -29,12 +30,25 @@ from .backbones import family_of, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
 from .native_form import load_native, native_config_at
-from .published_loading import load_backbone
 from .safe_loading import config_summary, safetensors_shapes, shape_mismatches
 from .long_audio import transcribe_array
 from .note_labels import IGNORE_INDEX, align_frames, decode_logits, decoding_options, logit_slices
 from .pitch import decode_pitch
 from .tasks import DEFAULT_TASK, TASKS
+
+
+def package_module(name: str, purpose: str):
+    """`svu.modeling_svu.<name>` of the installed svu package: code a saved repo does not carry because it never runs
+    there (loading published backbones, ONNX engines). Imported by its name as a string: transformers copies every
+    module a repo file imports into the repo, and refuses to load a file naming a package that is not installed."""
+    module = f"svu.modeling_svu.{name}"
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name not in ("svu", "svu.modeling_svu", module):
+            raise
+        raise ImportError(f"{purpose} needs the svu package (pip install svu); a saved model repo holds only the code "
+                          "that runs the model and its pipelines.") from None
 
 
 @dataclass
@@ -133,7 +147,7 @@ class SVUPreTrainedModel(PreTrainedModel):
         if isinstance(backbone, str) and backbone.startswith("tiny-"):
             backbone = tiny_backbone_config(backbone[len("tiny-"):])
         elif isinstance(backbone, str):
-            loaded = load_backbone(backbone)
+            loaded = package_module("published_loading", "loading a published backbone").load_backbone(backbone)
             backbone = loaded.config
             config_overrides.setdefault("normalize_audio", loaded.do_normalize)
             config_overrides.setdefault("sampling_rate", loaded.sampling_rate)
@@ -220,7 +234,7 @@ class SVUPreTrainedModel(PreTrainedModel):
         task = TASKS[self.task] if self.task is not None else None
         self.config.auto_map = {"AutoConfig": "configuration_svu.SVUConfig", **type(self).model_auto_map()}
         pipeline_class = CUSTOM_PIPELINES.get(task.pipeline) if task is not None else None
-        if pipeline_class is not None:  # e.g. files read as SVU reads them everywhere (audio_io)
+        if pipeline_class is not None:  # e.g. files read as SVU reads them everywhere (audio_decode)
             self.config.custom_pipelines = {
                 task.pipeline: {"impl": f"pipeline_svu.{pipeline_class.__name__}", "pt": task.auto_classes, "type": "audio"}
             }

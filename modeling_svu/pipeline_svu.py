@@ -7,9 +7,10 @@ pitch in cents and MIDI bytes), `singing-pitch` (-> frame-level F0) and SVU's `a
     pitcher = pipeline("singing-pitch", model="path/or/repo-of-an-SVU-pitch-model", trust_remote_code=True)
     pitcher("song.wav")  # {"times": [...], "f0_hz": [...], "voicing": [...], "voiced": [...]}
 
-Inputs: a file path or URL, or encoded bytes (read by `audio_io.open_audio`, the decode path of data preparation
-and `svu transcribe`: streamed, so memory does not grow with the file), a 1-D array at the model's sampling
-rate, `{"raw"|"array": ..., "sampling_rate": ...}` (resampled by `audio_io.resample` if needed), a
+Inputs: a file path or URL, or encoded bytes (read by `audio_decode.open_audio`, the decode path of data
+preparation and `svu transcribe`: streamed, so memory does not grow with the file; it needs torchcodec and soxr),
+a 1-D array at the model's sampling rate, `{"raw"|"array": ..., "sampling_rate": ...}` (resampled by
+`audio_decode.resample` if needed), a
 datasets/torchcodec `AudioDecoder`, or a list of any of these. Long inputs are transcribed in overlapping
 windows (`long_audio.py`); `batch_size` is the number of windows per forward pass (files go one at a time).
 """
@@ -22,8 +23,7 @@ import transformers
 from transformers import AudioClassificationPipeline, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .audio_io import decode_audio, open_audio, resample
-from .engines import load_engine
+from .audio_decode import decode_audio, open_audio, resample
 from .long_audio import BLOCK_SECONDS, array_blocks, pitch_track_blocks, transcribe_blocks
 from .midi_io import midi_bytes
 from .note_pitch import pitched_notes
@@ -70,7 +70,7 @@ def check_call_options(model, options) -> None:
 
 @contextlib.contextmanager
 def named_errors(source):
-    """Name the file the audio came from in a ValueError (audio_io's errors already do)."""
+    """Name the file the audio came from in a ValueError (audio_decode's errors already do)."""
     try:
         yield
     except ValueError as error:
@@ -81,7 +81,7 @@ def named_errors(source):
 
 class _LongAudioPipeline(Pipeline):
     """What the SVU frame-wise pipelines share: audio of any length and form in, one file at a time, windows of it
-    batched (`chunk_batch_size`, or the pipeline's `batch_size`), an optional engine (`engines.py`).
+    batched (`chunk_batch_size`, or the pipeline's `batch_size`), an optional engine (`load_engine`).
 
     Options given at construction are the defaults of every call; options given to a call apply to that call only
     (transformers merges the two in `__call__`), so what they load (an engine, a pitch model) is a forward option,
@@ -100,8 +100,10 @@ class _LongAudioPipeline(Pipeline):
             raise TypeError(f"{type(self).__name__} got an unexpected option {next(iter(others))!r}.")
         options = {"chunk_seconds": chunk_seconds, "overlap_seconds": overlap_seconds, "batch_size": chunk_batch_size,
                    "progress": progress}  # fmt: skip
-        if engine is not None or int8 or bf16:
+        if isinstance(engine, str) or int8 or bf16:
             options["engine"] = load_engine(self.model, engine or "torch", int8=bool(int8), bf16=bool(bf16))
+        elif engine is not None:
+            options["engine"] = engine
         return {key: value for key, value in options.items() if value is not None}
 
     def __call__(self, inputs, *args, batch_size=None, **kwargs):
@@ -115,6 +117,15 @@ class _LongAudioPipeline(Pipeline):
 
     def preprocess(self, inputs):
         return audio_stream(inputs, self.model.config.sampling_rate)
+
+
+def load_engine(model, engine="torch", int8=False, bf16=False):
+    """The engine named by the `engine`, `int8` and `bf16` options: `engines.load_engine` of the installed svu
+    package (ONNX export and quantisation never run in a saved repo, which does not carry them). An engine object
+    (`engines.load_engine(model, ...)`: windows in, logits out) can be passed as `engine` instead."""
+    from .modeling_svu import package_module
+
+    return package_module("engines", f"engine={engine!r}").load_engine(model, engine, int8=int8, bf16=bf16)
 
 
 def pitch_models():
@@ -155,8 +166,8 @@ class SingingTranscriptionPipeline(_LongAudioPipeline):
     `silence_threshold` (decoding thresholds in [0, 1] for this call, default the config's), `return_posteriors`
     (add the stitched frame posteriors under "posteriors": `frame_seconds`, per-frame `onset` and `silence`
     probabilities and `pitch` = MIDI note of the most likely octave/pitch class, -1 for none). Engine options (at
-    construction, `pipeline(..., engine="onnx", int8=True)`, or per call; see `engines.py`): `engine` ("torch" |
-    "onnx"), `int8`, `bf16`.
+    construction, `pipeline(..., engine="onnx", int8=True)`, or per call; see `engines.py` of the svu package):
+    `engine` ("torch" | "onnx", or an engine object), `int8`, `bf16`.
 
     `pitch_model` (at construction or per call: an SVU pitch model, its folder or repo id, or a `singing-pitch`
     pipeline): each note also gets `pitch_midi`, the median F0 of the pitch model's voiced frames inside the note
@@ -261,7 +272,7 @@ class SingingPitchPipeline(_LongAudioPipeline):
 
 
 class SVUAudioClassificationPipeline(AudioClassificationPipeline):
-    """transformers' `audio-classification` pipeline, reading files, URLs and encoded bytes through `audio_io`
+    """transformers' `audio-classification` pipeline, reading files, URLs and encoded bytes through `audio_decode`
     (the decode path of data preparation, `svu transcribe` and `singing-transcription`) instead of transformers'
     `ffmpeg_read` (FFmpeg's own resampler and downmix), and resampling arrays, dicts and `AudioDecoder`s at other
     rates with the same resampler (transformers' needs torchaudio). SVU classification models save it as their

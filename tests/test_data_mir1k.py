@@ -205,10 +205,10 @@ def test_cli_prepare_mir1k(prepared, tmp_path):
 
 @pytest.mark.parametrize("backend", ["torchcodec", "ffmpeg"])
 def test_one_channel_decoding_on_both_decode_paths(backend, tmp_path, monkeypatch):
-    from svu.modeling_svu import audio_io
+    from svu.modeling_svu import audio_decode, audio_io
 
     if backend == "ffmpeg":
-        monkeypatch.setattr(audio_io, "_main_backend", lambda: None)
+        monkeypatch.setattr(audio_decode, "_main_backend", lambda: None)
     write_clip(tmp_path, "amy_1_01", None, 1.0, 60)
     path = tmp_path / "Wavfile" / "amy_1_01.wav"
     stereo, _ = sf.read(path, dtype="float32")

@@ -17,7 +17,7 @@ import torch
 from data_fixtures import TEST_DATA
 from svu.dataset_scripts.audio import SAMPLING_RATE as STORED_RATE, load_audio
 from svu.dataset_scripts.common import PrepareReport, read_audio_or_skip
-from svu.modeling_svu import SVUForTechniqueClassification, audio_io
+from svu.modeling_svu import SVUForTechniqueClassification, audio_decode
 from svu.modeling_svu.audio_io import TruncatedAudioWarning, decode_audio, open_audio
 
 SR = 16000  # the models' rate here (tiny wav2vec2 / WavLM); data preparation decodes at STORED_RATE
@@ -123,16 +123,22 @@ def test_same_samples_through_every_entry_point(files, transcriber, monkeypatch,
 
 
 def test_fallback_without_torchcodec_matches(files, monkeypatch):
-    """Remote code where torchcodec or soxr is missing: an ffmpeg subprocess (its libsoxr) gives the same
-    audio within 2e-6 (per-channel resampling before the mean, not bit for bit)."""
+    """The svu package where torchcodec or soxr cannot load: an ffmpeg subprocess (its libsoxr) gives the same
+    audio within 2e-6 (per-channel resampling before the mean, not bit for bit). A saved repo's pipelines read
+    through `audio_decode`, which carries no subprocess: there, files are one ImportError naming what to install,
+    and arrays at the model's rate need nothing."""
     references = {suffix: decode_audio(path, SR) for suffix, path in files.items()}
-    monkeypatch.setattr(audio_io, "_main_backend", lambda: None)
+    monkeypatch.setattr(audio_decode, "_main_backend", lambda: None)
     for suffix, path in files.items():
         fallback = decode_audio(path, SR)
         assert len(fallback) == len(references[suffix]), suffix
         np.testing.assert_allclose(fallback, references[suffix], atol=2e-6, rtol=0, err_msg=suffix)
     with pytest.raises(ValueError, match="no such file"):
         decode_audio(files["wav"].with_name("missing.wav"), SR)
+    with pytest.raises(ImportError, match="pip install torchcodec soxr"):
+        audio_decode.decode_audio(files["wav"], SR)
+    with pytest.raises(ImportError, match="pip install torchcodec soxr"):
+        audio_decode.resample(references["wav"], SR, 8000)
 
 
 @pytest.fixture(scope="module")

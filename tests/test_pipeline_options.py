@@ -70,6 +70,24 @@ def test_an_engine_given_to_a_call_runs_that_call_only(name, engines_run):
     assert engines_of(constructed) == {"onnx"}
 
 
+@pytest.mark.parametrize("name", ENGINE_TASKS)
+def test_an_engine_object_runs_as_given(name, engines_run):
+    """An engine object (what `engines.load_engine` returns: windows in, logits out) runs as it is given, at
+    construction or to a call: nothing is loaded by name (a saved repo can load a named engine only through the
+    installed svu package)."""
+    model = tiny_model(name)
+    torch_engine, windows = TorchEngine(model), []
+
+    def engine(input_values, attention_mask=None):
+        windows.append(len(input_values))
+        return torch_engine(input_values, attention_mask)
+
+    audio = sung_notes(3.0)
+    build_pipeline(model)(audio, engine=engine)
+    build_pipeline(model, engine=engine)(audio)
+    assert len(windows) == 2 and engines_run == []
+
+
 def test_a_pitch_model_given_to_a_call_pitches_that_call_only(transcriber):
     model, _ = transcriber
     torch.manual_seed(0)
