@@ -14,7 +14,6 @@ from transformers import (
     WavLMConfig,
 )
 
-from .checkpoints import checkpoint_aliases, published_checkpoint
 
 
 @dataclass(frozen=True)
@@ -65,27 +64,16 @@ def family_of(config) -> BackboneFamily:
     return FAMILIES[model_type]
 
 
-def resolve_family_name(name: str) -> str:
-    """A family name, or the family of a published checkpoint's alias or Hub id ('mert' -> 'hubert',
-    'music2vec' -> 'data2vec-audio'); ValueError when unknown."""
-    key = name.lower()
-    if key in FAMILIES:
-        return key
-    checkpoint = published_checkpoint(key)
-    if checkpoint is None:
-        raise ValueError(
-            f"Unknown backbone family {name!r}; expected one of {sorted(set(FAMILIES) | set(checkpoint_aliases()))}."
-        )
-    return checkpoint.family
-
-
 def tiny_backbone_config(family: str = "wav2vec2", **overrides) -> PretrainedConfig:
     """A tiny randomly-initialisable backbone config for tests and demos.
 
     The CNN keeps the real kernels and strides (one frame = 320 samples = 20 ms at 16 kHz, 13.3 ms at 24 kHz) so frame
     targets line up exactly as with the real checkpoints; only widths and depths shrink.
     """
-    fam = FAMILIES[resolve_family_name(family)]
+    if family.lower() not in FAMILIES:
+        raise ValueError(f"Unknown backbone family {family!r}; expected one of {sorted(FAMILIES)} (a published "
+                         "checkpoint's alias: `checkpoints.resolve_family_name`).")
+    fam = FAMILIES[family.lower()]
     kwargs = dict(
         hidden_size=32,
         num_hidden_layers=3,

@@ -12,6 +12,8 @@ of the known licences is carried and `licence_source` links the card.
 from dataclasses import dataclass
 from typing import Optional
 
+from .backbones import FAMILIES
+
 
 @dataclass(frozen=True)
 class PublishedCheckpoint:
@@ -79,3 +81,17 @@ def published_checkpoint(name: Optional[str]) -> Optional[PublishedCheckpoint]:
 def checkpoint_aliases() -> list:
     """Every short alias, sorted (for error messages and docs)."""
     return sorted(alias for ckpt in PUBLISHED.values() for alias in ckpt.aliases)
+
+
+def resolve_family_name(name: str) -> str:
+    """A family name, or the family of a published checkpoint's alias or Hub id ('mert' -> 'hubert',
+    'music2vec' -> 'data2vec-audio'); ValueError when unknown."""
+    key = name.lower()
+    if key in FAMILIES:
+        return key
+    checkpoint = published_checkpoint(key)
+    if checkpoint is None:
+        raise ValueError(
+            f"Unknown backbone family {name!r}; expected one of {sorted(set(FAMILIES) | set(checkpoint_aliases()))}."
+        )
+    return checkpoint.family

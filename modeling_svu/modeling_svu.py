@@ -26,7 +26,7 @@ from transformers import AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput
 
-from .backbones import family_of, tiny_backbone_config
+from .backbones import FAMILIES, family_of, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
 from .native_form import load_native, native_config_at
@@ -145,7 +145,10 @@ class SVUPreTrainedModel(PreTrainedModel):
         """
         loaded = None
         if isinstance(backbone, str) and backbone.startswith("tiny-"):
-            backbone = tiny_backbone_config(backbone[len("tiny-"):])
+            family = backbone[len("tiny-"):]
+            if family.lower() not in FAMILIES:  # a published checkpoint's alias, e.g. tiny-mert
+                family = package_module("checkpoints", f"backbone={backbone!r}").resolve_family_name(family)
+            backbone = tiny_backbone_config(family)
         elif isinstance(backbone, str):
             loaded = package_module("published_loading", "loading a published backbone").load_backbone(backbone)
             backbone = loaded.config

@@ -346,7 +346,8 @@ def test_checkpoint_table_is_the_one_source_of_names():
         assert published_checkpoint(alias).licence and published_checkpoint(alias).licence_source
     assert published_checkpoint("mert-v1-95m").sampling_rate == 24000
     assert published_checkpoint("wavlm").licence == "cc-by-sa-3.0"
-    from svu.modeling_svu.backbones import FAMILIES, resolve_family_name
+    from svu.modeling_svu.backbones import FAMILIES
+    from svu.modeling_svu.checkpoints import resolve_family_name
 
     assert resolve_family_name("mert-v1-330m") == "hubert" and resolve_family_name("music2vec") == "data2vec-audio"
     assert not any(hasattr(family, "default_checkpoint") or hasattr(family, "aliases") for family in FAMILIES.values())

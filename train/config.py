@@ -15,7 +15,8 @@ from typing import Literal, Optional
 
 import yaml
 
-from svu.modeling_svu.backbones import FAMILIES, resolve_family_name
+from svu.modeling_svu.backbones import FAMILIES
+from svu.modeling_svu.checkpoints import resolve_family_name
 from svu.modeling_svu.configuration_svu import SVUConfig
 from svu.modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, Task, check_task_options, get_task
 

@@ -60,6 +60,7 @@ from tqdm.auto import tqdm
 from svu.dataset_scripts.prepare import check_stored_rate
 from svu.modeling_svu import TASK_MODELS
 from svu.modeling_svu.backbones import tiny_backbone_config
+from svu.modeling_svu.checkpoints import resolve_family_name
 from svu.modeling_svu.pruning import prune_layers
 
 from svu.train.checkpointing import TrainingState, check_output_dir, read_training_state, resolve_resume, save_checkpoint
@@ -126,7 +127,7 @@ def task_model(cfg: TrainConfig, meta: dict):
         return model
     backbone = cfg.backbone
     if cfg.backbone_options:  # a tiny random backbone of another shape (checked by TrainConfig)
-        backbone = tiny_backbone_config(cfg.backbone[len("tiny-"):], **cfg.backbone_options)
+        backbone = tiny_backbone_config(resolve_family_name(cfg.backbone[len("tiny-"):]), **cfg.backbone_options)
     try:
         model = model_cls.from_backbone(backbone, id2label=id2label, **overrides)
     except OSError as err:
