@@ -102,7 +102,7 @@ def add_parser(subparsers) -> None:
     generated = ", ".join(name for name, entry in entries.items() if entry.generated)
     separable = ", ".join(name for name, entry in entries.items() if entry.separable)
     restricted = " / ".join(entry.title for entry in entries.values() if entry.no_redistribution)
-    data = subparsers.add_parser("data", help="prepare corpora as datasets folders")
+    data = subparsers.add_parser("data")
     actions = data.add_subparsers(dest="data_command", required=True)
     parser = actions.add_parser("prepare", help="build a corpus into a DatasetDict folder + svu_meta.json")
     parser.add_argument("corpus", choices=tuple(entries))

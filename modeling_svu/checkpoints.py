@@ -12,8 +12,6 @@ of the known licences is carried and `licence_source` links the card.
 from dataclasses import dataclass
 from typing import Optional
 
-from .backbones import FAMILIES
-
 
 @dataclass(frozen=True)
 class PublishedCheckpoint:
@@ -86,6 +84,8 @@ def checkpoint_aliases() -> list:
 def resolve_family_name(name: str) -> str:
     """A family name, or the family of a published checkpoint's alias or Hub id ('mert' -> 'hubert',
     'music2vec' -> 'data2vec-audio'); ValueError when unknown."""
+    from .backbones import FAMILIES  # transformers' config classes: not needed to read the table
+
     key = name.lower()
     if key in FAMILIES:
         return key

@@ -166,7 +166,7 @@ def run_classify(args) -> int:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("classify", help="name the singer or the singing technique of recordings")
+    parser = subparsers.add_parser("classify")
     parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files of any length (anything FFmpeg reads)")
     parser.add_argument("--model", required=True, help="singer-ID or technique model: Hub repo id or local folder")
     parser.add_argument("--top-k", type=int, default=3, help="labels reported per file (default: 3)")

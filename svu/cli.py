@@ -6,15 +6,16 @@ import importlib
 import os
 import sys
 
-# sub-command name -> module defining `add_parser(subparsers)`; the parser sets `func(args) -> int`.
+# sub-command name -> (module defining `add_parser(subparsers)`, whose parser sets `func(args) -> int`; its line in
+# `svu --help`, which lists the sub-commands without importing them)
 SUBCOMMANDS = {
-    "data": "svu.dataset_scripts.cli",
-    "classify": "svu.classify",
-    "evaluate": "svu.evaluate",
-    "export": "svu.export",
-    "transcribe": "svu.transcribe",
-    "pitch": "svu.pitch",
-    "space": "svu.space",
+    "data": ("svu.dataset_scripts.cli", "prepare corpora as datasets folders"),
+    "classify": ("svu.classify", "name the singer or the singing technique of recordings"),
+    "evaluate": ("svu.evaluate", "score a saved model on a prepared dataset split (no training)"),
+    "export": ("svu.export", "write a pruned copy of an SVU model repo"),
+    "transcribe": ("svu.transcribe", "transcribe sung notes to MIDI, CSV, JSON, pictures, audio"),
+    "pitch": ("svu.pitch", "track the F0 (pitch) of singing, frame by frame, to CSV, JSON, PNG"),
+    "space": ("svu.space", "run the Gradio demo (space/app.py) on a model, locally"),
 }
 
 
@@ -68,14 +69,18 @@ def progress_bars_silenced():
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The `svu` parser with every sub-command, or only `command`'s: each sub-command module imports what it drives
-    (torch, transformers, datasets...), so a known command loads only its own (`svu pitch` never imports datasets)."""
+    """The `svu` parser with `command`'s arguments, or, for `svu --help` and typos, the list of sub-commands alone:
+    each sub-command module imports what it drives (torch, transformers, datasets...), so only the command run
+    loads its own (`svu pitch` never imports datasets; `svu --help` imports none)."""
     parser = argparse.ArgumentParser(prog="svu", description="Singing voice understanding with SSL backbones.")
     parser.add_argument("--version", action="version", version=version_text())
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name, module in SUBCOMMANDS.items():
-        if command in (None, name):
+    for name, (module, summary) in SUBCOMMANDS.items():
+        if command == name:
             importlib.import_module(module).add_parser(subparsers)
+            subparsers.choices[name].description = summary
+        elif command is None:
+            subparsers.add_parser(name, help=summary)
     return parser
 
 

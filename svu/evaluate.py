@@ -176,7 +176,7 @@ def run_evaluate(args) -> int:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("evaluate", help="score a saved model on a prepared dataset split (no training)")
+    parser = subparsers.add_parser("evaluate")
     parser.add_argument("--model", required=True, help="saved SVU model: Hub repo id or local folder")
     parser.add_argument("--data", required=True, help="a folder written by `svu data prepare`")
     parser.add_argument("--split", default="test", help="split to score (default: test)")

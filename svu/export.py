@@ -134,7 +134,7 @@ def run_export(args) -> int:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("export", help="write a pruned copy of an SVU model repo")
+    parser = subparsers.add_parser("export")
     parser.add_argument("model", help="SVU model (or its native export): local folder or Hub repo id")
     parser.add_argument("output_dir", help="folder to write the pruned repo to")
     how = parser.add_mutually_exclusive_group(required=True)

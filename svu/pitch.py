@@ -89,7 +89,7 @@ def run_pitch(args) -> int:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("pitch", help="track the F0 (pitch) of singing, frame by frame, to CSV, JSON, PNG")
+    parser = subparsers.add_parser("pitch")
     parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files (anything FFmpeg reads)")
     parser.add_argument("--model", required=True, help="SVU pitch model: Hub repo id or local folder")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the outputs (created if missing)")

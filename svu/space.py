@@ -28,7 +28,7 @@ def run_space(args) -> int:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("space", help="run the Gradio demo (space/app.py) on a model, locally")
+    parser = subparsers.add_parser("space")
     parser.add_argument("--model", required=True, help="SVU model repo id or folder")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)

@@ -238,7 +238,7 @@ def run_transcribe(args) -> int:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("transcribe", help="transcribe sung notes to MIDI, CSV, JSON, pictures, audio")
+    parser = subparsers.add_parser("transcribe")
     parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files (anything FFmpeg reads)")
     parser.add_argument("--model", required=True, help="SVU transcription model: Hub repo id or local folder")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the outputs (created if missing)")
