@@ -22,7 +22,8 @@ import numpy as np
 
 from svu.modeling_svu.audio_io import decode_audio
 
-from .common import add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, resolve_device, run_per_file
+from .catalogue import Done, add_catalogue_options, collect_inputs, process_device, run_catalogue
+from .common import add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, resolve_device
 
 DEFAULT_BATCH_SIZE = 8
 
@@ -131,14 +132,31 @@ def write_output(path: Path, records: list, failed: list, model_name: str, k: in
             writer.writerow([record["file"], record["duration"], record["num_chunks"], *ranks])
 
 
+def manifest_path(output) -> Path:
+    """`-o out.csv` -> `out.manifest.jsonl` beside it (a classification writes one file for every input)."""
+    return Path(output).with_suffix(".manifest.jsonl")
+
+
+def earlier_results(output) -> dict:
+    """{input: manifest entry} of the inputs an earlier run with this `-o` classified (`--skip-existing`)."""
+    path = manifest_path(output)
+    if not path.is_file():
+        return {}
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {entry["input"]: entry for entry in entries if entry["status"] != "failed" and "result" in entry}
+
+
 def run_classify(args) -> int:
     from transformers import AutoFeatureExtractor
 
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
         raise SystemExit(f"svu classify: -o {args.output}: the output must end in .csv or .json.")
+    if args.skip_existing and not args.output:
+        raise SystemExit("svu classify: --skip-existing reads the results of -o out.csv|out.json; give -o.")
     if args.top_k < 1 or args.batch_size < 1:
         raise SystemExit(f"svu classify: --top-k ({args.top_k}) and --batch-size ({args.batch_size}) must be >= 1.")
-    device = resolve_device(args.device, "classify")
+    items = collect_inputs(args, "classify")
+    device = process_device(resolve_device(args.device, "classify"))
     model = load_model(args.model, "classify", device=device, other_classifiers=True)
     engine = load_engine_or_exit(model, args, "classify", device)
     feature_extractor = AutoFeatureExtractor.from_pretrained(args.model)
@@ -147,27 +165,34 @@ def run_classify(args) -> int:
         raise SystemExit(f"svu classify: {args.model!r} does not record its chunk length; pass --chunk-seconds.")
     id2label = {int(i): name for i, name in model.config.id2label.items()}
     k = min(args.top_k, len(id2label))
+    earlier = earlier_results(args.output) if args.skip_existing else {}
 
-    records = []
+    def classify_one(item) -> Done:
+        result = classify_file(model, feature_extractor, item.path, chunk_seconds, args.batch_size, not args.quiet, engine)
+        record = result_record(result, id2label, k, with_chunks=True)
+        ranked = ", ".join(f"{e['label']} {e['probability']:.2f}" for e in record["top_k"])
+        line = f"{item.path}: {ranked}  ({len(result.chunk_bounds)} chunks of {chunk_seconds:g} s)"
+        return Done(line, [], result.duration, record={"result": record})
 
-    def classify_one(path) -> str:
-        result = classify_file(model, feature_extractor, path, chunk_seconds, args.batch_size, not args.quiet, engine)
-        records.append(result_record(result, id2label, k, with_chunks=True))
-        ranked = ", ".join(f"{e['label']} {e['probability']:.2f}" for e in records[-1]["top_k"])
-        return f"{path}: {ranked}  ({len(result.chunk_bounds)} chunks of {chunk_seconds:g} s)"
+    def previous(item):
+        entry = earlier.get(str(item.path))
+        return None if entry is None else {"duration": entry["duration"], "result": entry["result"]}
 
-    def write_results(failures) -> None:
+    def write_results(entries) -> None:
         if args.output:
-            failed = [{"file": path, "error": str(error).splitlines()[0]} for path, error in failures]
+            records = [entry["result"] for entry in entries if "result" in entry]
+            failed = [{"file": entry["input"], "error": entry["error"]} for entry in entries if entry["status"] == "failed"]
             write_output(Path(args.output), records, failed, args.model, k)
             print(f"{len(records)} files -> {args.output}")
 
-    return run_per_file("classify", args.inputs, classify_one, then=write_results)
+    manifest = manifest_path(args.output) if args.output else None
+    return run_catalogue("classify", items, classify_one, lambda item: [], manifest, previous=previous if earlier else None,
+                         then=write_results)  # fmt: skip
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("classify")
-    parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files of any length (anything FFmpeg reads)")
+    add_catalogue_options(parser, "results (in -o's manifest)")
     parser.add_argument("--model", required=True, help="singer-ID or technique model: Hub repo id or local folder")
     parser.add_argument("--top-k", type=int, default=3, help="labels reported per file (default: 3)")
     parser.add_argument("-o", "--output", help="also write the results to out.csv (a row per file) or out.json (+ chunks)")

@@ -19,9 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .catalogue import (
+    MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, process_device, run_catalogue, temporary,
+)
 from .common import (
     add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
-    resolve_device, run_per_file, window_options,
+    resolve_device, window_options,
 )
 
 FORMATS = ("csv", "json")
@@ -33,7 +36,10 @@ def pitch_track_file(model, path, voicing_threshold=None, **window_options) -> d
     from svu.modeling_svu.long_audio import pitch_track_blocks
 
     total, blocks = open_audio(path, model.config.sampling_rate)
-    return pitch_track_blocks(model, blocks, voicing_threshold=voicing_threshold, total_samples=total, **window_options)
+    track = pitch_track_blocks(model, blocks, voicing_threshold=voicing_threshold, total_samples=total, **window_options)
+    times = track["times"]
+    seconds = total / model.config.sampling_rate if total else float(times[-1]) if len(times) else 0.0  # None: undeclared
+    return {**track, "duration": seconds}
 
 
 def write_track(track: dict, path: Path, fmt: str, record: dict) -> None:
@@ -53,44 +59,50 @@ def write_track(track: dict, path: Path, fmt: str, record: dict) -> None:
 def run_pitch(args) -> int:
     if args.voicing_threshold is not None and not 0.0 <= args.voicing_threshold <= 1.0:
         raise SystemExit(f"svu pitch: --voicing-threshold {args.voicing_threshold}: a probability in [0, 1] is needed.")
-    device = resolve_device(args.device, "pitch")
+    items = collect_inputs(args, "pitch")
+    device = process_device(resolve_device(args.device, "pitch"))
     model = load_model(args.model, "pitch", device=device)
     engine = load_engine_or_exit(model, args, "pitch", device)
     threshold = model.config.voicing_threshold if args.voicing_threshold is None else args.voicing_threshold
     formats = list(dict.fromkeys(args.format or ["csv"]))
+    suffixes = [f"f0.{fmt}" for fmt in formats] + (["f0.png"] if args.plot else [])
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = window_options(args)
-    written = {}  # output stem -> the input that wrote it
+    written = {}  # output name -> the input that wrote it
 
-    def track_one(audio_path) -> str:
-        stem = Path(audio_path).stem
-        if stem in written:
-            raise ValueError(f"outputs named {stem}.f0.* were already written for {written[stem]} (same file name)")
-        track = pitch_track_file(model, audio_path, voicing_threshold=threshold, engine=engine,
+    def outputs(item) -> list:
+        return [item.output(out_dir, suffix) for suffix in suffixes]
+
+    def track_one(item) -> Done:
+        if item.name in written:
+            raise ValueError(f"outputs named {item.name}.f0.* were already written for {written[item.name]} (same file name)")
+        track = pitch_track_file(model, item.path, voicing_threshold=threshold, engine=engine,
                                  progress=not args.quiet, **options)  # fmt: skip
-        record = {"file": str(audio_path), "model": args.model, "voicing_threshold": threshold}
-        paths = []
-        for fmt in formats:
-            paths.append(out_dir / f"{stem}.f0.{fmt}")
-            write_track(track, paths[-1], fmt, record)
+        record = {"file": str(item.path), "model": args.model, "voicing_threshold": threshold}
+        paths = outputs(item)
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        for fmt, path in zip(formats, paths):
+            write_track(track, temporary(path), fmt, record)
         if args.plot:
             from .figures import pitch_contour_figure
 
-            paths.append(pitch_contour_figure(
-                track["times"], track["f0_hz"], track["voicing"], out_dir / f"{stem}.f0.png",
-                voicing_threshold=threshold, title=f"{stem}: F0 ({int(np.sum(track['voiced']))} voiced frames)",
-            ))  # fmt: skip
-        written[stem] = audio_path
+            pitch_contour_figure(
+                track["times"], track["f0_hz"], track["voicing"], temporary(paths[-1]), voicing_threshold=threshold,
+                title=f"{Path(item.name).name}: F0 ({int(np.sum(track['voiced']))} voiced frames)",
+            )  # fmt: skip
+        written[item.name] = item.path
         voiced = int(np.sum(track["voiced"]))
-        return f"{audio_path}: {len(track['times'])} frames, {voiced} voiced -> {', '.join(str(p) for p in paths)}"
+        line = f"{item.path}: {len(track['times'])} frames, {voiced} voiced -> {', '.join(str(p) for p in paths)}"
+        return Done(line, paths, track["duration"])
 
-    return run_per_file("pitch", args.inputs, track_one)
+    return run_catalogue("pitch", items, track_one, outputs, out_dir / MANIFEST,
+                         previous=outputs_complete(outputs) if args.skip_existing else None)
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("pitch")
-    parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files (anything FFmpeg reads)")
+    add_catalogue_options(parser, "outputs (every --format and --plot file)")
     parser.add_argument("--model", required=True, help="SVU pitch model: Hub repo id or local folder")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the outputs (created if missing)")
     parser.add_argument("--format", choices=FORMATS, action="append",

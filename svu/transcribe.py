@@ -40,9 +40,12 @@ import numpy as np
 
 from svu.modeling_svu.audio_io import TruncatedAudioWarning, open_audio
 
+from .catalogue import (
+    MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, process_device, run_catalogue, temporary,
+)
 from .common import (
     add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
-    resolve_device, run_per_file, window_options,
+    resolve_device, window_options,
 )
 
 FORMATS = ("mid", "csv", "json")
@@ -151,35 +154,37 @@ def sonify(notes: list, num_samples: int, sampling_rate: int, amplitude: float =
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
-def write_extras(result: Transcription, model, decoding: dict, stem: str, out_dir: Path, args) -> list:
-    """The --piano-roll / --sonify / --save-posteriors files of one input; returns their paths."""
-    written = []
+def extra_outputs(args) -> list:
+    """The suffixes of the --piano-roll / --sonify / --save-posteriors files asked for."""
+    return [suffix for flag, suffix in EXTRA_OUTPUTS.items() if getattr(args, flag)]
+
+
+def write_extras(result: Transcription, model, decoding: dict, paths: dict) -> None:
+    """The --piano-roll / --sonify / --save-posteriors files of one input, to `paths` (`EXTRA_OUTPUTS` suffix ->
+    path) of the ones asked for."""
     rate = model.config.sampling_rate
-    if args.piano_roll:
+    if EXTRA_OUTPUTS["piano_roll"] in paths:
         from .figures import piano_roll_figure
 
-        written.append(piano_roll_figure(
-            result.notes, result.audio, rate, out_dir / f"{stem}.{EXTRA_OUTPUTS['piano_roll']}",
-            lowest_midi=model.config.lowest_midi, num_octaves=model.config.num_octaves,
-            hop=model.config.frame_hop_samples, title=f"{stem}: {len(result.notes)} notes",
-        ))  # fmt: skip
-    if args.sonify:
+        path = paths[EXTRA_OUTPUTS["piano_roll"]]
+        piano_roll_figure(
+            result.notes, result.audio, rate, path, lowest_midi=model.config.lowest_midi,
+            num_octaves=model.config.num_octaves, hop=model.config.frame_hop_samples,
+            title=f"{path.name.split('.')[0]}: {len(result.notes)} notes",
+        )  # fmt: skip
+    if EXTRA_OUTPUTS["sonify"] in paths:
         import soundfile as sf
 
-        path = out_dir / f"{stem}.{EXTRA_OUTPUTS['sonify']}"
-        sf.write(path, sonify(result.notes, result.num_samples, rate), rate, subtype="PCM_16")
-        written.append(path)
-    if args.save_posteriors:
-        path = out_dir / f"{stem}.{EXTRA_OUTPUTS['save_posteriors']}"
+        sf.write(paths[EXTRA_OUTPUTS["sonify"]], sonify(result.notes, result.num_samples, rate), rate, subtype="PCM_16")
+    if EXTRA_OUTPUTS["save_posteriors"] in paths:
         np.savez_compressed(
-            path, onset_prob=result.onset_prob.astype(np.float32), silence_prob=result.silence_prob.astype(np.float32),
-            pitch_index=result.pitch_index.astype(np.int16), frame_seconds=decoding["frame_seconds"],
-            lowest_midi=decoding["lowest_midi"], onset_threshold=decoding["onset_threshold"],
-            onset_window=decoding["onset_window"], silence_threshold=decoding["silence_threshold"],
+            paths[EXTRA_OUTPUTS["save_posteriors"]], onset_prob=result.onset_prob.astype(np.float32),
+            silence_prob=result.silence_prob.astype(np.float32), pitch_index=result.pitch_index.astype(np.int16),
+            frame_seconds=decoding["frame_seconds"], lowest_midi=decoding["lowest_midi"],
+            onset_threshold=decoding["onset_threshold"], onset_window=decoding["onset_window"],
+            silence_threshold=decoding["silence_threshold"],
             notes=np.asarray(result.decoded_notes, dtype=np.float64).reshape(-1, 3),
         )  # fmt: skip
-        written.append(path)
-    return written
 
 
 def report_warnings(caught) -> None:
@@ -198,7 +203,8 @@ def report_warnings(caught) -> None:
 def run_transcribe(args) -> int:
     from svu.modeling_svu.pipeline_svu import pitch_models
 
-    device = resolve_device(args.device, "transcribe")
+    items = collect_inputs(args, "transcribe")
+    device = process_device(resolve_device(args.device, "transcribe"))
     model = load_model(args.model, "transcribe", device=device)
     engine = load_engine_or_exit(model, args, "transcribe", device)
     pitch_model = pitch_engine = None
@@ -207,39 +213,45 @@ def run_transcribe(args) -> int:
         pitch_engine = load_engine_or_exit(pitch_model, args, "transcribe", device)
     decoding = decoding_thresholds(model, args.onset_threshold, args.silence_threshold)
     formats = list(dict.fromkeys(args.format or ["mid"]))
+    suffixes = formats + extra_outputs(args)
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = window_options(args)
-    written = {}  # output stem -> the input that wrote it
+    written = {}  # output name -> the input that wrote it
 
-    def transcribe_one(audio_path) -> str:
-        stem = Path(audio_path).stem
-        if stem in written:
-            raise ValueError(f"outputs named {stem}.* were already written for {written[stem]} (same file name)")
+    def outputs(item) -> list:
+        return [item.output(out_dir, suffix) for suffix in suffixes]
+
+    def transcribe_one(item) -> Done:
+        if item.name in written:
+            raise ValueError(f"outputs named {item.name}.* were already written for {written[item.name]} (same file name)")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TruncatedAudioWarning)
-            result = transcribe_file(model, audio_path, decoding, keep_audio=args.piano_roll,
+            result = transcribe_file(model, item.path, decoding, keep_audio=args.piano_roll,
                                      progress=not args.quiet, engine=engine, **options)  # fmt: skip
             if pitch_model is not None:
                 result.notes, result.pitch_midi = note_pitches(
-                    result.decoded_notes, pitch_model, audio_path, pitch_engine, progress=not args.quiet, **options)
+                    result.decoded_notes, pitch_model, item.path, pitch_engine, progress=not args.quiet, **options)
         report_warnings(caught)
-        paths = []
-        for fmt in formats:
-            paths.append(out_dir / f"{stem}.{fmt}")
-            write_notes(result.notes, paths[-1], fmt, stem, pitch_midi=result.pitch_midi)
-        paths += write_extras(result, model, decoding, stem, out_dir, args)
-        written[stem] = audio_path
+        paths = outputs(item)
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        for fmt, path in zip(formats, paths):
+            write_notes(result.notes, temporary(path), fmt, Path(item.name).name, pitch_midi=result.pitch_midi)
+        write_extras(result, model, decoding, {suffix: temporary(path) for suffix, path in zip(suffixes, paths)
+                                               if suffix not in formats})  # fmt: skip
+        written[item.name] = item.path
         unpitched = result.pitch_midi.count(None) if result.pitch_midi is not None else 0
         unpitched = f" ({unpitched} without a voiced frame: no pitch_midi)" if unpitched else ""
-        return f"{audio_path}: {len(result.notes)} notes{unpitched} -> {', '.join(str(p) for p in paths)}"
+        line = f"{item.path}: {len(result.notes)} notes{unpitched} -> {', '.join(str(p) for p in paths)}"
+        return Done(line, paths, result.num_samples / model.config.sampling_rate)
 
-    return run_per_file("transcribe", args.inputs, transcribe_one)
+    return run_catalogue("transcribe", items, transcribe_one, outputs, out_dir / MANIFEST,
+                         previous=outputs_complete(outputs) if args.skip_existing else None)
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("transcribe")
-    parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files (anything FFmpeg reads)")
+    add_catalogue_options(parser, "outputs (every --format and extra file)")
     parser.add_argument("--model", required=True, help="SVU transcription model: Hub repo id or local folder")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the outputs (created if missing)")
     parser.add_argument("--format", choices=FORMATS, action="append",

@@ -166,10 +166,10 @@ def test_svu_pitch_writes_csv_json_and_plot_and_reports_bad_files(pitch_model, t
     for name, reason in [("short.wav", "at least 400 samples"), ("broken.wav", "cannot decode audio"),
                          ("missing.wav", "no such file")]:  # fmt: skip
         assert any(name in line and reason in line for line in errors), (name, errors)
-    assert "svu pitch: 3 of 5 files failed" in result.stderr
+    assert "svu pitch: 5 files: 2 done, 0 skipped, 3 failed: " in result.stderr
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{stem}.f0.{ext}" for stem in ("take1", "take2") for ext in ("csv", "json", "png")
+        [f"{stem}.f0.{ext}" for stem in ("take1", "take2") for ext in ("csv", "json", "png")] + ["manifest.jsonl"]
     )
 
     expected = file_track(model, inputs / "take1.wav")  # stereo 44.1 kHz, read as svu pitch reads it

@@ -192,10 +192,14 @@ def test_cli_over_many_files_transcribes_every_good_file_and_exits_1(hostile, tr
     assert len(errors) == len(failing), result.stderr
     for name, fragment in failing.items():
         assert any(f"{hostile[name][0]}:" in line and fragment in line for line in errors), (name, errors)
-    assert f"svu transcribe: {len(failing)} of {len(paths)} files failed" in result.stderr
-    written = sorted(p.name for p in tmp_path.iterdir())
+    done = len(paths) - len(failing)
+    assert f"svu transcribe: {len(paths)} files: {done} done, 0 skipped, {len(failing)} failed: " in result.stderr
+    written = sorted(p.name for p in tmp_path.iterdir() if p.name != "manifest.jsonl")
     good = sorted(Path(n).stem + ".json" for n in hostile if n not in failing)
     assert written == good
+    manifest = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert [entry["input"] for entry in manifest] == [str(p) for p in paths]
+    assert sum(entry["status"] == "failed" for entry in manifest) == len(failing)
     notes = {name: json.loads((tmp_path / name).read_text())[Path(name).stem] for name in written}
     assert notes["mono.json"] and notes["stereo.json"] == notes["mono.json"] == notes["six_channels.json"]
 
