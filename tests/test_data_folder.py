@@ -16,7 +16,9 @@ import soundfile as sf
 import yaml
 from demo_runs import ENV, REPO, demo_config
 
-from svu.dataset_scripts.folder import READERS, allocate, split_groups
+from svu.cli import main as svu_main
+from svu.dataset_scripts.folder import READERS, allocate, scan, split_groups
+from svu.dataset_scripts.common import PrepareReport
 from svu.dataset_scripts.prepare import load_prepared
 from svu.modeling_svu.midi_io import midi_bytes
 from svu.modeling_svu.tasks import CHUNK_LABEL, FRAME_CONTOUR, NOTE_EVENTS, TASKS, get_task
@@ -30,6 +32,13 @@ RATIOS = "0.5,0.25,0.25"
 def svu(*args):
     return subprocess.run([sys.executable, "-m", "svu", *args], capture_output=True, text=True, env=ENV, cwd=REPO,
                           timeout=600)
+
+
+def svu_here(capsys, *args):
+    """`svu` in this process (no start-up cost): (exit code, stdout, stderr)."""
+    code = svu_main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def write_audio(path: Path, wave: np.ndarray, rate: int) -> Path:
@@ -209,12 +218,12 @@ def write_bad_inputs(root: Path, target: str) -> dict:
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_bad_input_is_named_once_and_the_good_files_prepared(task, tmp_path):
+def test_bad_input_is_named_once_and_the_good_files_prepared(task, tmp_path, capsys):
     folder_task(task)
     target = get_task(task).target
     bad = write_bad_inputs(tmp_path / "raw", target)
-    result = svu(*prepare_args(task, tmp_path / "raw", tmp_path / "data", {}))
-    assert result.returncode == 0, result.stderr[-3000:]
+    code, stdout, stderr = svu_here(capsys, *prepare_args(task, tmp_path / "raw", tmp_path / "data", {}))
+    assert code == 0, stderr[-3000:]
     _, meta = load_prepared(tmp_path / "data")
     report = meta["report"]
     named = [name for names in report["skipped"].values() for name in names]
@@ -227,30 +236,47 @@ def test_bad_input_is_named_once_and_the_good_files_prepared(task, tmp_path):
     good = 12 if get_task(task).pooled else 4
     assert report["files_used"] == good and report["files_found"] == good + len(bad)
     for reason in set(bad.values()):
-        assert reason in result.stdout  # the summary table names each reason
+        assert reason in stdout  # the summary table names each reason
 
 
-def test_nothing_usable_fails_in_one_line(tmp_path):
+def test_nothing_usable_fails_in_one_line(tmp_path, capsys):
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "empty.wav").write_bytes(b"")
     (tmp_path / "raw" / "notes.txt").write_text("nothing")
-    result = svu("data", "prepare", "folder", "--task", next(iter(TASKS)), "--data-dir", str(tmp_path / "raw"),
-                 "--output", str(tmp_path / "data"), "-q")
-    assert result.returncode == 2 and not (tmp_path / "data").exists()
-    assert result.stderr.strip().count("\n") == 0 and "nothing usable in folder corpus" in result.stderr
+    code, _, stderr = svu_here(capsys, "data", "prepare", "folder", "--task", next(iter(TASKS)), "--data-dir",
+                               str(tmp_path / "raw"), "--output", str(tmp_path / "data"), "-q")
+    assert code == 2 and not (tmp_path / "data").exists()
+    assert stderr.strip().count("\n") == 0 and "nothing usable in folder corpus" in stderr
 
 
-def test_split_flags_are_the_folder_corpus_own(tmp_path):
-    result = svu("data", "prepare", "synthetic", "--output", str(tmp_path / "d"), "--split-ratios", RATIOS)
-    assert result.returncode == 2 and result.stderr.strip() == \
+def test_split_flags_are_the_folder_corpus_own(tmp_path, capsys):
+    code, _, stderr = svu_here(capsys, "data", "prepare", "synthetic", "--output", str(tmp_path / "d"),
+                               "--split-ratios", RATIOS)
+    assert code == 2 and stderr.strip() == \
         "svu data prepare: --split-ratios applies to folder only; synthetic has its own splits"
     (tmp_path / "raw" / "a").mkdir(parents=True)
-    result = svu("data", "prepare", "folder", "--data-dir", str(tmp_path / "raw"), "--output", str(tmp_path / "d"),
-                 "--group-by", "singer")
-    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0 and "group_by=singer" in result.stderr
-    result = svu("data", "prepare", "folder", "--data-dir", str(tmp_path / "raw"), "--output", str(tmp_path / "d"),
-                 "--split-ratios", "0.5,0.5,0.5")
-    assert result.returncode == 2 and "summing to 1" in result.stderr and result.stderr.strip().count("\n") == 0
+    folder = ("data", "prepare", "folder", "--data-dir", str(tmp_path / "raw"), "--output", str(tmp_path / "d"))
+    code, _, stderr = svu_here(capsys, *folder, "--group-by", "singer")
+    assert code == 2 and stderr.strip().count("\n") == 0 and "group_by=singer" in stderr
+    code, _, stderr = svu_here(capsys, *folder, "--split-ratios", "0.5,0.5,0.5")
+    assert code == 2 and "summing to 1" in stderr and stderr.strip().count("\n") == 0
+
+
+def test_metadata_rows_without_a_label_or_a_file_are_named(tmp_path):
+    for name in ("a1.wav", "a2.wav", "b1.wav", "b2.wav", "nolabel.wav", "unlisted.wav"):
+        write_audio(tmp_path / name, sung([(0.1, 0.9, 60)], 1.0, 16000), 16000)
+    (tmp_path / "metadata.csv").write_text("file_name,label,singer\na1.wav,a,s1\na2.wav,a,s2\nb1.wav,b,s1\n"
+                                           "b2.wav,b,s2\nnolabel.wav,,s1\ngone.wav,a,s3\n")
+    report = PrepareReport()
+    task = next(name for name, task in TASKS.items() if task.pooled)
+    recordings = scan(tmp_path, task, "singer", report)
+    assert sorted((r.name, r.label, r.group) for r in recordings) == [
+        ("a1.wav", "a", "s1"), ("a2.wav", "a", "s2"), ("b1.wav", "b", "s1"), ("b2.wav", "b", "s2")]
+    assert dict(report.skipped) == {"no label": ["nolabel.wav", "unlisted.wav"],
+                                    "listed in metadata.csv but missing": ["gone.wav"]}
+    assert "nolabel.wav: no label (metadata.csv line 6 has an empty label)" in report.messages
+    assert "metadata.csv line 7: gone.wav: no such file under " + str(tmp_path) in report.messages
+    assert report.files_found == 7
 
 
 def test_splits_are_seeded_whole_groups_and_every_label_trains():
