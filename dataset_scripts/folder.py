@@ -275,8 +275,9 @@ def is_hidden(relative: PurePosixPath) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
 
 
-def read_metadata(root: Path) -> tuple:
-    """(columns, {file_name: (line, row)}) of ``metadata.csv`` at the root, or ((), {}) without one."""
+def read_metadata(root: Path, report: PrepareReport) -> tuple:
+    """(columns, {file_name: (line, row)}) of ``metadata.csv`` at the root, or ((), {}) without one; a file listed
+    twice keeps its first row (the other is named in `report`)."""
     path = root / METADATA_FILE
     if not path.is_file():
         return (), {}
@@ -286,14 +287,20 @@ def read_metadata(root: Path) -> tuple:
             rows = {}
             for row in reader:
                 file_name = PurePosixPath((row.get("file_name") or "").strip().replace("\\", "/")).as_posix()
-                rows.setdefault(file_name, (reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}))
+                if file_name == ".":
+                    report.messages.append(f"{METADATA_FILE} line {reader.line_num}: no file_name; the row is not used")
+                    continue
+                if file_name in rows:
+                    report.messages.append(f"{METADATA_FILE} line {reader.line_num}: {file_name} is listed again; "
+                                           f"line {rows[file_name][0]} is used")
+                    continue
+                rows[file_name] = (reader.line_num, {k: (v or "").strip() for k, v in row.items() if k})
             columns = tuple(reader.fieldnames or ())
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise ValueError(f"{path}: cannot read it: {error}") from None
     if "file_name" not in columns:
         raise ValueError(f"{path} has no file_name column (columns: {', '.join(columns) or 'none'}); expected the "
                          "audiofolder header file_name,label[,singer,recording,song,...]")
-    rows.pop(".", None)
     return columns, rows
 
 
@@ -301,7 +308,7 @@ def scan(root: Path, task: str, group_by: Optional[str], report: PrepareReport) 
     """The usable recordings under `root` for `task`; every other file is counted and named in `report`."""
     spec = get_task(task)
     reader = READERS[spec.target]
-    columns, metadata = read_metadata(root)
+    columns, metadata = read_metadata(root, report)
     if group_by is not None and group_by not in columns:
         where = f"{root / METADATA_FILE} (columns: {', '.join(columns)})" if columns else f"no {METADATA_FILE} in {root}"
         raise ValueError(f"group_by={group_by}: no such column, {where}; group by a {METADATA_FILE} column")

@@ -266,7 +266,7 @@ def test_metadata_rows_without_a_label_or_a_file_are_named(tmp_path):
     for name in ("a1.wav", "a2.wav", "b1.wav", "b2.wav", "nolabel.wav", "unlisted.wav"):
         write_audio(tmp_path / name, sung([(0.1, 0.9, 60)], 1.0, 16000), 16000)
     (tmp_path / "metadata.csv").write_text("file_name,label,singer\na1.wav,a,s1\na2.wav,a,s2\nb1.wav,b,s1\n"
-                                           "b2.wav,b,s2\nnolabel.wav,,s1\ngone.wav,a,s3\n")
+                                           "b2.wav,b,s2\nnolabel.wav,,s1\ngone.wav,a,s3\na1.wav,b,s9\n")
     report = PrepareReport()
     task = next(name for name, task in TASKS.items() if task.pooled)
     recordings = scan(tmp_path, task, "singer", report)
@@ -276,6 +276,7 @@ def test_metadata_rows_without_a_label_or_a_file_are_named(tmp_path):
                                     "listed in metadata.csv but missing": ["gone.wav"]}
     assert "nolabel.wav: no label (metadata.csv line 6 has an empty label)" in report.messages
     assert "metadata.csv line 7: gone.wav: no such file under " + str(tmp_path) in report.messages
+    assert "metadata.csv line 8: a1.wav is listed again; line 2 is used" in report.messages
     assert report.files_found == 7
 
 
