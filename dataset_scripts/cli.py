@@ -1,6 +1,7 @@
 """`svu data prepare <corpus> --data-dir D --output O [--seed N] [--push-to-hub REPO]`."""
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -19,6 +20,23 @@ def parse_option(text: str):
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def ratios(text: str) -> list:
+    """``0.8,0.1,0.1`` -> [0.8, 0.1, 0.1] (the builder checks them), as a training config's YAML list reads."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fractions train,validation,test (e.g. 0.8,0.1,0.1), got {text!r}")
+
+
+# flags that are builder options of the corpora whose builder config has the field of that name
+BUILDER_FLAGS = {"split_ratios": "--split-ratios", "group_by": "--group-by"}
+
+
+def corpora_with_option(option: str) -> tuple:
+    return tuple(name for name, entry in corpora().items()
+                 if option in {field.name for field in dataclasses.fields(entry.builder.BUILDER_CONFIG_CLASS)})
 
 
 def summary_table(meta: dict) -> str:
@@ -69,6 +87,13 @@ def run_prepare(args) -> int:
         options["separation"] = args.separation
     if args.validation and args.validation != "ours":
         options["validation"] = args.validation
+    for option, flag in BUILDER_FLAGS.items():
+        if getattr(args, option) is not None:
+            if args.corpus not in corpora_with_option(option):
+                print(f"svu data prepare: {flag} applies to {', '.join(corpora_with_option(option))} only; "
+                      f"{args.corpus} has its own splits", file=sys.stderr)
+                return 2
+            options[option] = getattr(args, option)
     try:
         prepare(args.corpus, args.output, data_dir=args.data_dir, seed=args.seed, force=args.force,
                 num_proc=args.num_proc, **options)
@@ -101,6 +126,7 @@ def add_parser(subparsers) -> None:
     entries = corpora()
     generated = ", ".join(name for name, entry in entries.items() if entry.generated)
     separable = ", ".join(name for name, entry in entries.items() if entry.separable)
+    user_data = ", ".join(name for name, entry in entries.items() if entry.user_data)
     restricted = " / ".join(entry.title for entry in entries.values() if entry.no_redistribution)
     data = subparsers.add_parser("data")
     actions = data.add_subparsers(dest="data_command", required=True)
@@ -109,7 +135,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--data-dir", help=f"root of the downloaded corpus (not needed for {generated})")
     parser.add_argument("--output", required=True, help="folder to write (DatasetDict.save_to_disk + svu_meta.json)")
     parser.add_argument("--seed", type=int, default=0,
-                        help=f"draws the {generated} corpus and HT-Demucs' random shifts (--separation htdemucs)")
+                        help=f"draws the {generated} corpus, the {user_data} split and HT-Demucs' random shifts "
+                        "(--separation htdemucs)")
     parser.add_argument("--task", help=per_corpus(
         {name: " | ".join(entry.tasks) for name, entry in entries.items() if len(entry.tasks) > 1}))
     parser.add_argument("--split", help=per_corpus({name: entry.split_help for name, entry in entries.items()}))
@@ -118,6 +145,12 @@ def add_parser(subparsers) -> None:
                         "beforehand, mirroring the corpus layout (wav/flac/mp3); htdemucs needs the demucs package")
     parser.add_argument("--validation", choices=("ours", "none"),
                         help="ours (default): hold out our validation singers/songs; none: they train too (paper data)")
+    parser.add_argument("--split-ratios", type=ratios, metavar="TRAIN,VAL,TEST",
+                        help=f"{', '.join(corpora_with_option('split_ratios'))}: fractions of the groups per split, "
+                        "seeded by --seed (default 0.8,0.1,0.1)")
+    parser.add_argument("--group-by", metavar="COLUMN",
+                        help=f"{', '.join(corpora_with_option('group_by'))}: the metadata.csv column whose values stay "
+                        "in one split (default: each recording)")
     parser.add_argument("--option", action="append", type=parse_option, metavar="KEY=VALUE",
                         help="builder option, repeatable (e.g. "
                         f"{per_corpus({name: entry.option_help for name, entry in entries.items()})})")

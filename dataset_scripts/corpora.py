@@ -44,11 +44,12 @@ class Corpus:
     homepage: str  # where the corpus comes from (the cards' "Source")
     licence: str  # Hub `license:` identifier of what SVU prepares from it
     licence_note: str  # one line: what the licence covers and why
-    bibtex: str  # its paper; "" only for a corpus SVU generates
+    bibtex: str  # its paper; "" only for a corpus SVU generates or the user's own data
     splits: str  # the default split, as the model card states it
     preprocessing: str  # the dataset card's preprocessing line; `{chunk:g}` is the chunk length in seconds
     no_redistribution: str = ""  # non-empty: why its prepared audio may not be redistributed (public upload refused)
     generated: bool = False  # made by SVU from the seed: no data_dir, and the seed goes to the builder's config
+    user_data: bool = False  # the user's own recordings: no paper to cite, and the seed draws the split (builder's config)
     separable: bool = False  # holds mixtures: the `separation` option applies
     # the vocal separation of a folder that recorded none, from its options (None: "not recorded")
     separation_note: Callable[[dict], Optional[str]] = not_recorded
@@ -56,10 +57,15 @@ class Corpus:
     split_help: str = ""  # the `split` option's values, for `svu data prepare --help`
     option_help: str = ""  # other builder options worth knowing (`--option key=value`)
 
+    @property
+    def seeded(self) -> bool:
+        """The seed goes to the builder's config (it draws the corpus, or the split of the user's own data)."""
+        return self.generated or self.user_data
+
     def __post_init__(self):
         required = ("name", "builder", "tasks", "title", "homepage", "licence", "licence_note", "splits", "preprocessing")
         missing = [field for field in required if not getattr(self, field)]
-        if not self.bibtex and not self.generated:
+        if not self.bibtex and not self.seeded:
             missing.append("bibtex")
         if missing:
             raise ValueError(f"corpus {self.name or '?'}: no {', '.join(missing)}")

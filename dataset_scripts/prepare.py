@@ -157,7 +157,7 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
     builder_kwargs["num_proc"] = num_proc
     builder_kwargs["separation_seed"] = seed
     config_kwargs = dict(options)
-    if entry.generated:  # real corpora have fixed, documented splits: the seed changes nothing there
+    if entry.seeded:  # published corpora have fixed, documented splits: the seed changes nothing there
         config_kwargs["seed"] = seed
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".svu-build-", dir=output_dir.parent) as scratch:

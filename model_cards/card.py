@@ -193,7 +193,9 @@ def model_card(
         "The paper's numbers are for the real corpus and the pre-trained base backbone; "
         + ("this model was trained on the synthetic demo corpus with a tiny random backbone, so the columns are "
            "not comparable: it shows the pipeline works, not the paper's accuracy."
-           if (entry and entry.generated) or config["backbone"].startswith("tiny-") else "they are given for reference.")
+           if (entry and entry.generated) or config["backbone"].startswith("tiny-")
+           else "this model was trained and tested on other data, so the columns are not comparable."
+           if entry and entry.user_data else "they are given for reference.")
     )
     notice = ""
     if licence.startswith("cc-by-nc"):

@@ -66,7 +66,7 @@ def assert_wired(name: str, tmp_path, monkeypatch) -> None:
     """Every surface of corpus `name` shows its entry's facts (AssertionError naming the first that does not)."""
     entry = get_corpus(name)
     for field in SURFACED:
-        assert getattr(entry, field) or (field == "bibtex" and entry.generated), f"{name}: empty {field}"
+        assert getattr(entry, field) or (field == "bibtex" and entry.seeded), f"{name}: empty {field}"
     assert isinstance(entry.builder, type) and issubclass(entry.builder, CorpusBuilder), f"{name}: builder"
     if not isinstance(entry.builder.__dict__.get("task"), property):
         assert entry.tasks == (entry.builder.task,), f"{name}: tasks {entry.tasks} but the builder makes {entry.builder.task}"
@@ -91,7 +91,7 @@ def assert_wired(name: str, tmp_path, monkeypatch) -> None:
     data_dir.mkdir(exist_ok=True)
     with pytest.raises(Dispatched):
         prepare(name, tmp_path / "out", data_dir=None if entry.generated else data_dir)
-    assert ("seed" in seen) == entry.generated, f"{name}: the seed reaches the builder only for a generated corpus"
+    assert ("seed" in seen) == entry.seeded, f"{name}: the seed reaches the builder only for a generated corpus or user data"
     if not entry.generated:
         with pytest.raises(ValueError, match=f"corpus '{name}' needs data_dir"):
             prepare(name, tmp_path / "out")
@@ -193,6 +193,10 @@ def test_a_new_corpus_needs_nothing_but_its_entry(tmp_path, monkeypatch):
     assert_wired("toy", tmp_path, monkeypatch)
 
 
+class Identifier(str):
+    """A name of the code (not a string constant)."""
+
+
 def code_strings(path: Path):
     """(line, text) of the string constants of a module's code (docstrings left out), and of its names."""
     tree = ast.parse(path.read_text())
@@ -203,14 +207,18 @@ def code_strings(path: Path):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             yield node.lineno, node.value
         elif isinstance(node, ast.Name):
-            yield node.lineno, node.id
+            yield node.lineno, Identifier(node.id)
 
 
 def named_corpora(text: str) -> list:
+    # the user's own data is named by an ordinary word ("folder"): only a string constant that is exactly it names it
+    exact = [name for name, entry in corpora().items()
+             if entry.user_data and text == name and not isinstance(text, Identifier)]
     for phrase in PROSE:
         text = text.replace(phrase, "")
-    words = {name.lower() for name in corpus_names()} | {entry.title.lower() for entry in corpora().values()}
-    return [word for word in words if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text.lower())]
+    words = {name.lower() for name, entry in corpora().items() if not entry.user_data}
+    words |= {entry.title.lower() for entry in corpora().values() if not entry.user_data}
+    return [word for word in words if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text.lower())] + exact
 
 
 @pytest.mark.parametrize("module", WIRING)
@@ -221,5 +229,6 @@ def test_nothing_outside_a_corpus_module_names_a_corpus(module):
 
 def test_the_name_check_can_fail(tmp_path):
     source = tmp_path / "wiring.py"
-    source.write_text('"""Docstrings may say vocalset."""\nSEPARATED = ("artist20", "mir_st500")\n')
-    assert [text for _, text in code_strings(source) if named_corpora(text)] == ["artist20", "mir_st500"]
+    source.write_text('"""Docstrings may say vocalset."""\nSEPARATED = ("artist20", "mir_st500")\n'
+                      'for folder in ("a folder", "folder"):\n    pass\n')
+    assert [text for _, text in code_strings(source) if named_corpora(text)] == ["artist20", "mir_st500", "folder"]
