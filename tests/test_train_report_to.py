@@ -25,11 +25,9 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    from svu.dataset_scripts.prepare import prepare
+    from demo_runs import demo_data
 
-    root = tmp_path_factory.mktemp("data") / "technique"
-    prepare("synthetic", root, seed=0, task="technique", clips_per_class=2)
-    return root
+    return demo_data("technique", tmp_path_factory)
 
 
 def launch(out, prepared, *args):
