@@ -4,8 +4,7 @@
 
 `svu data prepare synthetic --task T <the demo config's dataset options> -q`, then the real `accelerate launch
 train/run.py --config train/configs/demo_<task>.yaml --dataset.prepared_dir DATA`, in subprocesses. Each task is
-trained at most once per session, and only when a test asks for it; `demo_data(task, tmp_path_factory)` is the
-prepared corpus alone, for tests that train on it with other options. Under pytest-xdist the workers share one
+trained at most once per session, and only when a test asks for it. Under pytest-xdist the workers share one
 folder and a file lock per task, so a demo is trained by one worker while the others wait for it.
 Tests read these runs; a test that changes a run's files copies them first.
 """
@@ -78,26 +77,15 @@ def shared_root(tmp_path_factory) -> Path:
     return root
 
 
-def demo_data(task: str, tmp_path_factory) -> Path:
-    """The demo config's corpus of `task`, prepared on first use (its own lock: no wait for a training); tests
-    that train on it with other options share it, read only."""
-    root = shared_root(tmp_path_factory)
-    data = root / task / "data"
-    with FileLock(str(root / f"{task}.data.lock")):
-        if not (root / task / "data.done").exists():
-            prepared = _run(prepare_command(task, data), f"svu data prepare ({task})")
-            (root / task / "prepare.stderr").write_text(prepared.stderr)
-            (root / task / "data.done").write_text("")
-    return data
-
-
 def demo_run(task: str, tmp_path_factory) -> DemoRun:
     """The demo run of `task`, trained on first use (module docstring)."""
     root = shared_root(tmp_path_factory)
-    data, out = demo_data(task, tmp_path_factory), root / task / "run"
+    data, out = root / task / "data", root / task / "run"
     with FileLock(str(root / f"{task}.lock")):
         if not (root / task / DONE).exists():
+            prepared = _run(prepare_command(task, data), f"svu data prepare ({task})")
             trained = _run(train_command(task, data, out), f"demo training ({task})")
+            (root / task / "prepare.stderr").write_text(prepared.stderr)
             (root / task / "train.stdout").write_text(trained.stdout)
             (root / task / DONE).write_text("")
     return DemoRun(data, out, (root / task / "prepare.stderr").read_text(), (root / task / "train.stdout").read_text())

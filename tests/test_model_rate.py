@@ -28,8 +28,7 @@ import torch
 import yaml
 
 from data_fixtures import chunk_targets, whole_songs
-from demo_runs import demo_data
-from svu.dataset_scripts.prepare import load_prepared
+from svu.dataset_scripts.prepare import load_prepared, prepare
 from svu.modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification
 from svu.train.data import AudioCollator, check_dataset
 from svu.common import load_model
@@ -62,8 +61,11 @@ def launch(*args):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """{task: 16 kHz synthetic data with the demo config's options} (the session's, `demo_runs.demo_data`)."""
-    return {task: demo_data(task, tmp_path_factory) for task in ("technique", "transcription")}
+    """16 kHz synthetic data with the demo configs' options."""
+    root = tmp_path_factory.mktemp("data")
+    prepare("synthetic", root / "technique", seed=0, task="technique", clips_per_class=2)
+    prepare("synthetic", root / "transcription", seed=0, task="transcription")
+    return root
 
 
 # ---------------------------------------------------------------- the model's rate and frame grid
@@ -93,7 +95,7 @@ def test_model_options_take_only_settable_svu_config_fields():
 
 
 def test_collated_targets_at_75_hz_line_up_with_the_notes(prepared):
-    data, meta = load_prepared(prepared["transcription"])
+    data, meta = load_prepared(prepared / "transcription")
     assert meta["label_scheme"]["frame_targets"] == "computed at collate time for the model"
     model = mert_v1_like(SVUForNoteTranscription)
     rows = [{**row, "row_index": i} for i, row in enumerate(data["train"].select(range(6)).with_format("numpy"))]
@@ -141,7 +143,7 @@ def legacy_folder(source: Path, target: Path) -> Path:
 
 
 def test_a_folder_with_frozen_frame_targets_is_refused_in_one_line(prepared, tmp_path):
-    folder = legacy_folder(prepared["transcription"], tmp_path / "legacy")
+    folder = legacy_folder(prepared / "transcription", tmp_path / "legacy")
     data, meta = load_prepared(folder)
     message = (f"Prepared dataset {folder}: split 'train' has no 'notes_unclipped' column; prepare it again "
                "(svu data prepare ... --force, or --dataset.options.force true).")
@@ -187,10 +189,10 @@ def test_logits_and_labels_more_than_one_frame_apart_raise():
 # ---------------------------------------------------------------- end to end at 24 kHz
 
 
-def demo_at_24khz(task: str, prepared: dict, out: Path) -> Path:
+def demo_at_24khz(task: str, prepared: Path, out: Path) -> Path:
     """`train/configs/demo_<task>.yaml` as it is, on the MERT-v1-like 24 kHz backbone."""
     launch("--config", str(CONFIGS / f"demo_{task}.yaml"), *MERT_V1, "--output_dir", str(out),
-           "--dataset.prepared_dir", str(prepared[task]))
+           "--dataset.prepared_dir", str(prepared / task))
     return out
 
 
@@ -215,7 +217,7 @@ def test_24khz_technique_demo_trains_and_classifies_a_44khz_file(technique_24k, 
     assert "Singing technique classification of 24 kHz mono singing" in (repo / "README.md").read_text()
     assert yaml.safe_load((out / "train_config.yaml").read_text())["model_options"] == {"sampling_rate": 24000}
 
-    data, _ = load_prepared(prepared["technique"])
+    data, _ = load_prepared(prepared / "technique")
     audio = data["test"][0]["audio"]
     wave44 = soxr.resample(np.asarray(audio["array"], np.float32), audio["sampling_rate"], 44100)
     sf.write(tmp_path / "take44.wav", wave44.astype(np.float32), 44100, subtype="FLOAT")
@@ -250,7 +252,7 @@ def test_24khz_transcription_demo_trains_and_transcribes_a_44khz_file(transcript
     repo = out / "repo"
     assert json.loads((repo / "preprocessor_config.json").read_text())["sampling_rate"] == 24000
 
-    data, _ = load_prepared(prepared["transcription"])
+    data, _ = load_prepared(prepared / "transcription")
     _, wave16, reference = next(whole_songs(data["test"]))
     wave44 = soxr.resample(wave16, 16000, 44100).astype(np.float32)
     song = tmp_path / "song44.wav"

@@ -53,10 +53,12 @@ def weights(checkpoint: Path) -> dict:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """The demo config's corpus (its dataset options), so that runs reuse this folder: two runs at once would
-    otherwise both rebuild it, one deleting files the other reads (the session's, `demo_runs.demo_data`)."""
-    from demo_runs import demo_data
+    otherwise both rebuild it, one deleting files the other reads."""
+    from svu.dataset_scripts.prepare import prepare
 
-    return demo_data("technique", tmp_path_factory)
+    folder = tmp_path_factory.mktemp("data") / "technique"
+    prepare("synthetic", folder, seed=0, task="technique", clips_per_class=2)
+    return folder
 
 
 @pytest.fixture(scope="module")

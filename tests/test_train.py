@@ -20,7 +20,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from demo_runs import DEMO_GROUP, demo_data, demo_run
+from demo_runs import DEMO_GROUP, demo_run
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "train" / "run.py")
@@ -46,8 +46,14 @@ def launch(*args, processes=1, check=True):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """{task: prepared synthetic data} with the demo configs' options (the session's, `demo_runs.demo_data`)."""
-    return {task: demo_data(task, tmp_path_factory) for task in ("technique", "singer_id")}
+    """Prepared synthetic data per task (the same options as the demo configs)."""
+    from svu.dataset_scripts.prepare import prepare
+
+    root = tmp_path_factory.mktemp("data")
+    options = {"technique": {"clips_per_class": 2}, "singer_id": {}, "transcription": {}}
+    for task, opts in options.items():
+        prepare("synthetic", root / task, seed=0, task=task, **opts)
+    return root
 
 
 def trainable_log(run_dir):
@@ -205,7 +211,7 @@ SHORT = ["--epochs", "3", "--stage1_epochs", "1", "--lr_stage2", "1e-3", "--keep
 @pytest.fixture(scope="module")
 def uninterrupted(prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
-    launch("--output_dir", str(out), "--dataset.prepared_dir", str(prepared["technique"]), *SHORT)
+    launch("--output_dir", str(out), "--dataset.prepared_dir", str(prepared / "technique"), *SHORT)
     return out
 
 
@@ -221,7 +227,7 @@ def test_resume_mid_epoch_reaches_the_same_weights(uninterrupted, prepared, tmp_
     # a partial checkpoint (as left by a crash during save) must be ignored by --resume
     shutil.copytree(uninterrupted / "checkpoints" / "checkpoint-00000024", resumed / "checkpoints" / ".tmp-checkpoint-00000024")
     (resumed / "checkpoints" / ".tmp-checkpoint-00000024" / "model.safetensors").write_bytes(b"partial")
-    proc = launch("--output_dir", str(resumed), "--dataset.prepared_dir", str(prepared["technique"]), *SHORT, "--resume")
+    proc = launch("--output_dir", str(resumed), "--dataset.prepared_dir", str(prepared / "technique"), *SHORT, "--resume")
     assert "resumed from" in proc.stdout and "checkpoint-00000010" in proc.stdout
     expected = load_file(str(uninterrupted / "checkpoints" / "checkpoint-00000024" / "model.safetensors"))
     got = load_file(str(resumed / "checkpoints" / "checkpoint-00000024" / "model.safetensors"))
@@ -232,7 +238,7 @@ def test_resume_mid_epoch_reaches_the_same_weights(uninterrupted, prepared, tmp_
 
 def test_cached_and_uncached_stage1_give_the_same_weights(uninterrupted, prepared, tmp_path):
     out = tmp_path / "uncached"
-    launch("--output_dir", str(out), "--dataset.prepared_dir", str(prepared["technique"]), *SHORT,
+    launch("--output_dir", str(out), "--dataset.prepared_dir", str(prepared / "technique"), *SHORT,
            "--epochs", "1", "--cache_stage1", "false")
     assert not (out / "feature_cache").exists()
     cached = load_file(str(uninterrupted / "checkpoints" / "checkpoint-00000008" / "model.safetensors"))
@@ -249,7 +255,7 @@ def test_cached_and_uncached_stage1_give_the_same_weights(uninterrupted, prepare
 def singer_lora(prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("singer_lora")
     launch("--config", str(CONFIGS / "demo_singer_id.yaml"), "--output_dir", str(out),
-           "--dataset.prepared_dir", str(prepared["singer_id"]), "--finetune", "lora", "--epochs", "21")
+           "--dataset.prepared_dir", str(prepared / "singer_id"), "--finetune", "lora", "--epochs", "21")
     return out
 
 
@@ -292,7 +298,7 @@ print("max diff", (a - b).abs().max().item())
 def two_process_run(prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("two_process")
     proc = launch("--config", str(CONFIGS / "demo_singer_id.yaml"), "--output_dir", str(out),
-                  "--dataset.prepared_dir", str(prepared["singer_id"]), "--finetune", "adapter",
+                  "--dataset.prepared_dir", str(prepared / "singer_id"), "--finetune", "adapter",
                   "--epochs", "3", "--stage1_epochs", "2", "--batch_size", "4", "--eval_batch_size", "5",
                   processes=2)
     return out, proc
@@ -383,7 +389,7 @@ def test_dataset_missing_a_split_is_one_line(prepared, tmp_path):
     import datasets
 
     broken = tmp_path / "broken"
-    shutil.copytree(prepared["singer_id"], broken)
+    shutil.copytree(prepared / "singer_id", broken)
     shutil.rmtree(broken / "validation")
     dict_json = broken / "dataset_dict.json"
     dict_json.write_text(json.dumps({"splits": ["train", "test"]}))
@@ -407,7 +413,7 @@ def test_label_set_not_matching_the_model_is_one_line(technique_demo, tmp_path_f
 
 
 def test_nan_loss_stops_with_a_clear_message(prepared, tmp_path):
-    proc = launch("--output_dir", str(tmp_path), "--dataset.prepared_dir", str(prepared["technique"]),
+    proc = launch("--output_dir", str(tmp_path), "--dataset.prepared_dir", str(prepared / "technique"),
                   "--epochs", "2", "--stage1_epochs", "2", "--lr_stage1", "1e37", check=False)
     assert proc.returncode != 0
     assert "error: loss is [nan]" in proc.stderr or "error: loss is [inf]" in proc.stderr, proc.stderr[-2000:]

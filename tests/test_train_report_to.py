@@ -25,9 +25,11 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    from demo_runs import demo_data
+    from svu.dataset_scripts.prepare import prepare
 
-    return demo_data("technique", tmp_path_factory)
+    root = tmp_path_factory.mktemp("data") / "technique"
+    prepare("synthetic", root, seed=0, task="technique", clips_per_class=2)
+    return root
 
 
 def launch(out, prepared, *args):
