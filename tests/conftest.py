@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
-# pytest-xdist groups that take longest (seconds on 2 idle cores, most first): they start first, so that no
+# pytest-xdist groups that take longest (measured, longest first): they start first, so that no
 # worker is left with a long group while the other has nothing to do; every other group follows, in file order.
 LONGEST_GROUPS = [
     "demo_runs", "test_install.py", "test_published_backbones.py", "test_model_rate.py", "test_feature_cache.py",
