@@ -1,13 +1,16 @@
 """A catalogue through every `svu` verb of the task registry (`Task.cli_verb`): folders searched recursively (a
-file keeps its sub-folder in the outputs), `--glob`, `--file-list`; two processes under `torchrun` write the same
-files as one; `--skip-existing` resumes a killed run (a half-written output is redone, never taken as done);
+file keeps its sub-folder in the outputs), `--glob`, `--file-list`; two processes under `accelerate launch` write the same
+files as one; `--skip-existing` resumes a killed run (a half-written output is redone, never taken as done; a real `kill -9`
+mid-run, then the rerun processes each remaining file once);
 `manifest.jsonl` has a line per input in input order, and one summary line counts them."""
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +117,7 @@ def test_glob_picks_the_files_of_a_folder(one_process, catalogue, tmp_path):
 
 def test_two_processes_write_the_files_one_process_writes(one_process, catalogue, tmp_path):
     verb, model, out, _ = one_process
-    launcher = (sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "svu")
+    launcher = ("accelerate", "launch", "--multi_gpu", "--num_processes", "2", "-m", "svu")  # gloo on a CPU machine
     result = svu(*command(verb, model, catalogue, tmp_path), launcher=launcher)
     assert result.returncode == 0, result.stderr[-3000:]
     assert written(verb, tmp_path) == written(verb, out)
@@ -145,3 +148,37 @@ def test_skip_existing_resumes_a_killed_run(one_process, catalogue, tmp_path):
     statuses = {entry["input"]: entry["status"] for entry in manifest_of(verb, tmp_path)}
     assert statuses[redo["input"]] == "done" and sum(s == "skipped" for s in statuses.values()) == 3
     assert written(verb, tmp_path) == before  # the half-written file is gone, the output is whole again
+
+
+def test_kill_9_mid_run_then_skip_existing_gives_the_outputs_of_one_unbroken_run(tmp_path):
+    task = VERBS["transcribe"]
+    model = saved_model(task, tmp_path / "model")
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for index in range(24):
+        sf.write(songs / f"song{index:02d}.wav", sung(6.0, 16000, 180 + 7 * index), 16000)
+    unbroken, resumed = tmp_path / "unbroken", tmp_path / "resumed"
+    args = ["-m", "svu", "transcribe", str(songs), "--model", str(model), "--format", "csv", "--format", "mid", "-q"]
+    assert subprocess.run([sys.executable, *args, "-o", str(unbroken)], env=ENV, capture_output=True).returncode == 0
+
+    killed = subprocess.Popen([sys.executable, *args, "-o", str(resumed)], env=ENV, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while len(list(resumed.glob("*.mid"))) < 4 and time.monotonic() < deadline and killed.poll() is None:
+        time.sleep(0.02)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    complete = {p.stem for p in resumed.glob("*.mid")} & {p.stem for p in resumed.glob("*.csv")}
+    assert 4 <= len(complete) < 24, f"kill landed at {len(complete)} files: not mid-run"
+    assert not (resumed / "manifest.jsonl").exists()
+
+    result = svu("transcribe", songs, "--model", model, "--format", "csv", "--format", "mid", "-q", "-o", resumed,
+                 "--skip-existing")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = manifest_of("transcribe", resumed)
+    skipped = {Path(e["input"]).stem for e in manifest if e["status"] == "skipped"}
+    done = [Path(e["input"]).stem for e in manifest if e["status"] == "done"]
+    assert skipped == complete and sorted(done) == sorted(set(done)) and len(skipped) + len(done) == 24
+    assert f"svu transcribe: 24 files: {len(done)} done, {len(skipped)} skipped, 0 failed" in result.stderr
+    assert not [p for p in resumed.iterdir() if ".partial-" in p.name]
+    assert written("transcribe", resumed) == written("transcribe", unbroken)
