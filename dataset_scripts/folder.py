@@ -131,6 +131,12 @@ def read_notes(path: Path, name: str) -> list:
     else:
         located = [(f"line {number}", tuple(values))
                    for number, values in numeric_rows(path, name, ("onset", "offset", "pitch"), "note list")]
+    return checked_notes(located, name)
+
+
+def checked_notes(located: list, name: str) -> list:
+    """``[(onset, offset, pitch)]`` sorted by onset of ``located`` (``(where, note)`` pairs, ``where`` naming the
+    line or note); BadAnnotation naming `name` and where the first problem is."""
     for where, (onset, offset, pitch) in located:
         if onset < 0:
             raise BadAnnotation("note list: negative onset", f"{name} {where}: onset {onset:g} s is negative")

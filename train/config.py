@@ -20,6 +20,7 @@ from svu.modeling_svu.checkpoints import resolve_family_name
 from svu.modeling_svu.configuration_svu import SVUConfig
 from svu.modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, Task, check_task_options, get_task
 
+from svu.train.external_dataset import external_dataset_block, replaced_dataset_source
 from svu.train.spec_augment import check_spec_augment, normalized_spec_augment
 from svu.train.trackers import tracker_names
 
@@ -76,6 +77,26 @@ class TrainConfig:
                           "replace the checkpoint's). Recorded in metrics.json (protocol) and the model card."},
     )
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    dataset_name: Optional[str] = field(
+        default=None,
+        metadata={"help": "Train on any `datasets` dataset instead of dataset.corpus: a Hub id, or a save_to_disk / "
+                          "Parquet / audiofolder folder, chunked as the folder corpus is (train/external_dataset.py); "
+                          "dataset.options: chunk_seconds, split_ratios, group_by, force."},
+    )
+    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "The Hub dataset's configuration."})
+    audio_column_name: str = field(default="audio", metadata={"help": "dataset_name's audio column."})
+    label_column_name: str = field(default="label", metadata={"help": "dataset_name's label column (chunk-label tasks)."})
+    notes_column_name: str = field(
+        default="notes",
+        metadata={"help": "dataset_name's notes column (note-event tasks): per recording, a list of {onset, offset, "
+                          "pitch} (or [onset, offset, pitch]) in seconds and MIDI numbers."},
+    )
+    f0_column_name: str = field(
+        default="f0_hz", metadata={"help": "dataset_name's F0 column (contour tasks): per recording, Hz, 0 = unvoiced."}
+    )
+    f0_times_column_name: str = field(
+        default="f0_times", metadata={"help": "dataset_name's column of the F0 values' times, in seconds."}
+    )
     epochs: int = field(default=8, metadata={"help": "Total epochs, stage 1 included."})
     stage1_epochs: int = field(default=4, metadata={"help": "Epochs of stage 1 (frozen backbone)."})
     batch_size: int = field(
@@ -152,6 +173,8 @@ class TrainConfig:
     hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
     def __post_init__(self):
+        if self.dataset_name is not None:
+            self.dataset = external_dataset_block(self.dataset_name, self.dataset)
         if isinstance(self.dataset, dict):
             self.dataset = _build(DatasetConfig, self.dataset, prefix="dataset.")
         task = get_task(self.task)
@@ -303,5 +326,6 @@ def load_config(path: Optional[str] = None, overrides: Optional[list] = None) ->
     values = yaml.safe_load(path.read_text()) or {}
     if not isinstance(values, dict):
         raise ValueError(f"Config file {str(path)!r} must hold a mapping of config keys.")
-    values = _merge(values, parse_overrides(list(overrides or [])))
+    overrides = parse_overrides(list(overrides or []))
+    values = _merge(replaced_dataset_source(values, overrides), overrides)
     return _build(TrainConfig, values)

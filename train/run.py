@@ -47,6 +47,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,7 @@ from svu.train.data import (
     prepared_dir, resolve_num_workers,
 )
 from svu.train.evaluation import eval_mode, evaluate_split, evaluate_test, quiet, scoring_of
+from svu.train.external_dataset import ColumnError
 from svu.train.native_export import is_native_export, svu_from_native
 from svu.train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 from svu.train.spec_augment import apply_spec_augment, spec_augment_record
@@ -249,6 +251,9 @@ def build_run(cfg: TrainConfig):
             data, meta = prepare_dataset(cfg)
         model = wrap_for_finetune(cfg, build_model(cfg, meta))
         check_stored_rate(meta, svu_model(model).config.sampling_rate, where=str(prepared_dir(cfg)))
+    except ColumnError as err:  # a --*_column_name the dataset lacks: a usage error
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     except ValueError as err:  # bad dataset / backbone / labels: one line, nothing trained
         raise SystemExit(f"error: {err}") from None
     loaders = get_dataloaders(cfg, data, model, accelerator)
