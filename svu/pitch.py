@@ -1,6 +1,8 @@
 """`svu pitch in.wav [more ...] --model <repo id or folder> -o out_dir [--format csv|json ...] [--plot] [options]`.
 
-Writes, per input, files named after it in out_dir (the same F0 track in every one):
+Inputs are files, folders (recursive, `--glob`) and `--file-list`; one or many processes, `--skip-existing`,
+`manifest.jsonl`: `svu/catalogue.py`. Writes, per input, files named after it in out_dir (a file found in a
+folder keeps its sub-folder), the same F0 track in every one:
     <stem>.f0.csv   (--format csv, the default) ``time,f0_hz,voicing`` per model frame: the frame time in seconds
                     (the centre of its input, `modeling_svu.pitch.frame_times`), the F0 in Hz (0 where unvoiced)
                     and the voicing confidence in [0, 1]

@@ -1,6 +1,8 @@
 """`svu transcribe in.wav [more ...] --model <repo id or folder> -o out_dir [--format mid|csv|json ...] [options]`.
 
-Writes, per input, files named after it in out_dir (the same notes in every one):
+Inputs are files, folders (recursive, `--glob`) and `--file-list`; one or many processes, `--skip-existing`,
+`manifest.jsonl`: `svu/catalogue.py`. Writes, per input, files named after it in out_dir (a file found in a
+folder keeps its sub-folder), the same notes in every one:
     <stem>.mid                 (--format mid, the default) a type-0 Standard MIDI File (120 bpm, 1 tick = 1 ms)
     <stem>.csv                 (--format csv) ``onset,offset,pitch`` rows (seconds, seconds, MIDI)
     <stem>.json                (--format json) MIR-ST500 style ``{"<stem>": [[onset, offset, pitch], ...]}``
