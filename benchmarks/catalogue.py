@@ -1,6 +1,7 @@
 """`svu transcribe` over a catalogue folder, whole process: one process (2 torch threads) vs two processes under
 `accelerate launch --multi_gpu --num_processes 2 -m svu` (gloo, 1 thread each), the way a user spreads a catalogue
-over a machine's devices (`svu/catalogue.py`). Base-size model (random weights), 16 files x 5 s of wav
+over a machine's devices (`svu/catalogue.py`), and one process batching the windows of 4 files at once
+(`--batch-files 4`, `svu/window_batches.py`). Base-size model (random weights), 16 files x 5 s of wav
 (smoke: tiny model, 4 x 2 s). Rows: files per second of each, and two processes / one.
 """
 
@@ -47,9 +48,14 @@ def run(smoke: bool) -> list:
         repeats = 1 if smoke else 2
         one = min(timed([sys.executable, *args, "-o", str(tmp / f"one{i}")], NUM_THREADS) for i in range(repeats))
         two = min(timed([*launch, "-o", str(tmp / f"two{i}")], max(1, NUM_THREADS // 2)) for i in range(repeats))
+        shared = [*args, "--batch-files", "4", "--batch-size", "8"]
+        across = min(timed([sys.executable, *shared, "-o", str(tmp / f"across{i}")], NUM_THREADS) for i in range(repeats))
     note = f"{files} files x {seconds:g} s, whole process (start-up, model load, decode, windows, CSV), best of {repeats}"
     return [
         Row(NAME, "files/s, one process", files / one, unit="files/s", note=note),
         Row(NAME, "files/s, two processes (accelerate launch)", files / two, unit="files/s", note=note),
         Row(NAME, "two processes / one (files/s)", one / two, note="each process takes every 2nd file"),
+        Row(NAME, "files/s, one process, windows of 4 files per batch", files / across, unit="files/s",
+            note="--batch-files 4 --batch-size 8 (svu/window_batches.py)"),
+        Row(NAME, "windows across files / one file at a time (files/s)", one / across),
     ]

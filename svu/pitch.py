@@ -24,6 +24,7 @@ import numpy as np
 from .catalogue import (
     MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, process_device, run_catalogue, temporary,
 )
+from .window_batches import add_batch_files_option, shared_engines
 from .common import (
     add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
     resolve_device, window_options,
@@ -98,8 +99,10 @@ def run_pitch(args) -> int:
         line = f"{item.path}: {len(track['times'])} frames, {voiced} voiced -> {', '.join(str(p) for p in paths)}"
         return Done(line, paths, track["duration"])
 
+    (engine,), reading, files_at_once = shared_engines(args, (model, engine))
     return run_catalogue("pitch", items, track_one, outputs, out_dir / MANIFEST,
-                         previous=outputs_complete(outputs) if args.skip_existing else None)
+                         previous=outputs_complete(outputs) if args.skip_existing else None,
+                         files_at_once=files_at_once, reading=reading)  # fmt: skip
 
 
 def add_parser(subparsers) -> None:
@@ -113,6 +116,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--voicing-threshold", type=float,
                         help="voicing confidence of a voiced frame, in [0, 1] (default: the model's)")
     add_window_options(parser)
+    add_batch_files_option(parser)
     add_engine_options(parser)
     add_device_option(parser)
     add_quiet_option(parser)

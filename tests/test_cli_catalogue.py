@@ -2,7 +2,8 @@
 file keeps its sub-folder in the outputs), `--glob`, `--file-list`; two processes under `accelerate launch` write the same
 files as one; `--skip-existing` resumes a killed run (a half-written output is redone, never taken as done; a real `kill -9`
 mid-run, then the rerun processes each remaining file once);
-`manifest.jsonl` has a line per input in input order, and one summary line counts them."""
+`manifest.jsonl` has a line per input in input order, and one summary line counts them. `--batch-files N` runs
+the windows of N files in shared forward passes and writes the same files."""
 
 import json
 import os
@@ -10,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -182,3 +184,58 @@ def test_kill_9_mid_run_then_skip_existing_gives_the_outputs_of_one_unbroken_run
     assert f"svu transcribe: 24 files: {len(done)} done, {len(skipped)} skipped, 0 failed" in result.stderr
     assert not [p for p in resumed.iterdir() if ".partial-" in p.name]
     assert written("transcribe", resumed) == written("transcribe", unbroken)
+
+
+def batch_files_verbs() -> list:
+    """The verbs (of the registry's tasks) whose windows can be batched across files."""
+    from svu.cli import build_parser
+
+    verbs = []
+    for verb in sorted(VERBS):
+        parser = build_parser(verb)._subparsers._group_actions[0].choices[verb]
+        if any("--batch-files" in action.option_strings for action in parser._actions):
+            verbs.append(verb)
+    return verbs
+
+
+@pytest.mark.parametrize("verb", batch_files_verbs())
+def test_windows_of_several_files_in_shared_batches_give_the_same_files(verb, catalogue, tmp_path):
+    model = saved_model(VERBS[verb], tmp_path / "model")
+    base = [verb, catalogue / "songs", "--file-list", catalogue / "list.txt", "--model", model, "-q", "--batch-size", "4"]
+    one_at_a_time = svu(*base, "-o", tmp_path / "one")
+    shared = svu(*base, "-o", tmp_path / "shared", "--batch-files", "3")
+    assert one_at_a_time.returncode == 0 and shared.returncode == 0, shared.stderr[-3000:]
+    assert written(verb, tmp_path / "shared") == written(verb, tmp_path / "one")
+    assert f"svu {verb}: 4 files: 4 done" in shared.stderr
+
+
+def test_shared_window_batches_run_the_files_waiting_together_and_return_each_its_own():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from svu.window_batches import SharedWindowBatches
+
+    calls = []
+
+    def compute(inputs, mask):
+        calls.append(len(inputs))
+        return inputs.sum(dim=-1, keepdim=True) * 2
+
+    batches = SharedWindowBatches(batch_size=8)
+    engine = batches.engine(compute)
+    requests = [torch.full((1 + index % 2, 400), float(index)) for index in range(5)]  # 1 or 2 windows per file
+
+    all_reading = threading.Barrier(len(requests))
+
+    def read(inputs):
+        with batches.reading():
+            all_reading.wait()  # five files being read: the batch waits for all of them, then runs once
+            return engine(inputs, None)
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        results = list(pool.map(read, requests))
+    assert calls == [7], calls  # 1 + 2 + 1 + 2 + 1 windows, fewer than a batch of 8
+    for inputs, logits in zip(requests, results):
+        torch.testing.assert_close(logits, inputs.sum(dim=-1, keepdim=True) * 2)
+    shorter = torch.ones(1, 300)  # another window length is another batch
+    with batches.reading():
+        assert engine(shorter, None).item() == 600
