@@ -7,6 +7,8 @@
     # data parallel: 2 processes (CPU/gloo here; GPUs, nodes, DeepSpeed/FSDP via `accelerate config`)
     accelerate launch --multi_gpu --num_processes 2 train/run.py --config train/configs/demo_singer_id.yaml
     # (`accelerate launch --cpu --num_processes 2` silently runs ONE process; `--multi_gpu` without GPUs uses gloo)
+    # a corpus past one disk: stream the Parquet shards of `svu data prepare ... --parquet DIR` (train/streaming.py)
+    accelerate launch train/run.py --config train/configs/technique_wav2vec2.yaml --streaming true --streaming_path DIR
 
 `--config` is a YAML file of `train.config.TrainConfig` fields (no `--config`: the embedded demo default);
 any field can be overridden as `--field value` (`--dataset.options.task singer_id`). Unknown fields, backbones,
