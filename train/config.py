@@ -97,6 +97,20 @@ class TrainConfig:
     f0_times_column_name: str = field(
         default="f0_times", metadata={"help": "dataset_name's column of the F0 values' times, in seconds."}
     )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Train from `streaming_path` as a stream (corpora past one disk; train/streaming.py): "
+                          "each process reads its own Parquet shards, shuffled by a (seed, epoch) buffer; validation "
+                          "and test are loaded whole. Resumes at epoch boundaries; stage 1 runs without feature cache."},
+    )
+    streaming_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "With streaming: a Parquet folder (svu data prepare --parquet DIR) or a Hub dataset repo "
+                          "(--push-to-hub), holding svu_meta.json; `dataset` is then not read."},
+    )
+    shuffle_buffer: int = field(
+        default=1000, metadata={"help": "With streaming: examples in the shuffle buffer (the shard order is shuffled too)."}
+    )
     epochs: int = field(default=8, metadata={"help": "Total epochs, stage 1 included."})
     stage1_epochs: int = field(default=4, metadata={"help": "Epochs of stage 1 (frozen backbone)."})
     batch_size: int = field(
@@ -212,6 +226,7 @@ class TrainConfig:
             raise ValueError(f"num_workers={self.num_workers!r} must be an integer >= 0 or auto.")
         if self.max_layers is not None and (not isinstance(self.max_layers, int) or self.max_layers < 1):
             raise ValueError(f"max_layers={self.max_layers!r} must be an integer >= 1 (or null for all layers).")
+        check_streaming(self)
         if self.eval_batch_size is None:
             self.eval_batch_size = self.batch_size
 
@@ -226,6 +241,26 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def check_streaming(cfg: TrainConfig) -> None:
+    """ValueError (one line) for streaming settings that cannot work together."""
+    if cfg.streaming_path and not cfg.streaming:
+        raise ValueError("streaming_path is read with streaming: true only.")
+    if not cfg.streaming:
+        return
+    if not cfg.streaming_path:
+        raise ValueError("streaming: true needs streaming_path (a Parquet folder written by svu data prepare --parquet, "
+                         "or a Hub dataset repo).")
+    if cfg.dataset_name:
+        raise ValueError("streaming: true reads streaming_path (prepared Parquet shards), not dataset_name: train on "
+                         "dataset_name once (it is chunked into a prepared folder), then svu data prepare --parquet.")
+    if cfg.checkpoint_every_steps:
+        raise ValueError("streaming: true resumes at epoch boundaries only; set checkpoint_every_steps: 0.")
+    if cfg.cache_stage1:
+        raise ValueError("streaming: true has no stage-1 feature cache (it needs the rows at hand); unset cache_stage1.")
+    if not isinstance(cfg.shuffle_buffer, int) or cfg.shuffle_buffer < 1:
+        raise ValueError(f"shuffle_buffer={cfg.shuffle_buffer!r} must be an integer >= 1.")
 
 
 def check_backbone_name(name: str):
