@@ -9,8 +9,6 @@ window's logits are those of the file run alone.
 import threading
 from collections import defaultdict
 
-import torch
-
 
 def add_batch_files_option(parser) -> None:
     parser.add_argument("--batch-files", type=int, default=1, metavar="N",
@@ -20,6 +18,8 @@ def add_batch_files_option(parser) -> None:
 
 def model_engine(model):
     """The default engine: the model in fp32 on its device (what `long_audio.stitched_logits` runs without one)."""
+
+    import torch
 
     def run(input_values, attention_mask=None):
         device = next(model.parameters()).device
@@ -85,6 +85,8 @@ class SharedWindowBatches:
         self.condition.notify_all()
 
     def _run(self, compute, requests: list) -> None:
+        import torch
+
         masks = [r["mask"] for r in requests]
         mask = None if any(m is None for m in masks) else torch.cat(masks)
         try:
