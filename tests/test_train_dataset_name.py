@@ -1,6 +1,6 @@
 """`train/run.py --dataset_name`: a `save_to_disk` folder and an audiofolder folder with renamed columns train for
 real (`accelerate launch`, one epoch); pitch trains from F0 columns; transcription rows are made from a notes column
-(in process); a missing column is one line, exit 2."""
+(in process); a Parquet folder in the Hub's layout is read (in process); a missing column is one line, exit 2."""
 
 import json
 import subprocess
@@ -142,3 +142,22 @@ def test_dataset_name_and_a_corpus_are_one_line(tmp_path):
         load_config(None, ["--dataset_name", str(tmp_path), "--dataset.options.clips_per_class", "2"])
     # on the command line, either source replaces the config file's
     assert load_config(None, ["--dataset_name", str(tmp_path)]).dataset.corpus is None
+
+
+def test_a_parquet_folder_is_read_with_renamed_columns(tmp_path, monkeypatch):
+    from svu.train.config import load_config
+    from svu.train.external_dataset import prepare_external
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
+    data = datasets.Dataset.from_dict(technique_rows()).cast_column("sound", datasets.Audio())
+    folder = tmp_path / "parquet"
+    (folder / "data").mkdir(parents=True)  # the Hub's layout: data/<split>-<i>-of-<n>.parquet
+    data.select(range(6)).to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+    data.select(range(6, 8)).to_parquet(str(folder / "data" / "test-00000-of-00001.parquet"))
+    cfg = load_config(CONFIGS / "demo_technique.yaml", [
+        "--dataset_name", str(folder), "--audio_column_name", "sound", "--label_column_name", "technique_name",
+        "--output_dir", str(tmp_path / "run"), "--dataset.options.chunk_seconds", "1"])
+    prepared, meta = prepare_external(cfg)
+    assert meta["label_names"] == list(STYLES) and meta["corpus"] == str(folder)
+    assert meta["report"]["chunks"]["test"] == {"belt": 2, "breathy": 2}  # the two test takes, 2 chunks of 1 s each
+    assert sum(len(prepared[split]) for split in ("train", "validation")) == 12
