@@ -137,9 +137,17 @@ def run_catalogue(command: str, items: list, process, outputs, manifest: Path, p
     input's manifest entry, in the process writing the manifest."""
     from .common import report_failure
 
+    first_of_name = {}  # two inputs of one name (x.wav given from two folders) would write the same outputs
+    for item in items:
+        first_of_name.setdefault(item.name, item.path)
+
     def one(index: int) -> dict:
         item = items[index]
         entry = {"index": index, "input": str(item.path), "status": "done", "outputs": [], "duration": None}
+        if first_of_name[item.name] != item.path and outputs(item):
+            error = ValueError(f"outputs named {item.name}.* are those of {first_of_name[item.name]} (same file name)")
+            report_failure(command, item.path, error)
+            return {**entry, "status": "failed", "error": str(error)}
         done_before = previous(item) if previous is not None else None
         if done_before is not None:
             return {**entry, **done_before, "status": "skipped"}

@@ -72,14 +72,11 @@ def run_pitch(args) -> int:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = window_options(args)
-    written = {}  # output name -> the input that wrote it
 
     def outputs(item) -> list:
         return [item.output(out_dir, suffix) for suffix in suffixes]
 
     def track_one(item) -> Done:
-        if item.name in written:
-            raise ValueError(f"outputs named {item.name}.f0.* were already written for {written[item.name]} (same file name)")
         track = pitch_track_file(model, item.path, voicing_threshold=threshold, engine=engine,
                                  progress=not args.quiet, **options)  # fmt: skip
         record = {"file": str(item.path), "model": args.model, "voicing_threshold": threshold}
@@ -94,7 +91,6 @@ def run_pitch(args) -> int:
                 track["times"], track["f0_hz"], track["voicing"], temporary(paths[-1]), voicing_threshold=threshold,
                 title=f"{Path(item.name).name}: F0 ({int(np.sum(track['voiced']))} voiced frames)",
             )  # fmt: skip
-        written[item.name] = item.path
         voiced = int(np.sum(track["voiced"]))
         line = f"{item.path}: {len(track['times'])} frames, {voiced} voiced -> {', '.join(str(p) for p in paths)}"
         return Done(line, paths, track["duration"])

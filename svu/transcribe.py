@@ -228,14 +228,11 @@ def run_transcribe(args) -> int:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = window_options(args)
-    written = {}  # output name -> the input that wrote it
 
     def outputs(item) -> list:
         return [item.output(out_dir, suffix) for suffix in suffixes]
 
     def transcribe_one(item) -> Done:
-        if item.name in written:
-            raise ValueError(f"outputs named {item.name}.* were already written for {written[item.name]} (same file name)")
         result = transcribe_file(model, item.path, decoding, keep_audio=args.piano_roll, progress=not args.quiet,
                                  engine=engine, **options)  # fmt: skip
         if pitch_model is not None:
@@ -247,7 +244,6 @@ def run_transcribe(args) -> int:
             write_notes(result.notes, temporary(path), fmt, Path(item.name).name, pitch_midi=result.pitch_midi)
         write_extras(result, model, decoding, {suffix: temporary(path) for suffix, path in zip(suffixes, paths)
                                                if suffix not in formats})  # fmt: skip
-        written[item.name] = item.path
         unpitched = result.pitch_midi.count(None) if result.pitch_midi is not None else 0
         unpitched = f" ({unpitched} without a voiced frame: no pitch_midi)" if unpitched else ""
         line = f"{item.path}: {len(result.notes)} notes{unpitched} -> {', '.join(str(p) for p in paths)}"

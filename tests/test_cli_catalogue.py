@@ -117,6 +117,18 @@ def test_glob_picks_the_files_of_a_folder(one_process, catalogue, tmp_path):
     assert [Path(entry["input"]).name for entry in manifest_of(verb, tmp_path)] == ["take.wav", "take.flac"]
 
 
+def test_two_inputs_of_one_name_the_second_is_named_and_the_first_written(one_process, catalogue, tmp_path):
+    verb, model, _, _ = one_process
+    a, b = catalogue / "songs" / "a" / "take.wav", catalogue / "songs" / "b" / "take.flac"
+    result = svu(verb, a, b, "--model", model, "-o", outputs_of(verb, tmp_path), "-q")
+    statuses = [entry["status"] for entry in manifest_of(verb, tmp_path)]
+    if verb == "classify":  # one table for every input: no outputs named after the file
+        assert result.returncode == 0 and statuses == ["done", "done"], result.stderr[-2000:]
+    else:
+        assert result.returncode == 1 and statuses == ["done", "failed"], result.stderr[-2000:]
+        assert f"svu {verb}: error: {b}: outputs named take.* are those of {a} (same file name)" in result.stderr
+
+
 def test_two_processes_write_the_files_one_process_writes(one_process, catalogue, tmp_path):
     verb, model, out, _ = one_process
     launcher = ("accelerate", "launch", "--multi_gpu", "--num_processes", "2", "-m", "svu")  # gloo on a CPU machine
