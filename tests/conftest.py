@@ -1,6 +1,7 @@
 """Shared test helpers: tiny random backbones of every family and generated sung tones."""
 
 import os
+import sys
 
 # before numpy (its BLAS reads OMP_NUM_THREADS when it loads) and torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -47,6 +48,17 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     items.sort(key=_rank)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """Accelerate's state is one per process: a test that builds an `Accelerator` in process (e.g. `run.main`) must
+    not decide the mixed precision of the next test on this worker."""
+    yield
+    if "accelerate.state" in sys.modules:
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(True)
 
 
 FAMILIES = ["wav2vec2", "wavlm", "hubert", "data2vec-audio"]

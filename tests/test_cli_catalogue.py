@@ -215,10 +215,10 @@ def test_windows_of_several_files_in_shared_batches_give_the_same_files(verb, ca
     model = saved_model(VERBS[verb], tmp_path / "model")
     base = [verb, catalogue / "songs", "--file-list", catalogue / "list.txt", "--model", model, "-q", "--batch-size", "4"]
     one_at_a_time = svu(*base, "-o", tmp_path / "one")
-    shared = svu(*base, "-o", tmp_path / "shared", "--batch-files", "3")
-    assert one_at_a_time.returncode == 0 and shared.returncode == 0, shared.stderr[-3000:]
-    assert written(verb, tmp_path / "shared") == written(verb, tmp_path / "one")
-    assert f"svu {verb}: 4 files: 4 done" in shared.stderr
+    batched = svu(*base, "-o", tmp_path / "batched", "--batch-files", "3")
+    assert one_at_a_time.returncode == 0 and batched.returncode == 0, batched.stderr[-3000:]
+    assert written(verb, tmp_path / "batched") == written(verb, tmp_path / "one")
+    assert f"svu {verb}: 4 files: 4 done" in batched.stderr
 
 
 def test_shared_window_batches_run_the_files_waiting_together_and_return_each_its_own():
