@@ -42,6 +42,7 @@ from typing import Callable, Optional
 import datasets
 import numpy as np
 
+from svu.modeling_svu.audio_io import AUDIO_SUFFIXES
 from svu.modeling_svu.tasks import CHUNK_LABEL, DEFAULT_TASK, FRAME_CONTOUR, NOTE_EVENTS, TASKS, get_task
 
 from .audio import SAMPLING_RATE
@@ -58,7 +59,6 @@ from .corpora import Corpus
 from .pitch_corpus import RECORDING_CHUNKING, span_mismatch
 
 METADATA_FILE = "metadata.csv"
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma", ".webm")
 MIDI_SUFFIXES = (".mid", ".midi")
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 

@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma", ".webm", ".mp4")
+from svu.modeling_svu.audio_io import AUDIO_SUFFIXES
+
 MANIFEST = "manifest.jsonl"
 TEMPORARY = ".partial-"  # in the name of an output being written: never taken as an output
 

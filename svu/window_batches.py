@@ -109,6 +109,8 @@ def shared_engines(args, *pairs):
         raise SystemExit(f"--batch-files {args.batch_files}: at least 1 is needed.")
     if args.batch_files == 1:
         return [engine for _, engine in pairs], None, 1
-    batches = SharedWindowBatches(args.batch_size or 8)
+    from svu.modeling_svu.long_audio import DEFAULT_BATCH_SIZE
+
+    batches = SharedWindowBatches(args.batch_size or DEFAULT_BATCH_SIZE)
     engines = [None if model is None else batches.engine(engine or model_engine(model)) for model, engine in pairs]
     return engines, batches.reading, args.batch_files
