@@ -23,7 +23,8 @@ def run_distill(args) -> int:
     failed = record["files_failed"]
     if record["files"] is not None:
         print(f"svu distill: {record['files']} files: {record['files'] - len(failed)} read, {len(failed)} failed"
-              + (": " + "; ".join(f"{f['input']}: {f['error']}" for f in failed) if failed else ""), file=sys.stderr)
+              + (": " + "; ".join(f["error"] if f["error"].startswith(f["input"]) else f"{f['input']}: {f['error']}"
+                                  for f in failed) if failed else ""), file=sys.stderr)
     if "agreement" in record:
         key = record["headline"]
         after, before = record["agreement"].get(key), record["agreement_undistilled"].get(key)

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from svu.modeling_svu import TASK_MODELS, SVUConfig
 from svu.modeling_svu.backbones import tiny_backbone_config
 from svu.modeling_svu.tasks import get_task
+from svu.train.evaluation import quiet
 
 
 @dataclass(frozen=True)
