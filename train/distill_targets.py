@@ -47,8 +47,22 @@ def valid_frames(student, teacher, frame_mask):
     return student[mask], teacher[mask]
 
 
+class DistillationTarget:
+    """What a task's `distillation` hook names: `headline` (the agreement metric the command prints), `description`
+    (the loss in words, for cards), `loss(...)` and `agreement(...)` (module docstring)."""
+
+    headline: str
+    description: str
+
+    def loss(self, student, teacher, frame_mask, temperature, config):
+        raise NotImplementedError
+
+    def agreement(self, student, teacher, config, groups) -> dict:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class ClassLogits:
+class ClassLogits(DistillationTarget):
     headline: str = "label_agreement"
     description: str = "KL divergence of the class softmaxes at temperature T (x T^2)"
 
@@ -61,7 +75,7 @@ class ClassLogits:
 
 
 @dataclass(frozen=True)
-class NotePosteriors:
+class NotePosteriors(DistillationTarget):
     headline: str = "COnPOff_f1"
     description: str = ("BCE of the onset and silence sigmoids and KL of the octave and pitch-class softmaxes at "
                         "temperature T (x T^2)")
@@ -110,7 +124,7 @@ class NotePosteriors:
 
 
 @dataclass(frozen=True)
-class PitchPosteriors:
+class PitchPosteriors(DistillationTarget):
     headline: str = "raw_pitch_accuracy"
     description: str = "BCE of the pitch-bin and voicing sigmoids at temperature T against the teacher's (x T^2)"
 
