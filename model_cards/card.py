@@ -344,7 +344,8 @@ def distilled_card(record: dict, repo_id=None, widget=(), export="remote_code") 
     base = f"https://huggingface.co/{repo_id}/resolve/main/" if repo_id else ""
     native = export in ("native", "native_widget") and spec.native_unsupported is None
     data = ModelCardData(
-        license="other", library_name="transformers", pipeline_tag=spec.pipeline_tag, model_name=model_name,
+        license=record.get("teacher_licence") or "other", library_name="transformers", pipeline_tag=spec.pipeline_tag,
+        model_name=model_name,
         tags=["svu", "singing-voice", *spec.card_tags, record["family"], "distillation", "custom_code"],
         widget=[{"src": base + path, "example_title": title} for path, title in widget],
         base_model=record["teacher"],
@@ -361,7 +362,7 @@ def distilled_card(record: dict, repo_id=None, widget=(), export="remote_code") 
 # {model_name}
 
 {spec.title}: a student distilled with `svu distill` from the teacher
-**`{record['teacher']}`** (the `base_model`; this repo's licence is the teacher's: see its card).
+**`{record['teacher']}`** (the `base_model`; this repo carries the teacher's licence, `{record.get('teacher_licence') or 'other'}`).
 
 - Teacher: `{record['teacher']}` ({record['teacher_parameters']:,} parameters).
 - Student size: `{record['student_size']}` ({record['student_shape']}, {record['family']};

@@ -21,6 +21,8 @@ def run_distill(args) -> int:
         print(f"svu distill: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     failed = record["files_failed"]
+    if not record["main_process"]:
+        return 1 if failed else 0  # process 0 prints the run's lines
     if record["files"] is not None:
         print(f"svu distill: {record['files']} files: {record['files'] - len(failed)} read, {len(failed)} failed"
               + (": " + "; ".join(f["error"] if f["error"].startswith(f["input"]) else f"{f['input']}: {f['error']}"

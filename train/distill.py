@@ -56,7 +56,7 @@ class StudentSize:
     pos_conv: int  # kernel of the positional convolution
 
     def describe(self) -> str:
-        return f"{self.layers} layers x {self.hidden}, CNN {self.conv} channels"
+        return f"{self.layers} layer{'s' if self.layers > 1 else ''} x {self.hidden}, CNN {self.conv} channels"
 
 
 STUDENT_SIZES = {
@@ -436,6 +436,19 @@ def real_time_factor(model, chunks, device, repeats: int = 1) -> float:
     return (time.perf_counter() - start) / seconds
 
 
+def teacher_licence(teacher: str) -> str:
+    """The `license` of the teacher's card (a local folder or a Hub repo in the cache), which the student carries;
+    "other" when it has none."""
+    from huggingface_hub import ModelCard
+
+    try:
+        card = Path(teacher) / "README.md" if Path(teacher).is_dir() else None
+        data = (ModelCard.load(card) if card is not None and card.is_file() else ModelCard.load(teacher)).data
+        return data.license or "other"
+    except (OSError, ValueError):  # no card, offline: the licence is not known here
+        return "other"
+
+
 # ----- the repo ----------------------------------------------------------------------------------------------
 
 
@@ -473,7 +486,7 @@ def write_repo(student, cfg: DistillConfig, record: dict, held_chunks) -> Path:
 def distill(cfg: DistillConfig) -> dict:
     """Distil `cfg.teacher` into a new student saved at `cfg.output_dir`; the metrics.json record."""
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    from accelerate.utils import set_seed
 
     from svu.common import load_model
     from svu.modeling_svu.tasks import TASK_NAMES
@@ -482,8 +495,7 @@ def distill(cfg: DistillConfig) -> dict:
         raise ValueError(f"--student {cfg.student!r}: expected one of {', '.join(STUDENT_SIZES)}.")
     if cfg.temperature <= 0:
         raise ValueError(f"--temperature {cfg.temperature}: must be > 0.")
-    accelerator = Accelerator(cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
-                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])  # fmt: skip
+    accelerator = Accelerator(cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available())
     set_seed(cfg.seed)
     teacher = load_model(cfg.teacher, "distill", tasks=TASK_NAMES, device=str(accelerator.device))
     task = get_task(teacher.config.task)
@@ -526,7 +538,7 @@ def distill(cfg: DistillConfig) -> dict:
         "held_out_seconds": round(sum(len(c["wave"]) for c in held) / teacher.config.sampling_rate, 2),
         "target": target.description, "temperature": cfg.temperature, "hidden_state_layers": layers,
         "label_weight": cfg.label_weight, "epochs": len(history), "loss_history": history, "headline": target.headline,
-        "teacher_cache": str(cache),
+        "teacher_cache": str(cache), "teacher_licence": teacher_licence(cfg.teacher),
     }
     if accelerator.is_main_process:
         if held:
@@ -542,4 +554,4 @@ def distill(cfg: DistillConfig) -> dict:
             record["speed"]["speedup"] = record["speed"]["teacher_rtf"] / max(record["speed"]["student_rtf"], 1e-12)
         write_repo(student.cpu(), cfg, record, held)
     accelerator.wait_for_everyone()
-    return record
+    return {**record, "main_process": accelerator.is_main_process}
