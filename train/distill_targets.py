@@ -49,12 +49,20 @@ def valid_frames(student, teacher, frame_mask):
 
 class DistillationTarget:
     """What a task's `distillation` hook names: `headline` (the agreement metric the command prints), `description`
-    (the loss in words, for cards), `loss(...)` and `agreement(...)` (module docstring)."""
+    (the loss in words, for cards), `loss(...)` and `agreement(...)` (module docstring). A frame-wise target's
+    `soft_loss` sees the real frames of the batch only, as (frames, outputs) rows."""
 
     headline: str
     description: str
+    frame_wise: bool = True
 
     def loss(self, student, teacher, frame_mask, temperature, config):
+        teacher = teacher.to(student.dtype)
+        if self.frame_wise:
+            student, teacher = valid_frames(student, teacher, frame_mask)
+        return self.soft_loss(student, teacher, temperature, config)
+
+    def soft_loss(self, student, teacher, temperature, config):
         raise NotImplementedError
 
     def agreement(self, student, teacher, config, groups) -> dict:
@@ -65,9 +73,10 @@ class DistillationTarget:
 class ClassLogits(DistillationTarget):
     headline: str = "label_agreement"
     description: str = "KL divergence of the class softmaxes at temperature T (x T^2)"
+    frame_wise: bool = False
 
-    def loss(self, student, teacher, frame_mask, temperature, config):
-        return soft_kl(student, teacher.to(student.dtype), temperature)
+    def soft_loss(self, student, teacher, temperature, config):
+        return soft_kl(student, teacher, temperature)
 
     def agreement(self, student, teacher, config, groups) -> dict:
         same = [int(np.argmax(s) == np.argmax(t)) for s, t in zip(student, teacher)]
@@ -80,8 +89,7 @@ class NotePosteriors(DistillationTarget):
     description: str = ("BCE of the onset and silence sigmoids and KL of the octave and pitch-class softmaxes at "
                         "temperature T (x T^2)")
 
-    def loss(self, student, teacher, frame_mask, temperature, config):
-        student, teacher = valid_frames(student, teacher.to(student.dtype), frame_mask)
+    def soft_loss(self, student, teacher, temperature, config):
         slices = logit_slices(config.num_octaves)
         binary = torch.cat([student[:, slices["onset"]], student[:, slices["silence"]]], dim=1)
         binary_teacher = torch.cat([teacher[:, slices["onset"]], teacher[:, slices["silence"]]], dim=1)
@@ -128,8 +136,7 @@ class PitchPosteriors(DistillationTarget):
     headline: str = "raw_pitch_accuracy"
     description: str = "BCE of the pitch-bin and voicing sigmoids at temperature T against the teacher's (x T^2)"
 
-    def loss(self, student, teacher, frame_mask, temperature, config):
-        student, teacher = valid_frames(student, teacher.to(student.dtype), frame_mask)
+    def soft_loss(self, student, teacher, temperature, config):
         bins = soft_bce(student[:, :-1], teacher[:, :-1], temperature) * (student.shape[1] - 1)  # sum over bins
         return bins + soft_bce(student[:, -1], teacher[:, -1], temperature)
 
