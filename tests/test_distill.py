@@ -140,3 +140,26 @@ def test_a_prepared_dataset_with_labels_and_the_cache_reused(distilled, tmp_path
     assert first["audio_kind"] == "prepared dataset" and first["held_out_chunks"] > 0 and first["label_weight"] == 1.0
     second = distill(DistillConfig(**{**cfg.__dict__, "output_dir": str(tmp_path / "b"), "label_weight": 0.0}))
     assert second["teacher_cache"] == first["teacher_cache"] and "from the cache" in capsys.readouterr().err
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    from svu.cli import main
+
+    (tmp_path / "empty").mkdir()
+    teacher = tmp_path / "teacher"
+    TASK_MODELS["technique"].from_backbone("tiny-wav2vec2", id2label={0: "a", 1: "b"}).save_pretrained(teacher)
+    cases = {
+        ("--teacher", str(tmp_path / "missing"), "--audio", str(tmp_path / "empty")): "svu distill: cannot load model",
+        ("--teacher", str(teacher), "--audio", str(tmp_path / "nowhere")): "svu distill: error: --audio",
+        ("--teacher", str(teacher), "--audio", str(tmp_path / "empty")): "svu distill: error: --audio",
+        ("--teacher", str(teacher), "--audio", str(tmp_path / "empty"), "--label-weight", "1"): "needs a prepared dataset",
+    }
+    for args, expected in cases.items():
+        capsys.readouterr()
+        try:
+            status = main(["distill", *args, "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "-q"])
+        except SystemExit as exit:
+            status, message = 2, str(exit.code)
+        else:
+            message = capsys.readouterr().err
+        assert status == 2 and expected in message and len(message.strip().splitlines()) == 1, (args, message)

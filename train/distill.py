@@ -147,7 +147,10 @@ def held_out_names(names, fraction: float) -> set:
 def folder_recordings(cfg: DistillConfig) -> list:
     from svu.catalogue import collect_inputs
 
-    inputs = collect_inputs(Namespace(inputs=[cfg.audio], glob=cfg.glob, file_list=None), "distill")
+    inputs = [item for item in collect_inputs(Namespace(inputs=[cfg.audio], glob=cfg.glob, file_list=None), "distill")
+              if not item.path.is_dir()]  # an empty folder is listed as itself
+    if not inputs:
+        raise ValueError(f"--audio {cfg.audio}: no audio files in it ({'--glob ' + cfg.glob if cfg.glob else 'audio extensions'}).")
     held = held_out_names([item.name for item in inputs], cfg.held_out)
     return [Recording(item.name, item.name in held, path=item.path) for item in inputs]
 
