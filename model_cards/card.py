@@ -357,7 +357,7 @@ def distilled_card(record: dict, repo_id=None, widget=(), export="remote_code") 
     failed = record.get("files_failed") or []
     audio = (f"`{record['audio']}` ({record['audio_kind']}; {record['training_chunks']} chunks, "
              f"{record['training_seconds']} s, trained on; {record['held_out_chunks']} chunks, "
-             f"{record['held_out_seconds']} s, held out)" + (f"; {len(failed)} unreadable files skipped" if failed else ""))
+             f"{record['held_out_seconds']} s, held out)" + (f"; {len(failed)} unreadable file(s) skipped" if failed else ""))
     body = f"""
 # {model_name}
 
