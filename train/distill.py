@@ -275,7 +275,7 @@ def read_shards(folder: Path, world: int) -> list:
 
 def cached_teacher_outputs(teacher, cfg, recordings, accelerator, layers, data=None):
     """Every chunk with its teacher outputs (`read_share`, `run_teacher`), from the cache or computed now, each
-    process computing its share; also the failures of the files this run read (none when cached)."""
+    process computing its share; also the files that could not be read (recorded with the cache) and its folder."""
     folder = Path(cfg.cache_dir or DEFAULT_CACHE) / teacher_fingerprint(teacher, cfg, recordings, layers)
     rank, world = accelerator.process_index, accelerator.num_processes
     shard = folder / f"shard-{rank}-of-{world}.npz"
@@ -289,8 +289,8 @@ def cached_teacher_outputs(teacher, cfg, recordings, accelerator, layers, data=N
         failures_file = folder / f"failures-{rank}-of-{world}.json"
         failures_file.write_text(json.dumps(failures))
         write_shard(shard, chunks, logits, hidden)
-    else:
-        print(f"svu distill: teacher outputs from the cache {folder}", file=sys.stderr) if accelerator.is_main_process else None
+    elif accelerator.is_main_process:
+        print(f"svu distill: teacher outputs from the cache {folder}", file=sys.stderr)
     accelerator.wait_for_everyone()
     every_failure = [f for r in range(world) for f in json.loads((folder / f"failures-{r}-of-{world}.json").read_text())]
     return read_shards(folder, world), every_failure, folder
