@@ -1,4 +1,5 @@
-"""Stage-1 feature cache: exact training through train/run.py, row order, reuse and invalidation."""
+"""Stage-1 feature cache: exact training through train/run.py (one process, and two `accelerate launch`ed), row
+order, reuse and invalidation."""
 
 import os
 import subprocess
@@ -20,6 +21,7 @@ from svu.train.feature_cache import (
     build_pooled_cache,
     estimate_frame_cache_bytes,
 )
+from train_in_process import train
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "train" / "configs" / "demo_technique.yaml"
@@ -45,20 +47,22 @@ def tiny_model(seed=0):
 
 
 def run_stage1(output_dir: Path, prepared_dir: Path, cache: bool, processes: int = 1):
-    # `--multi_gpu` without GPUs: 2 processes on gloo (`--cpu --num_processes 2` would silently run one)
-    launcher = ["--cpu", "--num_processes", "1"] if processes == 1 else ["--multi_gpu", "--num_processes", str(processes)]
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", *launcher, "--num_machines", "1", "--mixed_precision", "no",
-        "--dynamo_backend", "no", str(REPO / "train" / "run.py"),
+    """A stage-1 epoch of train/run.py: in this process (`train_in_process`), or `accelerate launch`ed on 2."""
+    args = [
         "--config", str(DEMO_CONFIG), "--epochs", "1", "--stage1_epochs", "1", "--lr_stage1", "0.003",
         "--cache_stage1", str(cache).lower(), "--output_dir", str(output_dir), "--dataset.prepared_dir", str(prepared_dir),
         "--dataset.options.clips_per_class", str(DEMO_DATA_OPTIONS["clips_per_class"]),
         "--eval_batch_size", str(CACHE_BATCH_SIZE),
-    ]
-    env = dict(os.environ, OMP_NUM_THREADS=str(2 // processes), HF_HUB_OFFLINE="1", TQDM_DISABLE="1",
-               PYTHONPATH=str(REPO))  # this checkout's train/
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    ]  # fmt: skip
+    if processes == 1:
+        train(*args)
+    else:  # `--multi_gpu` without GPUs: 2 processes on gloo (`--cpu --num_processes 2` would silently run one)
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "train" / "run.py"),
+               *args]  # fmt: skip
+        env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TQDM_DISABLE="1", PYTHONPATH=str(REPO))
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
     state = load_file(str(output_dir / "best" / "model.safetensors"))
     return {k.removeprefix("model."): v for k, v in state.items() if "backbone" not in k}
 

@@ -32,6 +32,7 @@ from svu.dataset_scripts.prepare import load_prepared, prepare
 from svu.modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification
 from svu.train.data import AudioCollator, check_dataset
 from svu.common import load_model
+from train_in_process import train
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "train" / "run.py")
@@ -48,15 +49,6 @@ pytestmark = pytest.mark.timeout(600)
 def mert_v1_like(cls, **kwargs):
     torch.manual_seed(0)
     return cls.from_backbone("tiny-hubert", sampling_rate=24000, **kwargs).eval()
-
-
-def launch(*args):
-    cmd = ["accelerate", "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", RUN, *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO)
-    if proc.returncode != 0:
-        raise AssertionError(f"run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -190,8 +182,8 @@ def test_logits_and_labels_more_than_one_frame_apart_raise():
 
 
 def demo_at_24khz(task: str, prepared: Path, out: Path) -> Path:
-    """`train/configs/demo_<task>.yaml` as it is, on the MERT-v1-like 24 kHz backbone."""
-    launch("--config", str(CONFIGS / f"demo_{task}.yaml"), *MERT_V1, "--output_dir", str(out),
+    """`train/configs/demo_<task>.yaml` as it is, on the MERT-v1-like 24 kHz backbone (`train_in_process`)."""
+    train("--config", str(CONFIGS / f"demo_{task}.yaml"), *MERT_V1, "--output_dir", str(out),
            "--dataset.prepared_dir", str(prepared / task))
     return out
 

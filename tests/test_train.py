@@ -1,4 +1,5 @@
-"""`accelerate launch train/run.py` for real, in subprocesses, on the synthetic corpus (all three tasks).
+"""`train/run.py` for real on the synthetic corpus (all three tasks): `accelerate launch` in subprocesses (the demo
+configs, two processes), and in this process (`train_in_process`) for resume, caching, LoRA and a NaN loss.
 
 Runs are module-scoped and shared between assertions; data is prepared once per task. The demo configs as they
 are (technique, transcription) are the session's demo runs (`demo_runs.demo_run`), read by their tests in
@@ -21,6 +22,7 @@ import yaml
 from safetensors.torch import load_file
 
 from demo_runs import DEMO_GROUP, demo_run
+from train_in_process import train
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "train" / "run.py")
@@ -211,7 +213,7 @@ SHORT = ["--epochs", "3", "--stage1_epochs", "1", "--lr_stage2", "1e-3", "--keep
 @pytest.fixture(scope="module")
 def uninterrupted(prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
-    launch("--output_dir", str(out), "--dataset.prepared_dir", str(prepared / "technique"), *SHORT)
+    train("--output_dir", str(out), "--dataset.prepared_dir", str(prepared / "technique"), *SHORT)
     return out
 
 
@@ -227,7 +229,7 @@ def test_resume_mid_epoch_reaches_the_same_weights(uninterrupted, prepared, tmp_
     # a partial checkpoint (as left by a crash during save) must be ignored by --resume
     shutil.copytree(uninterrupted / "checkpoints" / "checkpoint-00000024", resumed / "checkpoints" / ".tmp-checkpoint-00000024")
     (resumed / "checkpoints" / ".tmp-checkpoint-00000024" / "model.safetensors").write_bytes(b"partial")
-    proc = launch("--output_dir", str(resumed), "--dataset.prepared_dir", str(prepared / "technique"), *SHORT, "--resume")
+    proc = train("--output_dir", str(resumed), "--dataset.prepared_dir", str(prepared / "technique"), *SHORT, "--resume")
     assert "resumed from" in proc.stdout and "checkpoint-00000010" in proc.stdout
     expected = load_file(str(uninterrupted / "checkpoints" / "checkpoint-00000024" / "model.safetensors"))
     got = load_file(str(resumed / "checkpoints" / "checkpoint-00000024" / "model.safetensors"))
@@ -238,8 +240,8 @@ def test_resume_mid_epoch_reaches_the_same_weights(uninterrupted, prepared, tmp_
 
 def test_cached_and_uncached_stage1_give_the_same_weights(uninterrupted, prepared, tmp_path):
     out = tmp_path / "uncached"
-    launch("--output_dir", str(out), "--dataset.prepared_dir", str(prepared / "technique"), *SHORT,
-           "--epochs", "1", "--cache_stage1", "false")
+    train("--output_dir", str(out), "--dataset.prepared_dir", str(prepared / "technique"), *SHORT,
+          "--epochs", "1", "--cache_stage1", "false")
     assert not (out / "feature_cache").exists()
     cached = load_file(str(uninterrupted / "checkpoints" / "checkpoint-00000008" / "model.safetensors"))
     uncached = load_file(str(out / "checkpoints" / "checkpoint-00000008" / "model.safetensors"))
@@ -254,8 +256,8 @@ def test_cached_and_uncached_stage1_give_the_same_weights(uninterrupted, prepare
 @pytest.fixture(scope="module")
 def singer_lora(prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("singer_lora")
-    launch("--config", str(CONFIGS / "demo_singer_id.yaml"), "--output_dir", str(out),
-           "--dataset.prepared_dir", str(prepared / "singer_id"), "--finetune", "lora", "--epochs", "21")
+    train("--config", str(CONFIGS / "demo_singer_id.yaml"), "--output_dir", str(out),
+          "--dataset.prepared_dir", str(prepared / "singer_id"), "--finetune", "lora", "--epochs", "21")
     return out
 
 
@@ -413,8 +415,8 @@ def test_label_set_not_matching_the_model_is_one_line(technique_demo, tmp_path_f
 
 
 def test_nan_loss_stops_with_a_clear_message(prepared, tmp_path):
-    proc = launch("--output_dir", str(tmp_path), "--dataset.prepared_dir", str(prepared / "technique"),
-                  "--epochs", "2", "--stage1_epochs", "2", "--lr_stage1", "1e37", check=False)
+    proc = train("--output_dir", str(tmp_path), "--dataset.prepared_dir", str(prepared / "technique"),
+                 "--epochs", "2", "--stage1_epochs", "2", "--lr_stage1", "1e37", check=False)
     assert proc.returncode != 0
     assert "error: loss is [nan]" in proc.stderr or "error: loss is [inf]" in proc.stderr, proc.stderr[-2000:]
     # The loss blows up in epoch 1, before the first (end-of-epoch) checkpoint: the message says so.

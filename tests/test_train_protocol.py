@@ -1,6 +1,7 @@
-"""The paper's protocol in real `accelerate launch train/run.py` runs: gradient accumulation, `validation: none`
-(train on every non-test group, keep the last epoch), and test metrics that `train.evaluation.evaluate_test`
-reproduces exactly from the saved repo (what `svu evaluate` builds on)."""
+"""The paper's protocol in real `train/run.py` runs: gradient accumulation and `validation: none` (train on every
+non-test group, keep the last epoch) in this process (`train_in_process`), and test metrics of a two-process
+`accelerate launch` run that `train.evaluation.evaluate_test` reproduces exactly from the saved repo (what
+`svu evaluate` builds on)."""
 
 import json
 
@@ -9,6 +10,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from test_train import CONFIGS, launch
+from train_in_process import train
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -33,7 +35,7 @@ def layer_norm_backbone(tmp_path_factory):
 def singer_run(tmp_path_factory, backbone, name, batch_size, accumulation, prepared_dir=None):
     out = tmp_path_factory.mktemp(name)
     data = ["--dataset.prepared_dir", str(prepared_dir)] if prepared_dir else []  # default: the run prepares out/data
-    launch("--config", str(CONFIGS / "demo_singer_id.yaml"), "--output_dir", str(out), "--backbone", str(backbone),
+    train("--config", str(CONFIGS / "demo_singer_id.yaml"), "--output_dir", str(out), "--backbone", str(backbone),
            "--dataset.options", "{task: singer_id, num_singers: 4, recordings_per_singer: 3}", "--validation", "none",
            "--epochs", "3", "--stage1_epochs", "1", "--cache_stage1", "false", "--lr_stage2", "1e-3",
            "--batch_size", str(batch_size), "--gradient_accumulation_steps", str(accumulation), *data)

@@ -1,5 +1,5 @@
-"""`report_to` through Accelerate's trackers, in real `accelerate launch train/run.py` runs (one stage-2 epoch of the
-technique demo's synthetic corpus): `none` writes no tracker files, `tensorboard` writes event files, a tracker
+"""`report_to` through Accelerate's trackers, in real `train/run.py` runs (`train_in_process`; one stage-2 epoch of
+the technique demo's synthetic corpus): `none` writes no tracker files, `tensorboard` writes event files, a tracker
 whose package is missing is one error line. The two runs also set `spec_augment` (off / explicit), so they show
 metrics.json and the model card recording it."""
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from svu.train.trackers import TRACKERS
+from train_in_process import train
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "train" / "run.py")
@@ -33,10 +34,9 @@ def prepared(tmp_path_factory):
 
 
 def launch(out, prepared, *args):
-    cmd = ["accelerate", "launch", "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", RUN, "--output_dir", str(out), "--dataset.prepared_dir", str(prepared), *SHORT, *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=out.parent)
-    assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    """The run, started from the run folder's parent (a tracker writing into the working directory would show)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    train("--output_dir", out, "--dataset.prepared_dir", prepared, *SHORT, *args, cwd=out.parent)
     return out
 
 

@@ -1,6 +1,6 @@
 """Validation picks the kept epoch on deterministic (eval-mode) scores: the score `train/run.py` records for the
 kept epoch is what `svu evaluate --split validation` gives for the kept weights, with dropout and SpecAugment on
-in training (a real `accelerate launch` run of the singer-ID demo, made short)."""
+in training (a real `train/run.py` run of the singer-ID demo, made short, in this process: `train_in_process`)."""
 
 import json
 import os
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from svu.dataset_scripts.prepare import prepare
+from train_in_process import train
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_OPTIONS = dict(task="singer_id", num_singers=4, recordings_per_singer=3)
@@ -31,11 +32,9 @@ def test_kept_epochs_validation_score_is_the_eval_mode_score_of_the_kept_weights
     data = tmp_path / "data"
     prepare("synthetic", data, **DATA_OPTIONS)
     out = tmp_path / "run"
-    run(sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "train" / "run.py"),
-        "--config", str(REPO / "train" / "configs" / "demo_singer_id.yaml"), "--output_dir", str(out),
-        "--dataset.prepared_dir", str(data), *[f"--dataset.options.{k}={v}" for k, v in DATA_OPTIONS.items()],
-        "--epochs", "4", "--stage1_epochs", "2", "--lr_stage2", "1e-3", *NOISY_TRAINING)  # fmt: skip
+    train("--config", str(REPO / "train" / "configs" / "demo_singer_id.yaml"), "--output_dir", str(out),
+          "--dataset.prepared_dir", str(data), *[f"--dataset.options.{k}={v}" for k, v in DATA_OPTIONS.items()],
+          "--epochs", "4", "--stage1_epochs", "2", "--lr_stage2", "1e-3", *NOISY_TRAINING)  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     history = json.loads(sorted((out / "checkpoints").glob("checkpoint-*"))[-1].joinpath("training_state.json").read_text())["history"]
     assert [h["stage"] for h in history] == [1, 1, 2, 2]
