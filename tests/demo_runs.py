@@ -71,8 +71,6 @@ def _run(command, what: str) -> subprocess.CompletedProcess:
 
 def shared_root(tmp_path_factory) -> Path:
     """One folder for the whole session: the base temp folder, or its parent under pytest-xdist (one per worker)."""
-    if os.environ.get("XX_DEMO_ROOT"):
-        return Path(os.environ["XX_DEMO_ROOT"])
     base = tmp_path_factory.getbasetemp()
     root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "svu_demo_runs"
     root.mkdir(parents=True, exist_ok=True)
