@@ -6,6 +6,7 @@ Classes (all share the parameter layout ``backbone.*``, ``layer_sum.weight``, ``
     SVUForTechniqueClassification  masked mean pooling -> linear, weighted CE (VocalSet)
     SVUForNoteTranscription        frame-wise linear -> onset/silence/octave/pitch-class (MIR-ST500)
     SVUForPitchEstimation          frame-wise MLP -> pitch bins + voicing (singing F0; beyond the paper)
+    SVUForLyricsTranscription      frame-wise linear -> CTC over characters (lyrics; beyond the paper)
 
 Padding. Pass the `attention_mask` the model's `feature_extractor()` returns (it always returns one): pooling
 and the transcription loss ignore padded frames, and a batch of clips of different lengths is run clip by clip
@@ -26,6 +27,7 @@ from transformers import AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput
 
+from . import ctc
 from .backbones import FAMILIES, family_of, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
@@ -608,6 +610,77 @@ class SVUForPitchEstimation(SVUModel):
                 item_logits = item_logits[: int(frame_mask[i].sum())]
             decoded.append(decode_pitch(item_logits, self.config, voicing_threshold))
         return decoded
+
+
+
+@dataclass
+class SVULyricsOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): CTC loss, when `labels` are given.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_frames, len(config.ctc_vocab))`): per-frame token
+            scores before log-softmax (decode with `ctc.greedy_decode` / `ctc.beam_decode`).
+        frame_mask (`torch.BoolTensor` of shape `(batch_size, num_frames)`): frames of real audio.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): backbone states, with `output_hidden_states=True`.
+        layer_weights (`torch.FloatTensor` of shape `(num_hidden_layers + 1,)`): normalised layer weights.
+    """
+
+    loss: Optional[torch.FloatTensor] = None
+    logits: Optional[torch.FloatTensor] = None
+    frame_mask: Optional[torch.BoolTensor] = None
+    hidden_states: Optional[tuple] = None
+    layer_weights: Optional[torch.FloatTensor] = None
+
+
+class SVUForLyricsTranscription(SVUModel):
+    """Lyrics transcription: a linear CTC head over `config.ctc_vocab` (characters; `<pad>` is the blank) on every
+    frame of the weighted layer sum. Saved with its `Wav2Vec2CTCTokenizer` (`vocab.json`) and `Wav2Vec2Processor`."""
+
+    def __init__(self, config: SVUConfig):
+        super().__init__(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.head = nn.Linear(config.backbone_config.hidden_size, config.ctc_vocab_size)
+        self.post_init()
+
+    def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs) -> SVULyricsOutput:
+        """`labels`: (batch, tokens) token ids (`ctc.encode`), padded with -100."""
+        return self._frame_head_forward(
+            input_values, attention_mask, labels, output_hidden_states, self.ctc_loss, SVULyricsOutput
+        )
+
+    def ctc_loss(self, logits, labels, frame_mask):
+        """CTC of the log-softmax over the real frames against the non-negative label ids (as `Wav2Vec2ForCTC`)."""
+        if labels.dim() != 2:
+            raise ValueError(f"lyrics labels must be (batch, tokens) token ids; got {tuple(labels.shape)}.")
+        labels = labels.to(logits.device).long()
+        if labels.numel() and int(labels.max()) >= self.config.ctc_vocab_size:
+            raise ValueError(f"lyrics labels must be token ids below {self.config.ctc_vocab_size}.")
+        target_mask = labels >= 0
+        log_probs = nn.functional.log_softmax(logits, dim=-1, dtype=torch.float32).transpose(0, 1)
+        with torch.backends.cudnn.flags(enabled=False):
+            return nn.functional.ctc_loss(
+                log_probs, labels[target_mask], frame_mask.sum(-1), target_mask.sum(-1),
+                blank=self.config.ctc_vocab.index(ctc.PAD), reduction=self.config.ctc_loss_reduction,
+                zero_infinity=self.config.ctc_zero_infinity,
+            )  # fmt: skip
+
+    def decode(self, logits, frame_mask=None, decoder="greedy", beam_width=32, lm_path=None) -> list:
+        """`ctc.decode` of each batch item (``{"text", "tokens", "words"}``, word times in seconds), frames where
+        `frame_mask` is False cut off."""
+        decoded = []
+        for i, item_logits in enumerate(logits):
+            if frame_mask is not None:
+                item_logits = item_logits[: int(frame_mask[i].sum())]
+            result = ctc.decode(item_logits, self.config.ctc_vocab, decoder, beam_width, lm_path)
+            result["words"] = ctc.word_timings(result["tokens"], self.config.frame_seconds)
+            decoded.append(result)
+        return decoded
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """As every SVU model, plus the tokenizer (`vocab.json`) and processor of its vocabulary."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            ctc.save_processor(self.config.ctc_vocab, self.feature_extractor(), save_directory)
 
 
 # task name -> its model class, as `tasks.TASKS` pairs them; each class learns its task from the same table.
