@@ -104,6 +104,21 @@ def pitch_features() -> datasets.Features:
     )
 
 
+def lyrics_features() -> datasets.Features:
+    return datasets.Features(
+        {
+            "audio": datasets.Audio(sampling_rate=SAMPLING_RATE),
+            "text": datasets.Value("string"),
+            "words": datasets.List(
+                {"word": datasets.Value("string"), "start": datasets.Value("float32"), "end": datasets.Value("float32")}
+            ),
+            "song_id": datasets.Value("string"),
+            "singer": datasets.Value("string"),
+            "chunk_start": datasets.Value("float32"),
+        }
+    )
+
+
 @dataclass
 class PrepareReport:
     """Files found / used / skipped (with reasons), filled while a builder generates examples."""

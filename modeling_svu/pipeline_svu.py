@@ -25,7 +25,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from . import ctc
 from .audio_decode import decode_audio, open_audio, resample
-from .long_audio import BLOCK_SECONDS, array_blocks, pitch_track_blocks, stitched_logits, transcribe_blocks
+from .long_audio import BLOCK_SECONDS, array_blocks, lyrics_logits, pitch_track_blocks, transcribe_blocks
 from .midi_io import midi_bytes
 from .note_pitch import pitched_notes
 from .tasks import TASKS, check_task_options
@@ -308,19 +308,9 @@ class LyricsTranscriptionPipeline(_LongAudioPipeline):
 
     def _forward(self, model_inputs, **kwargs):
         kwargs.setdefault("progress", False)
-        blank = self.model.config.ctc_vocab.index(ctc.PAD)
-        parts = []
         with named_errors(model_inputs.get("source")):
-            for _, logits, quiet in stitched_logits(
-                self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
-                total_samples=model_inputs["total_samples"], desc="lyrics", **kwargs,
-            ):  # fmt: skip
-                logits = logits.numpy().copy()
-                logits[quiet] = -1e4
-                logits[quiet, blank] = 0.0
-                parts.append(logits)
-        width = self.model.config.ctc_vocab_size
-        return {"logits": np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.float32)}
+            return {"logits": lyrics_logits(self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
+                                            total_samples=model_inputs["total_samples"], **kwargs)}  # fmt: skip
 
     def postprocess(self, model_outputs, return_timestamps=None, decoder="greedy", beam_width=32, lm_path=None):
         config = self.model.config
