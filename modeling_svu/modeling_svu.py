@@ -17,6 +17,7 @@ equal-length chunks, as in training, run in one pass. Without a mask, zero paddi
 """
 
 import importlib
+import logging
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -167,8 +168,13 @@ class SVUPreTrainedModel(PreTrainedModel):
             raise ValueError(f"{cls.__name__} is the {cls.task!r} model, got task={task!r}; use TASK_MODELS[{task!r}].")
         model = cls(config)
         if loaded is not None:
+            model.init_from_published(loaded)
             loaded.load_into(model.backbone)
         return model
+
+    def init_from_published(self, loaded) -> None:
+        """Take what else than the backbone a published checkpoint gives this task's model (`published_loading`);
+        nothing by default."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -632,6 +638,11 @@ class SVULyricsOutput(ModelOutput):
     layer_weights: Optional[torch.FloatTensor] = None
 
 
+# The layer-sum logits of the other states below the last one's when a checkpoint's CTC head initialises the head:
+# each gets e^-20 (2e-9) of the weight, so the logits are the checkpoint's to float precision, and still trains.
+LAST_LAYER_LOGIT_GAP = -20.0
+
+
 class SVUForLyricsTranscription(SVUModel):
     """Lyrics transcription: a linear CTC head over `config.ctc_vocab` (characters; `<pad>` is the blank) on every
     frame of the weighted layer sum. Saved with its `Wav2Vec2CTCTokenizer` (`vocab.json`) and `Wav2Vec2Processor`."""
@@ -675,6 +686,26 @@ class SVUForLyricsTranscription(SVUModel):
             result["words"] = ctc.word_timings(result["tokens"], self.config.frame_seconds)
             decoded.append(result)
         return decoded
+
+    def init_from_published(self, loaded) -> None:
+        """A `*ForCTC` checkpoint whose vocab.json is `config.ctc_vocab` (facebook/wav2vec2-base-960h and the default
+        vocabulary) initialises the CTC head with its `lm_head`, and the layer sum with (almost) all its weight on
+        the last layer, the one that head was trained on: before training the model gives the checkpoint's own
+        logits (the speech-to-singing transfer of Ou et al.). Other vocabularies keep a random head (one line)."""
+        if not loaded.ctc_head:
+            return
+        vocab = {token: i for i, token in enumerate(self.config.ctc_vocab)}
+        if loaded.vocab != vocab or tuple(loaded.ctc_head["weight"].shape) != tuple(self.head.weight.shape):
+            logging.getLogger(__name__).warning(
+                "%s: its CTC head is for another vocabulary than ctc_vocab; the lyrics head starts random.", loaded.location)
+            return
+        with torch.no_grad():
+            self.head.weight.copy_(loaded.ctc_head["weight"])
+            self.head.bias.copy_(loaded.ctc_head["bias"])
+            self.layer_sum.weight.fill_(LAST_LAYER_LOGIT_GAP)
+            self.layer_sum.weight[-1] = 0.0
+        loaded.dropped = [name for name in loaded.dropped if not name.startswith("lm_head.")]
+        self.config.ctc_head_init = loaded.location
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """As every SVU model, plus the tokenizer (`vocab.json`) and processor of its vocabulary."""

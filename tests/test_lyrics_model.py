@@ -78,3 +78,24 @@ def test_saved_model_carries_vocab_tokenizer_and_processor(model, tmp_path):
     x = 0.1 * torch.randn(1, 16000)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x).logits, model(x).logits)
+
+
+def test_wav2vec2_base_960h_ctc_head_initialises_the_head_exactly(tmp_path):
+    """The emulated facebook/wav2vec2-base-960h (as published: vocab.json, tokenizer files, `lm_head`): before
+    training, the lyrics model gives the checkpoint's own Wav2Vec2ForCTC logits; the card says where the head is from."""
+    from fixtures.published_backbones import REPOS, write_repo
+    from transformers import Wav2Vec2ForCTC
+
+    from model_cards.card import head_init_line
+
+    folder = write_repo(tmp_path, "facebook/wav2vec2-base-960h", REPOS["facebook/wav2vec2-base-960h"]())
+    model = SVUForLyricsTranscription.from_backbone(str(folder)).eval()
+    reference = Wav2Vec2ForCTC.from_pretrained(folder).eval()
+    x = 0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).logits, reference(x).logits, rtol=1e-5, atol=1e-5)
+    assert model.config.ctc_head_init == str(folder)
+    assert "Ou et al." in head_init_line(model.config.ctc_head_init)
+
+    other = SVUForLyricsTranscription.from_backbone(str(folder), ctc_vocab=[*ctc.DEFAULT_VOCAB[:-1], "-"])
+    assert not torch.equal(other.head.weight, reference.lm_head.weight)  # another vocabulary: a random head
