@@ -1,4 +1,4 @@
-"""`svu data prepare <corpus> --data-dir D --output O [--seed N] [--push-to-hub REPO]`."""
+"""`svu data prepare <corpus> --data-dir D --output O [--seed N] [--parquet DIR] [--push-to-hub REPO]`."""
 
 import argparse
 import dataclasses
@@ -8,7 +8,7 @@ import sys
 from svu.modeling_svu.tasks import get_task
 
 from .corpora import corpora
-from .prepare import load_prepared, prepare
+from .prepare import META_FILE, load_prepared, prepare
 
 
 def parse_option(text: str):
@@ -103,6 +103,10 @@ def run_prepare(args) -> int:
     _, meta = load_prepared(args.output)
     print(summary_table(meta))
     print(f"saved to {args.output}")
+    if args.parquet:
+        from .hub import stage_for_hub
+
+        print(f"Parquet shards, card and {META_FILE} in {stage_for_hub(args.output, args.parquet)}")
     if args.push_to_hub:
         from .hub import push_prepared
 
@@ -157,6 +161,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
     parser.add_argument("--num-proc", default="1", metavar="N",
                         help="processes decoding the files, or auto (all cores); same rows for any N (default: 1)")
+    parser.add_argument("--parquet", metavar="DIR",
+                        help="also write the Hub repo as a local folder: Parquet shards (data/<split>-*.parquet), card "
+                        "and svu_meta.json, for train/run.py --streaming")
     parser.add_argument("--push-to-hub", metavar="REPO", help="upload the prepared dataset (Parquet) to this Hub repo")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repo (the default)")
     parser.add_argument("--public", action="store_true",

@@ -42,6 +42,7 @@ from typing import Callable, Optional
 import datasets
 import numpy as np
 
+from svu.modeling_svu.audio_io import AUDIO_SUFFIXES
 from svu.modeling_svu.tasks import CHUNK_LABEL, DEFAULT_TASK, FRAME_CONTOUR, NOTE_EVENTS, TASKS, get_task
 
 from .audio import SAMPLING_RATE
@@ -58,7 +59,6 @@ from .corpora import Corpus
 from .pitch_corpus import RECORDING_CHUNKING, span_mismatch
 
 METADATA_FILE = "metadata.csv"
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma", ".webm")
 MIDI_SUFFIXES = (".mid", ".midi")
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 
@@ -131,6 +131,12 @@ def read_notes(path: Path, name: str) -> list:
     else:
         located = [(f"line {number}", tuple(values))
                    for number, values in numeric_rows(path, name, ("onset", "offset", "pitch"), "note list")]
+    return checked_notes(located, name)
+
+
+def checked_notes(located: list, name: str) -> list:
+    """``[(onset, offset, pitch)]`` sorted by onset of ``located`` (``(where, note)`` pairs, ``where`` naming the
+    line or note); BadAnnotation naming `name` and where the first problem is."""
     for where, (onset, offset, pitch) in located:
         if onset < 0:
             raise BadAnnotation("note list: negative onset", f"{name} {where}: onset {onset:g} s is negative")

@@ -8,10 +8,18 @@ source, the splits and the preprocessing used; it is staged as ``README.md`` in 
 upload. Repos are private unless ``public=True``; for corpora whose audio may not be redistributed (their
 entry's ``no_redistribution``, `corpora.Corpus`) an upload into an existing *public* repo is refused unless
 ``public=True``.
-`stage_for_hub` writes the same repo as a local folder (Parquet with embedded audio + card), loadable with
-`datasets.load_dataset(folder)`.
+`stage_for_hub` writes the same repo as a local folder (Parquet with embedded audio + card + `svu_meta.json`),
+loadable with `datasets.load_dataset(folder)` and streamed by `train/run.py --streaming` (`svu data prepare
+--parquet DIR`).
+
+Shards: each split is written as `shard_count` Parquet files, a multiple of `SHARD_MULTIPLE` = 24 = lcm(1, 2, 3, 4,
+6, 8) once it is large enough. `datasets.distributed.split_dataset_by_node` gives each process whole shards
+when the shard count is a multiple of the number of processes; otherwise every process reads every shard and
+skips the examples of the others. Small splits get the largest divisor of 24 that keeps shards of at least
+`MIN_SHARD_BYTES` (a 17 MB split: one shard), large ones 24 x k shards of at most `MAX_SHARD_BYTES`.
 """
 
+import math
 import shutil
 from pathlib import Path
 
@@ -30,6 +38,27 @@ from .separation import HTDEMUCS
 CARD_FILE = "README.md"
 STORED_RATE_REASON = ("the highest input rate of the supported backbones (MERT-v1), so none hears a narrower band than "
                       "its own; 16 kHz models get it resampled when batches are built (1.5x the storage of 16 kHz)")
+
+SHARD_MULTIPLE = 24
+MIN_SHARD_BYTES = 16 * 2**20
+MAX_SHARD_BYTES = 500 * 2**20  # `push_to_hub`'s own default shard size
+
+
+def shard_count(num_bytes: int, num_rows: int) -> int:
+    """Parquet shards of a split of `num_bytes` (module docstring): 24 x k shards of 16..500 MiB, or for a
+    smaller split the largest divisor of 24 whose shards keep 16 MiB; never more shards than rows."""
+    if num_bytes >= SHARD_MULTIPLE * MIN_SHARD_BYTES:
+        count = SHARD_MULTIPLE * math.ceil(num_bytes / (SHARD_MULTIPLE * MAX_SHARD_BYTES))
+    else:
+        divisors = [d for d in range(SHARD_MULTIPLE, 0, -1) if SHARD_MULTIPLE % d == 0]
+        count = next(d for d in divisors if num_bytes >= d * MIN_SHARD_BYTES or d == 1)
+    return max(1, min(count, num_rows))
+
+
+def shard_counts(dataset) -> dict:
+    """{split: shard_count} of a prepared DatasetDict (its audio is stored in the Arrow table)."""
+    return {split: shard_count(part.data.nbytes, len(part)) for split, part in dataset.items()}
+
 
 def size_category(num_rows: int) -> str:
     for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
@@ -107,14 +136,20 @@ def write_card(prepared_dir) -> Path:
     return path
 
 
-def stage_for_hub(prepared_dir, staging_dir) -> Path:
-    """Write the repo as a local folder: ``data/<split>-00000-of-00001.parquet`` (audio embedded), card, meta."""
+def stage_for_hub(prepared_dir, staging_dir, num_shards: dict | None = None) -> Path:
+    """Write the repo as a local folder: ``data/<split>-<i>-of-<n>.parquet`` (audio embedded; n = `shard_counts`,
+    or `num_shards[split]`), the card and ``svu_meta.json``. Shards are contiguous runs of rows."""
     dataset, meta = load_prepared(prepared_dir)
     staging_dir = Path(staging_dir)
     (staging_dir / "data").mkdir(parents=True, exist_ok=True)
+    for old in (staging_dir / "data").glob("*.parquet"):  # a staging of other shard counts would mix in
+        old.unlink()
+    counts = {**shard_counts(dataset), **(num_shards or {})}
     for split, part in dataset.items():
-        name = f"data/{split}-00000-of-00001.parquet"
-        part.with_format("arrow").map(embed_table_storage, batched=True).to_parquet(str(staging_dir / name))
+        embedded = part.with_format("arrow").map(embed_table_storage, batched=True)
+        for index in range(counts[split]):
+            name = f"data/{split}-{index:05d}-of-{counts[split]:05d}.parquet"
+            embedded.shard(counts[split], index, contiguous=True).to_parquet(str(staging_dir / name))
     shutil.copy(Path(prepared_dir) / META_FILE, staging_dir / META_FILE)
     shutil.copy(write_card(prepared_dir), staging_dir / CARD_FILE)
     return staging_dir
@@ -149,6 +184,6 @@ def push_prepared(prepared_dir, repo_id: str, public: bool = False) -> str:
     DatasetCard.load(card_path).push_to_hub(repo_id, repo_type="dataset")
     api.upload_file(path_or_fileobj=str(Path(prepared_dir) / META_FILE), path_in_repo=META_FILE,
                     repo_id=repo_id, repo_type="dataset")
-    commit = dataset.push_to_hub(repo_id, private=not public,
+    commit = dataset.push_to_hub(repo_id, private=not public, num_shards=shard_counts(dataset),
                                  commit_message="Upload dataset prepared with svu data prepare")
     return str(commit)

@@ -167,38 +167,49 @@ def prepare(corpus: str, output_dir, data_dir=None, seed: int = 0, force: bool =
         dataset = datasets.DatasetDict({split: _split_or_empty(builder, split) for split in SPLITS})
         if not any(len(part) for part in dataset.values()):
             raise ValueError(nothing_usable_message(corpus, data_dir, builder.report.to_dict()))
-        task = builder.task
-        what, groups = leakage_groups(dataset, task)
-        check_no_leakage(groups, what)
-        label_names = list(builder.label_names)
-        report = {**builder.report.to_dict(), **summarize(dataset, task, label_names, builder.chunk_seconds)}
-        report["groups"] = {"what": what, **{split: len(groups[split]) for split in SPLITS}}
         separate = builder_kwargs.get("separate")
-        meta = {
-            "corpus": corpus,
-            "task": task,
-            "label_names": label_names,
-            "sampling_rate": SAMPLING_RATE,
-            "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if get_task(task).pooled else None,
-            "chunk_seconds": builder.chunk_seconds,
-            # frame targets are computed from the stored notes for each model
-            "label_scheme": LABEL_SCHEME_FROM_NOTES if "notes_unclipped" in dataset["train"].column_names else None,
-            "fingerprint": key,
-            "report": report,
-            "options": {"seed": seed, **{k: _describe(v) for k, v in options.items()}},
-            "validation": options.get("validation", "ours"),
-            "separation": f"hook:{_describe(separate)}" if separate is not None else str(builder.separation),
-        }
-        if builder.songs:  # whole recordings with their complete annotation (whole-song test scoring)
-            meta["songs"] = {song: builder.songs[song] for song in sorted(builder.songs)}
-        staged = Path(scratch) / "dataset"
-        # an empty split still needs one (empty) shard, or load_from_disk fails on it
-        dataset.save_to_disk(str(staged), num_shards={s: 1 for s in dataset if len(dataset[s]) == 0} or None)
-        write_json(staged / META_FILE, meta)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        shutil.move(str(staged), str(output_dir))
+        save_prepared(
+            dataset, output_dir, scratch, task=builder.task, label_names=list(builder.label_names),
+            chunk_seconds=builder.chunk_seconds, report=builder.report.to_dict(), songs=builder.songs,
+            corpus=corpus, fingerprint=key, options={"seed": seed, **{k: _describe(v) for k, v in options.items()}},
+            validation=options.get("validation", "ours"),
+            separation=f"hook:{_describe(separate)}" if separate is not None else str(builder.separation),
+        )
     return datasets.load_from_disk(str(output_dir))
+
+
+def save_prepared(dataset: datasets.DatasetDict, output_dir, scratch, *, task: str, label_names: list,
+                  chunk_seconds: float, report: dict, songs: dict, **meta) -> None:
+    """Write ``dataset`` with its svu_meta.json to ``output_dir`` (replacing it) once no group of the task's
+    leakage key is in two splits (ValueError, one line). The meta is ``meta`` (corpus, fingerprint, options,
+    validation, separation) and what the rows give (module docstring); ``songs``: the builder's whole recordings."""
+    what, groups = leakage_groups(dataset, task)
+    check_no_leakage(groups, what)
+    report = {**report, **summarize(dataset, task, label_names, chunk_seconds)}
+    report["groups"] = {"what": what, **{split: len(groups[split]) for split in SPLITS}}
+    meta = {
+        "corpus": meta.pop("corpus"),
+        "task": task,
+        "label_names": label_names,
+        "sampling_rate": SAMPLING_RATE,
+        "class_weights": class_weights(dataset["train"]["label"], len(label_names)) if get_task(task).pooled else None,
+        "chunk_seconds": chunk_seconds,
+        # frame targets are computed from the stored notes for each model
+        "label_scheme": LABEL_SCHEME_FROM_NOTES if "notes_unclipped" in dataset["train"].column_names else None,
+        "fingerprint": meta.pop("fingerprint"),
+        "report": report,
+        **meta,
+    }
+    if songs:  # whole recordings with their complete annotation (whole-song test scoring)
+        meta["songs"] = {song: songs[song] for song in sorted(songs)}
+    staged = Path(scratch) / "dataset"
+    # an empty split still needs one (empty) shard, or load_from_disk fails on it
+    dataset.save_to_disk(str(staged), num_shards={s: 1 for s in dataset if len(dataset[s]) == 0} or None)
+    write_json(staged / META_FILE, meta)
+    output_dir = Path(output_dir)
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    shutil.move(str(staged), str(output_dir))
 
 
 def load_prepared(path) -> tuple:

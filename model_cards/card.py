@@ -167,8 +167,10 @@ def model_card(
     entry = find_corpus(corpus)  # None: a corpus this SVU does not know
     if entry and entry.card_name:
         dataset_name = entry.card_name.format(task=task)
-    else:
-        dataset_name = spec.paper_corpus or (entry.title if entry else corpus)
+    elif entry:
+        dataset_name = spec.paper_corpus or entry.title
+    else:  # e.g. a `--dataset_name` dataset: its own name, never the paper's corpus
+        dataset_name = corpus
     model_name = repo_id.split("/")[-1] if repo_id else f"svu-{task}-{config['backbone']}"
     base = f"https://huggingface.co/{repo_id}/resolve/main/" if repo_id else ""
     base_model, licence, licence_source = base_model_and_licence(config["backbone"])
@@ -195,7 +197,7 @@ def model_card(
            "not comparable: it shows the pipeline works, not the paper's accuracy."
            if (entry and entry.generated) or config["backbone"].startswith("tiny-")
            else "this model was trained and tested on other data, so the columns are not comparable."
-           if entry and entry.user_data else "they are given for reference.")
+           if entry is None or entry.user_data else "they are given for reference.")
     )
     notice = ""
     if licence.startswith("cc-by-nc"):

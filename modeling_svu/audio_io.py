@@ -25,6 +25,8 @@ __all__ = ["BLOCK_SECONDS", "DECODE_PATH", "TruncatedAudioWarning", "decode_audi
 
 # What the samples depend on; part of a prepared dataset's fingerprint, so folders decoded otherwise are rebuilt.
 DECODE_PATH = "ffmpeg-native-rate, channel-mean, soxr-HQ"
+# file names taken as audio where a folder is searched (the folder corpus, `svu` catalogues); FFmpeg reads them all
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma", ".webm", ".mp4")
 # The fallback's resampler: FFmpeg's libsoxr at the precision of soxr's "HQ" (20 bits).
 _FFMPEG_RESAMPLE = ["-af", "aresample=resampler=soxr:precision=20"]
 

@@ -14,14 +14,17 @@ no half-written output under an output's name, and `--skip-existing` skips an in
 process's lines (gloo) and writes it and the summary.
 """
 
+import contextlib
 import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma", ".webm", ".mp4")
+from svu.modeling_svu.audio_io import AUDIO_SUFFIXES
+
 MANIFEST = "manifest.jsonl"
 TEMPORARY = ".partial-"  # in the name of an output being written: never taken as an output
 
@@ -122,40 +125,54 @@ def outputs_complete(outputs):
     return previous
 
 
-def run_catalogue(command: str, items: list, process, outputs, manifest: Path, previous=None, then=None) -> int:
-    """Process this process's share of `items`, then write `manifest` (a `manifest.jsonl` path, or None); returns the exit
-    status (1 when one of this process's files failed).
+def run_catalogue(command: str, items: list, process, outputs, manifest: Path, previous=None, then=None,
+                  files_at_once: int = 1, reading=None) -> int:
+    """Process this process's share of `items`, then write `manifest` (a `manifest.jsonl` path, or None); returns the
+    exit status (1 when one of this process's files failed).
 
     `process(item)` returns a `Done` after writing each of its outputs to `temporary(path)`; `outputs(item)` lists
     them. `previous(item)` (`--skip-existing`) gives the manifest fields of an input already done (e.g.
     `outputs_complete`), or None: it is processed. A file `process` raises ValueError, OSError or RuntimeError on
-    is one line naming it, and the others go on. `then(entries)`, if given, runs once with every input's manifest
-    entry, in the process writing the manifest."""
+    is one line naming it, and the others go on. `files_at_once` > 1 processes that many files at once on threads,
+    each inside `reading()` (`window_batches.SharedWindowBatches`). `then(entries)`, if given, runs once with every
+    input's manifest entry, in the process writing the manifest."""
     from .common import report_failure
 
-    rank, size = world()
-    entries = []
-    for index in range(rank, len(items), size):
+    first_of_name = {}  # two inputs of one name (x.wav given from two folders) would write the same outputs
+    for item in items:
+        first_of_name.setdefault(item.name, item.path)
+
+    def one(index: int) -> dict:
         item = items[index]
         entry = {"index": index, "input": str(item.path), "status": "done", "outputs": [], "duration": None}
+        if first_of_name[item.name] != item.path and outputs(item):
+            error = ValueError(f"outputs named {item.name}.* are those of {first_of_name[item.name]} (same file name)")
+            report_failure(command, item.path, error)
+            return {**entry, "status": "failed", "error": str(error)}
         done_before = previous(item) if previous is not None else None
         if done_before is not None:
-            entries.append({**entry, **done_before, "status": "skipped"})
-            continue
+            return {**entry, **done_before, "status": "skipped"}
         remove_temporaries(outputs(item))
         start = time.perf_counter()
         try:
-            done = process(item)
+            with reading() if reading is not None else contextlib.nullcontext():
+                done = process(item)
             commit(done.outputs)
         except (ValueError, OSError, RuntimeError) as error:
             remove_temporaries(outputs(item))
             report_failure(command, item.path, error)
-            entry.update(status="failed", error=str(error).splitlines()[0] if str(error) else type(error).__name__)
-        else:
-            print(done.line)
-            entry.update(outputs=[str(p) for p in done.outputs], duration=round(done.duration, 3),
-                         seconds=round(time.perf_counter() - start, 3), **(done.record or {}))  # fmt: skip
-        entries.append(entry)
+            return {**entry, "status": "failed", "error": str(error).splitlines()[0] if str(error) else type(error).__name__}
+        print(done.line)
+        return {**entry, "outputs": [str(p) for p in done.outputs], "duration": round(done.duration, 3),
+                "seconds": round(time.perf_counter() - start, 3), **(done.record or {})}  # fmt: skip
+
+    rank, size = world()
+    mine = range(rank, len(items), size)
+    if files_at_once > 1:
+        with ThreadPoolExecutor(files_at_once) as pool:
+            entries = list(pool.map(one, mine))
+    else:
+        entries = [one(index) for index in mine]
     failed_here = any(entry["status"] == "failed" for entry in entries)
     everything = gathered(entries, rank, size)
     if everything is not None:

@@ -8,7 +8,8 @@ chunks, a last partial chunk kept zero-padded when it holds at least half a chun
 chunk is one chunk of its own length. The song-level decision is the mean of the chunk logits (the paper's
 clip-level "mean logit" vote); its softmax gives the probabilities of the top-k labels.
 
-Output: a table on stdout; `-o x.csv` one row per file (rank columns), `-o x.json` the same plus every chunk's
+Inputs are files, folders (recursive, `--glob`) and `--file-list`, over one or many processes (`svu/catalogue.py`);
+`--skip-existing` reuses the results in `-o`'s `<output>.manifest.jsonl`. Output: a table on stdout; `-o x.csv` one row per file (rank columns), `-o x.json` the same plus every chunk's
 start, end, top-k and logits. A file that cannot be read is one line on stderr; the others are still
 classified and written, and the exit status is 1.
 """

@@ -1,5 +1,5 @@
 """What several `svu` commands share: the `--device` / `--quiet` / engine options, loading a saved model by name and
-the loop over the input files."""
+the one-line report of a file that failed (the loop over the inputs: `catalogue.py`)."""
 
 import sys
 
@@ -119,26 +119,3 @@ def report_failure(command: str, path, error: Exception) -> None:
     if not message.startswith(str(path)):
         message = f"{path}: {message}"
     print(f"svu {command}: error: {message}", file=sys.stderr)
-
-
-def run_per_file(command: str, inputs, process, then=None) -> int:
-    """`svu <command>`'s loop over its input files; returns the exit status (1 when a file failed, else 0).
-
-    `process(path)` does the work of one file and returns the line printed for it. A file it raises ValueError,
-    OSError or RuntimeError on is one `report_failure` line and the other files are still processed; `then`, if
-    given, is called with the failures, ``[(path, error)]``, after the last file (e.g. to write a combined output),
-    and a last line counts the failed files."""
-    failures = []
-    for path in inputs:
-        try:
-            line = process(path)
-        except (ValueError, OSError, RuntimeError) as error:
-            report_failure(command, path, error)
-            failures.append((path, error))
-            continue
-        print(line)
-    if then is not None:
-        then(failures)
-    if failures:
-        print(f"svu {command}: {len(failures)} of {len(inputs)} files failed", file=sys.stderr)
-    return 1 if failures else 0

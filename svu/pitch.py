@@ -1,6 +1,8 @@
 """`svu pitch in.wav [more ...] --model <repo id or folder> -o out_dir [--format csv|json ...] [--plot] [options]`.
 
-Writes, per input, files named after it in out_dir (the same F0 track in every one):
+Inputs are files, folders (recursive, `--glob`) and `--file-list`; one or many processes, `--skip-existing`,
+`manifest.jsonl`: `svu/catalogue.py`. Writes, per input, files named after it in out_dir (a file found in a
+folder keeps its sub-folder), the same F0 track in every one:
     <stem>.f0.csv   (--format csv, the default) ``time,f0_hz,voicing`` per model frame: the frame time in seconds
                     (the centre of its input, `modeling_svu.pitch.frame_times`), the F0 in Hz (0 where unvoiced)
                     and the voicing confidence in [0, 1]
@@ -22,6 +24,7 @@ import numpy as np
 from .catalogue import (
     MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, process_device, run_catalogue, temporary,
 )
+from .window_batches import add_batch_files_option, shared_engines
 from .common import (
     add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
     resolve_device, window_options,
@@ -69,14 +72,11 @@ def run_pitch(args) -> int:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = window_options(args)
-    written = {}  # output name -> the input that wrote it
 
     def outputs(item) -> list:
         return [item.output(out_dir, suffix) for suffix in suffixes]
 
     def track_one(item) -> Done:
-        if item.name in written:
-            raise ValueError(f"outputs named {item.name}.f0.* were already written for {written[item.name]} (same file name)")
         track = pitch_track_file(model, item.path, voicing_threshold=threshold, engine=engine,
                                  progress=not args.quiet, **options)  # fmt: skip
         record = {"file": str(item.path), "model": args.model, "voicing_threshold": threshold}
@@ -91,13 +91,14 @@ def run_pitch(args) -> int:
                 track["times"], track["f0_hz"], track["voicing"], temporary(paths[-1]), voicing_threshold=threshold,
                 title=f"{Path(item.name).name}: F0 ({int(np.sum(track['voiced']))} voiced frames)",
             )  # fmt: skip
-        written[item.name] = item.path
         voiced = int(np.sum(track["voiced"]))
         line = f"{item.path}: {len(track['times'])} frames, {voiced} voiced -> {', '.join(str(p) for p in paths)}"
         return Done(line, paths, track["duration"])
 
+    (engine,), reading, files_at_once = shared_engines(args, (model, engine))
     return run_catalogue("pitch", items, track_one, outputs, out_dir / MANIFEST,
-                         previous=outputs_complete(outputs) if args.skip_existing else None)
+                         previous=outputs_complete(outputs) if args.skip_existing else None,
+                         files_at_once=files_at_once, reading=reading)  # fmt: skip
 
 
 def add_parser(subparsers) -> None:
@@ -111,6 +112,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--voicing-threshold", type=float,
                         help="voicing confidence of a voiced frame, in [0, 1] (default: the model's)")
     add_window_options(parser)
+    add_batch_files_option(parser)
     add_engine_options(parser)
     add_device_option(parser)
     add_quiet_option(parser)

@@ -1,6 +1,8 @@
 """`svu transcribe in.wav [more ...] --model <repo id or folder> -o out_dir [--format mid|csv|json ...] [options]`.
 
-Writes, per input, files named after it in out_dir (the same notes in every one):
+Inputs are files, folders (recursive, `--glob`) and `--file-list`; one or many processes, `--skip-existing`,
+`manifest.jsonl`: `svu/catalogue.py`. Writes, per input, files named after it in out_dir (a file found in a
+folder keeps its sub-folder), the same notes in every one:
     <stem>.mid                 (--format mid, the default) a type-0 Standard MIDI File (120 bpm, 1 tick = 1 ms)
     <stem>.csv                 (--format csv) ``onset,offset,pitch`` rows (seconds, seconds, MIDI)
     <stem>.json                (--format json) MIR-ST500 style ``{"<stem>": [[onset, offset, pitch], ...]}``
@@ -29,6 +31,7 @@ CSV, JSON, piano roll and sonification carry the same pitch. The posteriors file
 model decoded (its own integer pitches). Without it, the files are exactly as before.
 """
 
+import contextlib
 import csv
 import json
 import sys
@@ -43,6 +46,7 @@ from svu.modeling_svu.audio_io import TruncatedAudioWarning, open_audio
 from .catalogue import (
     MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, process_device, run_catalogue, temporary,
 )
+from .window_batches import add_batch_files_option, shared_engines
 from .common import (
     add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
     resolve_device, window_options,
@@ -187,17 +191,24 @@ def write_extras(result: Transcription, model, decoding: dict, paths: dict) -> N
         )  # fmt: skip
 
 
-def report_warnings(caught) -> None:
-    """A truncated file is one `svu transcribe: warning:` line; other warnings go on as they came."""
-    reported = set()  # a file read twice (with --pitch-model) warns twice
-    for warning in caught:
-        if issubclass(warning.category, TruncatedAudioWarning):
-            if str(warning.message) in reported:
-                continue
-            reported.add(str(warning.message))
-            print(f"svu transcribe: warning: {warning.message}", file=sys.stderr)
-        else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+@contextlib.contextmanager
+def truncation_warnings_as_lines():
+    """For the whole run: a truncated file is one `svu transcribe: warning:` line, once (with --pitch-model it is
+    read twice); other warnings go on as they came. One context, so files read on several threads share it."""
+    reported = set()
+    show_other = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, TruncatedAudioWarning):
+            show_other(message, category, filename, lineno, file, line)
+        elif str(message) not in reported:
+            reported.add(str(message))
+            print(f"svu transcribe: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", TruncatedAudioWarning)
+        warnings.showwarning = show
+        yield
 
 
 def run_transcribe(args) -> int:
@@ -217,36 +228,32 @@ def run_transcribe(args) -> int:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = window_options(args)
-    written = {}  # output name -> the input that wrote it
 
     def outputs(item) -> list:
         return [item.output(out_dir, suffix) for suffix in suffixes]
 
     def transcribe_one(item) -> Done:
-        if item.name in written:
-            raise ValueError(f"outputs named {item.name}.* were already written for {written[item.name]} (same file name)")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", TruncatedAudioWarning)
-            result = transcribe_file(model, item.path, decoding, keep_audio=args.piano_roll,
-                                     progress=not args.quiet, engine=engine, **options)  # fmt: skip
-            if pitch_model is not None:
-                result.notes, result.pitch_midi = note_pitches(
-                    result.decoded_notes, pitch_model, item.path, pitch_engine, progress=not args.quiet, **options)
-        report_warnings(caught)
+        result = transcribe_file(model, item.path, decoding, keep_audio=args.piano_roll, progress=not args.quiet,
+                                 engine=engine, **options)  # fmt: skip
+        if pitch_model is not None:
+            result.notes, result.pitch_midi = note_pitches(
+                result.decoded_notes, pitch_model, item.path, pitch_engine, progress=not args.quiet, **options)
         paths = outputs(item)
         paths[0].parent.mkdir(parents=True, exist_ok=True)
         for fmt, path in zip(formats, paths):
             write_notes(result.notes, temporary(path), fmt, Path(item.name).name, pitch_midi=result.pitch_midi)
         write_extras(result, model, decoding, {suffix: temporary(path) for suffix, path in zip(suffixes, paths)
                                                if suffix not in formats})  # fmt: skip
-        written[item.name] = item.path
         unpitched = result.pitch_midi.count(None) if result.pitch_midi is not None else 0
         unpitched = f" ({unpitched} without a voiced frame: no pitch_midi)" if unpitched else ""
         line = f"{item.path}: {len(result.notes)} notes{unpitched} -> {', '.join(str(p) for p in paths)}"
         return Done(line, paths, result.num_samples / model.config.sampling_rate)
 
-    return run_catalogue("transcribe", items, transcribe_one, outputs, out_dir / MANIFEST,
-                         previous=outputs_complete(outputs) if args.skip_existing else None)
+    (engine, pitch_engine), reading, files_at_once = shared_engines(args, (model, engine), (pitch_model, pitch_engine))
+    with truncation_warnings_as_lines():
+        return run_catalogue("transcribe", items, transcribe_one, outputs, out_dir / MANIFEST,
+                             previous=outputs_complete(outputs) if args.skip_existing else None,
+                             files_at_once=files_at_once, reading=reading)  # fmt: skip
 
 
 def add_parser(subparsers) -> None:
@@ -264,6 +271,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--sonify", action="store_true", help="also render the notes as <stem>.sonified.wav")
     parser.add_argument("--save-posteriors", action="store_true", help="also save the frame posteriors as <stem>.posteriors.npz")
     add_window_options(parser)
+    add_batch_files_option(parser)
     add_engine_options(parser)
     add_device_option(parser)
     add_quiet_option(parser)

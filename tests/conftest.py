@@ -1,6 +1,7 @@
 """Shared test helpers: tiny random backbones of every family and generated sung tones."""
 
 import os
+import sys
 
 # before numpy (its BLAS reads OMP_NUM_THREADS when it loads) and torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -12,13 +13,52 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+# pytest-xdist groups that take longest (measured, longest first): they start first, so that no
+# worker is left with a long group while the other has nothing to do; every other group follows, in file order.
+LONGEST_GROUPS = [
+    "demo_runs", "test_install.py", "test_published_backbones.py", "test_cli_catalogue.py", "test_data_folder.py",
+    "test_train_dataset_name.py", "test_model_rate.py", "test_feature_cache.py",
+    "test_reliability_training.py", "test_train.py", "test_benchmarks.py", "test_train_protocol.py",
+    "test_train_report_to.py", "test_reliability_audio.py", "test_pitch_interfaces.py", "test_speed_pruning.py",
+    "test_train_validation.py", "test_transcription_interfaces.py", "test_transcription_long_audio.py",
+    "test_space_browser.py", "test_hub_export.py", "test_default_export.py", "test_pitch_peers.py",
+]
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # xdist would order groups by their number of tests
+        config.option.loadscopereorder = False
+
+
+def _group(item) -> str:
+    return item.get_closest_marker("xdist_group").args[0]
+
+
+def _rank(item) -> int:
+    name = _group(item).split("/")[-1]
+    return LONGEST_GROUPS.index(name) if name in LONGEST_GROUPS else len(LONGEST_GROUPS)
+
+
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`--dist loadgroup`, scripts/test.sh) each test file is one group, run by one worker, so
-    its module-scoped fixtures (trained models, prepared corpora) are built once; files marked with an
-    `xdist_group` of their own (`demo_runs.DEMO_GROUP`) run together on one worker."""
+    its module-scoped fixtures (trained models, prepared corpora) are built once; tests marked with an
+    `xdist_group` of their own (`demo_runs.DEMO_GROUP`) run together on one worker. xdist hands out the groups
+    in the order of their first test: the longest first (`LONGEST_GROUPS`)."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    items.sort(key=_rank)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """Accelerate's state is one per process: a test that builds an `Accelerator` in process (e.g. `run.main`) must
+    not decide the mixed precision of the next test on this worker."""
+    yield
+    if "accelerate.state" in sys.modules:
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(True)
 
 
 FAMILIES = ["wav2vec2", "wavlm", "hubert", "data2vec-audio"]

@@ -34,6 +34,7 @@ class DemoRun:
     data: Path  # the prepared corpus (`svu data prepare`)
     out: Path  # the run's output_dir: repo/, metrics.json, best/, ...
     prepare_stderr: str  # what `svu data prepare -q` printed on stderr
+    stdout: str  # what the training printed on stdout
 
     @property
     def repo(self) -> Path:
@@ -83,7 +84,8 @@ def demo_run(task: str, tmp_path_factory) -> DemoRun:
     with FileLock(str(root / f"{task}.lock")):
         if not (root / task / DONE).exists():
             prepared = _run(prepare_command(task, data), f"svu data prepare ({task})")
-            _run(train_command(task, data, out), f"demo training ({task})")
+            trained = _run(train_command(task, data, out), f"demo training ({task})")
             (root / task / "prepare.stderr").write_text(prepared.stderr)
+            (root / task / "train.stdout").write_text(trained.stdout)
             (root / task / DONE).write_text("")
-    return DemoRun(data, out, (root / task / "prepare.stderr").read_text())
+    return DemoRun(data, out, (root / task / "prepare.stderr").read_text(), (root / task / "train.stdout").read_text())

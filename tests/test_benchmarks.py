@@ -24,6 +24,8 @@ EXPECTED_METRICS = {
         "prepare --num-proc 2 (hours of audio per minute)", "loader, 2 workers (5 s chunks per second)",
     ],
     "pitch_peers": ["RTF, SVU pitch (tiny, untrained: smoke)"],
+    "catalogue": ["files/s, one process", "files/s, two processes (accelerate launch)",
+                  "files/s, one process, windows of 4 files per batch"],
 }
 
 

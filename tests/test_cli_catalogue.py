@@ -1,13 +1,18 @@
 """A catalogue through every `svu` verb of the task registry (`Task.cli_verb`): folders searched recursively (a
-file keeps its sub-folder in the outputs), `--glob`, `--file-list`; two processes under `torchrun` write the same
-files as one; `--skip-existing` resumes a killed run (a half-written output is redone, never taken as done);
-`manifest.jsonl` has a line per input in input order, and one summary line counts them."""
+file keeps its sub-folder in the outputs), `--glob`, `--file-list`; two processes under `accelerate launch` write the same
+files as one; `--skip-existing` resumes a killed run (a half-written output is redone, never taken as done; a real `kill -9`
+mid-run, then the rerun processes each remaining file once);
+`manifest.jsonl` has a line per input in input order, and one summary line counts them. `--batch-files N` runs
+the windows of N files in shared forward passes and writes the same files."""
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,9 +117,21 @@ def test_glob_picks_the_files_of_a_folder(one_process, catalogue, tmp_path):
     assert [Path(entry["input"]).name for entry in manifest_of(verb, tmp_path)] == ["take.wav", "take.flac"]
 
 
+def test_two_inputs_of_one_name_the_second_is_named_and_the_first_written(one_process, catalogue, tmp_path):
+    verb, model, _, _ = one_process
+    a, b = catalogue / "songs" / "a" / "take.wav", catalogue / "songs" / "b" / "take.flac"
+    result = svu(verb, a, b, "--model", model, "-o", outputs_of(verb, tmp_path), "-q")
+    statuses = [entry["status"] for entry in manifest_of(verb, tmp_path)]
+    if verb == "classify":  # one table for every input: no outputs named after the file
+        assert result.returncode == 0 and statuses == ["done", "done"], result.stderr[-2000:]
+    else:
+        assert result.returncode == 1 and statuses == ["done", "failed"], result.stderr[-2000:]
+        assert f"svu {verb}: error: {b}: outputs named take.* are those of {a} (same file name)" in result.stderr
+
+
 def test_two_processes_write_the_files_one_process_writes(one_process, catalogue, tmp_path):
     verb, model, out, _ = one_process
-    launcher = (sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "svu")
+    launcher = ("accelerate", "launch", "--multi_gpu", "--num_processes", "2", "-m", "svu")  # gloo on a CPU machine
     result = svu(*command(verb, model, catalogue, tmp_path), launcher=launcher)
     assert result.returncode == 0, result.stderr[-3000:]
     assert written(verb, tmp_path) == written(verb, out)
@@ -145,3 +162,92 @@ def test_skip_existing_resumes_a_killed_run(one_process, catalogue, tmp_path):
     statuses = {entry["input"]: entry["status"] for entry in manifest_of(verb, tmp_path)}
     assert statuses[redo["input"]] == "done" and sum(s == "skipped" for s in statuses.values()) == 3
     assert written(verb, tmp_path) == before  # the half-written file is gone, the output is whole again
+
+
+def test_kill_9_mid_run_then_skip_existing_gives_the_outputs_of_one_unbroken_run(tmp_path):
+    task = VERBS["transcribe"]
+    model = saved_model(task, tmp_path / "model")
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for index in range(24):
+        sf.write(songs / f"song{index:02d}.wav", sung(6.0, 16000, 180 + 7 * index), 16000)
+    unbroken, resumed = tmp_path / "unbroken", tmp_path / "resumed"
+    args = ["-m", "svu", "transcribe", str(songs), "--model", str(model), "--format", "csv", "--format", "mid", "-q"]
+    assert subprocess.run([sys.executable, *args, "-o", str(unbroken)], env=ENV, capture_output=True).returncode == 0
+
+    killed = subprocess.Popen([sys.executable, *args, "-o", str(resumed)], env=ENV, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while len(list(resumed.glob("*.mid"))) < 4 and time.monotonic() < deadline and killed.poll() is None:
+        time.sleep(0.02)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    complete = {p.stem for p in resumed.glob("*.mid")} & {p.stem for p in resumed.glob("*.csv")}
+    assert 4 <= len(complete) < 24, f"kill landed at {len(complete)} files: not mid-run"
+    assert not (resumed / "manifest.jsonl").exists()
+
+    result = svu("transcribe", songs, "--model", model, "--format", "csv", "--format", "mid", "-q", "-o", resumed,
+                 "--skip-existing")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = manifest_of("transcribe", resumed)
+    skipped = {Path(e["input"]).stem for e in manifest if e["status"] == "skipped"}
+    done = [Path(e["input"]).stem for e in manifest if e["status"] == "done"]
+    assert skipped == complete and sorted(done) == sorted(set(done)) and len(skipped) + len(done) == 24
+    assert f"svu transcribe: 24 files: {len(done)} done, {len(skipped)} skipped, 0 failed" in result.stderr
+    assert not [p for p in resumed.iterdir() if ".partial-" in p.name]
+    assert written("transcribe", resumed) == written("transcribe", unbroken)
+
+
+def batch_files_verbs() -> list:
+    """The verbs (of the registry's tasks) whose windows can be batched across files."""
+    from svu.cli import build_parser
+
+    verbs = []
+    for verb in sorted(VERBS):
+        parser = build_parser(verb)._subparsers._group_actions[0].choices[verb]
+        if any("--batch-files" in action.option_strings for action in parser._actions):
+            verbs.append(verb)
+    return verbs
+
+
+@pytest.mark.parametrize("verb", batch_files_verbs())
+def test_windows_of_several_files_in_shared_batches_give_the_same_files(verb, catalogue, tmp_path):
+    model = saved_model(VERBS[verb], tmp_path / "model")
+    base = [verb, catalogue / "songs", "--file-list", catalogue / "list.txt", "--model", model, "-q", "--batch-size", "4"]
+    one_at_a_time = svu(*base, "-o", tmp_path / "one")
+    batched = svu(*base, "-o", tmp_path / "batched", "--batch-files", "3")
+    assert one_at_a_time.returncode == 0 and batched.returncode == 0, batched.stderr[-3000:]
+    assert written(verb, tmp_path / "batched") == written(verb, tmp_path / "one")
+    assert f"svu {verb}: 4 files: 4 done" in batched.stderr
+
+
+def test_shared_window_batches_run_the_files_waiting_together_and_return_each_its_own():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from svu.window_batches import SharedWindowBatches
+
+    calls = []
+
+    def compute(inputs, mask):
+        calls.append(len(inputs))
+        return inputs.sum(dim=-1, keepdim=True) * 2
+
+    batches = SharedWindowBatches(batch_size=8)
+    engine = batches.engine(compute)
+    requests = [torch.full((1 + index % 2, 400), float(index)) for index in range(5)]  # 1 or 2 windows per file
+
+    all_reading = threading.Barrier(len(requests))
+
+    def read(inputs):
+        with batches.reading():
+            all_reading.wait()  # five files being read: the batch waits for all of them, then runs once
+            return engine(inputs, None)
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        results = list(pool.map(read, requests))
+    assert calls == [7], calls  # 1 + 2 + 1 + 2 + 1 windows, fewer than a batch of 8
+    for inputs, logits in zip(requests, results):
+        torch.testing.assert_close(logits, inputs.sum(dim=-1, keepdim=True) * 2)
+    shorter = torch.ones(1, 300)  # another window length is another batch
+    with batches.reading():
+        assert engine(shorter, None).item() == 600

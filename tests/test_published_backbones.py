@@ -141,11 +141,12 @@ def test_the_remote_code_trap_would_fire(tmp_path):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """The demo technique data (the options of train/configs/demo_technique.yaml), prepared once."""
+    """The demo technique data, one clip per class (the demo has 2): the runs prove the backbone loads and the
+    repo is exported, not what the model learns."""
     from svu.dataset_scripts.prepare import prepare
 
     data = tmp_path_factory.mktemp("prepared") / "technique"
-    prepare("synthetic", data, seed=0, task="technique", clips_per_class=2)
+    prepare("synthetic", data, seed=0, task="technique", clips_per_class=1)
     return data
 
 
@@ -156,7 +157,7 @@ def test_train_run_loads_each_alias_offline(hf_home, prepared, tmp_path_factory,
     proc = subprocess.run(
         ["accelerate", "launch", "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
          "--dynamo_backend", "no", RUN, "--backbone", alias, "--epochs", "1", "--stage1_epochs", "1",
-         "--dataset.prepared_dir", str(data), "--output_dir", str(out)],
+         "--dataset.prepared_dir", str(data), "--dataset.options.clips_per_class", "1", "--output_dir", str(out)],
         capture_output=True, text=True, env=env_for(hf_home), cwd=REPO, stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -265,7 +266,7 @@ def test_mert_variants_that_compute_differently_are_one_line(hf_home, tmp_path, 
 def test_deepnorm_checkpoint_stops_train_run_in_one_line(hf_home, prepared, tmp_path):
     folder = local_copy(hf_home, tmp_path, "m-a-p/MERT-v1-95M", deepnorm=True)
     proc = subprocess.run([sys.executable, RUN, "--backbone", str(folder), "--output_dir", str(tmp_path / "run"),
-                           "--dataset.prepared_dir", str(prepared)],
+                           "--dataset.prepared_dir", str(prepared), "--dataset.options.clips_per_class", "1"],
                           capture_output=True, text=True, env=env_for(hf_home), cwd=REPO, stdin=subprocess.DEVNULL)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -1,6 +1,8 @@
 """`accelerate launch train/run.py` for real, in subprocesses, on the synthetic corpus (all three tasks).
 
-Runs are module-scoped and shared between assertions; data is prepared once per task. Bars (stated, not tuned
+Runs are module-scoped and shared between assertions; data is prepared once per task. The demo configs as they
+are (technique, transcription) are the session's demo runs (`demo_runs.demo_run`), read by their tests in
+`DEMO_GROUP`. Bars (stated, not tuned
 per run): the technique demo reaches test macro-F1 >= 2x chance (6 classes: >= 0.333); singer ID (LoRA) test
 accuracy >= 2x chance; transcription voicing accuracy >= the all-majority baseline + 0.05 and COn F1 >= 0.3.
 """
@@ -17,6 +19,8 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+
+from demo_runs import DEMO_GROUP, demo_run
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "train" / "run.py")
@@ -69,19 +73,20 @@ def epoch_stages(run_dir):
 
 
 @pytest.fixture(scope="module")
-def technique_demo(prepared, tmp_path_factory):
-    out = tmp_path_factory.mktemp("technique_demo")
-    proc = launch("--config", str(CONFIGS / "demo_technique.yaml"), "--output_dir", str(out),
-                  "--dataset.prepared_dir", str(prepared / "technique"))
-    return out, proc
+def technique_demo(tmp_path_factory):
+    """(output_dir, the run: .stdout, .data) of `train/configs/demo_technique.yaml`."""
+    run = demo_run("technique", tmp_path_factory)
+    return run.out, run
 
 
+@pytest.mark.xdist_group(DEMO_GROUP)
 def test_demo_ends_with_table_and_repo_path(technique_demo):
     out, proc = technique_demo
     assert "macro_f1" in proc.stdout and "Hub-ready model folder:" in proc.stdout
     assert proc.stdout.strip().endswith(str((out / "repo").resolve()))
 
 
+@pytest.mark.xdist_group(DEMO_GROUP)
 def test_technique_stage_switch_and_trainable_sets(technique_demo):
     out, _ = technique_demo
     cfg = yaml.safe_load((CONFIGS / "demo_technique.yaml").read_text())
@@ -96,6 +101,7 @@ def test_technique_stage_switch_and_trainable_sets(technique_demo):
     assert not any(n.startswith("backbone.feature_extractor.") for n in stage2)  # CNN stays frozen
 
 
+@pytest.mark.xdist_group(DEMO_GROUP)
 def test_technique_demo_beats_chance(technique_demo):
     out, _ = technique_demo
     metrics = json.loads((out / "metrics.json").read_text())
@@ -104,6 +110,7 @@ def test_technique_demo_beats_chance(technique_demo):
     assert metrics["test"]["num_examples"] == metrics["test_split_size"] == metrics["test"]["num_unique_examples"]
 
 
+@pytest.mark.xdist_group(DEMO_GROUP)
 def test_model_card_yaml_and_model_index_match_metrics(technique_demo):
     out, _ = technique_demo
     repo = out / "repo"
@@ -128,6 +135,7 @@ def test_model_card_yaml_and_model_index_match_metrics(technique_demo):
     assert config["auto_map"]["AutoModel"] == "modeling_svu.SVUForTechniqueClassification"
 
 
+@pytest.mark.xdist_group(DEMO_GROUP)
 def test_demo_repo_keeps_the_first_promise_in_a_fresh_process(technique_demo, tmp_path):
     """`AutoModel` + remote code gives the SVU class, the native Auto class and pipeline transformers' class, all
     with the trained logits (transformers' class in this process is the reference: no SVU loading code in it)."""
@@ -166,6 +174,7 @@ def test_demo_repo_keeps_the_first_promise_in_a_fresh_process(technique_demo, tm
         labels[i]: pytest.approx(p, abs=1e-5) for i, p in enumerate(probabilities)}
 
 
+@pytest.mark.xdist_group(DEMO_GROUP)
 def test_push_to_hub_uploads_the_complete_repo(technique_demo, monkeypatch):
     from huggingface_hub import HfApi
 
@@ -184,6 +193,7 @@ def test_push_to_hub_uploads_the_complete_repo(technique_demo, monkeypatch):
             "layer_weights.png", "metrics.json", "train_config.yaml"} <= names
 
 
+@pytest.mark.xdist_group(DEMO_GROUP)
 def test_push_to_hub_offline_is_one_clear_error(technique_demo, monkeypatch):
     from svu.train.export import push_repo
 
@@ -311,24 +321,22 @@ def test_two_processes_count_every_test_example_once(two_process_run):
 
 
 @pytest.fixture(scope="module")
-def transcription_demo(prepared, tmp_path_factory):
-    out = tmp_path_factory.mktemp("transcription_demo")
-    launch("--config", str(CONFIGS / "demo_transcription.yaml"), "--output_dir", str(out),
-           "--dataset.prepared_dir", str(prepared / "transcription"))
-    return out
+def transcription_demo(tmp_path_factory):
+    return demo_run("transcription", tmp_path_factory)
 
 
-def test_transcription_stage_switch_and_beats_baseline(transcription_demo, prepared):
+@pytest.mark.xdist_group(DEMO_GROUP)
+def test_transcription_stage_switch_and_beats_baseline(transcription_demo):
     from data_fixtures import chunk_targets
     from svu.dataset_scripts.prepare import load_prepared
 
-    out = transcription_demo
+    out = transcription_demo.out
     cfg = yaml.safe_load((CONFIGS / "demo_transcription.yaml").read_text())
     assert epoch_stages(out) == [1] * cfg["stage1_epochs"] + [2] * (cfg["epochs"] - cfg["stage1_epochs"])
     log = trainable_log(out)
     assert log[0]["names"] == ["head.bias", "head.weight", "layer_sum.weight"]
     metrics = json.loads((out / "metrics.json").read_text())
-    data, _ = load_prepared(prepared / "transcription")
+    data, _ = load_prepared(transcription_demo.data)
     targets = np.concatenate([chunk_targets(example) for example in data["test"]])
     silence = targets[targets[:, 0] != -100, 1]
     majority = max(silence.mean(), 1 - silence.mean())
@@ -393,10 +401,12 @@ def test_dataset_missing_a_split_is_one_line(prepared, tmp_path):
     assert "Traceback" not in proc.stderr and not (tmp_path / "out" / "checkpoints").exists()
 
 
-def test_label_set_not_matching_the_model_is_one_line(technique_demo, prepared, tmp_path):
+@pytest.mark.xdist_group(DEMO_GROUP)
+def test_label_set_not_matching_the_model_is_one_line(technique_demo, tmp_path_factory, tmp_path):
     """Continue from the technique repo (6 techniques) on singer-ID data (6 singers)."""
+    singer_data = demo_run("singer_id", tmp_path_factory).data
     proc = run_script("--config", str(CONFIGS / "demo_singer_id.yaml"), "--output_dir", str(tmp_path / "out"),
-                      "--dataset.prepared_dir", str(prepared / "singer_id"), "--backbone", str(technique_demo[0] / "repo"))
+                      "--dataset.prepared_dir", str(singer_data), "--backbone", str(technique_demo[0] / "repo"))
     assert proc.returncode != 0
     assert "does not match the dataset" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "checkpoints").exists()

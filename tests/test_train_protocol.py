@@ -30,21 +30,25 @@ def layer_norm_backbone(tmp_path_factory):
     return folder
 
 
-def singer_run(tmp_path_factory, backbone, name, batch_size, accumulation):
+def singer_run(tmp_path_factory, backbone, name, batch_size, accumulation, prepared_dir=None):
     out = tmp_path_factory.mktemp(name)
+    data = ["--dataset.prepared_dir", str(prepared_dir)] if prepared_dir else []  # default: the run prepares out/data
     launch("--config", str(CONFIGS / "demo_singer_id.yaml"), "--output_dir", str(out), "--backbone", str(backbone),
            "--dataset.options", "{task: singer_id, num_singers: 4, recordings_per_singer: 3}", "--validation", "none",
            "--epochs", "3", "--stage1_epochs", "1", "--cache_stage1", "false", "--lr_stage2", "1e-3",
-           "--batch_size", str(batch_size), "--gradient_accumulation_steps", str(accumulation))
+           "--batch_size", str(batch_size), "--gradient_accumulation_steps", str(accumulation), *data)
     return out
 
 
 @pytest.fixture(scope="module")
 def accumulation_runs(tmp_path_factory, layer_norm_backbone):
-    return {
-        (batch, steps): singer_run(tmp_path_factory, layer_norm_backbone, f"singer_{batch}x{steps}", batch, steps)
-        for batch, steps in ((8, 1), (4, 2), (4, 1))
-    }
+    """The first run prepares the corpus, the other two read it."""
+    first = singer_run(tmp_path_factory, layer_norm_backbone, "singer_8x1", 8, 1)
+    runs = {(8, 1): first}
+    for batch, steps in ((4, 2), (4, 1)):
+        runs[batch, steps] = singer_run(tmp_path_factory, layer_norm_backbone, f"singer_{batch}x{steps}", batch, steps,
+                                        prepared_dir=first / "data")
+    return runs
 
 
 def test_accumulation_2x4_ends_with_the_weights_of_batch_8(accumulation_runs):

@@ -126,7 +126,7 @@ def test_cli_writes_one_file_per_input_and_reports_bad_files(saved_model, tmp_pa
     for name, reason in [("short.wav", "at least 400 samples"), ("nan.wav", "NaN or infinite samples"),
                          ("broken.wav", "cannot decode audio"), ("missing.wav", "no such file")]:  # fmt: skip
         assert any(name in line and reason in line for line in errors), (name, errors)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["silence.mid", "take1.mid", "take2.mid"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.jsonl", "silence.mid", "take1.mid", "take2.mid"]
     assert midi_to_notes(mido.MidiFile(str(tmp_path / "out" / "silence.mid"))) == []
 
     # The MIDI file reloads with the notes of the same file transcribed in-process (stereo 44.1 kHz input).
@@ -175,7 +175,8 @@ def test_cli_writes_all_six_outputs_with_the_same_notes(saved_model, tmp_path):
     assert "%|" not in result.stderr  # --quiet: no progress bar
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["song.mid", "song.csv", "song.json", "song.piano_roll.png", "song.sonified.wav", "song.posteriors.npz"]
+        ["song.mid", "song.csv", "song.json", "song.piano_roll.png", "song.sonified.wav", "song.posteriors.npz",
+         "manifest.jsonl"]
     )
     expected = notes_ms(model.transcribe(audio, progress=False))
     assert len(expected) >= 5

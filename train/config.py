@@ -20,6 +20,7 @@ from svu.modeling_svu.checkpoints import resolve_family_name
 from svu.modeling_svu.configuration_svu import SVUConfig
 from svu.modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, Task, check_task_options, get_task
 
+from svu.train.external_dataset import external_dataset_block, replaced_dataset_source
 from svu.train.spec_augment import check_spec_augment, normalized_spec_augment
 from svu.train.trackers import tracker_names
 
@@ -76,6 +77,40 @@ class TrainConfig:
                           "replace the checkpoint's). Recorded in metrics.json (protocol) and the model card."},
     )
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    dataset_name: Optional[str] = field(
+        default=None,
+        metadata={"help": "Train on any `datasets` dataset instead of dataset.corpus: a Hub id, or a save_to_disk / "
+                          "Parquet / audiofolder folder, chunked as the folder corpus is (train/external_dataset.py); "
+                          "dataset.options: chunk_seconds, split_ratios, group_by, force."},
+    )
+    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "The Hub dataset's configuration."})
+    audio_column_name: str = field(default="audio", metadata={"help": "dataset_name's audio column."})
+    label_column_name: str = field(default="label", metadata={"help": "dataset_name's label column (chunk-label tasks)."})
+    notes_column_name: str = field(
+        default="notes",
+        metadata={"help": "dataset_name's notes column (note-event tasks): per recording, a list of {onset, offset, "
+                          "pitch} (or [onset, offset, pitch]) in seconds and MIDI numbers."},
+    )
+    f0_column_name: str = field(
+        default="f0_hz", metadata={"help": "dataset_name's F0 column (contour tasks): per recording, Hz, 0 = unvoiced."}
+    )
+    f0_times_column_name: str = field(
+        default="f0_times", metadata={"help": "dataset_name's column of the F0 values' times, in seconds."}
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Train from `streaming_path` as a stream (corpora past one disk; train/streaming.py): "
+                          "each process reads its own Parquet shards, shuffled by a (seed, epoch) buffer; validation "
+                          "and test are loaded whole. Resumes at epoch boundaries; stage 1 runs without feature cache."},
+    )
+    streaming_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "With streaming: a Parquet folder (svu data prepare --parquet DIR) or a Hub dataset repo "
+                          "(--push-to-hub), holding svu_meta.json; `dataset` is then not read."},
+    )
+    shuffle_buffer: int = field(
+        default=1000, metadata={"help": "With streaming: examples in the shuffle buffer (the shard order is shuffled too)."}
+    )
     epochs: int = field(default=8, metadata={"help": "Total epochs, stage 1 included."})
     stage1_epochs: int = field(default=4, metadata={"help": "Epochs of stage 1 (frozen backbone)."})
     batch_size: int = field(
@@ -152,6 +187,8 @@ class TrainConfig:
     hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
     def __post_init__(self):
+        if self.dataset_name is not None:
+            self.dataset = external_dataset_block(self.dataset_name, self.dataset)
         if isinstance(self.dataset, dict):
             self.dataset = _build(DatasetConfig, self.dataset, prefix="dataset.")
         task = get_task(self.task)
@@ -189,6 +226,7 @@ class TrainConfig:
             raise ValueError(f"num_workers={self.num_workers!r} must be an integer >= 0 or auto.")
         if self.max_layers is not None and (not isinstance(self.max_layers, int) or self.max_layers < 1):
             raise ValueError(f"max_layers={self.max_layers!r} must be an integer >= 1 (or null for all layers).")
+        check_streaming(self)
         if self.eval_batch_size is None:
             self.eval_batch_size = self.batch_size
 
@@ -203,6 +241,26 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def check_streaming(cfg: TrainConfig) -> None:
+    """ValueError (one line) for streaming settings that cannot work together."""
+    if cfg.streaming_path and not cfg.streaming:
+        raise ValueError("streaming_path is read with streaming: true only.")
+    if not cfg.streaming:
+        return
+    if not cfg.streaming_path:
+        raise ValueError("streaming: true needs streaming_path (a Parquet folder written by svu data prepare --parquet, "
+                         "or a Hub dataset repo).")
+    if cfg.dataset_name:
+        raise ValueError("streaming: true reads streaming_path (prepared Parquet shards), not dataset_name: train on "
+                         "dataset_name once (it is chunked into a prepared folder), then svu data prepare --parquet.")
+    if cfg.checkpoint_every_steps:
+        raise ValueError("streaming: true resumes at epoch boundaries only; set checkpoint_every_steps: 0.")
+    if cfg.cache_stage1:
+        raise ValueError("streaming: true has no stage-1 feature cache (it needs the rows at hand); unset cache_stage1.")
+    if not isinstance(cfg.shuffle_buffer, int) or cfg.shuffle_buffer < 1:
+        raise ValueError(f"shuffle_buffer={cfg.shuffle_buffer!r} must be an integer >= 1.")
 
 
 def check_backbone_name(name: str):
@@ -303,5 +361,6 @@ def load_config(path: Optional[str] = None, overrides: Optional[list] = None) ->
     values = yaml.safe_load(path.read_text()) or {}
     if not isinstance(values, dict):
         raise ValueError(f"Config file {str(path)!r} must hold a mapping of config keys.")
-    values = _merge(values, parse_overrides(list(overrides or [])))
+    overrides = parse_overrides(list(overrides or []))
+    values = _merge(replaced_dataset_source(values, overrides), overrides)
     return _build(TrainConfig, values)

@@ -26,7 +26,11 @@ def prepared_dir(cfg) -> Path:
 
 
 def prepare_dataset(cfg):
-    """Prepare (or reuse) the corpus of `cfg.dataset` and check it fits `cfg.task`: -> (DatasetDict, meta)."""
+    """Prepare (or reuse) the corpus of `cfg.dataset` (or `cfg.dataset_name`) and check it fits `cfg.task`: -> (DatasetDict, meta)."""
+    if cfg.dataset_name is not None:
+        from svu.train.external_dataset import prepare_external
+
+        return prepare_external(cfg)
     from svu.dataset_scripts.corpora import get_corpus
     from svu.dataset_scripts.prepare import prepare, load_prepared
 

@@ -7,6 +7,8 @@
     # data parallel: 2 processes (CPU/gloo here; GPUs, nodes, DeepSpeed/FSDP via `accelerate config`)
     accelerate launch --multi_gpu --num_processes 2 train/run.py --config train/configs/demo_singer_id.yaml
     # (`accelerate launch --cpu --num_processes 2` silently runs ONE process; `--multi_gpu` without GPUs uses gloo)
+    # a corpus past one disk: stream the Parquet shards of `svu data prepare ... --parquet DIR` (train/streaming.py)
+    accelerate launch train/run.py --config train/configs/technique_wav2vec2.yaml --streaming true --streaming_path DIR
 
 `--config` is a YAML file of `train.config.TrainConfig` fields (no `--config`: the embedded demo default);
 any field can be overridden as `--field value` (`--dataset.options.task singer_id`). Unknown fields, backbones,
@@ -47,6 +49,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,9 +74,11 @@ from svu.train.data import (
     prepared_dir, resolve_num_workers,
 )
 from svu.train.evaluation import eval_mode, evaluate_split, evaluate_test, quiet, scoring_of
+from svu.train.external_dataset import ColumnError
 from svu.train.native_export import is_native_export, svu_from_native
 from svu.train.peft_variants import describe_trainable, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 from svu.train.spec_augment import apply_spec_augment, spec_augment_record
+from svu.train.streaming import load_streaming, streaming_loader
 from svu.train.trackers import accelerate_log_with
 
 
@@ -142,8 +147,13 @@ def get_dataloaders(cfg, data, model, accelerator):
     `train.evaluation.evaluate_test`; the stage-1 cached loaders come after `prepare` (`cached_loaders`)."""
     collate = AudioCollator(svu_model(model).feature_extractor(), cfg.task, svu_model(model).config)  # resamples
     columns = columns_for(cfg.task)
-    workers = resolve_num_workers(cfg.num_workers, cfg.backbone, len(data["train"]), accelerator.num_processes)
-    loaders = {"train": make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=workers)}
+    if cfg.streaming:
+        train = streaming_loader(cfg, data["train"], columns, collate, accelerator)
+        workers = train.num_workers
+    else:
+        workers = resolve_num_workers(cfg.num_workers, cfg.backbone, len(data["train"]), accelerator.num_processes)
+        train = make_dataloader(data["train"], columns, collate, cfg.batch_size, seed=cfg.seed, num_workers=workers)
+    loaders = {"train": train}
     if cfg.validation != "none":
         loaders["validation"] = make_dataloader(data["validation"], columns, collate, cfg.eval_batch_size, num_workers=workers)
     return loaders
@@ -153,7 +163,7 @@ def cached_loaders(cfg, data, module, accelerator) -> dict:
     """Stage-1 loaders of pooled features (classification + cache_stage1): the same rows as the audio loaders,
     shuffled by the same (seed, epoch) sampler. The cache is built by the prepared `module`'s model on
     `accelerator.device` under the run's mixed precision, its batches shared between the processes."""
-    if not (cfg.cache_stage1 is not False and cfg.task_spec.pooled and cfg.stage1_epochs > 0):
+    if not (cfg.cache_stage1 is not False and cfg.task_spec.pooled and cfg.stage1_epochs > 0) or cfg.streaming:
         return {}
     from svu.train.feature_cache import build_pooled_cache
 
@@ -245,10 +255,17 @@ def build_run(cfg: TrainConfig):
     set_seed(cfg.seed)
 
     try:
-        with accelerator.main_process_first():
-            data, meta = prepare_dataset(cfg)
+        if cfg.streaming:
+            data, meta = load_streaming(cfg, accelerator)
+        else:
+            with accelerator.main_process_first():
+                data, meta = prepare_dataset(cfg)
         model = wrap_for_finetune(cfg, build_model(cfg, meta))
-        check_stored_rate(meta, svu_model(model).config.sampling_rate, where=str(prepared_dir(cfg)))
+        where = cfg.streaming_path if cfg.streaming else prepared_dir(cfg)
+        check_stored_rate(meta, svu_model(model).config.sampling_rate, where=str(where))
+    except ColumnError as err:  # a --*_column_name the dataset lacks: a usage error
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     except ValueError as err:  # bad dataset / backbone / labels: one line, nothing trained
         raise SystemExit(f"error: {err}") from None
     loaders = get_dataloaders(cfg, data, model, accelerator)
@@ -259,11 +276,12 @@ def build_run(cfg: TrainConfig):
     set_stage(model, 2, cfg.finetune, cfg.freeze_feature_encoder)  # DDP registers the largest trainable set
     stage2_lr = cfg.lr_peft if cfg.finetune in ("lora", "adapter") else cfg.lr_stage2
     optimizer2 = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=stage2_lr)
+    streamed = {"train": loaders.pop("train")} if cfg.streaming else {}  # split between processes already
     names = list(loaders)
     module, optimizer1, optimizer2, *prepared = accelerator.prepare(
         TrainingModule(model), optimizer1, optimizer2, *loaders.values()
     )
-    loaders = {**dict(zip(names, prepared)), **cached_loaders(cfg, data, module, accelerator)}
+    loaders = {**dict(zip(names, prepared)), **streamed, **cached_loaders(cfg, data, module, accelerator)}
     return Run(cfg, accelerator, data, meta, model, module, {1: optimizer1, 2: optimizer2}, loaders)
 
 
