@@ -97,6 +97,10 @@ class SVUConfig(PretrainedConfig):
             Lyrics only. "mean" (each sequence's loss divided by its target length, then averaged) or "sum".
         ctc_zero_infinity (`bool`, *optional*, defaults to `True`):
             Lyrics only. Zero the loss of a chunk whose target cannot be aligned (more tokens than frames).
+        ctc_blank_bias (`float`, *optional*, defaults to 0.0):
+            Lyrics only. The starting bias of the blank logit of a randomly initialised CTC head: a positive value
+            (the lyrics demo: 3) starts the model emitting blanks, so training spends no steps unlearning random
+            characters. A head initialised from a checkpoint's CTC head keeps that head's bias.
     """
 
     model_type = "svu"
@@ -127,6 +131,7 @@ class SVUConfig(PretrainedConfig):
         ctc_vocab=None,
         ctc_loss_reduction: str = "mean",
         ctc_zero_infinity: bool = True,
+        ctc_blank_bias: float = 0.0,
         **kwargs,
     ):
         backbone_config = _copy_backbone_config(backbone_config)
@@ -156,6 +161,7 @@ class SVUConfig(PretrainedConfig):
         self.ctc_vocab = list(ctc_vocab) if ctc_vocab is not None else None
         self.ctc_loss_reduction = ctc_loss_reduction
         self.ctc_zero_infinity = ctc_zero_infinity
+        self.ctc_blank_bias = ctc_blank_bias
         num_labels = kwargs.pop("num_labels", None)
         super().__init__(**kwargs)
         if num_labels is not None and self.id2label is not None and num_labels != len(self.id2label):

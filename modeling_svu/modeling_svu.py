@@ -653,6 +653,11 @@ class SVUForLyricsTranscription(SVUModel):
         self.head = nn.Linear(config.backbone_config.hidden_size, config.ctc_vocab_size)
         self.post_init()
 
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if module is getattr(self, "head", None):  # the blank starts at `ctc_blank_bias` (0: every token alike)
+            module.bias.data[self.config.ctc_vocab.index(ctc.PAD)] = self.config.ctc_blank_bias
+
     def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs) -> SVULyricsOutput:
         """`labels`: (batch, tokens) token ids (`ctc.encode`), padded with -100."""
         return self._frame_head_forward(

@@ -328,7 +328,7 @@ TASKS = {
             dataset_labels="the lyrics of each chunk (`text`, words of the chunk's span) and the word timings (`words`)",
             endpoint_defaults=(("return_timestamps", "word"),),
             options=(
-                "ctc_vocab", "ctc_loss_reduction", "ctc_zero_infinity", "return_timestamps", "decoder", "beam_width",
+                "ctc_vocab", "ctc_loss_reduction", "ctc_zero_infinity", "ctc_blank_bias", "return_timestamps", "decoder", "beam_width",
                 "lm_path",
             ),
         ),
