@@ -97,6 +97,9 @@ class TrainConfig:
     f0_times_column_name: str = field(
         default="f0_times", metadata={"help": "dataset_name's column of the F0 values' times, in seconds."}
     )
+    text_column_name: str = field(
+        default="text", metadata={"help": "dataset_name's lyrics column (token-sequence tasks): per recording, its text."}
+    )
     streaming: bool = field(
         default=False,
         metadata={"help": "Train from `streaming_path` as a stream (corpora past one disk; train/streaming.py): "
