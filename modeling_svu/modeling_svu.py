@@ -28,7 +28,7 @@ from transformers import AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput
 
-from . import ctc
+from .ctc import PAD, decode as ctc_decode, save_processor, word_timings
 from .backbones import FAMILIES, family_of, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
@@ -656,7 +656,7 @@ class SVUForLyricsTranscription(SVUModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if module is getattr(self, "head", None):  # the blank starts at `ctc_blank_bias` (0: every token alike)
-            module.bias.data[self.config.ctc_vocab.index(ctc.PAD)] = self.config.ctc_blank_bias
+            module.bias.data[self.config.ctc_vocab.index(PAD)] = self.config.ctc_blank_bias
 
     def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs) -> SVULyricsOutput:
         """`labels`: (batch, tokens) token ids (`ctc.encode`), padded with -100."""
@@ -676,7 +676,7 @@ class SVUForLyricsTranscription(SVUModel):
         with torch.backends.cudnn.flags(enabled=False):
             return nn.functional.ctc_loss(
                 log_probs, labels[target_mask], frame_mask.sum(-1), target_mask.sum(-1),
-                blank=self.config.ctc_vocab.index(ctc.PAD), reduction=self.config.ctc_loss_reduction,
+                blank=self.config.ctc_vocab.index(PAD), reduction=self.config.ctc_loss_reduction,
                 zero_infinity=self.config.ctc_zero_infinity,
             )  # fmt: skip
 
@@ -687,8 +687,8 @@ class SVUForLyricsTranscription(SVUModel):
         for i, item_logits in enumerate(logits):
             if frame_mask is not None:
                 item_logits = item_logits[: int(frame_mask[i].sum())]
-            result = ctc.decode(item_logits, self.config.ctc_vocab, decoder, beam_width, lm_path)
-            result["words"] = ctc.word_timings(result["tokens"], self.config.frame_seconds)
+            result = ctc_decode(item_logits, self.config.ctc_vocab, decoder, beam_width, lm_path)
+            result["words"] = word_timings(result["tokens"], self.config.frame_seconds)
             decoded.append(result)
         return decoded
 
@@ -716,7 +716,7 @@ class SVUForLyricsTranscription(SVUModel):
         """As every SVU model, plus the tokenizer (`vocab.json`) and processor of its vocabulary."""
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
-            ctc.save_processor(self.config.ctc_vocab, self.feature_extractor(), save_directory)
+            save_processor(self.config.ctc_vocab, self.feature_extractor(), save_directory)
 
 
 # task name -> its model class, as `tasks.TASKS` pairs them; each class learns its task from the same table.

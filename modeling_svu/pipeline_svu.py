@@ -23,7 +23,7 @@ import transformers
 from transformers import AudioClassificationPipeline, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from . import ctc
+from .ctc import WORD_DELIMITER, decode as ctc_decode, word_timings
 from .audio_decode import decode_audio, open_audio, resample
 from .long_audio import BLOCK_SECONDS, array_blocks, lyrics_logits, pitch_track_blocks, transcribe_blocks
 from .midi_io import midi_bytes
@@ -314,14 +314,14 @@ class LyricsTranscriptionPipeline(_LongAudioPipeline):
 
     def postprocess(self, model_outputs, return_timestamps=None, decoder="greedy", beam_width=32, lm_path=None):
         config = self.model.config
-        decoded = ctc.decode(model_outputs["logits"], config.ctc_vocab, decoder, int(beam_width), lm_path)
+        decoded = ctc_decode(model_outputs["logits"], config.ctc_vocab, decoder, int(beam_width), lm_path)
         result = {"text": decoded["text"]}
         if return_timestamps == "word":
-            words = ctc.word_timings(decoded["tokens"], config.frame_seconds)
+            words = word_timings(decoded["tokens"], config.frame_seconds)
             result["chunks"] = [{"text": w["word"], "timestamp": (w["start"], w["end"])} for w in words]
         elif return_timestamps == "char":
             result["chunks"] = [
-                {"text": " " if token == ctc.WORD_DELIMITER else token,
+                {"text": " " if token == WORD_DELIMITER else token,
                  "timestamp": (round(start * config.frame_seconds, 3), round(end * config.frame_seconds, 3))}
                 for token, start, end in decoded["tokens"]
             ]  # fmt: skip
