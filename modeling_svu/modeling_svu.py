@@ -620,8 +620,10 @@ class SVUForPitchEstimation(SVUModel):
 
 
 @dataclass
-class SVULyricsOutput(ModelOutput):
+class SVULyricsOutput(SVUPitchOutput):
     """
+    The fields of every frame-wise head's output (`SVUPitchOutput`'s):
+
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): CTC loss, when `labels` are given.
         logits (`torch.FloatTensor` of shape `(batch_size, num_frames, len(config.ctc_vocab))`): per-frame token
@@ -630,12 +632,6 @@ class SVULyricsOutput(ModelOutput):
         hidden_states (`tuple(torch.FloatTensor)`, *optional*): backbone states, with `output_hidden_states=True`.
         layer_weights (`torch.FloatTensor` of shape `(num_hidden_layers + 1,)`): normalised layer weights.
     """
-
-    loss: Optional[torch.FloatTensor] = None
-    logits: Optional[torch.FloatTensor] = None
-    frame_mask: Optional[torch.BoolTensor] = None
-    hidden_states: Optional[tuple] = None
-    layer_weights: Optional[torch.FloatTensor] = None
 
 
 # The layer-sum logits of the other states below the last one's when a checkpoint's CTC head initialises the head:
