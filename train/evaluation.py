@@ -378,8 +378,9 @@ PITCH_SCORING = Scoring(
 
 LYRICS_SCORING = Scoring(
     chunks=lyrics_chunk_metrics,
-    test_scoring="every test chunk once, greedy CTC; WER / CER with jiwer after Jam-ALT normalisation, of whole songs "
-    "(each song's chunk transcripts joined in order) and of chunks (chunk_wer / chunk_cer)",
+    test_scoring="every test chunk once, greedy CTC; WER / CER with jiwer after the lyrics metric's normalisation (case, "
+    "punctuation, apostrophes, numbers), of whole songs (each song's chunk transcripts joined in order) and of chunks "
+    "(chunk_wer / chunk_cer)",
 )
 
 
