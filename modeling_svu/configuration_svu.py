@@ -8,7 +8,7 @@ from transformers import AutoConfig, PretrainedConfig
 from .backbones import FAMILIES, family_of
 from .ctc import DEFAULT_VOCAB, check_vocab
 from .note_labels import num_transcription_logits
-from .tasks import DEFAULT_TASK, check_task_options, get_task
+from .tasks import DEFAULT_TASK, TASKS, TOKEN_SEQUENCE, check_task_options, get_task
 
 
 def _copy_backbone_config(value) -> PretrainedConfig:
@@ -156,7 +156,8 @@ class SVUConfig(PretrainedConfig):
         self.pitch_target_sigma_cents = pitch_target_sigma_cents
         self.pitch_head_hidden_size = pitch_head_hidden_size
         self.voicing_threshold = voicing_threshold
-        if ctc_vocab is None and task == "lyrics":
+        spec = TASKS.get(task) if isinstance(task, str) else None  # an unknown task: validate()'s one line
+        if ctc_vocab is None and spec is not None and spec.target == TOKEN_SEQUENCE:
             ctc_vocab = DEFAULT_VOCAB
         self.ctc_vocab = list(ctc_vocab) if ctc_vocab is not None else None
         self.ctc_loss_reduction = ctc_loss_reduction
