@@ -555,43 +555,31 @@ class Synthetic(CorpusBuilder):
             ):
                 yield f"{clip_id}#{example['chunk_index']}", example
 
-    def _transcription(self, split):
+    def _song_results(self, split, stream: int, make, *options):
+        """``(song_id, singer, result)`` of each song of `split` in order: `make` run (on `num_proc` processes) on
+        ``(singer, song_seconds, *options, seed)``, the seed ``[seed, stream, song]``."""
         config = self.config
         singers = make_singers(config.num_singers, config.seed)
         songs = [song for song in range(config.num_songs) if self.assign(song_split(song, config.num_songs)) == split]
-        jobs = [(singers[song % len(singers)], config.song_seconds, [config.seed, 3, song]) for song in songs]
-        for song, (notes, wave) in zip(songs, ordered_map(_song, jobs, self.num_proc)):
+        jobs = [(singers[song % len(singers)], config.song_seconds, *options, [config.seed, stream, song])
+                for song in songs]
+        for song, result in zip(songs, ordered_map(make, jobs, self.num_proc)):
             self.report.files_found += 1
             self.report.files_used += 1
-            song_id = f"song{song:03d}"
+            yield f"song{song:03d}", singers[song % len(singers)].name, result
+
+    def _transcription(self, split):
+        for song_id, _, (notes, wave) in self._song_results(split, 3, _song):
             for index, example in enumerate(self.transcription_song(wave, notes, song_id)):
                 yield f"{song_id}#{index}", example
 
     def _pitch(self, split):
-        config = self.config
-        singers = make_singers(config.num_singers, config.seed)
-        songs = [song for song in range(config.num_songs) if self.assign(song_split(song, config.num_songs)) == split]
-        jobs = [(singers[song % len(singers)], config.song_seconds, config.cent_spread, [config.seed, 4, song])
-                for song in songs]
-        for song, sung in zip(songs, ordered_map(_pitch_song, jobs, self.num_proc)):
-            self.report.files_found += 1
-            self.report.files_used += 1
-            song_id = f"song{song:03d}"
-            singer = singers[song % len(singers)].name
+        for song_id, singer, sung in self._song_results(split, 4, _pitch_song, self.config.cent_spread):
             for index, example in enumerate(self.pitch_song(sung.wave, sung.f0_times, sung.f0_hz, song_id, singer)):
                 yield f"{song_id}#{index}", example
 
     def _lyrics(self, split):
-        config = self.config
-        singers = make_singers(config.num_singers, config.seed)
-        songs = [song for song in range(config.num_songs) if self.assign(song_split(song, config.num_songs)) == split]
-        jobs = [(singers[song % len(singers)], config.song_seconds, self.chunk_seconds, [config.seed, 5, song])
-                for song in songs]
-        for song, lines in zip(songs, ordered_map(_lyrics_song, jobs, self.num_proc)):
-            self.report.files_found += 1
-            self.report.files_used += 1
-            song_id = f"song{song:03d}"
-            singer = singers[song % len(singers)].name
+        for song_id, singer, lines in self._song_results(split, 5, _lyrics_song, self.chunk_seconds):
             self.songs[song_id] = {"seconds": len(lines) * self.chunk_seconds,
                                    "text": " ".join(" ".join(w[0] for w in words) for _, words in lines)}
             for index, (wave, words) in enumerate(lines):
