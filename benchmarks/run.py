@@ -21,7 +21,7 @@ import torch
 from .common import NUM_THREADS, Row, setup_torch
 
 BENCHMARKS = ("forward_overhead", "stage1_cache", "lora_memory", "long_audio", "transcription_rtf", "whole_process",
-              "data_throughput", "pitch_peers", "catalogue")
+              "data_throughput", "pitch_peers", "catalogue", "distill")
 
 
 def format_table(rows) -> str:

@@ -155,6 +155,43 @@ def export_forms_table(svu_class: str, current: str) -> str:
     return "\n".join(rows)
 
 
+def usage_section(spec, where: str, export: str, native: bool) -> str:
+    """The card's usage example of a repo of task `spec` at `where`, saved in the `export` form."""
+    runner = spec.usage.split("(", 1)[0]  # the pipeline's variable in the usage example
+    if spec.pipeline != spec.pipeline_tag:  # a custom pipeline, saved with the model
+        usage = f"""```python
+from transformers import pipeline
+{runner} = pipeline(model="{where}", trust_remote_code=True)   # task: {spec.pipeline}
+{spec.usage}
+```
+
+The Hub's hosted widget and Inference API cannot run this model ({spec.title.lower()} is custom code, not a
+transformers task): try it in {SPACE_HINT}, or deploy it on Inference Endpoints with the repo's `handler.py`."""
+    elif native:
+        svu_model = "" if export == "native_widget" else f"""
+model = AutoModel.from_pretrained("{where}", trust_remote_code=True)   # SVU's {spec.model_class}"""
+        usage = f"""```python
+from transformers import {"" if export == "native_widget" else "AutoModel, "}pipeline
+{runner} = pipeline("{spec.pipeline}", model="{where}")   # no trust_remote_code: transformers' own class
+{spec.usage}{svu_model}
+```
+
+The weights are the backbone family's `*ForSequenceClassification` with `use_weighted_layer_sum=True` and an
+identity projector: the learnt layer weights and head of the SVU model, same logits.
+Batching: the feature extractor returns the attention mask so pooling skips padding, but transformers' class
+feeds a batch's zero padding to the backbone (group-norm CNN / data2vec positional convolutions); for exact
+batched results of clips of different lengths, use `batch_size=1` or SVU's class (`trust_remote_code=True`).
+
+{export_forms_table(spec.model_class, export)}"""
+    else:
+        usage = f"""```python
+from transformers import pipeline
+{runner} = pipeline("{spec.pipeline}", model="{where}", trust_remote_code=True)
+{spec.usage}    # batch_size=... gives the same scores as one by one
+```""" + (f"\n\n{export_forms_table(spec.model_class, export)}" if spec.native_unsupported is None else "")
+    return usage
+
+
 def model_card(
     config: dict, metrics: dict, meta: dict, family: str, repo_id=None, widget=(), export="remote_code",
     sampling_rate: int = 16000, head_init=None,
@@ -208,38 +245,7 @@ def model_card(
     else:
         base_line = f"`{base_model or config['backbone']}` (licence `{licence}`: {licence_source})"
     where = repo_id or "path/to/this/repo"
-    runner = spec.usage.split("(", 1)[0]  # the pipeline's variable in the usage example
-    if spec.pipeline != spec.pipeline_tag:  # a custom pipeline, saved with the model
-        usage = f"""```python
-from transformers import pipeline
-{runner} = pipeline(model="{where}", trust_remote_code=True)   # task: {spec.pipeline}
-{spec.usage}
-```
-
-The Hub's hosted widget and Inference API cannot run this model ({spec.title.lower()} is custom code, not a
-transformers task): try it in {SPACE_HINT}, or deploy it on Inference Endpoints with the repo's `handler.py`."""
-    elif native:
-        svu_model = "" if export == "native_widget" else f"""
-model = AutoModel.from_pretrained("{where}", trust_remote_code=True)   # SVU's {spec.model_class}"""
-        usage = f"""```python
-from transformers import {"" if export == "native_widget" else "AutoModel, "}pipeline
-{runner} = pipeline("{spec.pipeline}", model="{where}")   # no trust_remote_code: transformers' own class
-{spec.usage}{svu_model}
-```
-
-The weights are the backbone family's `*ForSequenceClassification` with `use_weighted_layer_sum=True` and an
-identity projector: the learnt layer weights and head of the SVU model, same logits.
-Batching: the feature extractor returns the attention mask so pooling skips padding, but transformers' class
-feeds a batch's zero padding to the backbone (group-norm CNN / data2vec positional convolutions); for exact
-batched results of clips of different lengths, use `batch_size=1` or SVU's class (`trust_remote_code=True`).
-
-{export_forms_table(spec.model_class, export)}"""
-    else:
-        usage = f"""```python
-from transformers import pipeline
-{runner} = pipeline("{spec.pipeline}", model="{where}", trust_remote_code=True)
-{spec.usage}    # batch_size=... gives the same scores as one by one
-```""" + (f"\n\n{export_forms_table(spec.model_class, export)}" if spec.native_unsupported is None else "")
+    usage = usage_section(spec, where, export, native)
     citations = [PAPER, backbone_bibtex(family, base_model)] + ([entry.bibtex] if entry and entry.bibtex else [])
     data_licence = f" {entry.licence_note}" if entry else ""
     body = f"""
@@ -323,4 +329,78 @@ def write_model_card(repo_dir, config: dict, metrics: dict, meta: dict, family: 
     saved = repo_dir / "config.json"
     head_init = json.loads(saved.read_text()).get("ctc_head_init") if saved.is_file() else None
     model_card(config, metrics, meta, family, repo_id, widget, export, sampling_rate=rate, head_init=head_init).save(path)
+    return path
+
+
+def agreement_lines(record: dict) -> str:
+    """The card's table of the student's agreement with its teacher, before and after distillation."""
+    after, before = record.get("agreement"), record.get("agreement_undistilled") or {}
+    if not after:
+        return "Not measured: no audio was held out (a single recording; give a folder of several)."
+    lines = ["| agreement with the teacher (held-out audio) | distilled student | same student, undistilled |",
+             "|---|---|---|"]
+    for key, value in after.items():
+        if isinstance(value, float) or value is None:
+            shown = "-" if value is None else f"{100 * value:.1f}"
+            old = before.get(key)
+            lines.append(f"| {key} | {shown} | {'-' if old is None else f'{100 * old:.1f}'} |")
+    return "\n".join(lines)
+
+
+def distilled_card(record: dict, repo_id=None, widget=(), export="remote_code") -> ModelCard:
+    """The card of a student distilled by `svu distill` (`train.distill`): its teacher is the `base_model`."""
+    spec = get_task(record["task"])
+    where = repo_id or "path/to/this/repo"
+    model_name = repo_id.split("/")[-1] if repo_id else f"svu-{record['task']}-{record['student_size']}-distilled"
+    base = f"https://huggingface.co/{repo_id}/resolve/main/" if repo_id else ""
+    native = export in ("native", "native_widget") and spec.native_unsupported is None
+    data = ModelCardData(
+        license=record.get("teacher_licence") or "other", library_name="transformers", pipeline_tag=spec.pipeline_tag,
+        model_name=model_name,
+        tags=["svu", "singing-voice", *spec.card_tags, record["family"], "distillation", "custom_code"],
+        widget=[{"src": base + path, "example_title": title} for path, title in widget],
+        base_model=record["teacher"],
+    )
+    speed = record.get("speed")
+    speed_line = (f"real-time factor {speed['student_rtf']:.4f} (teacher {speed['teacher_rtf']:.4f}: "
+                  f"{speed['speedup']:.1f}x faster), chunk by chunk on {speed['device']} with {speed['threads']} "
+                  f"thread(s), over the held-out audio" if speed else "not measured (no held-out audio)")
+    failed = record.get("files_failed") or []
+    audio = (f"`{record['audio']}` ({record['audio_kind']}; {record['training_chunks']} chunks, "
+             f"{record['training_seconds']} s, trained on; {record['held_out_chunks']} chunks, "
+             f"{record['held_out_seconds']} s, held out)" + (f"; {len(failed)} unreadable file(s) skipped" if failed else ""))
+    body = f"""
+# {model_name}
+
+{spec.title}: a student distilled with `svu distill` from the teacher
+**`{record['teacher']}`** (the `base_model`; this repo carries the teacher's licence, `{record.get('teacher_licence') or 'other'}`).
+
+- Teacher: `{record['teacher']}` ({record['teacher_parameters']:,} parameters).
+- Student size: `{record['student_size']}` ({record['student_shape']}, {record['family']};
+  {record['student_parameters']:,} parameters).
+- Distilled on: {audio}.
+- Target: {record['target']}, T = {record['temperature']}{'; hidden states of teacher layers ' + str(record['hidden_state_layers']) + ' (DistilHuBERT)' if record['hidden_state_layers'] else ''}{'; task loss on the labels, weight ' + str(record['label_weight']) if record['label_weight'] else ''}; {record['epochs']} epochs.
+- Speed: {speed_line}.
+
+## Agreement with the teacher
+
+On held-out audio the student never saw, with the teacher's outputs as the reference (percent):
+
+{agreement_lines(record)}
+
+## Usage
+
+{usage_section(spec, where, export, native)}
+
+## Limitations
+
+- The student copies its teacher, errors included, on audio like the audio it was distilled on; its accuracy
+  against human labels is at most the teacher's (see the teacher's card).
+"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def write_distilled_card(repo_dir, record: dict, repo_id=None, widget=(), export="remote_code") -> Path:
+    path = Path(repo_dir) / "README.md"
+    distilled_card(record, repo_id, widget, export).save(path)
     return path

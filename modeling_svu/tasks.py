@@ -25,7 +25,7 @@ NOTE_EVENTS = "note events"  # notes (onset, offset, pitch), learnt as frame tar
 TOKEN_SEQUENCE = "token sequence"  # text, learnt as a sequence of vocabulary tokens without frame alignment (CTC)
 TARGET_KINDS = (CHUNK_LABEL, FRAME_LABELS, FRAME_CONTOUR, NOTE_EVENTS, TOKEN_SEQUENCE)
 # the `Task` fields naming code outside remote code ("svu.module:attribute"), resolved by `Task.hook`
-HOOKS = ("collate", "scoring", "report", "synthetic")
+HOOKS = ("collate", "scoring", "report", "synthetic", "distillation")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ class Task:
     metric: str  # the local `evaluate` module train/metrics/<metric>/ scoring validation and test
     scoring: str  # hook: the `train.evaluation.Scoring` of validation and test
     report: str  # hook: the detailed report `svu evaluate` writes next to metrics.json
+    distillation: str  # hook: the `train.distill_targets` target a student learns from a teacher (`svu distill`)
     selection_metrics: tuple  # validation metrics that may pick the best epoch; the first is the default
     # ---- model and dataset cards, command line ----
     title: str
@@ -155,6 +156,7 @@ _CLASSIFIER = dict(
     metric="classification",
     scoring="svu.train.evaluation:CLASSIFICATION_SCORING",
     report="svu.evaluate:class_report",
+    distillation="svu.train.distill_targets:CLASS_LOGITS",
     pipeline_tag="audio-classification",
     dataset_category="audio-classification",
     outputs="one class per chunk",
@@ -220,6 +222,7 @@ TASKS = {
             metric="transcription",
             scoring="svu.train.evaluation:TRANSCRIPTION_SCORING",
             report="svu.evaluate:transcription_report",
+            distillation="svu.train.distill_targets:NOTE_POSTERIORS",
             selection_metrics=(
                 "COnPOff_f1", "COnP_f1", "COn_f1", "frame_onset_f1", "frame_voicing_accuracy", "frame_note_accuracy",
             ),
@@ -266,6 +269,7 @@ TASKS = {
             metric="pitch",
             scoring="svu.train.evaluation:PITCH_SCORING",
             report="svu.evaluate:pitch_report",
+            distillation="svu.train.distill_targets:PITCH_POSTERIORS",
             selection_metrics=(
                 "raw_pitch_accuracy", "overall_accuracy", "raw_chroma_accuracy", "voicing_recall",
             ),

@@ -26,6 +26,7 @@ EXPECTED_METRICS = {
     "pitch_peers": ["RTF, SVU pitch (tiny, untrained: smoke)"],
     "catalogue": ["files/s, one process", "files/s, two processes (accelerate launch)",
                   "files/s, one process, windows of 4 files per batch"],
+    "distill": ["nano: parameters / teacher's", "nano fp32: RTF / teacher fp32 RTF", "nano onnx int8: RTF / teacher fp32 RTF"],
 }
 
 

@@ -41,6 +41,7 @@ def hook_kinds() -> dict:
     """What each hook must resolve to: (a test of the object, what it should be)."""
     from svu.dataset_scripts.synthetic import SyntheticTask
     from svu.train.data import AudioCollator
+    from svu.train.distill_targets import DistillationTarget
     from svu.train.evaluation import Scoring
 
     return {
@@ -49,6 +50,7 @@ def hook_kinds() -> dict:
         "scoring": (lambda obj: isinstance(obj, Scoring), "a train.evaluation.Scoring"),
         "report": (callable, "a function"),
         "synthetic": (lambda obj: isinstance(obj, SyntheticTask), "a dataset_scripts.synthetic.SyntheticTask"),
+        "distillation": (lambda obj: isinstance(obj, DistillationTarget), "a train.distill_targets.DistillationTarget"),
     }
 
 
