@@ -310,6 +310,7 @@ TASKS = {
             target_companions=(),
             collate="svu.train.data:AudioCollator.padded_token_ids",
             synthetic="svu.dataset_scripts.synthetic:LYRICS",
+            distillation="svu.train.distill_targets:TOKEN_POSTERIORS",
             leakage="song",
             leakage_column="song_id",
             leakage_group=as_is,
