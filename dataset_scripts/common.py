@@ -104,6 +104,21 @@ def pitch_features() -> datasets.Features:
     )
 
 
+def lyrics_features() -> datasets.Features:
+    return datasets.Features(
+        {
+            "audio": datasets.Audio(sampling_rate=SAMPLING_RATE),
+            "text": datasets.Value("string"),
+            "words": datasets.List(
+                {"word": datasets.Value("string"), "start": datasets.Value("float32"), "end": datasets.Value("float32")}
+            ),
+            "song_id": datasets.Value("string"),
+            "singer": datasets.Value("string"),
+            "chunk_start": datasets.Value("float32"),
+        }
+    )
+
+
 @dataclass
 class PrepareReport:
     """Files found / used / skipped (with reasons), filled while a builder generates examples."""
@@ -231,6 +246,13 @@ class CorpusBuilder(datasets.GeneratorBasedBuilder):
         self.songs[song_id] = {"seconds": len(waveform) / SAMPLING_RATE}
         return pitch_examples(waveform, f0_times, f0_hz, song_id=song_id, singer=singer, chunk_seconds=self.chunk_seconds,
                               **chunking)
+
+
+    def lyrics_song(self, waveform: np.ndarray, lines, song_id: str, singer: str = "") -> list:
+        """`lyrics_examples` of one song; its length and whole lyrics are kept for whole-song scoring."""
+        self.songs[song_id] = {"seconds": len(waveform) / SAMPLING_RATE,
+                               "text": " ".join(line.text for line in lines if line.text)}
+        return lyrics_examples(waveform, lines, song_id=song_id, singer=singer)
 
 
 def skip_reason(error: ValueError) -> str:
@@ -388,6 +410,54 @@ def pitch_examples(waveform: np.ndarray, f0_times, f0_hz, *, song_id: str, singe
                 "chunk_start": chunk_start,
             }
         )
+    return examples
+
+
+@dataclass(frozen=True)
+class LyricsLine:
+    """A sung line of a song: its span in the song (seconds), its text, and its words with their times in the song
+    (``(word, start_s, end_s)``; empty when the corpus times lines only)."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple = ()
+
+
+def lines_from_words(words, max_seconds: float, max_gap: float = 1.0) -> list:
+    """`LyricsLine`s of words timed in a song (``(word, start_s, end_s)`` in time order): consecutive words join a
+    line until it would last over `max_seconds` or a rest over `max_gap` seconds comes."""
+    lines, current = [], []
+    for word in words:
+        if current and (word[2] - current[0][1] > max_seconds or word[1] - current[-1][2] > max_gap):
+            lines.append(current)
+            current = []
+        current.append(word)
+    if current:
+        lines.append(current)
+    return [LyricsLine(line[0][1], line[-1][2], " ".join(w[0] for w in line), tuple(line)) for line in lines]
+
+
+def lyrics_examples(waveform: np.ndarray, lines, *, song_id: str, singer: str, margin_seconds: float = 0.1) -> list:
+    """One row per `LyricsLine` with text, as the lyrics literature cuts songs (line-level chunks): the audio of the
+    line's span widened by `margin_seconds` each side (inside the song), its text, and its words' times from the
+    chunk's start. A line starting past the audio's end is dropped."""
+    duration = len(waveform) / SAMPLING_RATE
+    examples = []
+    for index, line in enumerate(lines):
+        if not line.text.strip() or line.start >= duration:
+            continue
+        start, end = max(0.0, line.start - margin_seconds), min(duration, line.end + margin_seconds)
+        chunk = waveform[int(round(start * SAMPLING_RATE)) : int(round(end * SAMPLING_RATE))]
+        examples.append({
+            "audio": audio_cell(chunk, f"{song_id}#{index}.wav"),
+            "text": line.text.strip(),
+            "words": [{"word": word, "start": round(max(0.0, ws - start), 4), "end": round(max(0.0, we - start), 4)}
+                      for word, ws, we in line.words],
+            "song_id": song_id,
+            "singer": singer,
+            "chunk_start": start,
+        })
     return examples
 
 

@@ -11,7 +11,11 @@ reads depends on its target kind (`modeling_svu.tasks`), one reader each (`READE
 * note events (transcription): each audio file beside a note list of the same stem: ``<stem>.csv`` with
   ``onset,offset,pitch`` rows (seconds, MIDI numbers, fractional allowed; a header line optional), or ``<stem>.mid``;
 * frame contour (pitch): each audio file beside ``<stem>.csv`` with ``time,f0_hz`` rows (seconds, Hz, 0 = unvoiced;
-  a header line optional).
+  a header line optional);
+* token sequence (lyrics): each audio file beside its lyrics: ``<stem>.csv`` with ``start,end,word`` rows (seconds,
+  one word each, in time order; a header line optional), cut into line-level chunks of at most ``chunk_seconds``
+  (a rest over 1 s also ends a line: `common.lines_from_words`), or ``<stem>.txt`` (plain text, no times), used as
+  one chunk when the recording is at most `UNTIMED_LYRICS_SECONDS` long (longer ones cannot be cut and are skipped).
 
 Every task may have a ``metadata.csv`` whose columns group files (``group_by``). Rows are the task's own
 (`common.classification_features`, `transcription_features`, `pitch_features`), cut as the published corpora's are
@@ -43,15 +47,18 @@ import datasets
 import numpy as np
 
 from svu.modeling_svu.audio_io import AUDIO_SUFFIXES
-from svu.modeling_svu.tasks import CHUNK_LABEL, DEFAULT_TASK, FRAME_CONTOUR, NOTE_EVENTS, TASKS, get_task
+from svu.modeling_svu.tasks import CHUNK_LABEL, DEFAULT_TASK, FRAME_CONTOUR, NOTE_EVENTS, TASKS, TOKEN_SEQUENCE, get_task
 
 from .audio import SAMPLING_RATE
 from .common import (
     SPLITS,
     CorpusBuilder,
     PrepareReport,
+    LyricsLine,
     classification_examples,
     classification_features,
+    lines_from_words,
+    lyrics_features,
     pitch_features,
     transcription_features,
 )
@@ -61,6 +68,7 @@ from .pitch_corpus import RECORDING_CHUNKING, span_mismatch
 METADATA_FILE = "metadata.csv"
 MIDI_SUFFIXES = (".mid", ".midi")
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
+UNTIMED_LYRICS_SECONDS = 30.0  # the longest recording whose lyrics without times make one chunk
 
 
 class BadAnnotation(ValueError):
@@ -171,6 +179,55 @@ def read_f0(path: Path, name: str) -> tuple:
     return times, f0_hz
 
 
+def read_lyrics(path: Path, name: str) -> tuple:
+    """``(text, words)`` of a lyrics file: a ``start,end,word`` CSV gives its words timed (``(word, start_s,
+    end_s)``), a ``.txt`` its text (words None); BadAnnotation naming the file and the line of the first problem."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise BadAnnotation("lyrics: unreadable", f"{name}: cannot read the lyrics: {error}") from None
+    if path.suffix.lower() != ".csv":
+        if not text.split():
+            raise BadAnnotation("lyrics: empty", f"{name}: no words")
+        return " ".join(text.split()), None
+    lines = text.splitlines()
+    words = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        fields = [field.strip() for field in next(csv.reader([line]))]
+        times = [as_number(field) for field in fields[:2]]
+        if len(fields) == 3 and None in times and number == first_content_line(lines):
+            continue  # a header
+        if len(fields) != 3 or None in times or not fields[2] or times[1] < times[0] or times[0] < 0:
+            raise BadAnnotation("lyrics: a line is not start,end,word",
+                                f"{name} line {number}: {line.strip()[:60]!r} is not start,end,word (seconds, end not "
+                                "before start)")
+        if words and times[0] < words[-1][1]:
+            raise BadAnnotation("lyrics: words not in time order",
+                                f"{name} line {number}: {fields[2]!r} starts before the word above it")
+        words.append((fields[2], *times))
+    if not words:
+        raise BadAnnotation("lyrics: empty", f"{name}: no words")
+    return " ".join(word for word, _, _ in words), words
+
+
+def lyrics_recording_examples(builder, recording: Recording, wave: np.ndarray) -> list:
+    text, words = recording.target
+    seconds = len(wave) / SAMPLING_RATE
+    if words is None:
+        if seconds > UNTIMED_LYRICS_SECONDS:
+            builder.report.skip(recording.name, f"lyrics without times, recording over {UNTIMED_LYRICS_SECONDS:g} s",
+                                f"{recording.name}: {seconds:.1f} s of audio with lyrics but no word times: it cannot "
+                                "be cut into lines (give <stem>.csv of start,end,word)")
+            return []
+        lines = [LyricsLine(0.0, seconds, text)]
+    else:
+        lines = lines_from_words(words, builder.chunk_seconds)
+    builder.report.files_used += 1
+    return builder.lyrics_song(wave, lines, recording.name, recording.singer)
+
+
 def label_examples(builder: "Folder", recording: Recording, wave: np.ndarray) -> list:
     examples = classification_examples(wave, clip_id=recording.name, label=recording.label, singer=recording.singer,
                                        chunk_seconds=builder.chunk_seconds, report=builder.report)
@@ -217,6 +274,9 @@ READERS = {
     FRAME_CONTOUR: Reader(features=lambda names: pitch_features(), examples=contour_examples, annotation=read_f0,
                           suffixes=(".csv",), what="F0 CSV",
                           expected="<stem>.csv of time,f0_hz"),
+    TOKEN_SEQUENCE: Reader(features=lambda names: lyrics_features(), examples=lyrics_recording_examples,
+                           annotation=read_lyrics, suffixes=(".csv", ".txt"), what="lyrics file",
+                           expected="<stem>.csv of start,end,word or <stem>.txt"),
 }
 FOLDER_TASKS = tuple(name for name, task in TASKS.items() if task.target in READERS)
 

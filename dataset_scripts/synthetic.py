@@ -39,6 +39,13 @@ Tasks (option ``task``), each with its split rule (ours, mirroring the real corp
   some breath/consonant noise bursts). Cut into 5 s chunks with the F0 of each chunk's span (see `common.pitch_examples`). Split **by
   song** as transcription.
 
+* ``lyrics`` (like DSing / JamendoLyrics): ``num_songs`` songs of ``song_seconds`` s, sung as 3 s lines of words
+  from `LEXICON` (consonant-vowel syllables of seven letters, one syllable per note of 0.25-0.4 s, the syllables
+  of a word legato, short rests between words, silence at the line edges), rendered by `sing_syllables`: vowels
+  by their formants, L / M as voiced murmurs with their own formants, S / T as noise (hiss, closure + burst)
+  before the vowel. The words and their times are exact. Each 3 s chunk is one line (no word crosses a chunk
+  edge, so chunk and whole-song transcripts agree). Split **by song** as transcription.
+
 Default sizes give a few minutes of audio per task (technique 4.8 min, singer_id 4 min,
 transcription 3.3 min, pitch 3.3 min); the size options shrink it for tests (~20-60 s).
 
@@ -60,12 +67,13 @@ import numpy.random  # noqa: F401
 
 from svu.modeling_svu.tasks import DEFAULT_TASK, TASK_NAMES, get_task
 
-from .audio import SAMPLING_RATE as STORED_RATE, resample
+from .audio import SAMPLING_RATE as STORED_RATE, audio_cell, resample
 from .parallel import ordered_map
 from .common import (
     CorpusBuilder,
     classification_examples,
     classification_features,
+    lyrics_features,
     pitch_features,
     transcription_features,
 )
@@ -355,6 +363,78 @@ def pitch_melody(rng, seconds: float, median_midi: float, cent_spread: float = 5
     return notes, vibrato, vowels
 
 
+# Consonant-vowel words sung one syllable per note (the `lyrics` task): seven letters that sound clearly apart (a
+# lateral, a nasal, a hiss and a burst before three vowels far apart in F1/F2), so that a tiny model learns to hear the
+# words in a CPU minute. Consonants: (seconds, voiced formants or None, noise band in Hz or None, closure seconds).
+LEXICON = ("LA", "MI", "SO", "TA", "LIMO", "SATI", "MOLA", "TOSI", "MASO", "LITA")
+CONSONANTS = {
+    "L": (0.06, (360.0, 1300.0, 2700.0), None, 0.0),
+    "M": (0.07, (250.0, 1000.0, 2200.0), None, 0.0),
+    "S": (0.10, None, (4000.0, 7900.0), 0.0),
+    "T": (0.05, None, (2500.0, 7900.0), 0.03),
+}
+MURMUR_GAIN = {"L": 0.5, "M": 0.3}
+
+
+def syllables(word: str) -> list:
+    """A `LEXICON` word's consonant-vowel syllables: "LIMO" -> ["LI", "MO"]."""
+    return [word[i : i + 2] for i in range(0, len(word), 2)]
+
+
+def lyrics_line(rng, seconds: float, median_midi: float, margin: float = 0.15) -> tuple:
+    """(notes, words) of one sung line inside [margin, seconds - margin]: `LEXICON` words, one syllable per note
+    (0.25-0.4 s, legato within a word), rests of 0.1-0.25 s between words, pitch a random walk around
+    `median_midi`; words as (word, start_s, end_s)."""
+    notes, words, time, pitch = [], [], margin + rng.uniform(0.0, 0.2), int(round(median_midi))
+    while True:
+        word = LEXICON[rng.integers(len(LEXICON))]
+        durations = rng.uniform(0.25, 0.4, size=len(syllables(word)))
+        if time + durations.sum() > seconds - margin:
+            return notes, words
+        start = time
+        for duration in durations:
+            pitch = int(np.clip(pitch + rng.integers(-3, 4), median_midi - 6, median_midi + 6))
+            notes.append((round(time, 4), round(time + duration, 4), float(pitch)))
+            time += duration
+        words.append((word, round(start, 4), round(time, 4)))
+        time += rng.uniform(0.1, 0.25)
+
+
+def sing_syllables(notes, syllable_names, seconds: float, singer: Singer, rng) -> np.ndarray:
+    """`singer` singing one consonant-vowel syllable per note (`syllable_names`, e.g. "LU"): the consonant at the
+    note's start (a voiced murmur, or noise in a closure / release), the vowel held to the note's end."""
+    n = int(round(seconds * SYNTHESIS_RATE))
+    f0, amplitude, voiced = f0_track(notes, n, rng, vibrato=[(15.0, rng.uniform(5.0, 6.0))] * len(notes))
+    formants = np.tile(np.array(VOWELS["a"]) * singer.formant_scale, (n, 1))
+    noise_parts = []
+    for (onset, offset, _), name in zip(notes, syllable_names):
+        consonant, vowel = name[0], name[1].lower()
+        start, end = int(round(onset * SYNTHESIS_RATE)), min(int(round(offset * SYNTHESIS_RATE)), n)
+        length, murmur, band, closure = CONSONANTS[consonant]
+        split = min(end, start + int(round((length + closure) * SYNTHESIS_RATE)))
+        formants[start:end] = np.array(VOWELS[vowel]) * singer.formant_scale
+        if murmur is not None:
+            formants[start:split] = np.array(murmur) * singer.formant_scale
+            amplitude[start:split] *= MURMUR_GAIN[consonant]
+        else:
+            amplitude[start:split] = 0.0
+            noise_parts.append((start + int(round(closure * SYNTHESIS_RATE)), split, band))
+    width = int(0.02 * SYNTHESIS_RATE)  # 20 ms formant transitions
+    kernel = np.ones(width) / width
+    padded = np.pad(formants, ((width // 2, width - width // 2 - 1), (0, 0)), mode="edge")
+    formants = np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(3)], axis=1)
+    wave = synthesize(f0, amplitude, formants, singer.tilt, singer.breath, rng, jitter=0.0)
+    for start, end, (low, high) in noise_parts:
+        if end <= start:
+            continue
+        spectrum = np.fft.rfft(rng.standard_normal(end - start))
+        freqs = np.fft.rfftfreq(end - start, 1.0 / SYNTHESIS_RATE)
+        burst = np.fft.irfft(spectrum * ((freqs >= low) & (freqs <= high)), end - start)
+        wave[start:end] += (0.25 * burst / (np.abs(burst).max() + 1e-9) * np.hanning(end - start)).astype(np.float32)
+    wave += (0.002 * rng.standard_normal(n)).astype(np.float32)  # a noise floor: rests are not digital silence
+    return wave
+
+
 def technique_split(singer_index: int, num_singers: int) -> str:
     num_test = max(1, round(num_singers / 4))
     if singer_index >= num_singers - num_test:
@@ -475,30 +555,42 @@ class Synthetic(CorpusBuilder):
             ):
                 yield f"{clip_id}#{example['chunk_index']}", example
 
-    def _transcription(self, split):
+    def _song_results(self, split, stream: int, make, *options):
+        """``(song_id, singer, result)`` of each song of `split` in order: `make` run (on `num_proc` processes) on
+        ``(singer, song_seconds, *options, seed)``, the seed ``[seed, stream, song]``."""
         config = self.config
         singers = make_singers(config.num_singers, config.seed)
         songs = [song for song in range(config.num_songs) if self.assign(song_split(song, config.num_songs)) == split]
-        jobs = [(singers[song % len(singers)], config.song_seconds, [config.seed, 3, song]) for song in songs]
-        for song, (notes, wave) in zip(songs, ordered_map(_song, jobs, self.num_proc)):
+        jobs = [(singers[song % len(singers)], config.song_seconds, *options, [config.seed, stream, song])
+                for song in songs]
+        for song, result in zip(songs, ordered_map(make, jobs, self.num_proc)):
             self.report.files_found += 1
             self.report.files_used += 1
-            song_id = f"song{song:03d}"
+            yield f"song{song:03d}", singers[song % len(singers)].name, result
+
+    def _transcription(self, split):
+        for song_id, _, (notes, wave) in self._song_results(split, 3, _song):
             for index, example in enumerate(self.transcription_song(wave, notes, song_id)):
                 yield f"{song_id}#{index}", example
 
     def _pitch(self, split):
-        config = self.config
-        singers = make_singers(config.num_singers, config.seed)
-        songs = [song for song in range(config.num_songs) if self.assign(song_split(song, config.num_songs)) == split]
-        jobs = [(singers[song % len(singers)], config.song_seconds, config.cent_spread, [config.seed, 4, song])
-                for song in songs]
-        for song, sung in zip(songs, ordered_map(_pitch_song, jobs, self.num_proc)):
-            self.report.files_found += 1
-            self.report.files_used += 1
-            song_id = f"song{song:03d}"
-            singer = singers[song % len(singers)].name
+        for song_id, singer, sung in self._song_results(split, 4, _pitch_song, self.config.cent_spread):
             for index, example in enumerate(self.pitch_song(sung.wave, sung.f0_times, sung.f0_hz, song_id, singer)):
+                yield f"{song_id}#{index}", example
+
+    def _lyrics(self, split):
+        for song_id, singer, lines in self._song_results(split, 5, _lyrics_song, self.chunk_seconds):
+            self.songs[song_id] = {"seconds": len(lines) * self.chunk_seconds,
+                                   "text": " ".join(" ".join(w[0] for w in words) for _, words in lines)}
+            for index, (wave, words) in enumerate(lines):
+                example = {
+                    "audio": audio_cell(wave, f"{song_id}#{index}.wav"),
+                    "text": " ".join(word for word, _, _ in words),
+                    "words": [{"word": word, "start": start, "end": end} for word, start, end in words],
+                    "song_id": song_id,
+                    "singer": singer,
+                    "chunk_start": index * self.chunk_seconds,
+                }
                 yield f"{song_id}#{index}", example
 
 
@@ -534,6 +626,18 @@ def _pitch_song(job):
     sung = sing(notes, seconds, singer=singer, seed=[*seed, 1], vibrato=vibrato, glide_seconds=0.08, noise_bursts=True,
                 vowels=vowels)
     return dataclasses.replace(sung, wave=stored(sung.wave))
+
+
+def _lyrics_song(job):
+    """The lines of a lyrics song: [(wave of one chunk at the stored rate, [(word, start_s, end_s)])]."""
+    singer, seconds, line_seconds, seed = job
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(max(1, int(seconds // line_seconds))):
+        notes, words = lyrics_line(rng, line_seconds, singer.median_midi)
+        names = [syllable for word, _, _ in words for syllable in syllables(word)]
+        lines.append((stored(sing_syllables(notes, names, line_seconds, singer, rng)), words))
+    return lines
 
 
 @dataclass(frozen=True)
@@ -573,6 +677,11 @@ PITCH = SyntheticTask(
     chunk_seconds=5.0, num_singers=8, clip_seconds=0.0, minimum=("num_songs", 3),
     label_names=lambda config: [],
     features=lambda builder: pitch_features(), generate=Synthetic._pitch,
+)
+LYRICS = SyntheticTask(
+    chunk_seconds=3.0, num_singers=6, clip_seconds=0.0, minimum=("num_songs", 3),
+    label_names=lambda config: [],
+    features=lambda builder: lyrics_features(), generate=Synthetic._lyrics,
 )
 
 CORPUS = Corpus(

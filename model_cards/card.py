@@ -194,7 +194,7 @@ from transformers import pipeline
 
 def model_card(
     config: dict, metrics: dict, meta: dict, family: str, repo_id=None, widget=(), export="remote_code",
-    sampling_rate: int = 16000,
+    sampling_rate: int = 16000, head_init=None,
 ) -> ModelCard:
     """The card of a repo exported as `export` ("native": transformers' own class and an `auto_map` to SVU's;
     "native_widget": transformers' own class only; "remote_code": SVU's code)."""
@@ -274,7 +274,7 @@ what the pipeline returns.
 
 - Data: {dataset_name} (`{corpus}`), prepared by `dataset_scripts` (fingerprint `{meta.get('fingerprint')}`).
 {training_data_lines(config, meta, corpus)}
-- Backbone: `{config['backbone']}`; fine-tuning `{config['finetune']}`: {recipe}.
+- Backbone: `{config['backbone']}`; fine-tuning `{config['finetune']}`: {recipe}.{head_init_line(head_init)}
 - {config['epochs']} epochs, batch size {config['batch_size']} per process
   ({metrics.get('effective_batch_size', config['batch_size'])} effective), seed {config['seed']}; kept:
   {protocol.get('model_selection', f"best validation epoch ({metrics.get('selection_metric')})")}, epoch {(metrics.get('best_epoch') or 0) + 1}.
@@ -308,6 +308,15 @@ The method (please cite), the backbone and the corpus:
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
+def head_init_line(head_init) -> str:
+    """The card's line on a head initialised from a published checkpoint's own head (lyrics: its CTC head)."""
+    if not head_init:
+        return ""
+    return (f"\n- Head: initialised from the CTC head (`lm_head`) of `{head_init}` (same character vocabulary), with the "
+            "layer weights starting on its last layer, the one that head was trained on: the speech-to-singing transfer "
+            "of Ou et al. (\"Transfer Learning of wav2vec 2.0 for Automatic Lyric Transcription\", ISMIR 2022).")
+
+
 def write_model_card(repo_dir, config: dict, metrics: dict, meta: dict, family: str, repo_id=None, widget=(),
                      export="remote_code") -> Path:
     """Write `README.md` and the layer-weight PNG into `repo_dir`; return the README path."""
@@ -317,7 +326,9 @@ def write_model_card(repo_dir, config: dict, metrics: dict, meta: dict, family: 
     path = repo_dir / "README.md"
     preprocessor = repo_dir / "preprocessor_config.json"  # the saved model's input rate (16 kHz, 24 kHz for MERT-v1)
     rate = json.loads(preprocessor.read_text())["sampling_rate"] if preprocessor.is_file() else 16000
-    model_card(config, metrics, meta, family, repo_id, widget, export, sampling_rate=rate).save(path)
+    saved = repo_dir / "config.json"
+    head_init = json.loads(saved.read_text()).get("ctc_head_init") if saved.is_file() else None
+    model_card(config, metrics, meta, family, repo_id, widget, export, sampling_rate=rate, head_init=head_init).save(path)
     return path
 
 

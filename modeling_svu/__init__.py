@@ -16,6 +16,7 @@ _EXPORTS = {
     "TASKS": "tasks",
     "get_task": "tasks",
     "TASK_MODELS": "modeling_svu",
+    "SVUForLyricsTranscription": "modeling_svu",
     "SVUForNoteTranscription": "modeling_svu",
     "SVUForPitchEstimation": "modeling_svu",
     "SVUForSingerID": "modeling_svu",

@@ -6,8 +6,9 @@ import inspect
 from transformers import AutoConfig, PretrainedConfig
 
 from .backbones import FAMILIES, family_of
+from .ctc import DEFAULT_VOCAB, check_vocab
 from .note_labels import num_transcription_logits
-from .tasks import DEFAULT_TASK, check_task_options, get_task
+from .tasks import DEFAULT_TASK, TASKS, TOKEN_SEQUENCE, check_task_options, get_task
 
 
 def _copy_backbone_config(value) -> PretrainedConfig:
@@ -88,6 +89,18 @@ class SVUConfig(PretrainedConfig):
         voicing_threshold (`float`, *optional*, defaults to 0.5):
             Pitch decoding: a frame is voiced when its voicing probability is >= this (`pitch.decode_pitch` takes
             another per call).
+        ctc_vocab (`list[str]`, *optional*):
+            Lyrics only. The CTC vocabulary, token `i` at index `i` (saved as the tokenizer's `vocab.json`): the
+            pad token `<pad>` is the CTC blank, `|` the word delimiter. Defaults (lyrics) to the 32 characters of
+            `facebook/wav2vec2-base-960h`, so that checkpoint's CTC head can initialise the head.
+        ctc_loss_reduction (`str`, *optional*, defaults to `"mean"`):
+            Lyrics only. "mean" (each sequence's loss divided by its target length, then averaged) or "sum".
+        ctc_zero_infinity (`bool`, *optional*, defaults to `True`):
+            Lyrics only. Zero the loss of a chunk whose target cannot be aligned (more tokens than frames).
+        ctc_blank_bias (`float`, *optional*, defaults to 0.0):
+            Lyrics only. The starting bias of the blank logit of a randomly initialised CTC head: a positive value
+            (the lyrics demo: 3) starts the model emitting blanks, so training spends no steps unlearning random
+            characters. A head initialised from a checkpoint's CTC head keeps that head's bias.
     """
 
     model_type = "svu"
@@ -115,6 +128,10 @@ class SVUConfig(PretrainedConfig):
         pitch_target_sigma_cents: float = 25.0,
         pitch_head_hidden_size: int = 512,
         voicing_threshold: float = 0.5,
+        ctc_vocab=None,
+        ctc_loss_reduction: str = "mean",
+        ctc_zero_infinity: bool = True,
+        ctc_blank_bias: float = 0.0,
         **kwargs,
     ):
         backbone_config = _copy_backbone_config(backbone_config)
@@ -139,6 +156,13 @@ class SVUConfig(PretrainedConfig):
         self.pitch_target_sigma_cents = pitch_target_sigma_cents
         self.pitch_head_hidden_size = pitch_head_hidden_size
         self.voicing_threshold = voicing_threshold
+        spec = TASKS.get(task) if isinstance(task, str) else None  # an unknown task: validate()'s one line
+        if ctc_vocab is None and spec is not None and spec.target == TOKEN_SEQUENCE:
+            ctc_vocab = DEFAULT_VOCAB
+        self.ctc_vocab = list(ctc_vocab) if ctc_vocab is not None else None
+        self.ctc_loss_reduction = ctc_loss_reduction
+        self.ctc_zero_infinity = ctc_zero_infinity
+        self.ctc_blank_bias = ctc_blank_bias
         num_labels = kwargs.pop("num_labels", None)
         super().__init__(**kwargs)
         if num_labels is not None and self.id2label is not None and num_labels != len(self.id2label):
@@ -178,6 +202,10 @@ class SVUConfig(PretrainedConfig):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be > 0.")
         if not 0.0 <= self.voicing_threshold <= 1.0:
             raise ValueError(f"voicing_threshold={self.voicing_threshold!r} must be a probability in [0, 1].")
+        if self.ctc_vocab is not None:
+            check_vocab(self.ctc_vocab)
+        if self.ctc_loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"ctc_loss_reduction={self.ctc_loss_reduction!r} must be 'mean' or 'sum'.")
 
     def changed_fields(self) -> list:
         """The fields of `__init__` whose value is not their default (a task's options must be set on it only)."""
@@ -218,6 +246,11 @@ class SVUConfig(PretrainedConfig):
     def num_frames(self, num_samples: int) -> int:
         """Output frames the backbone gives for `num_samples` input samples (0 if shorter than one frame)."""
         return max(0, (int(num_samples) - self.receptive_field_samples) // self.frame_hop_samples + 1)
+
+    @property
+    def ctc_vocab_size(self) -> int:
+        """Tokens of the CTC head (lyrics); 0 for other tasks."""
+        return len(self.ctc_vocab) if self.ctc_vocab is not None else 0
 
     @property
     def num_transcription_logits(self) -> int:

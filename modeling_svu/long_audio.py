@@ -205,6 +205,20 @@ def pitch_track_blocks(model, blocks: Iterable[np.ndarray], voicing_threshold: O
     return track
 
 
+def lyrics_logits(model, blocks: Iterable[np.ndarray], **kwargs) -> np.ndarray:
+    """(frames, vocab) CTC logits of a stream of 1-D sample blocks, by a lyrics model: the stitched window logits
+    (`stitched_logits`, whose keyword arguments it takes), frames of digital silence forced to the blank."""
+    kwargs.setdefault("desc", "lyrics")
+    blank = model.config.ctc_vocab.index("<pad>")
+    parts = [np.zeros((0, model.config.ctc_vocab_size), dtype=np.float32)]
+    for _, logits, quiet in stitched_logits(model, blocks, **kwargs):
+        logits = logits.numpy().astype(np.float32)  # a copy: quiet frames are overwritten
+        logits[quiet] = -1e4
+        logits[quiet, blank] = 0.0
+        parts.append(logits)
+    return np.concatenate(parts)
+
+
 def pitch_array(model, audio, voicing_threshold=None, **kwargs) -> dict:
     """Frame-level F0 of an in-memory 1-D waveform at the model's sampling rate, any length, by a pitch model
     (`pitch_track_blocks`, whose keyword arguments it takes)."""

@@ -6,6 +6,7 @@ Classes (all share the parameter layout ``backbone.*``, ``layer_sum.weight``, ``
     SVUForTechniqueClassification  masked mean pooling -> linear, weighted CE (VocalSet)
     SVUForNoteTranscription        frame-wise linear -> onset/silence/octave/pitch-class (MIR-ST500)
     SVUForPitchEstimation          frame-wise MLP -> pitch bins + voicing (singing F0; beyond the paper)
+    SVUForLyricsTranscription      frame-wise linear -> CTC over characters (lyrics; beyond the paper)
 
 Padding. Pass the `attention_mask` the model's `feature_extractor()` returns (it always returns one): pooling
 and the transcription loss ignore padded frames, and a batch of clips of different lengths is run clip by clip
@@ -16,6 +17,7 @@ equal-length chunks, as in training, run in one pass. Without a mask, zero paddi
 """
 
 import importlib
+import logging
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -26,6 +28,7 @@ from transformers import AutoModel, PreTrainedModel, Wav2Vec2FeatureExtractor
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput
 
+from .ctc import PAD, decode as ctc_decode, save_processor, word_timings
 from .backbones import FAMILIES, family_of, tiny_backbone_config
 from .configuration_svu import SVUConfig
 from .layer_sum import WeightedLayerSum
@@ -165,8 +168,13 @@ class SVUPreTrainedModel(PreTrainedModel):
             raise ValueError(f"{cls.__name__} is the {cls.task!r} model, got task={task!r}; use TASK_MODELS[{task!r}].")
         model = cls(config)
         if loaded is not None:
+            model.init_from_published(loaded)
             loaded.load_into(model.backbone)
         return model
+
+    def init_from_published(self, loaded) -> None:
+        """Take what else than the backbone a published checkpoint gives this task's model (`published_loading`);
+        nothing by default."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -608,6 +616,103 @@ class SVUForPitchEstimation(SVUModel):
                 item_logits = item_logits[: int(frame_mask[i].sum())]
             decoded.append(decode_pitch(item_logits, self.config, voicing_threshold))
         return decoded
+
+
+
+@dataclass
+class SVULyricsOutput(SVUPitchOutput):
+    """
+    The fields of every frame-wise head's output (`SVUPitchOutput`'s):
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): CTC loss, when `labels` are given.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_frames, len(config.ctc_vocab))`): per-frame token
+            scores before log-softmax (decode with `ctc.greedy_decode` / `ctc.beam_decode`).
+        frame_mask (`torch.BoolTensor` of shape `(batch_size, num_frames)`): frames of real audio.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): backbone states, with `output_hidden_states=True`.
+        layer_weights (`torch.FloatTensor` of shape `(num_hidden_layers + 1,)`): normalised layer weights.
+    """
+
+
+# The layer-sum logits of the other states below the last one's when a checkpoint's CTC head initialises the head:
+# each gets e^-20 (2e-9) of the weight, so the logits are the checkpoint's to float precision, and still trains.
+LAST_LAYER_LOGIT_GAP = -20.0
+
+
+class SVUForLyricsTranscription(SVUModel):
+    """Lyrics transcription: a linear CTC head over `config.ctc_vocab` (characters; `<pad>` is the blank) on every
+    frame of the weighted layer sum. Saved with its `Wav2Vec2CTCTokenizer` (`vocab.json`) and `Wav2Vec2Processor`."""
+
+    def __init__(self, config: SVUConfig):
+        super().__init__(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.head = nn.Linear(config.backbone_config.hidden_size, config.ctc_vocab_size)
+        self.post_init()
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if module is getattr(self, "head", None):  # the blank starts at `ctc_blank_bias` (0: every token alike)
+            module.bias.data[self.config.ctc_vocab.index(PAD)] = self.config.ctc_blank_bias
+
+    def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=False, **kwargs) -> SVULyricsOutput:
+        """`labels`: (batch, tokens) token ids (`ctc.encode`), padded with -100."""
+        return self._frame_head_forward(
+            input_values, attention_mask, labels, output_hidden_states, self.ctc_loss, SVULyricsOutput
+        )
+
+    def ctc_loss(self, logits, labels, frame_mask):
+        """CTC of the log-softmax over the real frames against the non-negative label ids (as `Wav2Vec2ForCTC`)."""
+        if labels.dim() != 2:
+            raise ValueError(f"lyrics labels must be (batch, tokens) token ids; got {tuple(labels.shape)}.")
+        labels = labels.to(logits.device).long()
+        if labels.numel() and int(labels.max()) >= self.config.ctc_vocab_size:
+            raise ValueError(f"lyrics labels must be token ids below {self.config.ctc_vocab_size}.")
+        target_mask = labels >= 0
+        log_probs = nn.functional.log_softmax(logits, dim=-1, dtype=torch.float32).transpose(0, 1)
+        with torch.backends.cudnn.flags(enabled=False):
+            return nn.functional.ctc_loss(
+                log_probs, labels[target_mask], frame_mask.sum(-1), target_mask.sum(-1),
+                blank=self.config.ctc_vocab.index(PAD), reduction=self.config.ctc_loss_reduction,
+                zero_infinity=self.config.ctc_zero_infinity,
+            )  # fmt: skip
+
+    def decode(self, logits, frame_mask=None, decoder="greedy", beam_width=32, lm_path=None) -> list:
+        """`ctc.decode` of each batch item (``{"text", "tokens", "words"}``, word times in seconds), frames where
+        `frame_mask` is False cut off."""
+        decoded = []
+        for i, item_logits in enumerate(logits):
+            if frame_mask is not None:
+                item_logits = item_logits[: int(frame_mask[i].sum())]
+            result = ctc_decode(item_logits, self.config.ctc_vocab, decoder, beam_width, lm_path)
+            result["words"] = word_timings(result["tokens"], self.config.frame_seconds)
+            decoded.append(result)
+        return decoded
+
+    def init_from_published(self, loaded) -> None:
+        """A `*ForCTC` checkpoint whose vocab.json is `config.ctc_vocab` (facebook/wav2vec2-base-960h and the default
+        vocabulary) initialises the CTC head with its `lm_head`, and the layer sum with (almost) all its weight on
+        the last layer, the one that head was trained on: before training the model gives the checkpoint's own
+        logits (the speech-to-singing transfer of Ou et al.). Other vocabularies keep a random head (one line)."""
+        if not loaded.ctc_head:
+            return
+        vocab = {token: i for i, token in enumerate(self.config.ctc_vocab)}
+        if loaded.vocab != vocab or tuple(loaded.ctc_head["weight"].shape) != tuple(self.head.weight.shape):
+            logging.getLogger(__name__).warning(
+                "%s: its CTC head is for another vocabulary than ctc_vocab; the lyrics head starts random.", loaded.location)
+            return
+        with torch.no_grad():
+            self.head.weight.copy_(loaded.ctc_head["weight"])
+            self.head.bias.copy_(loaded.ctc_head["bias"])
+            self.layer_sum.weight.fill_(LAST_LAYER_LOGIT_GAP)
+            self.layer_sum.weight[-1] = 0.0
+        loaded.dropped = [name for name in loaded.dropped if not name.startswith("lm_head.")]
+        self.config.ctc_head_init = loaded.location
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """As every SVU model, plus the tokenizer (`vocab.json`) and processor of its vocabulary."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            save_processor(self.config.ctc_vocab, self.feature_extractor(), save_directory)
 
 
 # task name -> its model class, as `tasks.TASKS` pairs them; each class learns its task from the same table.

@@ -23,8 +23,9 @@ import transformers
 from transformers import AudioClassificationPipeline, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .ctc import WORD_DELIMITER, decode as ctc_decode, word_timings
 from .audio_decode import decode_audio, open_audio, resample
-from .long_audio import BLOCK_SECONDS, array_blocks, pitch_track_blocks, transcribe_blocks
+from .long_audio import BLOCK_SECONDS, array_blocks, lyrics_logits, pitch_track_blocks, transcribe_blocks
 from .midi_io import midi_bytes
 from .note_pitch import pitched_notes
 from .tasks import TASKS, check_task_options
@@ -271,6 +272,62 @@ class SingingPitchPipeline(_LongAudioPipeline):
         return {key: model_outputs[key].tolist() for key in ("times", "f0_hz", "voicing", "voiced")}
 
 
+class LyricsTranscriptionPipeline(_LongAudioPipeline):
+    """Lyrics of a singing voice recording of any length, with an SVU lyrics model (a CTC head): transformers'
+    `automatic-speech-recognition` output, ``{"text": ...}``, and with `return_timestamps="word"` (or "char") the
+    words (characters) with their times from the CTC alignment, ``"chunks": [{"text", "timestamp": (start, end)}]``.
+
+        transcriber = pipeline("automatic-speech-recognition", model="path/or/repo", trust_remote_code=True)
+        transcriber("song.wav", return_timestamps="word")
+
+    The windows' frame logits are stitched (`long_audio.stitched_logits`) and decoded once; frames of digital
+    silence are blank. `decoder`: "greedy" (default, best path) or "beam" (`pyctcdecode`, `beam_width`, default 32,
+    with a kenlm n-gram model at `lm_path` when kenlm is installed; `ctc.pyctcdecode_status()`). Window and engine
+    options as for `singing-transcription`.
+    """
+
+    def _sanitize_parameters(
+        self, chunk_seconds=None, overlap_seconds=None, chunk_batch_size=None, progress=None, return_timestamps=None,
+        decoder=None, beam_width=None, lm_path=None, engine=None, int8=None, bf16=None, **others,
+    ):  # fmt: skip
+        forward = self._window_options(chunk_seconds, overlap_seconds, chunk_batch_size, progress, engine, int8, bf16,
+                                       others)  # fmt: skip
+        postprocess = {}
+        if return_timestamps not in (None, False, "word", "char"):
+            raise ValueError(f"return_timestamps={return_timestamps!r}: 'word', 'char' or None.")
+        if return_timestamps:
+            postprocess["return_timestamps"] = return_timestamps
+        if decoder not in (None, "greedy", "beam"):
+            raise ValueError(f"decoder={decoder!r}: 'greedy' or 'beam'.")
+        if lm_path is not None and decoder is None:
+            decoder = "beam"
+        for key, value in (("decoder", decoder), ("beam_width", beam_width), ("lm_path", lm_path)):
+            if value is not None:
+                postprocess[key] = value
+        return {}, forward, postprocess
+
+    def _forward(self, model_inputs, **kwargs):
+        kwargs.setdefault("progress", False)
+        with named_errors(model_inputs.get("source")):
+            return {"logits": lyrics_logits(self.model, model_inputs["blocks"], feature_extractor=self.feature_extractor,
+                                            total_samples=model_inputs["total_samples"], **kwargs)}  # fmt: skip
+
+    def postprocess(self, model_outputs, return_timestamps=None, decoder="greedy", beam_width=32, lm_path=None):
+        config = self.model.config
+        decoded = ctc_decode(model_outputs["logits"], config.ctc_vocab, decoder, int(beam_width), lm_path)
+        result = {"text": decoded["text"]}
+        if return_timestamps == "word":
+            words = word_timings(decoded["tokens"], config.frame_seconds)
+            result["chunks"] = [{"text": w["word"], "timestamp": (w["start"], w["end"])} for w in words]
+        elif return_timestamps == "char":
+            result["chunks"] = [
+                {"text": " " if token == WORD_DELIMITER else token,
+                 "timestamp": (round(start * config.frame_seconds, 3), round(end * config.frame_seconds, 3))}
+                for token, start, end in decoded["tokens"]
+            ]  # fmt: skip
+        return result
+
+
 class SVUAudioClassificationPipeline(AudioClassificationPipeline):
     """transformers' `audio-classification` pipeline, reading files, URLs and encoded bytes through `audio_decode`
     (the decode path of data preparation, `svu transcribe` and `singing-transcription`) instead of transformers'
@@ -302,6 +359,7 @@ class SVUAudioClassificationPipeline(AudioClassificationPipeline):
 # the custom pipelines SVU models save with them (`SVUPreTrainedModel.save_pretrained`), by pipeline task
 CUSTOM_PIPELINES = {task.pipeline: globals()[task.pipeline_class] for task in TASKS.values()}
 for _task in TASKS.values():
-    if not issubclass(CUSTOM_PIPELINES[_task.pipeline], AudioClassificationPipeline):  # transformers has that task
+    _impl = PIPELINE_REGISTRY.supported_tasks.get(_task.pipeline, {}).get("impl")
+    if not (isinstance(_impl, str) and _impl.startswith("transformers.")):  # else transformers has that task
         PIPELINE_REGISTRY.register_pipeline(_task.pipeline, pipeline_class=CUSTOM_PIPELINES[_task.pipeline],
                                             pt_model=getattr(transformers, _task.auto_classes[0]), type="audio")

@@ -25,7 +25,9 @@ Quirks of the published checkpoints, handled here:
   CTC head uses it, so it is dropped in memory (the user's cache is never edited). The repo has no
   preprocessor config: its users take facebook/data2vec-audio-base-960h's (`DATA2VEC_AUDIO_PREPROCESSOR`).
 - wav2vec2-base-960h is a `Wav2Vec2ForCTC` checkpoint (`wav2vec2.` prefix + `lm_head`) with legacy config keys:
-  the encoder loads, the head's tensors are dropped and reported once.
+  the encoder loads; the head's tensors are kept aside with the checkpoint's `vocab.json` (`ctc_head`, `vocab`):
+  a lyrics model whose vocabulary is the checkpoint's starts its CTC head from them, other models drop them
+  (reported once).
 - Checkpoints saved before torch's weight-norm parametrizations store the positional convolution as
   `...conv.weight_g` / `...conv.weight_v`; they load as `...conv.parametrizations.weight.original0` / `original1`.
 """
@@ -70,6 +72,8 @@ class LoadedBackbone:
     weights_file: str
     tensors: dict = field(repr=False, default_factory=dict)  # checkpoint name -> tensor, backbone prefix removed
     dropped: list = field(default_factory=list)  # checkpoint tensors deliberately not used (task/pre-training heads)
+    ctc_head: dict = field(repr=False, default_factory=dict)  # a *ForCTC checkpoint's `lm_head` ("weight", "bias")
+    vocab: Optional[dict] = None  # its vocab.json (token -> id), when it has one
 
     def load_into(self, backbone: torch.nn.Module):
         """Load the tensors into `backbone` strictly: every parameter and buffer of the module is loaded, and every
@@ -136,10 +140,12 @@ def load_backbone(name: str) -> LoadedBackbone:
     sampling_rate = preprocessor.get("sampling_rate") or config_rate or (known.sampling_rate if known else 16000)
     do_normalize = preprocessor.get("do_normalize", FAMILIES[family].do_normalize)
     weights_file, tensors = _read_weights(location)
+    ctc_head = {key: tensors[f"lm_head.{key}"] for key in ("weight", "bias") if f"lm_head.{key}" in tensors}
     tensors, dropped = _backbone_tensors(tensors, (_base_model_prefix(config), MERT_MODEL_TYPE))
     return LoadedBackbone(
         name=str(name), location=location, family=family, config=config, sampling_rate=int(sampling_rate),
         do_normalize=bool(do_normalize), weights_file=weights_file, tensors=tensors, dropped=dropped,
+        ctc_head=ctc_head if len(ctc_head) == 2 else {}, vocab=_read_json(location, "vocab.json", required=False),
     )
 
 

@@ -22,7 +22,8 @@ CHUNK_LABEL = "chunk label"  # one class per chunk, from a time-pooled head (the
 FRAME_LABELS = "frame labels"  # a class per frame (e.g. technique detection)
 FRAME_CONTOUR = "frame contour"  # a value per frame (e.g. F0 in Hz)
 NOTE_EVENTS = "note events"  # notes (onset, offset, pitch), learnt as frame targets made from them
-TARGET_KINDS = (CHUNK_LABEL, FRAME_LABELS, FRAME_CONTOUR, NOTE_EVENTS)
+TOKEN_SEQUENCE = "token sequence"  # text, learnt as a sequence of vocabulary tokens without frame alignment (CTC)
+TARGET_KINDS = (CHUNK_LABEL, FRAME_LABELS, FRAME_CONTOUR, NOTE_EVENTS, TOKEN_SEQUENCE)
 # the `Task` fields naming code outside remote code ("svu.module:attribute"), resolved by `Task.hook`
 HOOKS = ("collate", "scoring", "report", "synthetic", "distillation")
 
@@ -293,6 +294,47 @@ TASKS = {
             options=(
                 "pitch_fmin_hz", "pitch_bins_per_semitone", "num_pitch_bins", "pitch_target_sigma_cents",
                 "pitch_head_hidden_size", "voicing_threshold",
+            ),
+        ),
+        Task(
+            name="lyrics",
+            model_class="SVUForLyricsTranscription",
+            head_shape="ctc_vocab of {config.ctc_vocab_size} tokens",
+            target=TOKEN_SEQUENCE,
+            # CTC logits, as transformers' *ForCTC models; the ASR pipeline name is transformers' own task
+            auto_classes=("AutoModelForCTC",),
+            pipeline="automatic-speech-recognition",
+            pipeline_class="LyricsTranscriptionPipeline",
+            native_unsupported="lyrics transcription has no transformers class with a weighted layer sum under CTC",
+            target_column="text",
+            target_companions=(),
+            collate="svu.train.data:AudioCollator.padded_token_ids",
+            synthetic="svu.dataset_scripts.synthetic:LYRICS",
+            distillation="svu.train.distill_targets:TOKEN_POSTERIORS",
+            leakage="song",
+            leakage_column="song_id",
+            leakage_group=as_is,
+            class_weighted=False,
+            metric="lyrics",
+            scoring="svu.train.evaluation:LYRICS_SCORING",
+            report="svu.evaluate:lyrics_report",
+            selection_metrics=("neg_cer", "neg_wer"),
+            title="Lyrics transcription",
+            pipeline_tag="automatic-speech-recognition",
+            dataset_category="automatic-speech-recognition",
+            card_tags=("lyrics", "lyrics-transcription", "ctc"),
+            card_metrics=(CardMetric("wer", "WER", "wer"), CardMetric("cer", "CER", "cer")),
+            paper_corpus=None,  # beyond the paper
+            loss="CTC over the character vocabulary (blank = the pad token).",
+            outputs="lyrics as text, with word timings from the CTC alignment",
+            usage='transcriber("song.wav", return_timestamps="word")    # {"text": "...", "chunks": [{"text", "timestamp"}]}',
+            long_audio="the pipeline transcribes any length in overlapping windows, stitched before decoding",
+            cli_verb="lyrics",
+            dataset_labels="the lyrics of each chunk (`text`, words of the chunk's span) and the word timings (`words`)",
+            endpoint_defaults=(("return_timestamps", "word"),),
+            options=(
+                "ctc_vocab", "ctc_loss_reduction", "ctc_zero_infinity", "ctc_blank_bias", "return_timestamps", "decoder", "beam_width",
+                "lm_path",
             ),
         ),
     )

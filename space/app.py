@@ -208,12 +208,32 @@ def pitch_view(pipe, audio):
     run.click(track_pitch, [audio, threshold], [contour, table, download])
 
 
+LYRICS_HEADER = ["word", "start (s)", "end (s)"]
+
+
+def lyrics_view(pipe, audio):
+    """Greedy or beam decoding; the lyrics as text and the words with their times as a table and a CSV file."""
+    def transcribe_lyrics(path, decoder):
+        samples, _ = read_audio(path, pipe)
+        result = pipe(samples, return_timestamps="word", decoder=decoder)
+        rows = [[chunk["text"], *chunk["timestamp"]] for chunk in result["chunks"]]
+        return result["text"], rows, write_csv(LYRICS_HEADER, rows, "lyrics.csv")
+
+    decoder = gr.Radio(["greedy", "beam"], value="greedy", label="decoder")
+    run = run_button()
+    text = gr.Textbox(label="Lyrics", elem_id="lyrics-text")
+    table = gr.Dataframe(headers=LYRICS_HEADER, label="Words with their times", elem_id="lyrics-words")
+    download = gr.File(label="CSV", elem_id="lyrics-csv")
+    run.click(transcribe_lyrics, [audio, decoder], [text, table, download])
+
+
 # the view of each pipeline an SVU task runs with (its `pipeline` in modeling_svu/tasks.py, recorded in a saved
 # repo's config.json; the Space cannot read the registry: it runs without SVU installed)
 VIEWS = {
     "audio-classification": classification_view,
     "singing-transcription": transcription_view,
     "singing-pitch": pitch_view,
+    "automatic-speech-recognition": lyrics_view,
 }
 
 

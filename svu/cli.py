@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "export": ("svu.export", "write a pruned copy of an SVU model repo"),
     "transcribe": ("svu.transcribe", "transcribe sung notes to MIDI, CSV, JSON, pictures, audio"),
     "pitch": ("svu.pitch", "track the F0 (pitch) of singing, frame by frame, to CSV, JSON, PNG"),
+    "lyrics": ("svu.lyrics", "transcribe sung lyrics with word timings to text, JSON, SRT subtitles, LRC karaoke"),
     "space": ("svu.space", "run the Gradio demo (space/app.py) on a model, locally"),
 }
 

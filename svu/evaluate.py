@@ -142,6 +142,7 @@ transcription_report = partial(song_report, metrics=tuple(f"{m}_f1" for m in NOT
                                ylabel="F1")
 pitch_report = partial(song_report, metrics=("raw_pitch_accuracy", "raw_chroma_accuracy", "overall_accuracy"),
                        figure="per_song_accuracy.png", ylabel="accuracy")
+lyrics_report = partial(song_report, metrics=("wer", "cer"), figure="per_song_error_rate.png", ylabel="error rate")
 
 
 def run_evaluate(args) -> int:

@@ -105,7 +105,19 @@ def check_pitch_report(trained, evaluated, data, out):
     assert_valid_png(out / "per_song_accuracy.png")
 
 
-REPORT_CHECKS = {"classification": check_class_report, "transcription": check_note_report, "pitch": check_pitch_report}
+def check_lyrics_report(trained, evaluated, data, out):
+    """Whole-song WER is corpus-level: each song's WER weighted by its reference words gives it back."""
+    per_song = per_song_rows(trained, out)
+    words = np.array([float(row["words"]) for row in per_song])
+    assert words.sum() == trained["num_reference_words"]
+    wer = np.array([float(row["wer"]) for row in per_song])
+    assert (wer * words).sum() / words.sum() == pytest.approx(trained["wer"], abs=1e-9)
+    assert {"cer", "chunk_wer", "chunk_cer"} <= set(trained)
+    assert_valid_png(out / "per_song_error_rate.png")
+
+
+REPORT_CHECKS = {"classification": check_class_report, "transcription": check_note_report, "pitch": check_pitch_report,
+                 "lyrics": check_lyrics_report}
 
 
 def test_evaluate_from_a_hub_id_in_the_offline_cache(demo_runs, tmp_path):

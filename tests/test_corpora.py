@@ -177,7 +177,7 @@ def test_an_entry_without_a_required_field_is_refused(field):
 def test_an_entry_checks_its_tasks_and_preprocessing():
     entry = get_corpus("vocadito")
     with pytest.raises(ValueError, match="Unknown task"):
-        dataclasses.replace(entry, tasks=("lyrics",))
+        dataclasses.replace(entry, tasks=("phonemes",))
     with pytest.raises(ValueError, match="chunk length"):
         dataclasses.replace(entry, preprocessing="decoded to 24 kHz")
 

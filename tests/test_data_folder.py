@@ -1,6 +1,7 @@
 """Your own folder (`dataset_scripts/folder.py`), for every task of the registry whose targets a folder holds: real
 audio files of several rates and formats (wav 44.1 kHz, flac 22.05 kHz, mp3 and ogg via ffmpeg) in the documented
-conventions (class sub-folders or metadata.csv, note lists as CSV or MIDI, F0 CSVs) -> `svu data prepare folder`
+conventions (class sub-folders or metadata.csv, note lists as CSV or MIDI, F0 CSVs, lyrics as timed word CSVs or
+plain text) -> `svu data prepare folder`
 -> `accelerate launch train/run.py` on a config whose dataset is `corpus: folder` -> `svu evaluate` reproduces the
 run's test metrics. Every bad input in one folder is named once in the report and the good files are prepared;
 only a folder with nothing usable fails the command."""
@@ -21,7 +22,7 @@ from svu.dataset_scripts.folder import READERS, allocate, scan, split_groups
 from svu.dataset_scripts.common import PrepareReport
 from svu.dataset_scripts.prepare import load_prepared
 from svu.modeling_svu.midi_io import midi_bytes
-from svu.modeling_svu.tasks import CHUNK_LABEL, FRAME_CONTOUR, NOTE_EVENTS, TASKS, get_task
+from svu.modeling_svu.tasks import CHUNK_LABEL, FRAME_CONTOUR, NOTE_EVENTS, TASKS, TOKEN_SEQUENCE, get_task
 
 pytestmark = pytest.mark.timeout(900)
 # (suffix, rate) of the files, in turn: the decoder meets every format and rate
@@ -123,7 +124,24 @@ def write_f0(root: Path, layout=None) -> dict:
     return {}
 
 
-WRITERS = {CHUNK_LABEL: write_labelled, NOTE_EVENTS: write_notes, FRAME_CONTOUR: write_f0}
+def write_lyrics(root: Path, layout=None) -> dict:
+    """Four songs, one word per note: two beside a ``start,end,word`` CSV (with a header), two beside a plain
+    ``.txt`` of their lyrics (untimed: each song one chunk)."""
+    words = ("LA", "MI", "SO", "TA", "LIMO", "SATI")
+    for song in range(4):
+        suffix, rate = FORMATS[song % len(FORMATS)]
+        notes = melody(20 + song, 4.0, fractional=False)
+        sung_words = [words[(song + index) % len(words)] for index in range(len(notes))]
+        write_audio(root / f"song{song}{suffix}", sung(notes, 4.0, rate), rate)
+        if song % 2 == 0:
+            lines = ["start,end,word", *(f"{on},{off},{word}" for (on, off, _), word in zip(notes, sung_words))]
+            (root / f"song{song}.csv").write_text("\n".join(lines) + "\n")
+        else:
+            (root / f"song{song}.txt").write_text(" ".join(sung_words) + "\n")
+    return {}
+
+
+WRITERS = {CHUNK_LABEL: write_labelled, NOTE_EVENTS: write_notes, FRAME_CONTOUR: write_f0, TOKEN_SEQUENCE: write_lyrics}
 
 
 def layout_of(task: str) -> str:
@@ -201,6 +219,11 @@ def write_bad_inputs(root: Path, target: str) -> dict:
                 "unsorted": ("0.00,0\n0.01,220\n0.03,220\n0.02,220\n", "F0 CSV: times not increasing", "line 4"),
                 "words": ("time,f0_hz\n0.00,0\n0.01,high\n", "F0 CSV: a line is not time,f0_hz numbers", "line 3"),
             },
+            TOKEN_SEQUENCE: {
+                "unsorted": ("0.0,0.1,LA\n0.1,0.2,MI\n0.3,0.4,SO\n0.2,0.25,TA\n", "lyrics: words not in time order",
+                             "line 4"),
+                "late": ("start,end,word\n0.1,0.4,LA\n0.5,late,MI\n", "lyrics: a line is not start,end,word", "line 3"),
+            },
         }[target]
         for stem, (text, reason, _) in annotations.items():
             write_audio(root / f"{stem}.wav", sung([(0.1, 0.9, 60)], 1.0, 22050), 22050)
@@ -212,7 +235,8 @@ def write_bad_inputs(root: Path, target: str) -> dict:
     (root / broken_audio[1]).write_bytes(b"")
     if target != CHUNK_LABEL:  # well annotated: the audio is the problem
         for name in broken_audio:
-            (root / name).with_suffix(".csv").write_text({NOTE_EVENTS: "0.1,0.6,60\n", FRAME_CONTOUR: "0,0\n0.01,220\n"}[target])
+            (root / name).with_suffix(".csv").write_text({NOTE_EVENTS: "0.1,0.6,60\n", FRAME_CONTOUR: "0,0\n0.01,220\n",
+                                                     TOKEN_SEQUENCE: "0.1,0.6,LA\n"}[target])
     bad.update({broken_audio[0]: "unreadable audio", broken_audio[1]: "empty file (0 bytes)"})
     return bad
 

@@ -111,9 +111,18 @@ def options_of_other_tasks(name) -> list:
     return sorted({option for task in TASKS.values() for option in task.options} - set(TASKS[name].options))
 
 
-def changed(default):
+VALID = {"ctc_vocab": ["<pad>", "<unk>", "|", "A", "B"], "ctc_loss_reduction": "sum"}  # values of no other form
+
+
+def changed(option, default):
     """A valid value other than an `SVUConfig` field's default."""
-    return [1.0, 1.0] if default is None else default + 1 if isinstance(default, int) else default / 2
+    if option in VALID:
+        return VALID[option]
+    if isinstance(default, bool):
+        return not default
+    if default is None:
+        return [1.0, 1.0]
+    return default + 1 if isinstance(default, int) else default / 2 if default else 1.0
 
 
 def one_line_error(call) -> str:
@@ -132,13 +141,13 @@ def test_an_option_of_another_task_is_one_error_line(name):
     for option in others:
         expected = rf"^{option} is a .* option; a {name} model does not use it\.$"
         if option in defaults:
-            value = changed(defaults[option])
+            value = changed(option, defaults[option])
             assert one_line_error(lambda: SVUConfig(task=name, **{option: value})) == one_line_error(
                 lambda: load_config(None, ["--task", name, "--model_options", json.dumps({option: value})]))
             with pytest.raises(ValueError, match=expected):
                 SVUConfig(task=name, **{option: value})
         with pytest.raises(ValueError, match=expected):
             pipe(sung_notes(1.0), **{option: 0.5})
-    own = {option: changed(value) for option, value in defaults.items() if option in TASKS[name].options}
+    own = {option: changed(option, value) for option, value in defaults.items() if option in TASKS[name].options}
     own.pop("class_weights", None)  # one per class: checked against the labels
     SVUConfig(task=name, **own)  # a task's own options are accepted

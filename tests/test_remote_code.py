@@ -1,6 +1,7 @@
 """Saved SVU repos load as Hub remote code: a fresh, offline Python process that cannot import this repo
-loads copies of them (a folder, and a repo id in an HF-cache layout) through the Auto classes and the
-audio-classification pipeline, and must reproduce the in-process logits."""
+loads copies of them (a folder, and a repo id in an HF-cache layout) through the Auto classes, the
+audio-classification pipeline and (lyrics) the automatic-speech-recognition pipeline with word timestamps, and must
+reproduce the in-process logits and transcript."""
 
 import ast
 import json
@@ -15,13 +16,15 @@ import pytest
 import torch
 from conftest import sung_tone
 
-from svu.modeling_svu import SVUForNoteTranscription, SVUForPitchEstimation, SVUForSingerID, SVUForTechniqueClassification
+from svu.modeling_svu import SVUForLyricsTranscription, SVUForNoteTranscription, SVUForPitchEstimation, SVUForSingerID
+from svu.modeling_svu import SVUForTechniqueClassification
 from svu.modeling_svu import TASKS, SVUModel, tiny_backbone_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 LABELS = {0: "tenor", 1: "alto", 2: "bass"}
-CODE_FILES = {"modeling_svu.py", "configuration_svu.py", "backbones.py", "layer_sum.py", "note_labels.py", "pitch.py"}
+CODE_FILES = {"modeling_svu.py", "configuration_svu.py", "backbones.py", "layer_sum.py", "note_labels.py", "pitch.py",
+              "ctc.py"}
 
 # The start of a script run in a fresh process. The repo is pip-installed (editable) here, so the child refuses
 # to import it: a Hub user has only the files in the saved folder.
@@ -44,10 +47,11 @@ except ModuleNotFoundError:
 CHILD = BLOCK_REPO + r'''
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoModelForAudioFrameClassification, pipeline
+from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoModelForAudioFrameClassification
+from transformers import AutoModelForCTC, pipeline
 
 AUTO = {"AutoModel": AutoModel, "AutoModelForAudioClassification": AutoModelForAudioClassification,
-        "AutoModelForAudioFrameClassification": AutoModelForAudioFrameClassification}
+        "AutoModelForAudioFrameClassification": AutoModelForAudioFrameClassification, "AutoModelForCTC": AutoModelForCTC}
 for job in json.load(open(sys.argv[1])):
     if job["kind"] == "AutoConfig":
         obj = AutoConfig.from_pretrained(job["source"], trust_remote_code=True)
@@ -55,6 +59,12 @@ for job in json.load(open(sys.argv[1])):
     elif job["kind"] == "pipeline":
         obj = pipeline("audio-classification", model=job["source"], trust_remote_code=True)
         result = {"predictions": obj(np.load(job["input"]))}
+        obj = obj.model
+    elif job["kind"] == "asr_pipeline":
+        obj = pipeline("automatic-speech-recognition", model=job["source"], trust_remote_code=True)
+        out = obj(np.load(job["input"]), return_timestamps="word")
+        result = {"text": out["text"], "chunks": [{"text": c["text"], "timestamp": list(c["timestamp"])}
+                                                  for c in out["chunks"]]}
         obj = obj.model
     else:
         obj = AUTO[job["kind"]].from_pretrained(job["source"], trust_remote_code=True).eval()
@@ -93,6 +103,7 @@ MODELS = {  # name: (class, family, config overrides); all four families, every 
     "transcriber": (SVUForNoteTranscription, "hubert", {}),
     "music2vec": (SVUForSingerID, "data2vec-audio", {}),
     "pitch": (SVUForPitchEstimation, "wavlm", {"voicing_threshold": 0.3, "num_pitch_bins": 300}),
+    "lyrics": (SVUForLyricsTranscription, "wav2vec2", {}),
 }
 CACHED = {"music2vec": "svu-test/music2vec-singer", "transcriber": "svu-test/transcriber"}
 
@@ -134,6 +145,8 @@ def remote(tmp_path_factory):
     for name in ("singer", "technique"):
         jobs.append({"name": f"{name}/pipeline", "kind": "pipeline", "source": str(tmp / "elsewhere" / name),
                      "input": str(tmp / "tone.npy")})
+    jobs.append({"name": "lyrics/pipeline", "kind": "asr_pipeline", "source": str(tmp / "elsewhere" / "lyrics"),
+                 "input": str(tmp / "tone.npy")})
     (tmp / "jobs.json").write_text(json.dumps(jobs))
     (tmp / "child.py").write_text(CHILD)
     run_isolated(tmp / "child.py", tmp / "jobs.json", tmp / "report.json", cwd=tmp, hf_home=hf_home)
@@ -154,7 +167,7 @@ def test_remote_auto_classes_reproduce_in_process_logits(remote, name):
     cls = MODELS[name][0]
     checked = 0
     for job in remote["jobs"]:
-        if not job["name"].startswith(f"{name}/") or job["kind"] == "pipeline":
+        if not job["name"].startswith(f"{name}/") or job["kind"].endswith("pipeline"):
             continue
         result = remote["report"][job["name"]]
         if job["kind"] == "AutoConfig":
@@ -179,6 +192,21 @@ def test_audio_classification_pipeline_returns_the_saved_labels(remote, name):
     assert predictions[0]["label"] == LABELS[int(probs.argmax())]
     for p in predictions:
         assert p["score"] == pytest.approx(probs[model.config.label2id[p["label"]]].item(), abs=1e-5)
+
+
+def test_asr_pipeline_returns_the_text_and_word_timestamps(remote):
+    """The lyrics model through `pipeline("automatic-speech-recognition", ..., return_timestamps="word")` in the
+    fresh process: the in-process greedy transcript, each word with its CTC-alignment times."""
+    model = remote["models"]["lyrics"]
+    inputs = model.feature_extractor()(remote["tone"], sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        decoded = model.decode(model(**inputs).logits)[0]
+    result = remote["report"]["lyrics/pipeline"]
+    assert decoded["words"] and result["text"] == decoded["text"]
+    assert [c["text"] for c in result["chunks"]] == [w["word"] for w in decoded["words"]]
+    for chunk, word in zip(result["chunks"], decoded["words"]):
+        assert chunk["timestamp"] == pytest.approx([word["start"], word["end"]], abs=1e-6)
+        assert 0.0 <= chunk["timestamp"][0] < chunk["timestamp"][1] <= 1.2 + 1e-6
 
 
 @pytest.mark.parametrize("name", MODELS)

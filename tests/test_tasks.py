@@ -25,6 +25,7 @@ SMALL = {  # tiny synthetic corpora, one per task (all three splits non-empty)
     "singer_id": dict(num_singers=2, recordings_per_singer=3, clip_seconds=5.0),
     "transcription": dict(num_songs=3, song_seconds=5.0),
     "pitch": dict(num_songs=3, song_seconds=5.0),
+    "lyrics": dict(num_songs=3, song_seconds=3.0),
 }
 
 

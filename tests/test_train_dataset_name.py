@@ -161,3 +161,24 @@ def test_a_parquet_folder_is_read_with_renamed_columns(tmp_path, monkeypatch):
     assert meta["label_names"] == list(STYLES) and meta["corpus"] == str(folder)
     assert meta["report"]["chunks"]["test"] == {"belt": 2, "breathy": 2}  # the two test takes, 2 chunks of 1 s each
     assert sum(len(prepared[split]) for split in ("train", "validation")) == 12
+
+
+def test_lyrics_rows_are_made_from_a_text_column(tmp_path, monkeypatch):
+    """A token-sequence task reads `--text_column_name`: each recording is one chunk of its lyrics (no word times);
+    an empty text is named and skipped (in process)."""
+    from svu.train.config import load_config
+    from svu.train.external_dataset import prepare_external
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
+    lines = ["la mi so", "ta limo", "", "sati mola", "mi ta", "so la", "tosi maso", "lita la"]
+    rows = {"audio": [{"array": sung_tone(262.0, seconds=2.0, seed=i), "sampling_rate": SR} for i in range(8)],
+            "lyrics": lines}
+    folder = save_to_disk_folder(tmp_path / "sung", rows, audio="audio")
+    cfg = load_config(CONFIGS / "demo_lyrics.yaml", [
+        "--dataset_name", str(folder), "--text_column_name", "lyrics", "--output_dir", str(tmp_path / "run")])
+    data, meta = prepare_external(cfg)
+    assert data["test"].column_names == ["audio", "text", "words", "song_id", "singer", "chunk_start"]
+    assert sorted(data["test"]["text"]) == ["lita la", "tosi maso"]
+    assert sum(len(data[split]) for split in ("train", "validation")) == 5
+    assert meta["songs"]["test/0"]["text"] == "tosi maso"
+    assert meta["report"]["skipped"] == {"lyrics: empty": ["train/2"]}

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from svu.modeling_svu import FAMILIES, SVUForTechniqueClassification
+from svu.modeling_svu.tasks import TASK_NAMES, get_task
 from svu.train.config import load_config
 from svu.train.peft_variants import merged_model, set_stage, svu_model, trainable_parameter_names, wrap_for_finetune
 
@@ -51,8 +52,16 @@ def test_every_adapter_weight_gets_a_gradient(family, finetune):
 def test_merge_gives_identical_logits(finetune, method):
     cfg, model = build("wav2vec2", finetune, adapter_method=method)
     set_stage(model, 2, finetune)
-    with torch.no_grad():  # move the adapter and the head away from their identity init
-        for name, p in model.named_parameters():
+    merged = assert_merge_keeps_logits(model)
+    assert type(merged) is SVUForTechniqueClassification
+    assert not any("lora_" in n or "ia3_" in n or "hada_" in n for n in merged.state_dict())
+
+
+def assert_merge_keeps_logits(model):
+    """The merged model of a stage-2 PEFT `model` (its trainable weights moved away from their identity init)
+    gives the same logits."""
+    with torch.no_grad():
+        for p in model.parameters():
             if p.requires_grad:
                 p.add_(0.05 * torch.randn_like(p))
     model.eval()
@@ -60,10 +69,8 @@ def test_merge_gives_identical_logits(finetune, method):
     with torch.no_grad():
         expected = model(input_values=x).logits
         merged = merged_model(model)
-        got = merged(x).logits
-    assert type(merged) is SVUForTechniqueClassification
-    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
-    assert not any("lora_" in n or "ia3_" in n or "hada_" in n for n in merged.state_dict())
+        torch.testing.assert_close(merged(x).logits, expected, rtol=0, atol=1e-5)
+    return merged
 
 
 def test_two_stage_and_frozen_need_no_peft():
@@ -77,3 +84,24 @@ def test_two_stage_and_frozen_need_no_peft():
         else:
             assert "backbone.encoder.layers.0.attention.q_proj.weight" in names
             assert not any(n.startswith("backbone.feature_extractor.") for n in names)
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_lora_and_lr_head_for_every_task_model(task):
+    """Every task's model (lyrics' CTC head too) takes LoRA: stage 2 trains the adapter, layer weights and head,
+    `lr_head` gives the head its own Adam group, and the merge keeps the logits."""
+    from svu.modeling_svu import TASK_MODELS
+    from svu.train.run import parameter_groups
+
+    cfg = load_config(None, ["--task", task, "--backbone", "tiny-wav2vec2", "--finetune", "lora", "--lr_head", "0.01"])
+    torch.manual_seed(0)
+    model = TASK_MODELS[task].from_backbone(cfg.backbone, id2label={0: "a", 1: "b"} if get_task(task).classes else None)
+    model = wrap_for_finetune(cfg, model)
+    set_stage(model, 2, "lora")
+    groups = parameter_groups(model, cfg.lr_peft, cfg.lr_head)
+    trainable = dict((id(p), n) for n, p in svu_model(model).named_parameters() if p.requires_grad)
+    head = sorted(trainable[id(p)] for p in groups[1]["params"])
+    assert groups[1]["lr"] == 0.01 and head and all(n.startswith("head.modules_to_save.") for n in head)
+    assert len(groups[0]["params"]) + len(groups[1]["params"]) == len(trainable)
+    assert any("lora_A" in trainable[id(p)] for p in groups[0]["params"])
+    assert type(assert_merge_keeps_logits(model)) is TASK_MODELS[task]

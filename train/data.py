@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from svu.dataset_scripts.audio import resample
+from svu.modeling_svu.ctc import encode
 from svu.modeling_svu.note_labels import IGNORE_INDEX, notes_to_frame_targets
 from svu.modeling_svu.pitch import frame_times, pitch_targets
 from svu.modeling_svu.tasks import get_task
@@ -165,6 +166,12 @@ class AudioCollator:
             times = frame_times(self.config.num_frames(len(wave)), self.config)
             targets.append(torch.as_tensor(pitch_targets(item["f0_times"], item["f0_hz"], times, self.config)))
         return torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=IGNORE_INDEX)
+
+    def padded_token_ids(self, items, waves) -> torch.Tensor:
+        """Token ids of each chunk's lyrics (`text`, spelt as the model's `ctc_vocab` spells it: `ctc.encode`) ->
+        (batch, longest), padded with IGNORE_INDEX."""
+        ids = [torch.tensor(encode(item["text"], self.config.ctc_vocab), dtype=torch.long) for item in items]
+        return torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=IGNORE_INDEX)
 
     def frame_targets(self, item, num_samples: int) -> np.ndarray:
         """(frames, 4) targets of one chunk of `num_samples` samples at the model's rate."""

@@ -14,6 +14,9 @@ start in seconds, for metrics over whole recordings.
   teacher's notes (each recording's chunks decoded and joined), and the frame agreement (voicing and note).
 * pitch posteriors (F0): BCE of the pitch-bin and voicing sigmoids at T against the teacher's; agreement: raw pitch
   accuracy against the teacher's F0 (frames the teacher calls voiced, within 50 cents) and voicing agreement.
+* token posteriors (lyrics): KL of the per-frame CTC token softmaxes at T (the blank included, so the student
+  learns where the teacher emits); agreement: 1 - CER of the student's greedy transcripts against the teacher's
+  (each recording's chunks joined in order, the lyrics metric's normalisation), with the WER.
 """
 
 from dataclasses import dataclass
@@ -152,6 +155,30 @@ class PitchPosteriors(DistillationTarget):
         }
 
 
+@dataclass(frozen=True)
+class TokenPosteriors(DistillationTarget):
+    headline: str = "char_agreement"
+    description: str = "KL divergence of the per-frame CTC token softmaxes (blank included) at temperature T (x T^2)"
+
+    def soft_loss(self, student, teacher, temperature, config):
+        return soft_kl(student, teacher, temperature)
+
+    def agreement(self, student, teacher, config, groups) -> dict:
+        from svu.modeling_svu.ctc import greedy_decode
+        from svu.modeling_svu.tasks import get_task
+        from svu.train.evaluation import load_metric
+
+        order = sorted(range(len(groups)), key=lambda i: (str(groups[i][0]), groups[i][1]))
+        transcripts = [(str(groups[i][0]), greedy_decode(student[i], config.ctc_vocab)["text"],
+                        greedy_decode(teacher[i], config.ctc_vocab)["text"]) for i in order]  # fmt: skip
+        scores = load_metric(get_task(config.task).metric).compute(
+            predictions=[t[1] for t in transcripts], references=[t[2] for t in transcripts],
+            song_ids=[t[0] for t in transcripts])
+        return {"char_agreement": max(0.0, 1.0 - scores["cer"]), "cer_vs_teacher": scores["cer"],
+                "wer_vs_teacher": scores["wer"], "teacher_words": scores["num_reference_words"]}
+
+
 CLASS_LOGITS = ClassLogits()
 NOTE_POSTERIORS = NotePosteriors()
 PITCH_POSTERIORS = PitchPosteriors()
+TOKEN_POSTERIORS = TokenPosteriors()

@@ -89,17 +89,20 @@ def predict(forward, dataloader, accelerator=None, desc="predict"):
         row_index = batch.pop("row_index")
         out = forward(batch)
         batch_logits, batch_labels = out.logits, batch["labels"]
-        if batch_logits.dim() == 3:  # transcription: one frame of rounding is cut; more raises (another label scheme)
+        if batch_logits.dim() == 3 and batch_labels.dim() == 3:  # transcription: one frame of rounding is cut; more raises (another label scheme)
             batch_logits, batch_labels = (x.contiguous() for x in align_frames(batch_logits, batch_labels))
         values = (batch_logits.float(), batch_labels, row_index.to(batch_labels.device))
         if accelerator is not None:
             values = accelerator.gather_for_metrics(values)
         for store, value in zip((logits, labels, rows), values):
             store.append(value.cpu().numpy())
-    if logits and logits[0].ndim == 3:  # transcription chunks may differ in frames: pad before concatenating
+    if logits and logits[0].ndim == 3:  # frame-wise chunks may differ in frames: pad before concatenating
         frames = max(x.shape[1] for x in logits)
         logits = [np.pad(x, ((0, 0), (0, frames - x.shape[1]), (0, 0))) for x in logits]
-        labels = [np.pad(y, ((0, 0), (0, frames - y.shape[1]), (0, 0)), constant_values=IGNORE_INDEX) for y in labels]
+    if labels and labels[0].ndim >= 2:  # frame targets, or token ids of different lengths (lyrics)
+        width = max(y.shape[1] for y in labels)
+        labels = [np.pad(y, [(0, 0), (0, width - y.shape[1])] + [(0, 0)] * (y.ndim - 2), constant_values=IGNORE_INDEX)
+                  for y in labels]  # fmt: skip
     return np.concatenate(logits), np.concatenate(labels), np.concatenate(rows)
 
 
@@ -317,6 +320,31 @@ def pitch_chunk_metrics(logits, labels, rows, dataset, svu_config) -> dict:
     return {**scores, "num_examples": len(rows)}
 
 
+# ---------------------------------------------------------------- lyrics
+
+
+def lyrics_chunk_metrics(logits, labels, rows, dataset, svu_config) -> dict:
+    """Each chunk decoded once (greedy CTC; padded frames are zero logits, i.e. blank) against its
+    `text`: `chunk_wer` / `chunk_cer` over the chunks, and `wer` / `cer` of whole songs, each song's chunk transcripts
+    joined in time order (`train/metrics/lyrics`, Jam-ALT normalisation)."""
+    from svu.modeling_svu.ctc import greedy_decode
+
+    names = [c for c in ("text", "song_id", "chunk_start") if c in dataset.column_names]
+    columns = dataset.select_columns(names)
+    chunks = []
+    for chunk_logits, row in zip(logits, rows.tolist()):
+        entry = columns[row]
+        chunks.append((entry.get("song_id", str(row)), float(entry.get("chunk_start", 0.0)), row,
+                       greedy_decode(chunk_logits, svu_config.ctc_vocab)["text"], entry["text"]))  # fmt: skip
+    metric = load_metric(get_task(svu_config.task).metric)
+    by_chunk = metric.compute(predictions=[c[3] for c in chunks], references=[c[4] for c in chunks])
+    ordered = sorted(chunks, key=lambda c: (_song_order(c[0]), c[1], c[2]))
+    songs = metric.compute(predictions=[c[3] for c in ordered], references=[c[4] for c in ordered],
+                           song_ids=[c[0] for c in ordered])  # fmt: skip
+    return {**{k: songs[k] for k in ("wer", "cer", "neg_wer", "neg_cer", "num_songs", "num_reference_words", "per_song")},
+            "chunk_wer": by_chunk["wer"], "chunk_cer": by_chunk["cer"], "num_examples": len(rows)}  # fmt: skip
+
+
 # ---------------------------------------------------------------- scoring of a task (its `scoring` hook)
 
 
@@ -346,6 +374,13 @@ PITCH_SCORING = Scoring(
     chunks=pitch_chunk_metrics,
     test_scoring="every test chunk once, decoded at its full length, scored against its own F0 annotation with "
     "mir_eval.melody (50 cents); each song's frames pooled, mean over songs",
+)
+
+LYRICS_SCORING = Scoring(
+    chunks=lyrics_chunk_metrics,
+    test_scoring="every test chunk once, greedy CTC; WER / CER with jiwer after the lyrics metric's normalisation (case, "
+    "punctuation, apostrophes, numbers), of whole songs (each song's chunk transcripts joined in order) and of chunks "
+    "(chunk_wer / chunk_cer)",
 )
 
 

@@ -12,7 +12,8 @@ Each row is one recording. The columns read are ``audio_column_name`` and, follo
 (`modeling_svu.tasks`, `TARGET_COLUMNS`), ``label_column_name`` (chunk labels: a ClassLabel, or any values, whose
 sorted strings are the classes), ``notes_column_name`` (note events: a list of ``{onset, offset, pitch}`` or
 ``[onset, offset, pitch]``, seconds and MIDI numbers) or ``f0_times_column_name`` + ``f0_column_name`` (a contour:
-seconds, and Hz with 0 = unvoiced). A column the dataset lacks is one line listing the columns it has
+seconds, and Hz with 0 = unvoiced) or ``text_column_name`` (a token sequence: the lyrics of the recording, without
+times, so a recording over `folder.UNTIMED_LYRICS_SECONDS` is skipped: line-level rows, as DSing's). A column the dataset lacks is one line listing the columns it has
 (`ColumnError`; train/run.py exits 2).
 
 Every recording is decoded through SVU's one decode path to 24 kHz mono and cut by the folder corpus's example
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from svu.modeling_svu.tasks import CHUNK_LABEL, FRAME_CONTOUR, NOTE_EVENTS, get_task
+from svu.modeling_svu.tasks import CHUNK_LABEL, FRAME_CONTOUR, NOTE_EVENTS, TOKEN_SEQUENCE, get_task
 
 # the dataset block's keys naming an SVU corpus, which `dataset_name` replaces
 CORPUS_KEYS = ("corpus", "data_dir", "options")
@@ -45,6 +46,7 @@ TARGET_COLUMNS = {
     CHUNK_LABEL: (("label_column_name", "label"),),
     NOTE_EVENTS: (("notes_column_name", "notes"),),
     FRAME_CONTOUR: (("f0_times_column_name", "f0_times"), ("f0_column_name", "f0_hz")),
+    TOKEN_SEQUENCE: (("text_column_name", "text"),),
 }
 
 
@@ -219,6 +221,16 @@ def f0_track(times, f0_hz, name: str) -> tuple:
     return times, f0_hz
 
 
+def untimed_lyrics(text, name: str) -> tuple:
+    """``(text, None)`` of a text cell (`folder.read_lyrics`'s form, no word times); BadAnnotation when it is empty."""
+    from svu.dataset_scripts.folder import BadAnnotation
+
+    words = str(text or "").split()
+    if not words:
+        raise BadAnnotation("lyrics: empty", f"{name}: no words")
+    return " ".join(words), None
+
+
 class Chunker:
     """What the folder corpus's example makers (`folder.READERS`) read of their builder."""
 
@@ -238,6 +250,11 @@ class Chunker:
 
         return CorpusBuilder.pitch_song(self, *args, **chunking)
 
+    def lyrics_song(self, *args) -> list:
+        from svu.dataset_scripts.common import CorpusBuilder
+
+        return CorpusBuilder.lyrics_song(self, *args)
+
     def examples(self, row: Row, record: dict, columns: dict) -> list:
         """The prepared rows of one recording (none, counted as skipped in the report, if it is unusable)."""
         from svu.dataset_scripts.common import accept_decoded, decode_or_error
@@ -252,6 +269,8 @@ class Chunker:
                 target = note_list(record[columns["notes"]], row.name)
             elif self.spec.target == FRAME_CONTOUR:
                 target = f0_track(record[columns["f0_times"]], record[columns["f0_hz"]], row.name)
+            elif self.spec.target == TOKEN_SEQUENCE:
+                target = untimed_lyrics(record[columns["text"]], row.name)
             else:
                 target = None
         except BadAnnotation as error:

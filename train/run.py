@@ -200,6 +200,16 @@ def log_trainable(accelerator, model, stage, output_dir: Path):
             f.write(json.dumps({"stage": stage, "names": names}) + "\n")
 
 
+def parameter_groups(model, lr: float, lr_head=None) -> list:
+    """Adam parameter groups of the trainable parameters: all at `lr`, or the task head's at `lr_head` when set."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if lr_head is None:
+        return [{"params": trainable, "lr": lr}]
+    head = {id(p) for p in svu_model(model).head.parameters()}
+    return [{"params": [p for p in trainable if id(p) not in head], "lr": lr},
+            {"params": [p for p in trainable if id(p) in head], "lr": lr_head}]  # fmt: skip
+
+
 def start_fresh(output_dir: Path):
     """A run without --resume must not mix with an earlier run's checkpoints, best model or logs."""
     stale = [output_dir / name for name in ("checkpoints", "best", "trainable_params.jsonl") if (output_dir / name).exists()]
@@ -272,10 +282,10 @@ def build_run(cfg: TrainConfig):
 
     # One Adam per stage, both built now (stage 2's starts fresh): prepare() and checkpoints see a fixed set.
     set_stage(model, 1, cfg.finetune)
-    optimizer1 = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr_stage1)
+    optimizer1 = torch.optim.Adam(parameter_groups(model, cfg.lr_stage1, cfg.lr_head))
     set_stage(model, 2, cfg.finetune, cfg.freeze_feature_encoder)  # DDP registers the largest trainable set
     stage2_lr = cfg.lr_peft if cfg.finetune in ("lora", "adapter") else cfg.lr_stage2
-    optimizer2 = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=stage2_lr)
+    optimizer2 = torch.optim.Adam(parameter_groups(model, stage2_lr, cfg.lr_head))
     streamed = {"train": loaders.pop("train")} if cfg.streaming else {}  # split between processes already
     names = list(loaders)
     module, optimizer1, optimizer2, *prepared = accelerator.prepare(
