@@ -108,7 +108,8 @@ def pyctcdecode_status() -> str:
     try:
         importlib.import_module("pyctcdecode")
     except ImportError:
-        return "beam search needs pyctcdecode (pip install pyctcdecode); greedy decoding only"
+        return ("beam search needs pyctcdecode (pip install --no-deps pyctcdecode pygtrie: its numpy<2 pin is stale); "
+                "greedy decoding only")
     try:
         importlib.import_module("kenlm")
     except ImportError:

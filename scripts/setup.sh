@@ -20,3 +20,6 @@ elif ! python -m pip install -q --no-index --no-deps torch==2.13.0 2>/dev/null; 
   python -m pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 fi
 python -m pip install -q -e ".[test,benchmarks]"
+# Lyrics beam search (modeling_svu/ctc.py): pyctcdecode 0.5 pins numpy<2, which its code does not need (it runs on
+# numpy 2 here); installed without its dependencies so that pip does not downgrade numpy for every package.
+python -m pip install -q --no-deps "pyctcdecode==0.5.0" "pygtrie>=2.1,<3"
