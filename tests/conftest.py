@@ -39,14 +39,22 @@ def _rank(item) -> int:
     return LONGEST_GROUPS.index(name) if name in LONGEST_GROUPS else len(LONGEST_GROUPS)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`--dist loadgroup`, scripts/test.sh) each test file is one group, run by one worker, so
     its module-scoped fixtures (trained models, prepared corpora) are built once; tests marked with an
     `xdist_group` of their own (`demo_runs.DEMO_GROUP`) run together on one worker. xdist hands out the groups
-    in the order of their first test: the longest first (`LONGEST_GROUPS`)."""
+    in the order of their first test: the longest first (`LONGEST_GROUPS`).
+
+    xdist's scheduler reads a test's group from a `@group` suffix of its node id, which its own collection hook
+    adds before this one runs (so not for the groups added here): the suffix is added here, last, where it is
+    missing. (pytest 9.2 computes node ids, so neither xdist 3.8 nor this can set them: pyproject pins pytest < 9.2.)"""
+    grouping = os.environ.get("PYTEST_XDIST_WORKER") and getattr(config.option, "loadgroup", False)
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        if grouping and not item.nodeid.endswith(f"@{_group(item)}"):
+            item._nodeid = f"{item.nodeid}@{_group(item)}"
     items.sort(key=_rank)
 
 
