@@ -1,7 +1,8 @@
 """The Gradio Space (`space/app.py`) in a real browser: `svu space --model M` serves it on localhost, headless
 Chromium (Debian `chromium` + `chromium-driver`, driven by selenium) uploads a sung clip, clicks Run and reads
-the result: the predicted label of a classifier; the piano roll image, the notes table and the MIDI link of a
-transcriber; the F0 contour image and the F0 table / CSV of a pitch model. `scripts/setup.sh` installs Chromium; the test skips only where it could not be installed."""
+the result, for the view of every pipeline the task registry names: the predicted label of a classifier; the piano
+roll image, the notes table and the MIDI link of a transcriber; the F0 contour image and the F0 table / CSV of a
+pitch model; the lyrics, the timed words and their CSV of a lyrics transcriber. `scripts/setup.sh` installs Chromium; the test skips only where it could not be installed."""
 
 import csv
 import io
@@ -21,7 +22,13 @@ import torch
 from conftest import sung_tone
 from data_fixtures import constant_pitch_model
 
-from svu.modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification, tiny_backbone_config
+from svu.modeling_svu import (
+    TASKS,
+    SVUForLyricsTranscription,
+    SVUForNoteTranscription,
+    SVUForTechniqueClassification,
+    tiny_backbone_config,
+)
 from svu.train.native_export import save_native
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +128,7 @@ def download(wait, link_selector: str) -> bytes:
         return response.read()
 
 
-def test_space_classifier_in_chromium(tmp_path, serve, browser):
+def classifier_in_chromium(tmp_path, serve, browser):
     from selenium.webdriver.common.by import By
 
     torch.manual_seed(0)
@@ -137,7 +144,7 @@ def test_space_classifier_in_chromium(tmp_path, serve, browser):
     wait_for_image(wait, "#chart", 100)
 
 
-def test_space_transcriber_in_chromium(tmp_path, serve, browser):
+def transcriber_in_chromium(tmp_path, serve, browser):
     from selenium.webdriver.common.by import By
 
     torch.manual_seed(0)
@@ -149,7 +156,7 @@ def test_space_transcriber_in_chromium(tmp_path, serve, browser):
     assert "MIDI pitch" in browser.find_element(By.CSS_SELECTOR, "#notes").text
 
 
-def test_space_pitch_contour_in_chromium(tmp_path, serve, browser):
+def pitch_contour_in_chromium(tmp_path, serve, browser):
     from selenium.webdriver.common.by import By
 
     hz = constant_pitch_model(tmp_path / "pitch", 220.0)  # every frame but digital silence: voiced at `hz`
@@ -161,3 +168,40 @@ def test_space_pitch_contour_in_chromium(tmp_path, serve, browser):
     voiced_f0 = [float(f0) for _, f0, _, voiced in rows if voiced == "True"]
     assert len(voiced_f0) > 0.9 * len(rows) and voiced_f0 == pytest.approx([hz] * len(voiced_f0), abs=0.01)
     assert "F0 (Hz)" in browser.find_element(By.CSS_SELECTOR, "#pitch-table").text
+
+
+def lyrics_in_chromium(tmp_path, serve, browser):
+    from selenium.webdriver.common.by import By
+
+    torch.manual_seed(0)
+    model = SVUForLyricsTranscription.from_backbone(tiny_backbone_config("wav2vec2"))
+    with torch.no_grad():  # "L" on every frame: the lyrics are one word "L" over the whole clip
+        model.head.weight.zero_()
+        model.head.bias.fill_(-10.0)
+        model.head.bias[model.config.ctc_vocab.index("L")] = 10.0
+    model.save_pretrained(tmp_path / "lyrics")
+    clip = tmp_path / "sung.wav"  # no digital silence: the pipeline's silence gate would split the word ("LL")
+    sf.write(clip, sung_tone(220, 2.0, seed=1), 16000)
+    url = serve(tmp_path / "lyrics")
+    wait = upload_and_run(browser, url, clip)
+    header, *rows = csv.reader(io.StringIO(download(wait, "#lyrics-csv a[href$='.csv']").decode()))
+    assert header == ["word", "start (s)", "end (s)"]
+    assert len(rows) == 1 and rows[0][0] == "L" and float(rows[0][1]) == 0.0, rows
+    assert abs(float(rows[0][2]) - sf.info(clip).duration) < 0.05, rows
+    assert browser.find_element(By.CSS_SELECTOR, "#lyrics-text textarea").get_attribute("value") == "L"
+    assert "start (s)" in browser.find_element(By.CSS_SELECTOR, "#lyrics-words").text
+
+
+# the browser check of each pipeline's view; a task whose pipeline has none fails the test below
+VIEW_CHECKS = {
+    "audio-classification": classifier_in_chromium,
+    "singing-transcription": transcriber_in_chromium,
+    "singing-pitch": pitch_contour_in_chromium,
+    "automatic-speech-recognition": lyrics_in_chromium,
+}
+
+
+@pytest.mark.parametrize("pipeline", sorted({task.pipeline for task in TASKS.values()}))
+def test_space_view_of_every_task_pipeline_in_chromium(pipeline, tmp_path, serve, browser):
+    assert pipeline in VIEW_CHECKS, f"no browser check of the Space's {pipeline} view"
+    VIEW_CHECKS[pipeline](tmp_path, serve, browser)
