@@ -64,9 +64,9 @@ def fresh_accelerator_state():
     not decide the mixed precision of the next test on this worker."""
     yield
     if "accelerate.state" in sys.modules:
-        from accelerate.state import AcceleratorState
+        from train_in_process import reset_accelerate_state
 
-        AcceleratorState._reset_state(True)
+        reset_accelerate_state()
 
 
 FAMILIES = ["wav2vec2", "wavlm", "hubert", "data2vec-audio"]

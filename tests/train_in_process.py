@@ -15,8 +15,8 @@ import os
 import subprocess
 
 
-def _reset_accelerate():
-    """Accelerate's state objects are one per process; each run starts from none, as a new process would."""
+def reset_accelerate_state():
+    """Accelerate's state objects are one per process: start from none, as a new process would."""
     from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state(True)
@@ -29,7 +29,7 @@ def train(*args, cwd=None, check=True) -> subprocess.CompletedProcess:
     argv = [str(arg) for arg in args]
     stdout, stderr = io.StringIO(), io.StringIO()
     previous = os.getcwd()
-    _reset_accelerate()
+    reset_accelerate_state()
     try:
         if cwd is not None:
             os.chdir(cwd)
@@ -43,7 +43,7 @@ def train(*args, cwd=None, check=True) -> subprocess.CompletedProcess:
                 code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     finally:
         os.chdir(previous)
-        _reset_accelerate()
+        reset_accelerate_state()
     proc = subprocess.CompletedProcess(["train/run.py", *argv], code, stdout.getvalue(), stderr.getvalue())
     if check and code != 0:
         raise AssertionError(f"run failed ({code}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
