@@ -1,30 +1,44 @@
-"""Distilled students against their teacher (and basic-pitch): speed and agreement, measured in one run.
+"""Distilled students against their teacher (and basic-pitch): agreement for every goal of the issue, and speed.
 
-The teacher is a base-size transcription model (768 hidden, 12 layers, random backbone) whose layer weights and head
-are fitted on synthetic melodies as in `transcription_rtf` (so its outputs are decisive); `svu distill`'s training
-function (`train.distill.distill`) distils it into students of several sizes on a folder of other synthetic
-melodies, a quarter of them held out. Per student: its agreement with the teacher on the held-out melodies
-(COnPOff F1 of its notes against the teacher's, the issue's goal >= 0.90; frame note agreement), its parameters, and
-the real-time factor of transcribing one longer melody (`long_audio.transcribe_array`, 5 s windows, batch 8) with
-the torch engine and with ONNX Runtime int8, each as a ratio to the teacher's fp32 and, when the basic-pitch venv is
-installed (`transcription_rtf`'s full run installs it), to basic-pitch on the same wav.
+The teachers are base-size models (768 hidden, 12 layers, random backbone) whose layer weights and head are fitted
+on synthetic data (`transcription_rtf.fit_frame_head`; pooled features for classification), so their outputs are
+decisive: note transcription on melodies (`transcription_rtf.melody`), F0 on sung pitch-corpus songs and technique
+classification on 2 s clips (`dataset_scripts.synthetic`). `svu distill`'s training function
+(`train.distill.distill`) distils each into students on a folder of other synthetic recordings, a quarter of them
+held out. Per student: its agreement with the teacher on the held-out recordings, distilled and undistilled (the
+issue's goals: COnPOff F1 of its notes against the teacher's >= 0.90, raw pitch accuracy against the teacher's F0
+>= 0.95, label agreement >= 0.95), and for transcription its parameters and the real-time factor of transcribing
+one longer melody (`long_audio.transcribe_array`, 5 s windows, batch 8) with the torch engine and with ONNX Runtime
+int8, each as a ratio to the teacher's fp32 and, when the basic-pitch venv is installed (`transcription_rtf`'s full
+run installs it), to basic-pitch on the same wav.
 """
 
 import tempfile
 import warnings
 from pathlib import Path
 
+import datasets
+import numpy as np
 import soundfile as sf
 import torch
 
-from svu.modeling_svu import SVUForNoteTranscription
+from svu.dataset_scripts.synthetic import TECHNIQUES, make_singers, pitch_melody, sing, technique_clip
+from svu.modeling_svu import SVUForNoteTranscription, SVUForPitchEstimation, SVUForTechniqueClassification
 from svu.modeling_svu.long_audio import transcribe_array
+from svu.modeling_svu.pitch import frame_times, pitch_targets
+from svu.train.feature_cache import POOLED_COLUMN, build_pooled_cache
 
 from . import basic_pitch_peer
 from .common import SR, Row, backbone_config, check, timed
-from .transcription_rtf import fit_head, melody
+from .transcription_rtf import fit_frame_head, fit_head, melody
 
 NAME = "distill"
+EPOCHS = 30  # full run
+
+
+GOALS = {"transcription": ("notes agree with the teacher (COnPOff F1)", ">= 0.90", "frame_note_accuracy_vs_teacher"),
+         "pitch": ("raw pitch accuracy vs the teacher's F0", ">= 0.95", "voicing_agreement"),
+         "technique": ("label agreement with the teacher", ">= 0.95", None)}
 
 
 def engine_rtf(model, audio, seconds: float, engine=None) -> float:
@@ -35,63 +49,148 @@ def engine_rtf(model, audio, seconds: float, engine=None) -> float:
     return timed(go)[1] / seconds
 
 
+def pitch_song(seconds: float, seed: int):
+    rng = np.random.default_rng(seed)
+    notes, vibrato, vowels = pitch_melody(rng, seconds, median_midi=float(rng.uniform(50, 66)))
+    return sing(notes, seconds, seed=seed, vibrato=vibrato, glide_seconds=0.05, vowels=vowels)
+
+
+def technique_clips(count: int, seconds: float, seed: int):
+    """`count` clips of random techniques by random singers: (waves, technique indices)."""
+    rng = np.random.default_rng(seed)
+    singers = make_singers(6, seed=seed)
+    labels = rng.integers(len(TECHNIQUES), size=count)
+    waves = [technique_clip(singers[rng.integers(len(singers))], TECHNIQUES[k], seconds, rng).astype(np.float32) for k in labels]
+    return waves, labels
+
+
+def fit_pitch_teacher(model, num_chunks: int, steps: int, cache_dir: str):
+    songs = [pitch_song(5.0, seed=1000 + i) for i in range(num_chunks)]
+
+    def targets_of(frames):
+        times = frame_times(frames, model.config)
+        return [pitch_targets(song.f0_times, song.f0_hz, times, model.config) for song in songs]
+
+    return fit_frame_head(model, [song.wave for song in songs], targets_of, model.pitch_loss, steps, cache_dir)
+
+
+def fit_technique_teacher(model, num_clips: int, steps: int, cache_dir: str):
+    """Stage-1 fit of layer weights + head on pooled features of synthetic technique clips."""
+    waves, labels = technique_clips(num_clips, model.config.chunk_seconds, seed=1000)
+    dataset = datasets.Dataset.from_dict(
+        {"audio": [{"array": a, "sampling_rate": SR} for a in waves], "label": labels.tolist()},
+        features=datasets.Features({"audio": datasets.Audio(sampling_rate=SR), "label": datasets.ClassLabel(names=list(TECHNIQUES))}),
+    )
+    pooled = torch.as_tensor(np.asarray(build_pooled_cache(model, dataset, cache_dir).with_format("numpy")[POOLED_COLUMN]))
+    model.set_stage(1)
+    model.train()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        rows = torch.randperm(num_clips, generator=generator)[:16]
+        model.classify_pooled(pooled[rows], labels=torch.as_tensor(labels)[rows]).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()
+
+
+def write_songs(folder: Path, waves) -> Path:
+    folder.mkdir()
+    for i, wave in enumerate(waves):
+        sf.write(folder / f"song{i:03d}.wav", wave, SR)
+    return folder
+
+
+def teachers(tmp: Path, smoke: bool):
+    """(task, teacher repo, songs folder) of each task: a fitted base teacher (tiny in smoke mode) and unlabelled
+    recordings it never saw, 10 s each (smoke: 5 s)."""
+    num_songs, seconds = (4, 5.0) if smoke else (24, 10.0)
+    fit = (4, 20) if smoke else (16, 150)
+    torch.manual_seed(0)
+    transcriber = fit_head(SVUForNoteTranscription.from_backbone(backbone_config(smoke)), *fit, str(tmp / "frames"))
+    torch.manual_seed(0)
+    pitch = fit_pitch_teacher(SVUForPitchEstimation.from_backbone(backbone_config(smoke)), *fit, str(tmp / "frames"))
+    torch.manual_seed(0)
+    technique = SVUForTechniqueClassification.from_backbone(
+        backbone_config(smoke), id2label=dict(enumerate(TECHNIQUES)), chunk_seconds=2.0)
+    fit_technique_teacher(technique, *((12, 20) if smoke else (96, 300)), str(tmp / "pooled"))
+    found = []
+    for name, model, waves in (
+        ("transcription", transcriber, [melody(seconds, seed=2000 + i)[0] for i in range(num_songs)]),
+        ("pitch", pitch, [pitch_song(seconds, seed=2000 + i).wave for i in range(num_songs)]),
+        ("technique", technique, [np.concatenate(technique_clips(int(seconds / 2), 2.0, seed=2000 + i)[0]) for i in range(num_songs)]),
+    ):  # fmt: skip
+        model.save_pretrained(tmp / name)
+        found.append((name, tmp / name, write_songs(tmp / f"{name}-songs", waves)))
+    return transcriber, found
+
+
+def agreement_rows(task: str, size: str, record: dict, smoke: bool) -> list:
+    metric, goal, second = GOALS[task]
+    after, before = record["agreement"], record["agreement_undistilled"]
+    value = after[record["headline"]] if after[record["headline"]] is not None else float("nan")
+    note = (f"undistilled {agreement_text(before[record['headline']])}; {record['held_out_chunks']} held-out chunks, "
+            f"{record['epochs']} epochs on {record['training_seconds']:g} s")
+    rows = [Row(NAME, f"{task} {size}: {metric}", value, unit="", goal=goal, met=check(value, goal, smoke), note=note)]
+    if second is not None:
+        rows.append(Row(NAME, f"{task} {size}: {second.replace('_', ' ')}", after[second], unit="",
+                        note=f"undistilled {agreement_text(before[second])}"))
+    return rows
+
+
 def run(smoke: bool) -> list:
     from svu.modeling_svu.engines import load_engine
     from svu.train.distill import DistillConfig, distill
 
     warnings.simplefilter("ignore")
-    sizes = ("nano",) if smoke else ("tiny", "small")
-    num_songs, song_seconds, test_seconds, epochs = (4, 5.0, 8.0, 2) if smoke else (24, 10.0, 30.0, 30)
-    torch.manual_seed(0)
-    teacher = SVUForNoteTranscription.from_backbone(backbone_config(smoke))
+    sizes = {"transcription": ("nano",), "pitch": ("nano",), "technique": ("nano",)} if smoke else \
+        {"transcription": ("tiny", "small"), "pitch": ("tiny",), "technique": ("tiny",)}
+    epochs = 2 if smoke else EPOCHS
+    test_seconds = 8.0 if smoke else 30.0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        fit_head(teacher, *((4, 20) if smoke else (16, 150)), str(tmp / "frames"))
-        teacher.save_pretrained(tmp / "teacher")
-        (tmp / "songs").mkdir()
-        for i in range(num_songs):
-            sf.write(tmp / "songs" / f"melody{i:02d}.wav", melody(song_seconds, seed=2000 + i)[0], SR)
+        transcriber, found = teachers(tmp, smoke)
         audio, _ = melody(test_seconds, seed=0)
         sf.write(tmp / "test.wav", audio, SR)
-        teacher_rtf = engine_rtf(teacher, audio, test_seconds)
+        teacher_rtf = engine_rtf(transcriber, audio, test_seconds)
         peer = None
         if basic_pitch_peer.is_installed():
             try:
                 peer = basic_pitch_peer.transcribe([tmp / "test.wav"])[0]["seconds"] / test_seconds
             except RuntimeError:
                 peer = None
-        for size in sizes:
-            record = distill(DistillConfig(
-                teacher=str(tmp / "teacher"), audio=str(tmp / "songs"), student=size, output_dir=str(tmp / size),
-                epochs=epochs, lr=3e-3, held_out=0.25, cache_dir=str(tmp / "cache"),
-            ))  # fmt: skip
-            student = SVUForNoteTranscription.from_pretrained(tmp / size).eval()
-            agreement = record["agreement"]
-            note = f"{record['held_out_chunks']} held-out chunks, {record['epochs']} epochs on {record['training_seconds']:g} s"
-            f1 = agreement["COnPOff_f1"] if agreement["COnPOff_f1"] is not None else float("nan")
-            rows.append(Row(NAME, f"{size}: notes agree with the teacher (COnPOff F1)", f1, unit="", goal=">= 0.90",
-                            met=check(f1, ">= 0.90", smoke),
-                            note=f"{note}; undistilled {agreement_text(record['agreement_undistilled']['COnPOff_f1'])}"))
-            rows.append(Row(NAME, f"{size}: frame note agreement", agreement["frame_note_accuracy_vs_teacher"], unit="",
-                            note=f"undistilled {record['agreement_undistilled']['frame_note_accuracy_vs_teacher']:.3f}"))
-            rows.append(Row(NAME, f"{size}: parameters / teacher's", record["student_parameters"] / record["teacher_parameters"],
-                            note=f"{record['student_parameters']:,} vs {record['teacher_parameters']:,}"))
-            speeds = {"fp32": engine_rtf(student, audio, test_seconds)}
-            try:
-                speeds["onnx int8"] = engine_rtf(student, audio, test_seconds, load_engine(student, "onnx", int8=True))
-            except ImportError as error:
-                rows.append(Row(NAME, f"{size}: onnx int8", float("nan"), unit="", note=f"skipped: {error}"))
-            for engine, rtf in speeds.items():
-                rows.append(Row(NAME, f"{size} {engine}: RTF / teacher fp32 RTF", rtf / teacher_rtf,
-                                note=f"RTF {rtf:.4f} vs {teacher_rtf:.4f}, {test_seconds:g} s melody"))
-                if peer is not None:
-                    goal = "<= 0.5" if engine == "onnx int8" else "<= 1.0"
-                    rows.append(Row(NAME, f"{size} {engine}: RTF / basic-pitch RTF", rtf / peer, goal=goal,
-                                    met=check(rtf / peer, goal, smoke), note=f"basic-pitch RTF {peer:.4f}"))
+        for task, teacher, songs in found:
+            for size in sizes[task]:
+                record = distill(DistillConfig(
+                    teacher=str(teacher), audio=str(songs), student=size, output_dir=str(tmp / f"{task}-{size}"),
+                    epochs=epochs, held_out=0.25, cache_dir=str(tmp / "cache"),
+                ))  # fmt: skip
+                rows += agreement_rows(task, size, record, smoke)
+                if task == "transcription":
+                    rows += speed_rows(size, record, tmp / f"{task}-{size}", audio, test_seconds, teacher_rtf, peer, smoke, load_engine)
     if peer is None:
         rows.append(Row(NAME, "basic-pitch peer", float("nan"), unit="",
                         note="skipped: basic-pitch venv not installed (the full transcription_rtf run installs it)"))
+    return rows
+
+
+def speed_rows(size, record, repo, audio, test_seconds, teacher_rtf, peer, smoke, load_engine) -> list:
+    student = SVUForNoteTranscription.from_pretrained(repo).eval()
+    rows = [Row(NAME, f"{size}: parameters / teacher's", record["student_parameters"] / record["teacher_parameters"],
+                note=f"{record['student_parameters']:,} vs {record['teacher_parameters']:,}")]
+    speeds = {"fp32": engine_rtf(student, audio, test_seconds)}
+    try:
+        speeds["onnx int8"] = engine_rtf(student, audio, test_seconds, load_engine(student, "onnx", int8=True))
+    except ImportError as error:
+        rows.append(Row(NAME, f"{size}: onnx int8", float("nan"), unit="", note=f"skipped: {error}"))
+    for engine, rtf in speeds.items():
+        rows.append(Row(NAME, f"{size} {engine}: RTF / teacher fp32 RTF", rtf / teacher_rtf,
+                        note=f"RTF {rtf:.4f} vs {teacher_rtf:.4f}, {test_seconds:g} s melody"))
+        if peer is not None:
+            goal = "<= 0.5" if engine == "onnx int8" else "<= 1.0"
+            rows.append(Row(NAME, f"{size} {engine}: RTF / basic-pitch RTF", rtf / peer, goal=goal,
+                            met=check(rtf / peer, goal, smoke), note=f"basic-pitch RTF {peer:.4f}"))
     return rows
 
 

@@ -55,23 +55,29 @@ def melody(seconds: float, seed: int):
 def fit_head(model, num_chunks: int, steps: int, cache_dir: str):
     """Stage-1 fit of layer weights + head on cached frame features of synthetic 5 s melodies."""
     chunks = [melody(5.0, seed=1000 + i) for i in range(num_chunks)]
+    return fit_frame_head(model, [a for a, _ in chunks], lambda frames: [notes_to_frame_targets(n, frames) for _, n in chunks],
+                          model.transcription_loss, steps, cache_dir)
+
+
+def fit_frame_head(model, waves, targets_of, loss, steps: int, cache_dir: str):
+    """Stage-1 fit of layer weights + head on cached frame features of equal-length `waves`: `targets_of(frames)`
+    gives each wave's frame targets, `loss(logits, targets, frame_mask)` is the model's task loss."""
     dataset = datasets.Dataset.from_dict(
-        {"audio": [{"array": a, "sampling_rate": SR} for a, _ in chunks]},
+        {"audio": [{"array": a, "sampling_rate": SR} for a in waves]},
         features=datasets.Features({"audio": datasets.Audio(sampling_rate=SR)}),
     )
     states = build_frame_cache(model, dataset, cache_dir)
-    targets = torch.from_numpy(np.stack([notes_to_frame_targets(n, states.shape[2]) for _, n in chunks]))
+    targets = torch.from_numpy(np.stack(targets_of(states.shape[2])))
     mask = torch.ones(targets.shape[:2], dtype=torch.bool)
     model.set_stage(1)
     model.train()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     generator = torch.Generator().manual_seed(0)
     for _ in range(steps):
-        rows = torch.randperm(num_chunks, generator=generator)[:8].sort().values.numpy()
+        rows = torch.randperm(len(waves), generator=generator)[:8].sort().values.numpy()
         hidden = torch.from_numpy(np.asarray(states[rows])).float().unbind(1)
         logits = model.head(model.layer_sum(hidden))
-        loss = model.transcription_loss(logits, targets[rows], mask[rows])
-        loss.backward()
+        loss(logits, targets[rows], mask[rows]).backward()
         optimizer.step()
         optimizer.zero_grad()
     return model.eval()

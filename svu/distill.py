@@ -55,7 +55,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     parser.add_argument("--batch-size", type=int, default=8, help="chunks per step (default: 8)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    parser.add_argument("--temperature", type=float, default=2.0, help="softening of the teacher's outputs (default: 2)")
+    parser.add_argument("--temperature", type=float,
+                        help="softening of the teacher's outputs (default: 1 for notes, 2 for the other tasks)")
     parser.add_argument("--hidden-states", action="store_true",
                         help="also predict 3 of the teacher's hidden states (DistilHuBERT)")
     parser.add_argument("--label-weight", type=float, default=0.0,

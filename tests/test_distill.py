@@ -164,3 +164,49 @@ def test_bad_input_is_one_line(tmp_path, capsys):
         else:
             message = capsys.readouterr().err
         assert status == 2 and expected in message and len(message.strip().splitlines()) == 1, (args, message)
+
+
+def silence_frames(task, logits, silent, config):
+    """`logits` with the teacher's voicing decision set to silent on the `silent` frames (+-10 logits)."""
+    from svu.modeling_svu.note_labels import logit_slices
+
+    logits = logits.clone()
+    if task == "transcription":
+        logits[:, logit_slices(config.num_octaves)["silence"]] = torch.where(silent, 10.0, -10.0)[:, None]
+    else:
+        logits[:, -1] = torch.where(silent, -10.0, 10.0)
+    return logits
+
+
+def pitch_columns(task, config):
+    from svu.modeling_svu.note_labels import logit_slices
+
+    if task == "transcription":
+        slices = logit_slices(config.num_octaves)
+        return slice(slices["octave"].start, slices["pitch_class"].stop)
+    return slice(0, config.num_pitch_bins)
+
+
+@pytest.mark.parametrize("task", sorted(t for t in TASKS if TASKS[t].distillation.endswith(("NOTE_POSTERIORS", "PITCH_POSTERIORS"))))
+def test_pitch_outputs_on_frames_the_teacher_calls_silent_cost_the_student_nothing(task):
+    """The teacher's pitch outputs are only decoded (and were only trained) where it hears a voice: a student
+    that copies the teacher's voicing but not its pitch on silent frames loses (almost) nothing by it, and a student
+    that gets the pitch of voiced frames wrong does."""
+    from svu.modeling_svu import SVUConfig
+
+    config = SVUConfig(task=task)
+    target = TASKS[task].hook("distillation")
+    generator = torch.Generator().manual_seed(0)
+    width = 20 if task == "transcription" else config.num_pitch_bins + 1
+    silent = torch.arange(40) % 2 == 0
+    teacher = silence_frames(task, 3 * torch.randn(40, width, generator=generator), silent, config)
+    columns = pitch_columns(task, config)
+
+    def loss_with_pitch_changed_on(frames):
+        student = teacher.clone()
+        student[frames, columns] = 3 * torch.randn(int(frames.sum()), columns.stop - columns.start, generator=generator)
+        return target.soft_loss(student, teacher, target.temperature, config).item()
+
+    exact = target.soft_loss(teacher, teacher, target.temperature, config).item()
+    silent_cost, voiced_cost = loss_with_pitch_changed_on(silent) - exact, loss_with_pitch_changed_on(~silent) - exact
+    assert voiced_cost > 0.5 and silent_cost < 1e-3 * voiced_cost, (silent_cost, voiced_cost)

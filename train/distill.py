@@ -30,7 +30,7 @@ import os
 import sys
 import time
 from argparse import Namespace
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -78,7 +78,7 @@ class DistillConfig:
     epochs: int = 20
     batch_size: int = 8
     lr: float = 1e-3
-    temperature: float = 2.0
+    temperature: Optional[float] = None  # the task's target's (`DistillationTarget.temperature`)
     hidden_states: bool = False  # DistilHuBERT's prediction of teacher layers
     label_weight: float = 0.0  # > 0: a prepared dataset's labels add the task loss, with this weight
     held_out: float = 0.2  # of the recordings of a folder
@@ -496,7 +496,7 @@ def distill(cfg: DistillConfig) -> dict:
 
     if cfg.student not in STUDENT_SIZES:
         raise ValueError(f"--student {cfg.student!r}: expected one of {', '.join(STUDENT_SIZES)}.")
-    if cfg.temperature <= 0:
+    if cfg.temperature is not None and cfg.temperature <= 0:
         raise ValueError(f"--temperature {cfg.temperature}: must be > 0.")
     accelerator = Accelerator(cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available())
     set_seed(cfg.seed)
@@ -524,6 +524,7 @@ def distill(cfg: DistillConfig) -> dict:
         raise ValueError(f"--audio {cfg.audio}: no readable audio to distil on"
                          + (f" ({len(failures)} files failed)" if failures else "") + ".")
     target = task.hook("distillation")
+    cfg = replace(cfg, temperature=cfg.temperature or target.temperature)
     student = student_of(teacher, cfg.student, cfg.seed)
     undistilled = copy.deepcopy(student)
     module = DistillationModule(student, target, cfg, teacher.config.backbone_config.hidden_size, len(layers))

@@ -35,11 +35,23 @@ def soft_bce(student, teacher, temperature: float):
     return nn.functional.binary_cross_entropy_with_logits(student / temperature, target) * temperature**2
 
 
-def soft_kl(student, teacher, temperature: float):
-    """Mean over rows of KL(softmax(teacher / T) || softmax(student / T)), times T^2."""
+def kl_rows(student, teacher, temperature: float):
+    """Per-row KL(softmax(teacher / T) || softmax(student / T)), times T^2."""
     log_student = nn.functional.log_softmax(student / temperature, dim=-1)
     log_teacher = nn.functional.log_softmax(teacher / temperature, dim=-1)
-    return nn.functional.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean") * temperature**2
+    return (log_teacher.exp() * (log_teacher - log_student)).sum(-1) * temperature**2
+
+
+def soft_kl(student, teacher, temperature: float):
+    """Mean over rows of KL(softmax(teacher / T) || softmax(student / T)), times T^2."""
+    return kl_rows(student, teacher, temperature).mean()
+
+
+def voiced_mean(losses, teacher_voiced_logits):
+    """Mean of per-frame `losses` weighted by the teacher's voicing probability: pitch outputs on frames the
+    teacher calls silent are never decoded (and were never trained), so the student need not copy them."""
+    weight = torch.sigmoid(teacher_voiced_logits)
+    return (weight * losses).sum() / weight.sum().clamp_min(1e-6)
 
 
 def valid_frames(student, teacher, frame_mask):
@@ -52,12 +64,13 @@ def valid_frames(student, teacher, frame_mask):
 
 class DistillationTarget:
     """What a task's `distillation` hook names: `headline` (the agreement metric the command prints), `description`
-    (the loss in words, for cards), `loss(...)` and `agreement(...)` (module docstring). A frame-wise target's
+    (the loss in words, for cards), `temperature` (the default T), `loss(...)` and `agreement(...)` (module docstring). A frame-wise target's
     `soft_loss` sees the real frames of the batch only, as (frames, outputs) rows."""
 
     headline: str
     description: str
     frame_wise: bool = True
+    temperature: float = 2.0  # the default T
 
     def loss(self, student, teacher, frame_mask, temperature, config):
         teacher = teacher.to(student.dtype)
@@ -89,16 +102,16 @@ class ClassLogits(DistillationTarget):
 @dataclass(frozen=True)
 class NotePosteriors(DistillationTarget):
     headline: str = "COnPOff_f1"
-    description: str = ("BCE of the onset and silence sigmoids and KL of the octave and pitch-class softmaxes at "
-                        "temperature T (x T^2)")
+    description: str = ("BCE of the onset and silence sigmoids and KL of the octave and pitch-class softmaxes (on "
+                        "the frames the teacher calls voiced) at temperature T (x T^2)")
+    temperature: float = 1.0
 
     def soft_loss(self, student, teacher, temperature, config):
         slices = logit_slices(config.num_octaves)
         binary = torch.cat([student[:, slices["onset"]], student[:, slices["silence"]]], dim=1)
         binary_teacher = torch.cat([teacher[:, slices["onset"]], teacher[:, slices["silence"]]], dim=1)
-        return (soft_bce(binary, binary_teacher, temperature) * 2
-                + soft_kl(student[:, slices["octave"]], teacher[:, slices["octave"]], temperature)
-                + soft_kl(student[:, slices["pitch_class"]], teacher[:, slices["pitch_class"]], temperature))
+        pitch = sum(kl_rows(student[:, slices[part]], teacher[:, slices[part]], temperature) for part in ("octave", "pitch_class"))
+        return soft_bce(binary, binary_teacher, temperature) * 2 + voiced_mean(pitch, -teacher[:, slices["silence"]][:, 0])
 
     def agreement(self, student, teacher, config, groups) -> dict:
         from svu.train.evaluation import frame_metrics, note_scores
@@ -137,10 +150,13 @@ class NotePosteriors(DistillationTarget):
 @dataclass(frozen=True)
 class PitchPosteriors(DistillationTarget):
     headline: str = "raw_pitch_accuracy"
-    description: str = "BCE of the pitch-bin and voicing sigmoids at temperature T against the teacher's (x T^2)"
+    description: str = ("BCE of the pitch-bin (on the frames the teacher calls voiced) and voicing sigmoids at "
+                        "temperature T against the teacher's (x T^2)")
 
     def soft_loss(self, student, teacher, temperature, config):
-        bins = soft_bce(student[:, :-1], teacher[:, :-1], temperature) * (student.shape[1] - 1)  # sum over bins
+        target = torch.sigmoid(teacher[:, :-1] / temperature)
+        bins = nn.functional.binary_cross_entropy_with_logits(student[:, :-1] / temperature, target, reduction="none")
+        bins = voiced_mean(bins.sum(-1), teacher[:, -1]) * temperature**2
         return bins + soft_bce(student[:, -1], teacher[:, -1], temperature)
 
     def agreement(self, student, teacher, config, groups) -> dict:
