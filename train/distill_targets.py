@@ -9,11 +9,14 @@ start in seconds, for metrics over whole recordings.
 
 * class logits (singer, technique): KL(teacher || student) of the softmaxes at temperature T; agreement: the
   fraction of chunks whose top class is the teacher's.
-* note posteriors (transcription): BCE of the onset and silence sigmoids at T against the teacher's, KL of the
-  octave and pitch-class softmaxes at T; agreement: COnPOff / COnP / COn F1 of the student's notes against the
-  teacher's notes (each recording's chunks decoded and joined), and the frame agreement (voicing and note).
-* pitch posteriors (F0): BCE of the pitch-bin and voicing sigmoids at T against the teacher's; agreement: raw pitch
-  accuracy against the teacher's F0 (frames the teacher calls voiced, within 50 cents) and voicing agreement.
+* note posteriors (transcription), T = 1 by default: BCE of the onset and silence sigmoids at T against the
+  teacher's, KL of the octave and pitch-class softmaxes at T on the frames the teacher calls voiced (weighted by its
+  voicing probability: its pitch is decoded only there); agreement: COnPOff / COnP / COn F1 of the student's notes
+  against the teacher's notes (each recording's chunks decoded and joined), and the frame agreement (voicing and
+  note).
+* pitch posteriors (F0): BCE of the pitch-bin sigmoids (on the frames the teacher calls voiced, as above) and of the
+  voicing sigmoid at T against the teacher's; agreement: raw pitch accuracy against the teacher's F0 (frames the
+  teacher calls voiced, within 50 cents) and voicing agreement.
 * token posteriors (lyrics): KL of the per-frame CTC token softmaxes at T (the blank included, so the student
   learns where the teacher emits); agreement: 1 - CER of the student's greedy transcripts against the teacher's
   (each recording's chunks joined in order, the lyrics metric's normalisation), with the WER.
