@@ -75,7 +75,7 @@ def test_an_unreadable_file_is_named_and_the_run_goes_on(distilled):
 def tones(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tones")
     for i in range(3):
-        wave = np.concatenate([sung_tone(f0=180 + 40 * i + 35 * k, seconds=1.0, seed=3 * i + k) for k in range(3)])
+        wave = np.concatenate([sung_tone(f0=180 + 40 * i + 35 * k, seconds=1.0, seed=3 * i + k) for k in range(2)])
         sf.write(folder / f"tone{i}.wav", wave, 16000)
     return folder
 
@@ -219,6 +219,65 @@ def test_student_repo_of_each_task_loads_offline_through_every_interface_and_nam
     assert verb["written"], verb
     if task.classes:
         assert any(label in verb["printed"] for label in student.config.id2label.values()), verb
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory):
+    """6 recordings of 2 to 4.5 s: for the 2 s chunks of the `exported` teachers, whole chunks and shorter ones."""
+    folder = tmp_path_factory.mktemp("songs")
+    for i in range(6):
+        wave = np.concatenate([sung_tone(f0=180 + 30 * i + 35 * k, seconds=1.0 + 0.25 * i, seed=3 * i + k) for k in range(2)])
+        sf.write(folder / f"song{i}.wav", wave, 16000)
+    return folder
+
+
+def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2 -m svu distill` (gloo on CPU; `--cpu --num_processes 2` would
+    silently run one process) after a one-process run with the same cache folder: under the same fingerprint, each
+    process runs the teacher on its share of the files (shard R holds files R, R + 2, ...: each file once), and the
+    chunks and teacher outputs are the one-process run's.
+
+    The loss histories are not the same at the same `--batch-size`: it is per process (data parallel, as in
+    train/run.py), so process r takes the loader's batches r, r + 2, ... of the same shuffle, whose union is the
+    one-process batch of twice the size. Two processes at B step as one process at 2B, but for dropout, whose masks
+    each process draws from its own generator: the histories agree to 1 %, where B against 2B in one process differ
+    by several."""
+    from svu.cli import main
+    from svu.train.distill import read_shards
+
+    teacher = exported["technique"][1]
+    common = ["distill", "--teacher", teacher, "--audio", songs, "--student", "nano", "--cache-dir", tmp_path / "cache",
+              "--epochs", "3", "--hidden-states", "-q"]  # fmt: skip
+    assert main([*map(str, common), "-o", str(tmp_path / "one"), "--batch-size", "4"]) == 0
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+              "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "svu"]  # fmt: skip
+    proc = subprocess.run([*launch, *map(str, common), "-o", str(tmp_path / "two"), "--batch-size", "2"],
+                          capture_output=True, text=True, env={**ENV, "TQDM_DISABLE": "1"}, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    (folder,) = (tmp_path / "cache").iterdir()  # one fingerprint
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"{kind}-{rank}-of-{world}.{ext}" for kind, ext in (("failures", "json"), ("shard", "npz"))
+        for world in (1, 2) for rank in range(world)]  # fmt: skip
+    shares = []
+    for rank in range(2):
+        with np.load(folder / f"shard-{rank}-of-2.npz") as shard:
+            shares.append(sorted({int(r) for r in shard["recording"]}))
+    assert shares == [[0, 2, 4], [1, 3, 5]]
+    one, two = read_shards(folder, 1), read_shards(folder, 2)
+    assert [(c["recording"], c["start"], len(c["wave"])) for c in two] == [
+        (c["recording"], c["start"], len(c["wave"])) for c in one]
+    assert len(one) == 10 and {len(c["wave"]) for c in one} == {16000, 24000, 32000}
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(b["wave"], a["wave"])
+        np.testing.assert_allclose(b["logits"], a["logits"], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(b["hidden"].astype(np.float32), a["hidden"].astype(np.float32), rtol=0, atol=2e-3)
+
+    records = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("one", "two")]
+    assert records[1]["teacher_cache"] == records[0]["teacher_cache"] == str(folder)
+    assert records[1]["training_chunks"] == records[0]["training_chunks"] == 9
+    history = [record["loss_history"] for record in records]
+    np.testing.assert_allclose(history[1], history[0], rtol=0.01)
 
 
 def test_a_prepared_dataset_with_labels_and_the_cache_reused(distilled, tmp_path, capsys):
