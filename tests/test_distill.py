@@ -1,5 +1,6 @@
-"""`svu distill`: a demo teacher distilled into a smaller student on synthetic audio, through the command; the
-student repo in a fresh offline process; an unreadable file in the audio folder; every task of the registry."""
+"""`svu distill`: a demo teacher distilled into a smaller student on synthetic audio, through the command; an
+unreadable file in the audio folder; a student of every task of the registry, its repo walked through every
+interface in a fresh offline process; the teacher's outputs computed by two processes, as by one."""
 
 import contextlib
 import io
@@ -132,7 +133,7 @@ def fastest_engine(verb: str) -> list:
 # AutoModel, the task's pipeline), then through the task's `svu` verb, from this clone. A task that fails is
 # reported under its name and the others go on.
 WALK = BLOCK_REPO + r"""
-import contextlib, io, traceback
+import contextlib, io, os, traceback
 from pathlib import Path
 import soundfile as sf, torch
 from transformers import AutoModel, pipeline
@@ -151,6 +152,7 @@ for job in jobs:
 report["repo_loaded"] = any(m.partition(".")[0] in {"modeling_svu", "svu"} for m in sys.modules)
 sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, BlockRepo)]
 sys.path.insert(0, clone)
+os.environ["XDG_CACHE_HOME"] = str(Path(sys.argv[2]).parent / "cache")  # ONNX engines exported now, not read back
 import svu
 from svu.cli import main
 report["svu"] = svu.__file__
@@ -226,7 +228,8 @@ def songs(tmp_path_factory):
     """6 recordings of 2 to 4.5 s: for the 2 s chunks of the `exported` teachers, whole chunks and shorter ones."""
     folder = tmp_path_factory.mktemp("songs")
     for i in range(6):
-        wave = np.concatenate([sung_tone(f0=180 + 30 * i + 35 * k, seconds=1.0 + 0.25 * i, seed=3 * i + k) for k in range(2)])
+        seconds = 1.0 + 0.25 * i
+        wave = np.concatenate([sung_tone(f0=180 + 30 * i + 35 * k, seconds=seconds, seed=3 * i + k) for k in range(2)])
         sf.write(folder / f"song{i}.wav", wave, 16000)
     return folder
 
