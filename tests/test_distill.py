@@ -234,11 +234,11 @@ def songs(tmp_path_factory):
     return folder
 
 
-def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tmp_path):
+def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tmp_path, capsys):
     """`accelerate launch --multi_gpu --num_processes 2 -m svu distill` (gloo on CPU; `--cpu --num_processes 2` would
-    silently run one process) after a one-process run with the same cache folder: under the same fingerprint, each
-    process runs the teacher on its share of the files (shard R holds files R, R + 2, ...: each file once), and the
-    chunks and teacher outputs are the one-process run's.
+    silently run one process): under the one-process run's fingerprint, each process runs the teacher on its share of
+    the files (shard R holds files R, R + 2, ...: each file once), and the chunks and teacher outputs are the
+    one-process run's; a one-process run then reads the two-process cache.
 
     The loss histories are not the same at the same `--batch-size`: it is per process (data parallel, as in
     train/run.py), so process r takes the loader's batches r, r + 2, ... of the same shuffle, whose union is the
@@ -248,26 +248,28 @@ def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tm
     from svu.cli import main
     from svu.train.distill import read_shards
 
-    teacher = exported["technique"][1]
-    common = ["distill", "--teacher", teacher, "--audio", songs, "--student", "nano", "--cache-dir", tmp_path / "cache",
-              "--epochs", "3", "--hidden-states", "-q"]  # fmt: skip
-    assert main([*map(str, common), "-o", str(tmp_path / "one"), "--batch-size", "4"]) == 0
+    def command(run, processes):
+        return ["distill", "--teacher", str(exported["technique"][1]), "--audio", str(songs), "--student", "nano",
+                "--cache-dir", str(tmp_path / f"cache{processes}"), "-o", str(tmp_path / run), "--epochs", "3",
+                "--hidden-states", "-q", "--batch-size", str(4 // processes)]  # fmt: skip
+
+    assert main(command("one", 1)) == 0
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
               "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "svu"]  # fmt: skip
-    proc = subprocess.run([*launch, *map(str, common), "-o", str(tmp_path / "two"), "--batch-size", "2"],
-                          capture_output=True, text=True, env={**ENV, "TQDM_DISABLE": "1"}, cwd=tmp_path, timeout=300)
+    proc = subprocess.run([*launch, *command("two", 2)], capture_output=True, text=True, env={**ENV, "TQDM_DISABLE": "1"},
+                          cwd=tmp_path, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    (folder,) = (tmp_path / "cache").iterdir()  # one fingerprint
-    assert sorted(p.name for p in folder.iterdir()) == [
-        f"{kind}-{rank}-of-{world}.{ext}" for kind, ext in (("failures", "json"), ("shard", "npz"))
-        for world in (1, 2) for rank in range(world)]  # fmt: skip
+    (one_folder,), (folder,) = (tmp_path / "cache1").iterdir(), (tmp_path / "cache2").iterdir()
+    assert folder.name == one_folder.name  # the fingerprint
+    written = ["failures-0-of-2.json", "failures-1-of-2.json", "shard-0-of-2.npz", "shard-1-of-2.npz"]
+    assert sorted(p.name for p in folder.iterdir()) == written
     shares = []
     for rank in range(2):
         with np.load(folder / f"shard-{rank}-of-2.npz") as shard:
             shares.append(sorted({int(r) for r in shard["recording"]}))
     assert shares == [[0, 2, 4], [1, 3, 5]]
-    one, two = read_shards(folder, 1), read_shards(folder, 2)
+    one, two = read_shards(one_folder, 1), read_shards(folder, 2)
     assert [(c["recording"], c["start"], len(c["wave"])) for c in two] == [
         (c["recording"], c["start"], len(c["wave"])) for c in one]
     assert len(one) == 10 and {len(c["wave"]) for c in one} == {16000, 24000, 32000}
@@ -277,10 +279,14 @@ def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tm
         np.testing.assert_allclose(b["hidden"].astype(np.float32), a["hidden"].astype(np.float32), rtol=0, atol=2e-3)
 
     records = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("one", "two")]
-    assert records[1]["teacher_cache"] == records[0]["teacher_cache"] == str(folder)
     assert records[1]["training_chunks"] == records[0]["training_chunks"] == 9
     history = [record["loss_history"] for record in records]
     np.testing.assert_allclose(history[1], history[0], rtol=0.01)
+
+    capsys.readouterr()
+    assert main([*command("again", 2)[:-1], "4", "--max-steps", "1"]) == 0  # one process, the two-process cache
+    assert f"teacher outputs from the cache {folder}" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == written  # nothing computed again
 
 
 def test_a_prepared_dataset_with_labels_and_the_cache_reused(distilled, tmp_path, capsys):
