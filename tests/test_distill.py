@@ -248,16 +248,16 @@ def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tm
     from svu.cli import main
     from svu.train.distill import read_shards
 
-    def command(run, processes):
+    def command(run, cache, batch_size):
         return ["distill", "--teacher", str(exported["technique"][1]), "--audio", str(songs), "--student", "nano",
-                "--cache-dir", str(tmp_path / f"cache{processes}"), "-o", str(tmp_path / run), "--epochs", "3",
-                "--hidden-states", "-q", "--batch-size", str(4 // processes)]  # fmt: skip
+                "--cache-dir", str(tmp_path / cache), "-o", str(tmp_path / run), "--epochs", "3", "--hidden-states",
+                "-q", "--batch-size", str(batch_size)]  # fmt: skip
 
-    assert main(command("one", 1)) == 0
+    assert main(command("one", "cache1", 4)) == 0
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
               "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "svu"]  # fmt: skip
-    proc = subprocess.run([*launch, *command("two", 2)], capture_output=True, text=True, env={**ENV, "TQDM_DISABLE": "1"},
-                          cwd=tmp_path, timeout=300)  # fmt: skip
+    proc = subprocess.run([*launch, *command("two", "cache2", 2)], capture_output=True, text=True,
+                          env={**ENV, "TQDM_DISABLE": "1"}, cwd=tmp_path, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     (one_folder,), (folder,) = (tmp_path / "cache1").iterdir(), (tmp_path / "cache2").iterdir()
@@ -284,7 +284,7 @@ def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tm
     np.testing.assert_allclose(history[1], history[0], rtol=0.01)
 
     capsys.readouterr()
-    assert main([*command("again", 2)[:-1], "4", "--max-steps", "1"]) == 0  # one process, the two-process cache
+    assert main([*command("again", "cache2", 4), "--max-steps", "1"]) == 0  # one process, the two-process cache
     assert f"teacher outputs from the cache {folder}" in capsys.readouterr().err
     assert sorted(p.name for p in folder.iterdir()) == written  # nothing computed again
 
