@@ -2,8 +2,6 @@
 unreadable file in the audio folder; a student of every task of the registry, its repo walked through every
 interface in a fresh offline process; the teacher's outputs computed by two processes, as by one."""
 
-import contextlib
-import io
 import json
 import shutil
 import subprocess
@@ -19,7 +17,7 @@ from conftest import sung_tone
 from demo_runs import DEMO_GROUP, ENV, REPO, demo_run
 from test_remote_code import BLOCK_REPO, run_isolated
 from test_task_dispatch import exported  # noqa: F401 -- a fixture: the teachers
-from train_in_process import reset_accelerate_state
+from in_process import svu
 
 from svu.modeling_svu import TASK_MODELS, TASKS
 
@@ -86,20 +84,15 @@ def students(exported, tones, tmp_path_factory):
     """{task: (teacher repo, student repo, exit status, what the command printed)}: a tiny random teacher of each
     task of the registry, exported as `train/run.py` exports it, distilled by `svu distill` (in this process) into
     `nano`, its hidden states predicted too (DistilHuBERT). A command that raised has its traceback as status."""
-    from svu.cli import main
-
     root, found = tmp_path_factory.mktemp("students"), {}
     for name, (_, teacher) in exported.items():
-        out, printed = root / name, io.StringIO()
-        args = ["distill", "--teacher", teacher, "--audio", tones, "--student", "nano", "-o", out, "--cache-dir",
-                root / "cache", "--epochs", "4", "--lr", "3e-3", "--hidden-states", "-q"]  # fmt: skip
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-            try:
-                status = main(list(map(str, args)))
-            except Exception:  # noqa: BLE001 -- the task's own tests fail with it, the others go on
-                status = traceback.format_exc()
-        reset_accelerate_state()
-        found[name] = (teacher, out, status, printed.getvalue())
+        out = root / name
+        try:
+            proc = svu("distill", "--teacher", teacher, "--audio", tones, "--student", "nano", "-o", out, "--cache-dir",
+                       root / "cache", "--epochs", "4", "--lr", "3e-3", "--hidden-states", "-q")  # fmt: skip
+            found[name] = (teacher, out, proc.returncode, proc.stdout + proc.stderr)
+        except Exception:  # noqa: BLE001 -- the task's own tests fail with it, the others go on
+            found[name] = (teacher, out, traceback.format_exc(), "")
     return found
 
 
@@ -234,7 +227,7 @@ def songs(tmp_path_factory):
     return folder
 
 
-def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tmp_path, capsys):
+def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tmp_path):
     """`accelerate launch --multi_gpu --num_processes 2 -m svu distill` (gloo on CPU; `--cpu --num_processes 2` would
     silently run one process): under the one-process run's fingerprint, each process runs the teacher on its share of
     the files (shard R holds files R, R + 2, ...: each file once), and the chunks and teacher outputs are the
@@ -245,7 +238,6 @@ def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tm
     one-process batch of twice the size. Two processes at B step as one process at 2B, but for dropout, whose masks
     each process draws from its own generator: the histories agree to 1 %, where B against 2B in one process differ
     by several."""
-    from svu.cli import main
     from svu.train.distill import read_shards
 
     def command(run, cache, batch_size):
@@ -253,7 +245,7 @@ def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tm
                 "--cache-dir", str(tmp_path / cache), "-o", str(tmp_path / run), "--epochs", "3", "--hidden-states",
                 "-q", "--batch-size", str(batch_size)]  # fmt: skip
 
-    assert main(command("one", "cache1", 4)) == 0
+    assert svu(*command("one", "cache1", 4)).returncode == 0
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
               "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "svu"]  # fmt: skip
     proc = subprocess.run([*launch, *command("two", "cache2", 2)], capture_output=True, text=True,
@@ -283,9 +275,8 @@ def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tm
     history = [record["loss_history"] for record in records]
     np.testing.assert_allclose(history[1], history[0], rtol=0.01)
 
-    capsys.readouterr()
-    assert main([*command("again", "cache2", 4), "--max-steps", "1"]) == 0  # one process, the two-process cache
-    assert f"teacher outputs from the cache {folder}" in capsys.readouterr().err
+    again = svu(*command("again", "cache2", 4), "--max-steps", "1")  # one process, the two-process cache
+    assert again.returncode == 0 and f"teacher outputs from the cache {folder}" in again.stderr
     assert sorted(p.name for p in folder.iterdir()) == written  # nothing computed again
 
 
