@@ -15,9 +15,9 @@ import soundfile as sf
 import torch
 from conftest import sung_tone
 from demo_runs import DEMO_GROUP, ENV, REPO, demo_run
+from in_process import svu
 from test_remote_code import BLOCK_REPO, run_isolated
 from test_task_dispatch import exported  # noqa: F401 -- a fixture: the teachers
-from in_process import svu
 
 from svu.modeling_svu import TASK_MODELS, TASKS
 
