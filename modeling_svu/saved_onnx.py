@@ -117,6 +117,7 @@ class SavedOnnxModel:
     """What `long_audio` reads of a model, from config.json: the config, the receptive field, the normaliser."""
 
     training = False
+    needs_torch = False  # its files are read without torch too (`audio_io.open_audio(without_torch=True)`)
 
     def __init__(self, config: SavedConfig):
         self.config = config

@@ -91,6 +91,14 @@ def load_model_and_engine(name: str, args, command: str, tasks=None):
     return model, load_engine_or_exit(model, args, command, device, key=key)
 
 
+def open_model_audio(model, path):
+    """`audio_io.open_audio` of `path` at the model's rate; without torch when the model runs without it
+    (`saved_onnx.SavedOnnxModel`)."""
+    from svu.modeling_svu.audio_io import open_audio
+
+    return open_audio(path, model.config.sampling_rate, without_torch=not getattr(model, "needs_torch", True))
+
+
 def resolve_device(name, command: str) -> str:
     """`name` if this machine has it (None: cuda when available, else cpu); else SystemExit with one line."""
     import torch

@@ -41,12 +41,13 @@ from pathlib import Path
 
 import numpy as np
 
-from svu.modeling_svu.audio_io import TruncatedAudioWarning, open_audio
+from svu.modeling_svu.audio_io import TruncatedAudioWarning
 
 from .catalogue import MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, run_catalogue, temporary
 from .window_batches import add_batch_files_option, shared_engines
 from .common import (
-    add_device_option, add_engine_options, add_quiet_option, add_window_options, load_model_and_engine, window_options,
+    add_device_option, add_engine_options, add_quiet_option, add_window_options, load_model_and_engine,
+    open_model_audio, window_options,
 )
 
 FORMATS = ("mid", "csv", "json")
@@ -85,7 +86,7 @@ def transcribe_file(model, path, decoding: dict, keep_audio: bool = False, **win
     from svu.modeling_svu.long_audio import stitched_posteriors
     from svu.modeling_svu.note_labels import NoteDecoder
 
-    total, blocks = open_audio(path, model.config.sampling_rate)
+    total, blocks = open_model_audio(model, path)
     kept, num_samples = [], 0
 
     def counted(blocks):
