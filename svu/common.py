@@ -71,19 +71,21 @@ def command_device(args, command: str) -> str:
 
 def load_model_and_engine(name: str, args, command: str, tasks=None):
     """``(model, engine)`` of the saved model at `name` as the command's options ask (`load_model`,
-    `load_engine_or_exit`). With --engine onnx on the CPU, a repo whose export is already cached runs from its
-    config.json and the export alone, without torch or transformers (`modeling_svu.saved_onnx`); else the model
-    loads and its export is cached under its saved files' key, for the next run."""
-    if tasks is None:
-        from svu.modeling_svu.tasks import tasks_of_verb
+    `load_engine_or_exit`). With --engine onnx on the CPU, a repo of a task marked `onnx_without_torch` whose export
+    is already cached runs from its config.json and the export alone, without torch or transformers
+    (`modeling_svu.saved_onnx`); else the model loads and its export is cached under its saved files' key, for the
+    next run."""
+    from svu.modeling_svu.tasks import TASKS, tasks_of_verb
 
+    if tasks is None:
         tasks = tuple(task.name for task in tasks_of_verb(command))
     device = command_device(args, command)
     key = None
     if args.engine == "onnx" and device == "cpu":
         from svu.modeling_svu.saved_onnx import load_saved_onnx, saved_files_key
 
-        found = load_saved_onnx(name, int8=args.int8, tasks=tasks)
+        lean_tasks = [task for task in tasks if TASKS[task].onnx_without_torch]
+        found = load_saved_onnx(name, int8=args.int8, tasks=lean_tasks)
         if found is not None:
             return found
         key = saved_files_key(name)
