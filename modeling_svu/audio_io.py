@@ -55,24 +55,32 @@ def resample(waveform, orig_sr: int, target_sr: int) -> np.ndarray:
     return _resample(waveform, orig_sr, target_sr, fallback=_ffmpeg_resample)
 
 
+def _libsndfile():
+    """``(soundfile, soxr)`` when both import, else None."""
+    try:
+        import soundfile
+        import soxr
+    except ImportError:
+        return None
+    return soundfile, soxr
+
+
 def _soundfile_decodes(source) -> bool:
     """A file libsndfile decodes to the samples FFmpeg gives: lossless PCM or float, in WAV, FLAC or AIFF."""
     if not isinstance(source, (str, os.PathLike)) or not str(source).lower().endswith(_SOUNDFILE_SUFFIXES):
         return False
+    modules = _libsndfile()
+    if modules is None:
+        return False
     try:
-        import soundfile
-        import soxr  # noqa: F401  (the resampler of every path)
-
-        info = soundfile.info(os.fspath(source))
-    except (ImportError, OSError, RuntimeError):  # soundfile.LibsndfileError is a RuntimeError
+        info = modules[0].info(os.fspath(source))
+    except (OSError, RuntimeError):  # soundfile.LibsndfileError is a RuntimeError
         return False
     return info.format in ("WAV", "FLAC", "AIFF") and info.subtype in _SOUNDFILE_SUBTYPES and info.frames > 0
 
 
 def _open_soundfile(source, name, sampling_rate, block_seconds, backend=None, channel=None):
-    import soundfile
-    import soxr
-
+    soundfile, soxr = _libsndfile()
     source = os.fspath(source)
     info = soundfile.info(source)
     check_channel(name, channel, info.channels)

@@ -46,8 +46,10 @@ def saved_file(name: str, filename: str):
     if folder.is_dir():
         path = folder / filename
         return path if path.is_file() else None
-    from huggingface_hub import try_to_load_from_cache
-
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
     try:
         found = try_to_load_from_cache(name, filename)
     except ValueError:  # not a repo id
