@@ -185,7 +185,8 @@ def _open_torchcodec(source, name, sampling_rate, block_seconds, backend, channe
             yield data.mean(axis=0, dtype=np.float32) if channel is None else data[channel].astype(np.float32)
             start += block_seconds
 
-    return metadata.duration_seconds_from_header, resampled_blocks(native_blocks(), native_rate, sampling_rate, name, soxr)
+    blocks = resampled_blocks(native_blocks(), native_rate, sampling_rate, name, soxr)
+    return metadata.duration_seconds_from_header, blocks
 
 
 def resampled_blocks(native_blocks, native_rate: int, sampling_rate: int, name: str, soxr):

@@ -117,8 +117,8 @@ def stitched_logits(
     desc: str = "transcribing",
 ) -> Iterator[tuple]:
     """Yield ``(first_frame, logits, quiet)`` runs covering every frame once, in order: the frame logits of the
-    windows (module docstring; a float32 array), and where the input is digital silence (RMS < `silence_floor`; all False when
-    None). Any frame-wise task model (transcription, pitch).
+    windows (module docstring; a float32 array), and where the input is digital silence (RMS < `silence_floor`;
+    all False when None). Any frame-wise task model (transcription, pitch, lyrics).
 
     `engine`: what computes the logits of a batch of windows (`engines.load_engine(model, ...)`: ONNX Runtime,
     int8, bf16); default the model itself in fp32. `model` may also be a `saved_onnx.SavedOnnxModel` (with its

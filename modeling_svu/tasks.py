@@ -335,6 +335,7 @@ TASKS = {
             usage='transcriber("song.wav", return_timestamps="word")    # {"text": "...", "chunks": [{"text", "timestamp"}]}',
             long_audio="the pipeline transcribes any length in overlapping windows, stitched before decoding",
             cli_verb="lyrics",
+            onnx_without_torch=True,
             dataset_labels="the lyrics of each chunk (`text`, words of the chunk's span) and the word timings (`words`)",
             endpoint_defaults=(("return_timestamps", "word"),),
             options=(
