@@ -153,7 +153,9 @@ def load_saved_onnx(name: str, int8: bool = False, tasks=None, cache_dir=None):
     ):
         return None
     key = saved_files_key(name)
-    path = Path(cache_dir or default_cache_dir()) / str(key) / export_file(int8)
-    if key is None or not path.is_file():
+    if key is None:
+        return None
+    path = Path(cache_dir or default_cache_dir()) / key / export_file(int8)
+    if not path.is_file():
         return None
     return SavedOnnxModel(SavedConfig(fields)), SessionEngine(path, int8)
