@@ -10,6 +10,15 @@ once before the timed runs (their one-off cost is its own row). basic-pitch runs
 runs: the faster of the two is its RTF (on a shared machine load only ever adds time), and the two together show
 how much the load moved. RTF = wall seconds / audio seconds; ratio = RTF / basic-pitch's RTF (goal for pruned + ONNX
 int8: <= 1.0).
+
+Students (issue 25, `student_rows`): `svu distill`'s sizes (`train.distill.STUDENT_SIZES`: nano, tiny; random
+weights, the speed does not depend on them) with ONNX int8, ONNX fp32 and the torch default, each a whole
+`svu transcribe` process (the export made by an untimed first run), on a 1-second file of real singing and on
+minutes of real singing (the repository's test clips, `tests/data/singing_examples`, joined into 30 s files at
+44.1 kHz), beside basic-pitch's whole process on the same files; each timing is the faster of two runs. With
+`SVU_BENCH_BEFORE=<another checkout>` (e.g. the main branch) the same processes also run that checkout's code, in the
+same run, for a before / after table. Goals: the 1-second file at or under basic-pitch's time; over minutes, the
+smallest student with ONNX int8 <= 0.5x basic-pitch, the fp32 students <= 1.0x.
 """
 
 import os
@@ -33,6 +42,8 @@ from .transcription_rtf import melody
 
 NAME = "whole_process"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+REAL_SINGING = REPO_ROOT / "tests" / "data" / "singing_examples"
+STUDENT_ENGINES = {"onnx int8": ["--engine", "onnx", "--int8"], "onnx fp32": ["--engine", "onnx"], "torch fp32": []}
 FILE_RATE = 44100
 LONG_WINDOWS = ["--chunk-seconds", "10", "--overlap-seconds", "0.5"]
 VARIANTS = {
@@ -74,9 +85,10 @@ def env() -> dict:
 
 
 def timed_process(command, cwd=REPO_ROOT, extra_env=None) -> float:
+    """Wall seconds of `command` (a whole process); `cwd` and PYTHONPATH are the checkout whose `svu` runs."""
     start = time.perf_counter()
-    proc = subprocess.run(command, cwd=cwd, env={**env(), **(extra_env or {})}, capture_output=True, text=True,
-                          timeout=3600)
+    proc = subprocess.run(command, cwd=cwd, env={**env(), "PYTHONPATH": str(cwd), **(extra_env or {})},
+                          capture_output=True, text=True, timeout=3600)  # fmt: skip
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode
@@ -94,7 +106,27 @@ def write_songs(folder: Path, count: int, seconds: float) -> list:
     return paths
 
 
+def peer_unavailable(smoke: bool):
+    """Why basic-pitch is not timed in this run; None when it is (the full run installs its venv first)."""
+    if smoke:
+        return "smoke mode (tiny model, seconds of audio)"
+    problem = basic_pitch_peer.install()  # "" when it is installed already
+    if problem:
+        return problem
+    return None if basic_pitch_peer.is_installed() else "basic-pitch not installed (the full run installs it into its own venv)"
+
+
+def peer_seconds(files, out_dir: Path) -> float:
+    """basic-pitch's whole process over `files` (MIDI files into `out_dir`); RuntimeError when it fails."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return timed_process([str(basic_pitch_peer.venv_python()), "-c", _PEER, str(out_dir), *map(str, files)], cwd=out_dir)
+
+
 def run(smoke: bool) -> list:
+    return base_size_rows(smoke) + student_rows(smoke)
+
+
+def base_size_rows(smoke: bool) -> list:
     count, seconds = (2, 6.0) if smoke else (20, 30.0)
     keep = 2 if smoke else 6
     audio_seconds = count * seconds
@@ -114,22 +146,14 @@ def run(smoke: bool) -> list:
             if model == "full":
                 rows.append(Row(NAME, "one-off ONNX export + int8 quantisation (first --engine onnx --int8 run)",
                                 first, unit="s", note=f"{'tiny' if smoke else 'base'}; cached afterwards"))
-        peer, peer_times = None, []
-        if smoke:
-            peer = "smoke mode (tiny model, seconds of audio)"
-        elif not basic_pitch_peer.is_installed():
-            peer = basic_pitch_peer.install() or None
-        if peer is None and not basic_pitch_peer.is_installed():
-            peer = "basic-pitch not installed (the full run installs it into its own venv)"
+        peer, peer_times = peer_unavailable(smoke), []
 
         def time_peer(run: int):
             nonlocal peer
             if peer is not None:
                 return
-            (tmp / f"peer{run}").mkdir()
             try:
-                command = [str(basic_pitch_peer.venv_python()), "-c", _PEER, str(tmp / f"peer{run}"), *map(str, songs)]
-                peer_times.append(timed_process(command, cwd=tmp) / audio_seconds)
+                peer_times.append(peer_seconds(songs, tmp / f"peer{run}") / audio_seconds)
             except RuntimeError as err:
                 peer = str(err)
 
@@ -157,4 +181,95 @@ def run(smoke: bool) -> list:
             goal = "<= 1.0" if name == f"pruned {keep} layers + onnx int8" else ""
             rows.append(Row(NAME, f"RTF ratio {name} / basic-pitch", value / peer, goal=goal,
                             met=check(value / peer, goal, smoke)))
+    return rows
+
+
+def real_singing(folder: Path, count: int, seconds: float) -> list:
+    """`count` wav files of `seconds` of real singing at 44.1 kHz: the repository's test clips (`REAL_SINGING`),
+    joined end to end, each file starting at the next clip."""
+    from svu.modeling_svu.audio_io import decode_audio
+
+    clips = [decode_audio(path, FILE_RATE) for path in sorted(REAL_SINGING.rglob("*.wav"))]
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        turn = clips[i % len(clips):] + clips[: i % len(clips)]
+        repeats = int(np.ceil(seconds * FILE_RATE / sum(len(clip) for clip in clips)))
+        path = folder / f"singing{i:02d}.wav"
+        sf.write(path, np.concatenate(turn * repeats)[: int(seconds * FILE_RATE)], FILE_RATE, subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
+def checkouts() -> dict:
+    """{label: checkout whose `svu` runs}: this one, and `SVU_BENCH_BEFORE`'s when set (a before / after table)."""
+    found = {"after": REPO_ROOT}
+    before = os.environ.get("SVU_BENCH_BEFORE")
+    if before and Path(before, "svu", "transcribe.py").is_file():
+        found = {"before": Path(before).resolve(), **found}
+    return found
+
+
+def student_rows(smoke: bool) -> list:
+    """Distilled students' whole `svu transcribe` process beside basic-pitch's (module docstring)."""
+    from svu.modeling_svu import SVUConfig
+    from svu.train.distill import student_backbone
+
+    sizes = ("nano",) if smoke else ("nano", "tiny")
+    engines = {k: v for k, v in STUDENT_ENGINES.items() if not smoke or k == "onnx int8"}
+    count, seconds = (0, 0.0) if smoke else (10, 30.0)
+    one_second = REAL_SINGING / "dagstuhl_choirset" / "audio_wav_22050_mono" / "DCS_LI_QuartetB_Take04_A2_DYN.wav"
+    svu = [sys.executable, "-m", "svu", "transcribe"]
+    code = checkouts()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for size in sizes:
+            torch.manual_seed(0)
+            SVUForNoteTranscription.from_backbone(student_backbone(SVUConfig(), size)).save_pretrained(tmp / size)
+        songs = real_singing(tmp / "singing", count, seconds)
+        peer = peer_unavailable(smoke)
+        variants = [(label, size, engine) for label in code for size in sizes for engine in engines]
+
+        def transcribe(files, variant, out: str) -> float:
+            label, size, engine = variant
+            command = svu + [*map(str, files), "--model", str(tmp / size), "-o", str(tmp / out), "-q", *engines[engine]]
+            return timed_process(command, cwd=code[label], extra_env={"XDG_CACHE_HOME": str(tmp / f"cache-{label}")})
+
+        for variant in variants:  # the exports (each checkout caches its own), outside the timed runs
+            transcribe([one_second], variant, "warm")
+        times = {}
+        for repeat in range(1 if smoke else 2):
+            for what, files in (("1 s", [one_second]), ("singing", songs)):
+                if not files:
+                    continue
+                if peer is None:
+                    try:
+                        times.setdefault(("basic-pitch", what), []).append(peer_seconds(files, tmp / f"peer-{repeat}"))
+                    except RuntimeError as err:
+                        peer = str(err)
+                for variant in variants:
+                    times.setdefault((variant, what), []).append(transcribe(files, variant, f"out-{repeat}"))
+    best = {key: min(values) for key, values in times.items()}
+    runs = "faster of 2 runs" if not smoke else "1 run"
+    rows = []
+    if peer is None:
+        rows.append(Row(NAME, "1 s file: basic-pitch 0.4.0 whole process", best["basic-pitch", "1 s"], unit="s",
+                        note=f"{one_second.name}; {runs}"))
+        rows.append(Row(NAME, "real singing: RTF basic-pitch 0.4.0", best["basic-pitch", "singing"] / (count * seconds),
+                        unit="", note=f"{count} x {seconds:g} s of the test clips at 44.1 kHz; {runs}"))
+    else:
+        rows.append(Row(NAME, "students: basic-pitch peer", float("nan"), unit="", note=f"skipped: {peer}"))
+    for variant in variants:
+        label, size, engine = variant
+        name = f"{size} {engine}, {label}"
+        value = best[variant, "1 s"]
+        rows.append(Row(NAME, f"1 s file: {name}", value, unit="s", note=f"whole process; {runs}"))
+        if peer is None:
+            goal = "<= 1.0" if label == "after" and engine.startswith("onnx") else ""
+            rows.append(Row(NAME, f"1 s file: {name} / basic-pitch", value / best["basic-pitch", "1 s"], goal=goal,
+                            met=check(value / best["basic-pitch", "1 s"], goal, smoke)))
+            ratio = best[variant, "singing"] / best["basic-pitch", "singing"]
+            goal = "" if label != "after" else "<= 0.5" if (size, engine) == (sizes[0], "onnx int8") else "<= 1.0" if "fp32" in engine else ""
+            rows.append(Row(NAME, f"real singing: {name} / basic-pitch", ratio, goal=goal, met=check(ratio, goal, smoke),
+                            note=f"RTF {best[variant, 'singing'] / (count * seconds):.4f}"))
     return rows

@@ -79,7 +79,7 @@ def _source_name(source) -> str:
 
 
 def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS, channel: Optional[int] = None,
-               fallback=None):  # fmt: skip
+               fallback=None, opener=None):  # fmt: skip
     """``(declared number of samples or None, iterator of float32 mono blocks at sampling_rate)``.
 
     ``source`` is a path, a URL or encoded bytes (anything FFmpeg reads). ``channel``: None averages the channels;
@@ -88,7 +88,8 @@ def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS,
     starts with the file's name: missing, a directory, empty, not readable, undecodable; while iterating, on
     NaN/infinite samples (float WAV, with the time of the first) and on a file with no samples at all.
     ``fallback``: what opens the file when torchcodec or soxr cannot be imported (`_open_torchcodec`'s
-    arguments and result); without one, ImportError.
+    arguments and result); without one, ImportError. ``opener``: what opens the file instead of torchcodec (the
+    same arguments and result; torchcodec is then not imported).
     """
     name = _source_name(source)
     problem = path_problem(source)
@@ -96,10 +97,10 @@ def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS,
         raise ValueError(f"{name}: {problem}")
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
-    backend = _main_backend()
-    if backend is None and fallback is None:
+    backend = _main_backend() if opener is None else None
+    if opener is None and backend is None and fallback is None:
         raise ImportError(f"{name}: {MISSING_BACKEND}")
-    opened = _open_torchcodec if backend else fallback
+    opened = opener or (_open_torchcodec if backend else fallback)
     declared_seconds, target_blocks = opened(source, name, sampling_rate, block_seconds, backend, channel)
     total = int(round(declared_seconds * sampling_rate)) if declared_seconds else None
 
@@ -184,18 +185,21 @@ def _open_torchcodec(source, name, sampling_rate, block_seconds, backend, channe
             yield data.mean(axis=0, dtype=np.float32) if channel is None else data[channel].astype(np.float32)
             start += block_seconds
 
-    def target_blocks():
-        stream = None
-        if native_rate != sampling_rate:
-            stream = soxr.ResampleStream(native_rate, sampling_rate, 1, dtype="float32", quality=SOXR_QUALITY)
-        done = 0
-        for block in native_blocks():
-            bad = np.flatnonzero(~np.isfinite(block))
-            if bad.size:  # checked at the file's own rate: the time is exact
-                raise ValueError(f"{name}: NaN or infinite samples (first at {(done + bad[0]) / native_rate:.3f} s)")
-            done += len(block)
-            yield stream.resample_chunk(block) if stream else block
-        if stream:
-            yield stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+    blocks = resampled_blocks(native_blocks(), native_rate, sampling_rate, name, soxr)
+    return metadata.duration_seconds_from_header, blocks
 
-    return metadata.duration_seconds_from_header, target_blocks()
+
+def resampled_blocks(native_blocks, native_rate: int, sampling_rate: int, name: str, soxr):
+    """Mono float32 blocks at the file's own rate -> at `sampling_rate` (one soxr stream), NaN/infinity checked."""
+    stream = None
+    if native_rate != sampling_rate:
+        stream = soxr.ResampleStream(native_rate, sampling_rate, 1, dtype="float32", quality=SOXR_QUALITY)
+    done = 0
+    for block in native_blocks:
+        bad = np.flatnonzero(~np.isfinite(block))
+        if bad.size:  # checked at the file's own rate: the time is exact
+            raise ValueError(f"{name}: NaN or infinite samples (first at {(done + bad[0]) / native_rate:.3f} s)")
+        done += len(block)
+        yield stream.resample_chunk(block) if stream else block
+    if stream:
+        yield stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)

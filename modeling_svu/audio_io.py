@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from .audio_decode import BLOCK_SECONDS, TruncatedAudioWarning, check_channel, decoder_message, path_problem
+from .audio_decode import resampled_blocks
 from .audio_decode import decode_audio as _decode_audio
 from .audio_decode import open_audio as _open_audio
 from .audio_decode import resample as _resample
@@ -29,11 +30,19 @@ DECODE_PATH = "ffmpeg-native-rate, channel-mean, soxr-HQ"
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma", ".webm", ".mp4")
 # The fallback's resampler: FFmpeg's libsoxr at the precision of soxr's "HQ" (20 bits).
 _FFMPEG_RESAMPLE = ["-af", "aresample=resampler=soxr:precision=20"]
+# what `open_audio(without_torch=True)` reads with libsndfile: lossless encodings whose float samples equal FFmpeg's
+_SOUNDFILE_SUFFIXES = (".wav", ".flac", ".aif", ".aiff")
+_SOUNDFILE_SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT")
 
 
-def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS, channel: Optional[int] = None):
-    """`audio_decode.open_audio`, through an ffmpeg subprocess where torchcodec or soxr cannot load."""
-    return _open_audio(source, sampling_rate, block_seconds, channel, fallback=_open_ffmpeg)
+def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS, channel: Optional[int] = None,
+               without_torch: bool = False):  # fmt: skip
+    """`audio_decode.open_audio`, through an ffmpeg subprocess where torchcodec or soxr cannot load. With
+    `without_torch`, a PCM or float WAV / FLAC / AIFF file is decoded by libsndfile instead of torchcodec (the same
+    samples; torch is not imported), for a run whose model needs no torch (`saved_onnx`); such a file's declared
+    length is the length libsndfile finds, so a truncated one is read without `TruncatedAudioWarning`."""
+    opener = _open_soundfile if without_torch and _soundfile_decodes(source) else None
+    return _open_audio(source, sampling_rate, block_seconds, channel, fallback=_open_ffmpeg, opener=opener)
 
 
 def decode_audio(source, sampling_rate: int, channel: Optional[int] = None) -> np.ndarray:
@@ -44,6 +53,44 @@ def decode_audio(source, sampling_rate: int, channel: Optional[int] = None) -> n
 def resample(waveform, orig_sr: int, target_sr: int) -> np.ndarray:
     """`audio_decode.resample`, through an ffmpeg subprocess where soxr cannot load."""
     return _resample(waveform, orig_sr, target_sr, fallback=_ffmpeg_resample)
+
+
+def _libsndfile():
+    """``(soundfile, soxr)`` when both import, else None."""
+    try:
+        import soundfile
+        import soxr
+    except ImportError:
+        return None
+    return soundfile, soxr
+
+
+def _soundfile_decodes(source) -> bool:
+    """A file libsndfile decodes to the samples FFmpeg gives: lossless PCM or float, in WAV, FLAC or AIFF."""
+    if not isinstance(source, (str, os.PathLike)) or not str(source).lower().endswith(_SOUNDFILE_SUFFIXES):
+        return False
+    modules = _libsndfile()
+    if modules is None:
+        return False
+    try:
+        info = modules[0].info(os.fspath(source))
+    except (OSError, RuntimeError):  # soundfile.LibsndfileError is a RuntimeError
+        return False
+    return info.format in ("WAV", "FLAC", "AIFF") and info.subtype in _SOUNDFILE_SUBTYPES and info.frames > 0
+
+
+def _open_soundfile(source, name, sampling_rate, block_seconds, backend=None, channel=None):
+    soundfile, soxr = _libsndfile()
+    source = os.fspath(source)
+    info = soundfile.info(source)
+    check_channel(name, channel, info.channels)
+
+    def native_blocks():
+        with soundfile.SoundFile(source) as handle:
+            for block in handle.blocks(blocksize=int(block_seconds * info.samplerate), dtype="float32", always_2d=True):
+                yield block.mean(axis=1, dtype=np.float32) if channel is None else block[:, channel].copy()
+
+    return info.frames / info.samplerate, resampled_blocks(native_blocks(), info.samplerate, sampling_rate, name, soxr)
 
 
 def _ffmpeg_resample(waveform, orig_sr: int, target_sr: int) -> np.ndarray:

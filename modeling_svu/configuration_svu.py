@@ -7,6 +7,7 @@ from transformers import AutoConfig, PretrainedConfig
 
 from .backbones import FAMILIES, family_of
 from .ctc import DEFAULT_VOCAB, check_vocab
+from .frame_geometry import FrameGeometry
 from .note_labels import num_transcription_logits
 from .tasks import DEFAULT_TASK, TASKS, TOKEN_SEQUENCE, check_task_options, get_task
 
@@ -27,7 +28,7 @@ def _copy_backbone_config(value) -> PretrainedConfig:
     return copy.deepcopy(value)
 
 
-class SVUConfig(PretrainedConfig):
+class SVUConfig(FrameGeometry, PretrainedConfig):
     r"""
     Configuration for [`SVUModel`] and its task heads. A field of one task (`Task.options`: "Transcription only",
     "Pitch decoding", ...) set to another value than its default on a model of another task is a ValueError.
@@ -216,41 +217,6 @@ class SVUConfig(PretrainedConfig):
     def num_hidden_states(self) -> int:
         """States summed by the layer sum: the CNN-projection output + one per transformer layer."""
         return self.backbone_config.num_hidden_layers + 1
-
-    @property
-    def frame_hop_samples(self) -> int:
-        """Samples per output frame (320 for every supported base backbone)."""
-        hop = 1
-        for stride in self.backbone_config.conv_stride:
-            hop *= stride
-        return hop
-
-    @property
-    def frame_seconds(self) -> float:
-        return self.frame_hop_samples / self.sampling_rate
-
-    @property
-    def frame_rate(self) -> float:
-        """Output frames per second: 50 at 16 kHz, 75 at 24 kHz (MERT-v1) with the 320-sample hop."""
-        return self.sampling_rate / self.frame_hop_samples
-
-    @property
-    def receptive_field_samples(self) -> int:
-        """Input samples behind one output frame (400 = 25 ms at 16 kHz for the base backbones)."""
-        field, jump = 1, 1
-        for kernel, stride in zip(self.backbone_config.conv_kernel, self.backbone_config.conv_stride):
-            field += (kernel - 1) * jump
-            jump *= stride
-        return field
-
-    def num_frames(self, num_samples: int) -> int:
-        """Output frames the backbone gives for `num_samples` input samples (0 if shorter than one frame)."""
-        return max(0, (int(num_samples) - self.receptive_field_samples) // self.frame_hop_samples + 1)
-
-    @property
-    def ctc_vocab_size(self) -> int:
-        """Tokens of the CTC head (lyrics); 0 for other tasks."""
-        return len(self.ctc_vocab) if self.ctc_vocab is not None else 0
 
     @property
     def num_transcription_logits(self) -> int:

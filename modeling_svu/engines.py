@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .saved_onnx import FP32_FILE, INT8_FILE, ONNX_MISSING, default_cache_dir, export_file, onnx_session
 from .tasks import get_task
 
 ENGINES = ("torch", "onnx")
@@ -35,14 +36,12 @@ ENGINES = ("torch", "onnx")
 # flipped 4 of 96 labels (logits off by 0.33; MatMuls alone: 0.037), and ConvInteger ran slower than the fp32 Conv.
 # Per-channel weights took the MatMuls' last flip away (benchmarks/README.md, "ONNX int8 agreement").
 INT8_OPTIONS = {"op_types_to_quantize": ["MatMul"], "per_channel": True}
-FP32_FILE = "model.fp32.onnx"  # also the input of the int8 quantisation: one fp32 export per model
-# a new name whenever INT8_OPTIONS change, so that cached exports of another quantisation stay unused
-INT8_FILE = "model.int8-matmul-pc.onnx"
-ONNX_MISSING = "--engine onnx needs onnxruntime and onnx: pip install onnxruntime onnx (or pip install 'svu[onnx]')"
 
 
-def load_engine(model, engine: str = "torch", int8: bool = False, bf16: bool = False, cache_dir=None):
-    """The engine running `model` (an SVU task model, eval mode); ValueError / ImportError in one line."""
+def load_engine(model, engine: str = "torch", int8: bool = False, bf16: bool = False, cache_dir=None, key=None):
+    """The engine running `model` (an SVU task model, eval mode); ValueError / ImportError in one line. `key`: the
+    ONNX export's cache key (`saved_onnx.saved_files_key` of the repo the model was loaded from, so that later runs
+    find it without loading the model); default: a digest of the model's config and weights."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}.")
     if int8 and bf16:
@@ -50,7 +49,7 @@ def load_engine(model, engine: str = "torch", int8: bool = False, bf16: bool = F
     if engine == "onnx":
         if bf16:
             raise ValueError("bf16 is for --engine torch; with --engine onnx use fp32 or --int8.")
-        return OnnxEngine(model, int8=int8, cache_dir=cache_dir)
+        return OnnxEngine(model, int8=int8, cache_dir=cache_dir, key=key)
     return TorchEngine(model, int8=int8, bf16=bf16)
 
 
@@ -91,10 +90,6 @@ def _model_key(model) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:20]
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "svu" / "onnx"
 
 
 def export_onnx(model, path, int8: bool = False) -> Path:
@@ -148,18 +143,16 @@ def _head_nodes(graph_model) -> list:
 
 
 class OnnxEngine:
-    def __init__(self, model, int8: bool = False, cache_dir=None):
+    def __init__(self, model, int8: bool = False, cache_dir=None, key=None):
         try:
-            import onnxruntime
+            import onnxruntime  # noqa: F401  (before the export: its quantiser and the session need it)
         except ImportError:
             raise ImportError(ONNX_MISSING) from None
         model = model.eval()
         self.model = model  # for its input checks
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        path = export_onnx(model, folder / _model_key(model) / (INT8_FILE if int8 else FP32_FILE), int8)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # no warnings about unused initialisers
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        path = export_onnx(model, folder / (key or _model_key(model)) / export_file(int8), int8)
+        self.session = onnx_session(path)
         self.path = path
         self.name = "onnx" + (" int8" if int8 else " fp32")
 

@@ -14,8 +14,6 @@ silence (ours): a silent recording gives no notes whatever the model's weights.
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
-import torch
-from transformers.utils.logging import tqdm
 
 from .note_labels import NoteDecoder, decoding_options, logits_to_posteriors
 from .pitch import decode_pitch, frame_times
@@ -64,6 +62,39 @@ def iter_windows(blocks: Iterable[np.ndarray], window_samples: int, hop_samples:
     yield next_start, tail, True
 
 
+class _NoProgressBar:
+    def update(self, count: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total, desc: str, show: bool):
+    """transformers' tqdm (its progress switch applies), imported only when shown: a quiet run with an exported
+    engine (`saved_onnx`) needs neither torch nor transformers here."""
+    if not show:
+        return _NoProgressBar()
+    from transformers.utils.logging import tqdm
+
+    return tqdm(total=total, unit="chunk", desc=desc)
+
+
+def _float_logits(logits) -> np.ndarray:
+    """Logits as a float32 array (an engine may return a torch tensor or an array)."""
+    if hasattr(logits, "detach"):
+        return logits.detach().float().cpu().numpy()
+    return np.asarray(logits, dtype=np.float32)
+
+
+def _model_logits(model, inputs):
+    import torch
+
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        return model(inputs["input_values"].to(device), attention_mask=inputs.get("attention_mask")).logits
+
+
 def _frame_rms(window: np.ndarray, num_frames: int, hop: int, field: int) -> np.ndarray:
     energy = np.concatenate([[0.0], np.cumsum(window.astype(np.float64) ** 2)])
     starts = np.arange(num_frames) * hop
@@ -86,11 +117,12 @@ def stitched_logits(
     desc: str = "transcribing",
 ) -> Iterator[tuple]:
     """Yield ``(first_frame, logits, quiet)`` runs covering every frame once, in order: the frame logits of the
-    windows (module docstring), and where the input is digital silence (RMS < `silence_floor`; all False when
-    None). Any frame-wise task model (transcription, pitch).
+    windows (module docstring; a float32 array), and where the input is digital silence (RMS < `silence_floor`;
+    all False when None). Any frame-wise task model (transcription, pitch, lyrics).
 
     `engine`: what computes the logits of a batch of windows (`engines.load_engine(model, ...)`: ONNX Runtime,
-    int8, bf16); default the model itself in fp32.
+    int8, bf16); default the model itself in fp32. `model` may also be a `saved_onnx.SavedOnnxModel` (with its
+    engine): all that is used of it is its config, `min_input_samples`, `feature_extractor` and train mode.
     """
     config = model.config
     sampling_rate, hop = config.sampling_rate, config.frame_hop_samples
@@ -112,7 +144,7 @@ def stitched_logits(
     total_windows = None
     if total_samples is not None:
         total_windows = 1 + max(0, -(-(total_samples - window_samples) // hop_samples))
-    bar = tqdm(total=total_windows, unit="chunk", desc=desc, disable=not progress)
+    bar = _progress_bar(total_windows, desc, progress)
     emitted = 0  # global frames already yielded
 
     def run(batch):
@@ -121,13 +153,10 @@ def stitched_logits(
             [window for _, window, _ in batch], sampling_rate=sampling_rate, return_tensors="pt"
         )
         if engine is not None:
-            logits = engine(inputs["input_values"], inputs.get("attention_mask")).float().cpu()
+            logits = engine(inputs["input_values"], inputs.get("attention_mask"))
         else:
-            device = next(model.parameters()).device
-            with torch.inference_mode():
-                logits = model(
-                    inputs["input_values"].to(device), attention_mask=inputs.get("attention_mask")
-                ).logits.float().cpu()
+            logits = _model_logits(model, inputs)
+        logits = _float_logits(logits)
         for (start, window, is_last), window_logits in zip(batch, logits):
             quiet = np.zeros(len(window_logits), dtype=bool)
             if silence_floor is not None:
@@ -212,7 +241,7 @@ def lyrics_logits(model, blocks: Iterable[np.ndarray], **kwargs) -> np.ndarray:
     blank = model.config.ctc_vocab.index("<pad>")
     parts = [np.zeros((0, model.config.ctc_vocab_size), dtype=np.float32)]
     for _, logits, quiet in stitched_logits(model, blocks, **kwargs):
-        logits = logits.numpy().astype(np.float32)  # a copy: quiet frames are overwritten
+        logits = logits.copy()  # quiet frames are overwritten
         logits[quiet] = -1e4
         logits[quiet, blank] = 0.0
         parts.append(logits)

@@ -276,7 +276,10 @@ class SVUPreTrainedModel(PreTrainedModel):
         """Let the CNN feature encoder train as well (a random tiny backbone's CNN has learnt nothing to keep)."""
         for p in self.backbone.feature_extractor.parameters():
             p.requires_grad_(True)
-        self.backbone.feature_extractor._requires_grad = True
+        # `_requires_grad` stays False: it only marks the waveform as requiring grad (for reentrant gradient
+        # checkpointing, which SVU does not use), and the waveform's gradient is most of a backward pass through
+        # a CNN whose first layer has a long stride (60 % of a step of the pitch demo's).
+        self.backbone.feature_extractor._requires_grad = False
 
     def unfreeze_transformer(self):
         """Stage 2: the backbone trains except its CNN feature encoder."""

@@ -98,6 +98,9 @@ class Task:
     usage: str  # a call of the pipeline (the variable before the parenthesis) on a file, for cards
     long_audio: str  # how longer recordings are handled, in words
     cli_verb: Optional[str] = None  # `svu <verb>` running such a model on audio files (several tasks may share one)
+    # its `svu <cli_verb> --engine onnx` runs a repo whose export is cached from config.json and the export alone,
+    # without torch or transformers (`saved_onnx`, `svu.common.load_model_and_engine`)
+    onnx_without_torch: bool = False
     # what a prepared dataset holds as labels, in words, when they are not class names (its dataset card)
     dataset_labels: Optional[str] = None
     endpoint_defaults: tuple = ()  # (option, value) pairs of the pipeline call of the Inference Endpoints handler
@@ -241,6 +244,7 @@ TASKS = {
             usage='transcriber("song.wav", return_midi=True, onset_threshold=0.4)    # {"notes": [...], "midi": b"MThd..."}',
             long_audio="the pipeline transcribes any length in overlapping windows",
             cli_verb="transcribe",
+            onnx_without_torch=True,
             dataset_labels="notes (`notes_unclipped`: onset and offset in seconds from the chunk start, MIDI pitch; "
             "`notes`: cut at the chunk edges), frame targets made at collate time",
             endpoint_defaults=(("return_midi", True),),
@@ -289,6 +293,7 @@ TASKS = {
             usage='pitch = estimator("take.wav")    # {"times": [...], "f0_hz": [...], "voicing": [...]}',
             long_audio="the pipeline runs any length in overlapping windows",
             cli_verb="pitch",
+            onnx_without_torch=True,
             dataset_labels="F0 in Hz per annotated frame (`f0_times`, `f0_hz`; 0 = unvoiced), frame targets made at "
             "collate time",
             options=(
@@ -330,6 +335,7 @@ TASKS = {
             usage='transcriber("song.wav", return_timestamps="word")    # {"text": "...", "chunks": [{"text", "timestamp"}]}',
             long_audio="the pipeline transcribes any length in overlapping windows, stitched before decoding",
             cli_verb="lyrics",
+            onnx_without_torch=True,
             dataset_labels="the lyrics of each chunk (`text`, words of the chunk's span) and the word timings (`words`)",
             endpoint_defaults=(("return_timestamps", "word"),),
             options=(

@@ -40,9 +40,10 @@ def add_engine_options(parser) -> None:
     precision.add_argument("--bf16", action="store_true", help="bfloat16 autocast (torch engine; fast on CPUs with AVX512-BF16/AMX)")
 
 
-def load_engine_or_exit(model, args, command: str, device: str):
-    """The engine of the --engine/--int8/--bf16 options (`modeling_svu.engines.load_engine`), or None for the
-    default (the model itself, fp32, on `device`); SystemExit with one line when it cannot run here."""
+def load_engine_or_exit(model, args, command: str, device: str, key=None):
+    """The engine of the --engine/--int8/--bf16 options (`modeling_svu.engines.load_engine`, `key` its ONNX
+    export's cache key), or None for the default (the model itself, fp32, on `device`); SystemExit with one line
+    when it cannot run here."""
     if args.engine == "torch" and not args.int8 and not args.bf16:
         return None
     chosen = f"--engine {args.engine}" + (" --int8" if args.int8 else " --bf16" if args.bf16 else "")
@@ -53,9 +54,51 @@ def load_engine_or_exit(model, args, command: str, device: str):
     from svu.modeling_svu.engines import load_engine
 
     try:
-        return load_engine(model, args.engine, int8=args.int8, bf16=args.bf16)
+        return load_engine(model, args.engine, int8=args.int8, bf16=args.bf16, key=key)
     except (ImportError, ValueError) as error:
         raise SystemExit(f"svu {command}: error: {error}") from None
+
+
+def command_device(args, command: str) -> str:
+    """This process's device for the model (`resolve_device`, `catalogue.process_device`); with --engine onnx the
+    CPU unless --device says otherwise (ONNX Runtime runs on the CPU here)."""
+    from .catalogue import process_device
+
+    if args.engine == "onnx" and args.device is None:
+        return "cpu"
+    return process_device(resolve_device(args.device, command))
+
+
+def load_model_and_engine(name: str, args, command: str, tasks=None):
+    """``(model, engine)`` of the saved model at `name` as the command's options ask (`load_model`,
+    `load_engine_or_exit`). With --engine onnx on the CPU, a repo of a task marked `onnx_without_torch` whose export
+    is already cached runs from its config.json and the export alone, without torch or transformers
+    (`modeling_svu.saved_onnx`); else the model loads and its export is cached under its saved files' key, for the
+    next run."""
+    from svu.modeling_svu.tasks import TASKS, tasks_of_verb
+
+    if tasks is None:
+        tasks = tuple(task.name for task in tasks_of_verb(command))
+    device = command_device(args, command)
+    key = None
+    if args.engine == "onnx" and device == "cpu":
+        from svu.modeling_svu.saved_onnx import load_saved_onnx, saved_files_key
+
+        lean_tasks = [task for task in tasks if TASKS[task].onnx_without_torch]
+        found = load_saved_onnx(name, int8=args.int8, tasks=lean_tasks)
+        if found is not None:
+            return found
+        key = saved_files_key(name)
+    model = load_model(name, command, tasks=tasks, device=device)
+    return model, load_engine_or_exit(model, args, command, device, key=key)
+
+
+def open_model_audio(model, path):
+    """`audio_io.open_audio` of `path` at the model's rate; without torch when the model runs without it
+    (`saved_onnx.SavedOnnxModel`)."""
+    from svu.modeling_svu.audio_io import open_audio
+
+    return open_audio(path, model.config.sampling_rate, without_torch=not getattr(model, "needs_torch", True))
 
 
 def resolve_device(name, command: str) -> str:

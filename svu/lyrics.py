@@ -17,12 +17,10 @@ import json
 import re
 from pathlib import Path
 
-from .catalogue import (
-    MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, process_device, run_catalogue, temporary,
-)
+from .catalogue import MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, run_catalogue, temporary
 from .common import (
-    add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
-    resolve_device, window_options,
+    add_device_option, add_engine_options, add_quiet_option, add_window_options, load_model_and_engine,
+    open_model_audio, window_options,
 )
 
 FORMATS = ("txt", "json", "srt", "lrc")
@@ -31,10 +29,9 @@ FORMATS = ("txt", "json", "srt", "lrc")
 def lyrics_file(model, path, decoder="greedy", beam_width=32, lm_path=None, **window_options) -> dict:
     """``{"text", "words", "duration"}`` of an audio file (any format FFmpeg reads), streamed."""
     from svu.modeling_svu import ctc
-    from svu.modeling_svu.audio_io import open_audio
     from svu.modeling_svu.long_audio import lyrics_logits
 
-    total, blocks = open_audio(path, model.config.sampling_rate)
+    total, blocks = open_model_audio(model, path)
     logits = lyrics_logits(model, blocks, total_samples=total, **window_options)
     decoded = ctc.decode(logits, model.config.ctc_vocab, decoder, beam_width, lm_path)
     words = ctc.word_timings(decoded["tokens"], model.config.frame_seconds)
@@ -119,9 +116,7 @@ def parse_lrc(text: str) -> list:
 
 def run_lyrics(args) -> int:
     items = collect_inputs(args, "lyrics")
-    device = process_device(resolve_device(args.device, "lyrics"))
-    model = load_model(args.model, "lyrics", device=device)
-    engine = load_engine_or_exit(model, args, "lyrics", device)
+    model, engine = load_model_and_engine(args.model, args, "lyrics")
     formats = list(dict.fromkeys(args.format or ["txt"]))
     suffixes = [f"lyrics.{fmt}" for fmt in formats]
     out_dir = Path(args.output_dir)

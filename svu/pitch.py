@@ -21,13 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalogue import (
-    MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, process_device, run_catalogue, temporary,
-)
+from .catalogue import MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, run_catalogue, temporary
 from .window_batches import add_batch_files_option, shared_engines
 from .common import (
-    add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
-    resolve_device, window_options,
+    add_device_option, add_engine_options, add_quiet_option, add_window_options, load_model_and_engine,
+    open_model_audio, window_options,
 )
 
 FORMATS = ("csv", "json")
@@ -35,10 +33,9 @@ FORMATS = ("csv", "json")
 
 def pitch_track_file(model, path, voicing_threshold=None, **window_options) -> dict:
     """`long_audio.pitch_track_blocks` of an audio file (any format FFmpeg reads), streamed."""
-    from svu.modeling_svu.audio_io import open_audio
     from svu.modeling_svu.long_audio import pitch_track_blocks
 
-    total, blocks = open_audio(path, model.config.sampling_rate)
+    total, blocks = open_model_audio(model, path)
     track = pitch_track_blocks(model, blocks, voicing_threshold=voicing_threshold, total_samples=total, **window_options)
     times = track["times"]
     seconds = total / model.config.sampling_rate if total else float(times[-1]) if len(times) else 0.0  # None: undeclared
@@ -63,9 +60,7 @@ def run_pitch(args) -> int:
     if args.voicing_threshold is not None and not 0.0 <= args.voicing_threshold <= 1.0:
         raise SystemExit(f"svu pitch: --voicing-threshold {args.voicing_threshold}: a probability in [0, 1] is needed.")
     items = collect_inputs(args, "pitch")
-    device = process_device(resolve_device(args.device, "pitch"))
-    model = load_model(args.model, "pitch", device=device)
-    engine = load_engine_or_exit(model, args, "pitch", device)
+    model, engine = load_model_and_engine(args.model, args, "pitch")
     threshold = model.config.voicing_threshold if args.voicing_threshold is None else args.voicing_threshold
     formats = list(dict.fromkeys(args.format or ["csv"]))
     suffixes = [f"f0.{fmt}" for fmt in formats] + (["f0.png"] if args.plot else [])

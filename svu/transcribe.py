@@ -41,15 +41,13 @@ from pathlib import Path
 
 import numpy as np
 
-from svu.modeling_svu.audio_io import TruncatedAudioWarning, open_audio
+from svu.modeling_svu.audio_io import TruncatedAudioWarning
 
-from .catalogue import (
-    MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, process_device, run_catalogue, temporary,
-)
+from .catalogue import MANIFEST, Done, add_catalogue_options, collect_inputs, outputs_complete, run_catalogue, temporary
 from .window_batches import add_batch_files_option, shared_engines
 from .common import (
-    add_device_option, add_engine_options, add_quiet_option, add_window_options, load_engine_or_exit, load_model,
-    resolve_device, window_options,
+    add_device_option, add_engine_options, add_quiet_option, add_window_options, load_model_and_engine,
+    open_model_audio, window_options,
 )
 
 FORMATS = ("mid", "csv", "json")
@@ -88,7 +86,7 @@ def transcribe_file(model, path, decoding: dict, keep_audio: bool = False, **win
     from svu.modeling_svu.long_audio import stitched_posteriors
     from svu.modeling_svu.note_labels import NoteDecoder
 
-    total, blocks = open_audio(path, model.config.sampling_rate)
+    total, blocks = open_model_audio(model, path)
     kept, num_samples = [], 0
 
     def counted(blocks):
@@ -212,16 +210,14 @@ def truncation_warnings_as_lines():
 
 
 def run_transcribe(args) -> int:
-    from svu.modeling_svu.pipeline_svu import pitch_models
-
     items = collect_inputs(args, "transcribe")
-    device = process_device(resolve_device(args.device, "transcribe"))
-    model = load_model(args.model, "transcribe", device=device)
-    engine = load_engine_or_exit(model, args, "transcribe", device)
+    model, engine = load_model_and_engine(args.model, args, "transcribe")
     pitch_model = pitch_engine = None
     if args.pitch_model:
-        pitch_model = load_model(args.pitch_model, "transcribe", tasks=tuple(pitch_models()), device=device)
-        pitch_engine = load_engine_or_exit(pitch_model, args, "transcribe", device)
+        from svu.modeling_svu.tasks import tasks_of_verb
+
+        pitch_tasks = tuple(task.name for task in tasks_of_verb("pitch"))  # the models `svu pitch` runs
+        pitch_model, pitch_engine = load_model_and_engine(args.pitch_model, args, "transcribe", pitch_tasks)
     decoding = decoding_thresholds(model, args.onset_threshold, args.silence_threshold)
     formats = list(dict.fromkeys(args.format or ["mid"]))
     suffixes = formats + extra_outputs(args)

@@ -85,12 +85,12 @@ class SharedWindowBatches:
         self.condition.notify_all()
 
     def _run(self, compute, requests: list) -> None:
-        import torch
-
+        join = _joiner(requests[0]["inputs"])
         masks = [r["mask"] for r in requests]
-        mask = None if any(m is None for m in masks) else torch.cat(masks)
+        mask = None if any(m is None for m in masks) else join(masks)
         try:
-            logits = compute(torch.cat([r["inputs"] for r in requests]), mask).float().cpu()
+            logits = compute(join([r["inputs"] for r in requests]), mask)
+            logits = logits.float().cpu() if hasattr(logits, "detach") else logits
             self.forward_passes += 1
         except Exception as error:  # raised again in the thread of each file of the batch
             for r in requests:
@@ -100,6 +100,18 @@ class SharedWindowBatches:
         for r in requests:
             r["logits"] = logits[start : start + len(r["inputs"])]
             start += len(r["inputs"])
+
+
+def _joiner(inputs):
+    """How windows of several files are joined into one batch: numpy's for arrays (a `saved_onnx` model's
+    windows), torch's for tensors."""
+    if not hasattr(inputs, "detach"):
+        import numpy as np
+
+        return np.concatenate
+    import torch
+
+    return torch.cat
 
 
 def shared_engines(args, *pairs):

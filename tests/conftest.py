@@ -64,7 +64,7 @@ def fresh_accelerator_state():
     not decide the mixed precision of the next test on this worker."""
     yield
     if "accelerate.state" in sys.modules:
-        from train_in_process import reset_accelerate_state
+        from in_process import reset_accelerate_state
 
         reset_accelerate_state()
 

@@ -20,6 +20,7 @@ import pytest
 import soundfile as sf
 import torch
 
+import in_process
 from svu.modeling_svu import TASK_MODELS, tiny_backbone_config
 from svu.modeling_svu.tasks import TASKS
 
@@ -56,9 +57,16 @@ def saved_model(task, folder: Path) -> Path:
     return folder
 
 
-def svu(*args, launcher=(sys.executable, "-m", "svu")):
-    result = subprocess.run([*launcher, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600)
-    return result
+def svu(*args, launcher=None):
+    """`svu` in this process (`in_process.svu`), or under `launcher` in a subprocess."""
+    if launcher is None:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as ENV's subprocesses: one thread sums in one order, and outputs are compared bytewise
+        try:
+            return in_process.svu(*args)
+        finally:
+            torch.set_num_threads(threads)
+    return subprocess.run([*launcher, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600)
 
 
 def outputs_of(verb: str, out: Path) -> Path:
@@ -173,7 +181,7 @@ def test_kill_9_mid_run_then_skip_existing_gives_the_outputs_of_one_unbroken_run
         sf.write(songs / f"song{index:02d}.wav", sung(6.0, 16000, 180 + 7 * index), 16000)
     unbroken, resumed = tmp_path / "unbroken", tmp_path / "resumed"
     args = ["-m", "svu", "transcribe", str(songs), "--model", str(model), "--format", "csv", "--format", "mid", "-q"]
-    assert subprocess.run([sys.executable, *args, "-o", str(unbroken)], env=ENV, capture_output=True).returncode == 0
+    assert svu(*args[2:], "-o", unbroken).returncode == 0
 
     killed = subprocess.Popen([sys.executable, *args, "-o", str(resumed)], env=ENV, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip

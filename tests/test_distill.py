@@ -1,10 +1,12 @@
-"""`svu distill`: a demo teacher distilled into a smaller student on synthetic audio, through the command; the
-student repo in a fresh offline process; an unreadable file in the audio folder; every task of the registry."""
+"""`svu distill`: a demo teacher distilled into a smaller student on synthetic audio, through the command; an
+unreadable file in the audio folder; a student of every task of the registry, its repo walked through every
+interface in a fresh offline process; the teacher's outputs computed by two processes, as by one."""
 
 import json
 import shutil
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,9 @@ import soundfile as sf
 import torch
 from conftest import sung_tone
 from demo_runs import DEMO_GROUP, ENV, REPO, demo_run
+from in_process import svu
 from test_remote_code import BLOCK_REPO, run_isolated
+from test_task_dispatch import exported  # noqa: F401 -- a fixture: the teachers
 
 from svu.modeling_svu import TASK_MODELS, TASKS
 
@@ -66,67 +70,214 @@ def test_an_unreadable_file_is_named_and_the_run_goes_on(distilled):
     assert record["training_chunks"] > 0 and (out / "model.safetensors").is_file()
 
 
-CHILD = BLOCK_REPO + r'''
-import numpy as np
-from transformers import AutoModel, pipeline
-repo, wav = sys.argv[1], sys.argv[3]
-model = AutoModel.from_pretrained(repo, trust_remote_code=True)
-report["class"] = type(model).__name__
-runner = pipeline(sys.argv[4], model=repo, trust_remote_code=True)
-report["pipeline"] = runner(wav)
-json.dump(report, open(sys.argv[2], "w"), default=str)
-'''
-
-
-def test_student_repo_loads_offline_through_every_interface_and_names_its_teacher(distilled, tmp_path):
-    run, songs, out, _ = distilled
-    task = TASKS[TEACHER_TASK]
-    repo = tmp_path / "student"  # outside the clone
-    shutil.copytree(out, repo)
-    assert sorted(p.name for p in run.repo.iterdir() if p.name not in {"train_config.yaml"}) == sorted(
-        p.name for p in repo.iterdir() if p.name not in {"distill_config.yaml"})  # train/run.py's file set
-    card = (repo / "README.md").read_text()
-    assert f"base_model: {run.repo}" in card and "nano" in card and "Agreement with the teacher" in card
-    wav = next(songs.glob("test_*.wav"))
-    script, report = tmp_path / "child.py", tmp_path / "report.json"
-    script.write_text(CHILD)
-    run_isolated(script, repo, report, wav, task.pipeline, cwd=tmp_path, hf_home=tmp_path / "hf")
-    result = json.loads(report.read_text())
-    assert not result["repo_importable"] and result["class"] == task.model_class
-    labels = json.loads((repo / "config.json").read_text())["id2label"].values()
-    assert {p["label"] for p in result["pipeline"]} <= set(labels)
-    proc = subprocess.run([sys.executable, "-m", "svu", task.cli_verb, str(wav), "--model", str(repo), "--engine", "onnx",
-                           "--int8", "-q"],
-                          capture_output=True, text=True, env={**ENV, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert any(label in proc.stdout for label in labels)
-
-
 @pytest.fixture(scope="module")
 def tones(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tones")
     for i in range(3):
-        wave = np.concatenate([sung_tone(f0=180 + 40 * i + 35 * k, seconds=1.0, seed=3 * i + k) for k in range(3)])
+        wave = np.concatenate([sung_tone(f0=180 + 40 * i + 35 * k, seconds=1.0, seed=3 * i + k) for k in range(2)])
         sf.write(folder / f"tone{i}.wav", wave, 16000)
     return folder
 
 
-@pytest.mark.parametrize("task", sorted(TASKS))
-def test_every_task_distils_and_its_loss_goes_down(task, tones, tmp_path):
-    """A random tiny teacher of each task of the registry, its hidden states predicted too (DistilHuBERT)."""
-    from svu.train.distill import DistillConfig, distill
+@pytest.fixture(scope="module")
+def students(exported, tones, tmp_path_factory):
+    """{task: (teacher repo, student repo, exit status, what the command printed)}: a tiny random teacher of each
+    task of the registry, exported as `train/run.py` exports it, distilled by `svu distill` (in this process) into
+    `nano`, its hidden states predicted too (DistilHuBERT). A command that raised has its traceback as status."""
+    root, found = tmp_path_factory.mktemp("students"), {}
+    for name, (_, teacher) in exported.items():
+        out = root / name
+        try:
+            proc = svu("distill", "--teacher", teacher, "--audio", tones, "--student", "nano", "-o", out, "--cache-dir",
+                       root / "cache", "--epochs", "4", "--lr", "3e-3", "--hidden-states", "-q")  # fmt: skip
+            found[name] = (teacher, out, proc.returncode, proc.stdout + proc.stderr)
+        except Exception:  # noqa: BLE001 -- the task's own tests fail with it, the others go on
+            found[name] = (teacher, out, traceback.format_exc(), "")
+    return found
 
-    torch.manual_seed(0)
-    labels = {0: "a", 1: "b", 2: "c"} if TASKS[task].classes else None
-    TASK_MODELS[task].from_backbone("tiny-wav2vec2", id2label=labels).save_pretrained(tmp_path / "teacher")
-    cfg = DistillConfig(teacher=str(tmp_path / "teacher"), audio=str(tones), student="nano", output_dir=str(tmp_path / "s"),
-                        epochs=4, lr=3e-3, hidden_states=True, cache_dir=str(tmp_path / "cache"))
-    record = distill(cfg)
+
+def distilled_student(students, name):
+    teacher, out, status, printed = students[name]
+    assert status == 0, f"svu distill of the {name} teacher: {status}\n{printed[-3000:]}"
+    return teacher, out, json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_every_task_distils_and_its_loss_goes_down(name, students):
+    teacher, out, record = distilled_student(students, name)
     assert record["loss_history"][-1] < record["loss_history"][0]
-    assert record["hidden_state_layers"] == [1, 2, 3] and record["agreement"][record["headline"]] is not None or task == "transcription"
-    student = TASK_MODELS[task].from_pretrained(tmp_path / "s")
-    assert student.config.backbone_config.num_hidden_layers == 1 and student.config.id2label == TASK_MODELS[task].from_pretrained(tmp_path / "teacher").config.id2label
-    assert f"base_model: {tmp_path / 'teacher'}" in (tmp_path / "s" / "README.md").read_text()
+    assert record["hidden_state_layers"] == [1, 2, 3]
+    assert record["agreement"][record["headline"]] is not None or name == "transcription"  # a random teacher: no notes
+    student = TASK_MODELS[name].from_pretrained(out)
+    assert student.config.backbone_config.num_hidden_layers == 1
+    assert student.config.id2label == TASK_MODELS[name].from_pretrained(teacher).config.id2label
+
+
+def fastest_engine(verb: str) -> list:
+    """`--engine onnx --int8` where `svu <verb>` has these options (its parser reads them), else none."""
+    from svu.cli import build_parser
+
+    options = ["--engine", "onnx", "--int8"]
+    args, _ = build_parser(verb).parse_known_args([verb, "take.wav", "--model", "m", "-o", "out", *options])
+    return options if getattr(args, "engine", None) == "onnx" and getattr(args, "int8", False) else []
+
+
+# One fresh, offline process for every task's student: first as a Hub user has it (the repo's remote code only:
+# AutoModel, the task's pipeline), then through the task's `svu` verb, from this clone. A task that fails is
+# reported under its name and the others go on.
+WALK = BLOCK_REPO + r"""
+import contextlib, io, os, traceback
+from pathlib import Path
+import soundfile as sf, torch
+from transformers import AutoModel, pipeline
+jobs, clone = json.load(open(sys.argv[1])), sys.argv[3]
+for job in jobs:
+    found = report[job["task"]] = {}
+    try:
+        model = AutoModel.from_pretrained(job["repo"], trust_remote_code=True).eval()
+        found["class"] = type(model).__name__
+        with torch.no_grad():
+            found["logits"] = model(torch.from_numpy(sf.read(job["wav"], dtype="float32")[0])[None]).logits[0].tolist()
+        runner = pipeline(job["pipeline"], model=job["repo"], trust_remote_code=True)
+        found["pipeline"] = [runner.task, runner(job["wav"])]
+    except Exception:
+        found["error"] = traceback.format_exc()
+report["repo_loaded"] = any(m.partition(".")[0] in {"modeling_svu", "svu"} for m in sys.modules)
+sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, BlockRepo)]
+sys.path.insert(0, clone)
+os.environ["XDG_CACHE_HOME"] = str(Path(sys.argv[2]).parent / "cache")  # ONNX engines exported now, not read back
+import svu
+from svu.cli import main
+report["svu"] = svu.__file__
+for job in jobs:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        try:
+            status = main(job["command"])
+        except BaseException:
+            status = traceback.format_exc()
+    out = Path(job["out"])
+    report[job["task"]]["verb"] = {"status": status, "printed": printed.getvalue(),
+                                   "written": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())}
+json.dump(report, open(sys.argv[2], "w"), default=str)
+"""
+
+
+@pytest.fixture(scope="module")
+def walked(students, tones, tmp_path_factory):
+    """What the fresh process (`WALK`) found of each task's student, a copy outside the clone: {task: {...}}."""
+    root = tmp_path_factory.mktemp("walk")
+    wav, jobs = sorted(tones.iterdir())[0], []
+    for name, (_, out, status, _) in students.items():
+        if status != 0:
+            continue
+        task, repo = TASKS[name], root / name
+        shutil.copytree(out, repo)
+        command = [task.cli_verb, str(wav), "--model", str(repo), "-o", str(root / "out" / name / "take.json"), "-q",
+                   *fastest_engine(task.cli_verb)]  # fmt: skip
+        jobs.append({"task": name, "repo": str(repo), "wav": str(wav), "pipeline": task.pipeline, "command": command,
+                     "out": str(root / "out" / name)})
+    script, jobs_file, report = root / "walk.py", root / "jobs.json", root / "report.json"
+    script.write_text(WALK)
+    jobs_file.write_text(json.dumps(jobs))
+    run_isolated(script, jobs_file, report, REPO, cwd=root, hf_home=root / "hf")
+    return {**json.loads(report.read_text()), "wav": wav}
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_student_repo_of_each_task_loads_offline_through_every_interface_and_names_its_teacher(name, students, walked):
+    """The student repo `svu distill` wrote, in a fresh offline process (`WALK`): AutoModel with the repo's remote
+    code (the logits of this clone's class), the task's pipeline and its `svu` verb on the fastest engine the verb
+    has; the file set of its teacher's repo; a card naming the teacher."""
+    teacher, out, _ = distilled_student(students, name)
+    task, found = TASKS[name], walked[name]
+    assert "error" not in found, found["error"]
+    assert not walked["repo_importable"] and not walked["repo_loaded"]
+    assert walked["svu"] == str(REPO / "svu" / "__init__.py")
+    assert sorted(p.name for p in teacher.iterdir() if p.name != "train_config.yaml") == sorted(
+        p.name for p in out.iterdir() if p.name != "distill_config.yaml")  # `train/run.py`'s file set
+    card = (out / "README.md").read_text()
+    assert f"base_model: {teacher}" in card and "nano" in card and "Agreement with the teacher" in card
+
+    student = TASK_MODELS[name].from_pretrained(out).eval()
+    assert found["class"] == task.model_class
+    with torch.no_grad():
+        expected = student(torch.from_numpy(sf.read(walked["wav"], dtype="float32")[0])[None]).logits[0]
+    torch.testing.assert_close(torch.tensor(found["logits"]), expected, rtol=1e-4, atol=1e-4)
+    ran, output = found["pipeline"]
+    assert ran == task.pipeline and output
+    if task.classes:
+        assert {p["label"] for p in output} <= set(student.config.id2label.values())
+
+    verb = found["verb"]
+    assert verb["status"] == 0 and "Traceback" not in verb["printed"], verb
+    assert verb["written"], verb
+    if task.classes:
+        assert any(label in verb["printed"] for label in student.config.id2label.values()), verb
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory):
+    """6 recordings of 2 to 4.5 s: for the 2 s chunks of the `exported` teachers, whole chunks and shorter ones."""
+    folder = tmp_path_factory.mktemp("songs")
+    for i in range(6):
+        seconds = 1.0 + 0.25 * i
+        wave = np.concatenate([sung_tone(f0=180 + 30 * i + 35 * k, seconds=seconds, seed=3 * i + k) for k in range(2)])
+        sf.write(folder / f"song{i}.wav", wave, 16000)
+    return folder
+
+
+def test_two_processes_cache_the_one_process_teacher_outputs(exported, songs, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2 -m svu distill` (gloo on CPU; `--cpu --num_processes 2` would
+    silently run one process): under the one-process run's fingerprint, each process runs the teacher on its share of
+    the files (shard R holds files R, R + 2, ...: each file once), and the chunks and teacher outputs are the
+    one-process run's; a one-process run then reads the two-process cache.
+
+    The loss histories are not the same at the same `--batch-size`: it is per process (data parallel, as in
+    train/run.py), so process r takes the loader's batches r, r + 2, ... of the same shuffle, whose union is the
+    one-process batch of twice the size. Two processes at B step as one process at 2B, but for dropout, whose masks
+    each process draws from its own generator: the histories agree to 1 %, where B against 2B in one process differ
+    by several."""
+    from svu.train.distill import read_shards
+
+    def command(run, cache, batch_size):
+        return ["distill", "--teacher", str(exported["technique"][1]), "--audio", str(songs), "--student", "nano",
+                "--cache-dir", str(tmp_path / cache), "-o", str(tmp_path / run), "--epochs", "3", "--hidden-states",
+                "-q", "--batch-size", str(batch_size)]  # fmt: skip
+
+    assert svu(*command("one", "cache1", 4)).returncode == 0
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+              "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "svu"]  # fmt: skip
+    proc = subprocess.run([*launch, *command("two", "cache2", 2)], capture_output=True, text=True,
+                          env={**ENV, "TQDM_DISABLE": "1"}, cwd=tmp_path, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    (one_folder,), (folder,) = (tmp_path / "cache1").iterdir(), (tmp_path / "cache2").iterdir()
+    assert folder.name == one_folder.name  # the fingerprint
+    written = ["failures-0-of-2.json", "failures-1-of-2.json", "shard-0-of-2.npz", "shard-1-of-2.npz"]
+    assert sorted(p.name for p in folder.iterdir()) == written
+    shares = []
+    for rank in range(2):
+        with np.load(folder / f"shard-{rank}-of-2.npz") as shard:
+            shares.append(sorted({int(r) for r in shard["recording"]}))
+    assert shares == [[0, 2, 4], [1, 3, 5]]
+    one, two = read_shards(one_folder, 1), read_shards(folder, 2)
+    assert [(c["recording"], c["start"], len(c["wave"])) for c in two] == [
+        (c["recording"], c["start"], len(c["wave"])) for c in one]
+    assert len(one) == 10 and {len(c["wave"]) for c in one} == {16000, 24000, 32000}
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(b["wave"], a["wave"])
+        np.testing.assert_allclose(b["logits"], a["logits"], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(b["hidden"].astype(np.float32), a["hidden"].astype(np.float32), rtol=0, atol=2e-3)
+
+    records = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("one", "two")]
+    assert records[1]["training_chunks"] == records[0]["training_chunks"] == 9
+    history = [record["loss_history"] for record in records]
+    np.testing.assert_allclose(history[1], history[0], rtol=0.01)
+
+    again = svu(*command("again", "cache2", 4), "--max-steps", "1")  # one process, the two-process cache
+    assert again.returncode == 0 and f"teacher outputs from the cache {folder}" in again.stderr
+    assert sorted(p.name for p in folder.iterdir()) == written  # nothing computed again
 
 
 def test_a_prepared_dataset_with_labels_and_the_cache_reused(distilled, tmp_path, capsys):

@@ -21,7 +21,7 @@ from svu.train.feature_cache import (
     build_pooled_cache,
     estimate_frame_cache_bytes,
 )
-from train_in_process import train
+from in_process import train
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "train" / "configs" / "demo_technique.yaml"
@@ -47,7 +47,7 @@ def tiny_model(seed=0):
 
 
 def run_stage1(output_dir: Path, prepared_dir: Path, cache: bool, processes: int = 1):
-    """A stage-1 epoch of train/run.py: in this process (`train_in_process`), or `accelerate launch`ed on 2."""
+    """A stage-1 epoch of train/run.py: in this process (`in_process`), or `accelerate launch`ed on 2."""
     args = [
         "--config", str(DEMO_CONFIG), "--epochs", "1", "--stage1_epochs", "1", "--lr_stage1", "0.003",
         "--cache_stage1", str(cache).lower(), "--output_dir", str(output_dir), "--dataset.prepared_dir", str(prepared_dir),

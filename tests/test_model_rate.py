@@ -32,7 +32,7 @@ from svu.dataset_scripts.prepare import load_prepared, prepare
 from svu.modeling_svu import SVUForNoteTranscription, SVUForTechniqueClassification
 from svu.train.data import AudioCollator, check_dataset
 from svu.common import load_model
-from train_in_process import train
+from in_process import train
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "train" / "run.py")
@@ -182,7 +182,7 @@ def test_logits_and_labels_more_than_one_frame_apart_raise():
 
 
 def demo_at_24khz(task: str, prepared: Path, out: Path) -> Path:
-    """`train/configs/demo_<task>.yaml` as it is, on the MERT-v1-like 24 kHz backbone (`train_in_process`)."""
+    """`train/configs/demo_<task>.yaml` as it is, on the MERT-v1-like 24 kHz backbone (`in_process`)."""
     train("--config", str(CONFIGS / f"demo_{task}.yaml"), *MERT_V1, "--output_dir", str(out),
            "--dataset.prepared_dir", str(prepared / task))
     return out

@@ -126,6 +126,19 @@ def test_trainable_parameters_per_stage_are_exact(family, cls):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_a_trained_cnn_gets_its_gradients_and_the_waveform_none(family):
+    """The waveform's gradient is work no optimiser uses: most of a backward pass through a long-stride CNN."""
+    model = tiny_model(SVUForNoteTranscription, family).train()
+    model.unfreeze_feature_encoder()
+    seen = []
+    model.backbone.feature_extractor.conv_layers[0].register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    model(torch.randn(2, 8000)).logits.sum().backward()
+    assert not seen[0].requires_grad
+    cnn = dict(model.backbone.feature_extractor.named_parameters())
+    assert cnn and all(p.grad is not None and p.grad.abs().sum() > 0 for p in cnn.values()), sorted(cnn)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_frozen_backbone_runs_in_eval_mode(family):
     dropout = dict(hidden_dropout=0.3, attention_dropout=0.3, activation_dropout=0.3, feat_proj_dropout=0.3)
     model = tiny_model(SVUForSingerID, family, **dropout, mask_time_prob=0.5, mask_time_length=2)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import sung_tone
+from in_process import svu
 
 from svu.modeling_svu import SVUForNoteTranscription, SVUForSingerID, tiny_backbone_config
 from svu.modeling_svu.pruning import layers_to_keep, prune_layers
@@ -31,10 +32,6 @@ print(model.config.backbone_config.num_hidden_layers, len(model.backbone.encoder
 """
 
 
-def svu(*args, cwd=REPO_ROOT):
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "svu", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 def fresh_process_logits(repo, audio, tmp_path):

@@ -238,3 +238,45 @@ def test_cli_verb_of_each_task_writes_its_output(name, exported, tmp_path):
     assert main([TASKS[name].cli_verb, str(audio), "--model", str(exported[name][1]), "-o", str(out / "take.json"),
                  "--quiet"]) == 0
     assert [path for path in out.rglob("*") if path.is_file()]
+
+
+# Runs each argv list of argv[1] (JSON) through `svu`'s main, then prints the modules this process imported.
+LEAN_PROBE = """
+import json, sys
+from svu.cli import main
+for argv in json.loads(sys.argv[1]):
+    assert main(argv) == 0, argv
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_cli_verbs_run_an_exported_model_without_torch_or_transformers(exported, tmp_path, monkeypatch):
+    """`svu <verb> --engine onnx --int8` of the tasks marked `onnx_without_torch`: the first run exports the model
+    (torch + transformers, in process); then one fresh process runs every verb again on the cached exports, without
+    importing torch or transformers, and writes the same files byte for byte."""
+    import os
+    import subprocess
+    import sys
+
+    from svu.cli import main
+
+    lean = [name for name, task in TASKS.items() if task.onnx_without_torch]
+    assert lean
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    audio = tmp_path / "take.wav"
+    sf.write(audio, np.tile(tone(), 2), 22050)  # resampled to the model's rate on both paths
+    runs = {}
+    for name in lean:
+        argv = [TASKS[name].cli_verb, str(audio), "--model", str(exported[name][1]), "--engine", "onnx", "--int8", "-q"]
+        assert main(argv + ["-o", str(tmp_path / "exporting" / name)]) == 0
+        runs[name] = argv + ["-o", str(tmp_path / "lean" / name)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", LEAN_PROBE, json.dumps(list(runs.values()))], capture_output=True,
+                          text=True, env=env, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not [module for module in loaded if module.partition(".")[0] in ("torch", "transformers")]
+    for name in lean:
+        written = {path.name: path.read_bytes() for path in (tmp_path / "exporting" / name).iterdir()
+                   if path.suffix != ".jsonl"}  # fmt: skip  (the manifest holds times)
+        assert written and written == {file: (tmp_path / "lean" / name / file).read_bytes() for file in written}, name

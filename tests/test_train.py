@@ -1,5 +1,5 @@
 """`train/run.py` for real on the synthetic corpus (all three tasks): `accelerate launch` in subprocesses (the demo
-configs, two processes), and in this process (`train_in_process`) for resume, caching, LoRA and a NaN loss.
+configs, two processes), and in this process (`in_process`) for resume, caching, LoRA and a NaN loss.
 
 Runs are module-scoped and shared between assertions; data is prepared once per task. The demo configs as they
 are (technique, transcription) are the session's demo runs (`demo_runs.demo_run`), read by their tests in
@@ -22,7 +22,7 @@ import yaml
 from safetensors.torch import load_file
 
 from demo_runs import DEMO_GROUP, demo_run
-from train_in_process import train
+from in_process import train
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "train" / "run.py")

@@ -1,5 +1,5 @@
 """The paper's protocol in real `train/run.py` runs: gradient accumulation and `validation: none` (train on every
-non-test group, keep the last epoch) in this process (`train_in_process`), and test metrics of a two-process
+non-test group, keep the last epoch) in this process (`in_process`), and test metrics of a two-process
 `accelerate launch` run that `train.evaluation.evaluate_test` reproduces exactly from the saved repo (what
 `svu evaluate` builds on)."""
 
@@ -10,7 +10,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from test_train import CONFIGS, launch
-from train_in_process import train
+from in_process import train
 
 pytestmark = pytest.mark.timeout(600)
 

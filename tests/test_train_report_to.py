@@ -1,4 +1,4 @@
-"""`report_to` through Accelerate's trackers, in real `train/run.py` runs (`train_in_process`; one stage-2 epoch of
+"""`report_to` through Accelerate's trackers, in real `train/run.py` runs (`in_process`; one stage-2 epoch of
 the technique demo's synthetic corpus): `none` writes no tracker files, `tensorboard` writes event files, a tracker
 whose package is missing is one error line. The two runs also set `spec_augment` (off / explicit), so they show
 metrics.json and the model card recording it."""
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from svu.train.trackers import TRACKERS
-from train_in_process import train
+from in_process import train
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / "train" / "run.py")

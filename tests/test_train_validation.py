@@ -1,6 +1,6 @@
 """Validation picks the kept epoch on deterministic (eval-mode) scores: the score `train/run.py` records for the
 kept epoch is what `svu evaluate --split validation` gives for the kept weights, with dropout and SpecAugment on
-in training (a real `train/run.py` run of the singer-ID demo, made short, in this process: `train_in_process`)."""
+in training (a real `train/run.py` run of the singer-ID demo, made short, in this process: `in_process`)."""
 
 import json
 import os
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from svu.dataset_scripts.prepare import prepare
-from train_in_process import train
+from in_process import train
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_OPTIONS = dict(task="singer_id", num_singers=4, recordings_per_singer=3)

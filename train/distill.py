@@ -15,7 +15,7 @@ Audio: a folder (or file) of recordings in any format FFmpeg reads, cut into the
 validation chunks train, its test chunks are held out. From a folder, a fraction of the recordings (`held_out`) is
 held out. The teacher runs once over every chunk, on `accelerator.device`, each process on its share of the files,
 and its outputs (and the chunks' audio) are cached on disk (`cache_dir/<fingerprint>/shard-R-of-N.npz`): a second
-student of another size distilled from the same teacher and audio reuses them.
+student of another size distilled from the same teacher and audio, on any number of processes, reuses them.
 
 The output folder is a saved model repo, as `train/run.py` writes (weights, config, code, feature extractor,
 handler.py, samples/, metrics.json, distill_config.yaml and a card naming the teacher as `base_model`): its
@@ -273,27 +273,40 @@ def read_shards(folder: Path, world: int) -> list:
     return sorted(chunks, key=lambda c: (c["recording"], c["start"]))
 
 
+def complete_cache(folder: Path, world: int) -> Optional[int]:
+    """The number of processes that wrote every shard and failure list of the cache in `folder` (`world` first, then
+    any other: the chunks are the same, only their split over the shards differs), or None."""
+    written = {int(path.stem.rsplit("-", 1)[1]) for path in folder.glob("shard-*-of-*.npz")}
+    for count in sorted(written, key=lambda count: (count != world, count)):
+        if all((folder / f"{kind}-{rank}-of-{count}.{ext}").is_file()
+               for rank in range(count) for kind, ext in (("shard", "npz"), ("failures", "json"))):  # fmt: skip
+            return count
+    return None
+
+
 def cached_teacher_outputs(teacher, cfg, recordings, accelerator, layers, data=None):
-    """Every chunk with its teacher outputs (`read_share`, `run_teacher`), from the cache or computed now, each
-    process computing its share; also the files that could not be read (recorded with the cache) and its folder."""
+    """Every chunk with its teacher outputs (`read_share`, `run_teacher`), from the cache (written by any number of
+    processes) or computed now, each process computing its share; also the files that could not be read (recorded
+    with the cache) and its folder."""
     folder = Path(cfg.cache_dir or DEFAULT_CACHE) / teacher_fingerprint(teacher, cfg, recordings, layers)
     rank, world = accelerator.process_index, accelerator.num_processes
+    cached = complete_cache(folder, world)
+    accelerator.wait_for_everyone()  # every process has looked before any writes
     shard = folder / f"shard-{rank}-of-{world}.npz"
-    failures = []
-    if not shard.is_file():
+    if cached is None and not shard.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         rate = teacher.config.sampling_rate
         chunks, failures = read_share(recordings, rank, world, rate, int(round(teacher.config.chunk_seconds * rate)), data)
         logits, hidden = run_teacher(teacher, chunks, layers, accelerator.device, cfg.batch_size,
                                      show=accelerator.is_local_main_process and not quiet())
-        failures_file = folder / f"failures-{rank}-of-{world}.json"
-        failures_file.write_text(json.dumps(failures))
+        (folder / f"failures-{rank}-of-{world}.json").write_text(json.dumps(failures))
         write_shard(shard, chunks, logits, hidden)
-    elif accelerator.is_main_process:
+    if cached is not None and accelerator.is_main_process:
         print(f"svu distill: teacher outputs from the cache {folder}", file=sys.stderr)
     accelerator.wait_for_everyone()
-    every_failure = [f for r in range(world) for f in json.loads((folder / f"failures-{r}-of-{world}.json").read_text())]
-    return read_shards(folder, world), every_failure, folder
+    count = cached or world
+    every_failure = [f for r in range(count) for f in json.loads((folder / f"failures-{r}-of-{count}.json").read_text())]
+    return read_shards(folder, count), every_failure, folder
 
 
 # ----- training ----------------------------------------------------------------------------------------------
