@@ -13,15 +13,18 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
-# pytest-xdist groups that take longest (measured, longest first): they start first, so that no
-# worker is left with a long group while the other has nothing to do; every other group follows, in file order.
+# pytest-xdist groups that take longest (measured on this machine, longest first, those over 6 s): they start first,
+# so that no worker is left with a long group while the other has nothing to do; every other group follows, in file
+# order.
 LONGEST_GROUPS = [
-    "demo_runs", "test_install.py", "test_published_backbones.py", "test_cli_catalogue.py", "test_data_folder.py",
-    "test_train_dataset_name.py", "test_model_rate.py", "test_feature_cache.py",
-    "test_reliability_training.py", "test_train.py", "test_benchmarks.py", "test_train_protocol.py",
-    "test_train_report_to.py", "test_reliability_audio.py", "test_pitch_interfaces.py", "test_speed_pruning.py",
-    "test_train_validation.py", "test_transcription_interfaces.py", "test_transcription_long_audio.py",
-    "test_space_browser.py", "test_hub_export.py", "test_default_export.py", "test_pitch_peers.py",
+    "demo_runs", "test_benchmarks.py", "test_data_folder.py", "test_published_backbones.py",
+    "test_train_streaming.py", "test_reliability_training.py", "test_train.py", "test_install.py",
+    "test_space_browser.py", "test_cli_catalogue.py", "test_reliability_audio.py", "test_model_rate.py",
+    "test_train_dataset_name.py", "test_feature_cache.py", "test_speed_pruning.py", "test_transcription_long_audio.py",
+    "test_train_protocol.py", "test_speed_engines.py", "test_transcription_interfaces.py", "test_train_report_to.py",
+    "test_pitch_interfaces.py", "test_remote_code.py", "test_hub_export.py", "test_data_mir_st500.py", "test_tasks.py",
+    "test_train_validation.py", "test_data_cli.py", "test_default_export.py", "test_data_parallel.py",
+    "test_cli_classify.py", "test_pitch_peers.py", "test_remote_code_closure.py",
 ]
 
 
