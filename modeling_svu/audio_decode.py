@@ -15,7 +15,8 @@ imported, reading a file or resampling is an ImportError saying so, unless the c
 model's rate needs neither package.
 
 A file that decodes to far less audio than its container declares (a cut download: the first 700 bytes of a
-4 s mp3 decode to 0.05 s) is still used, with a `TruncatedAudioWarning` naming the file and both durations.
+4 s mp3 decode to 0.05 s; a WAV whose data chunk declares more than the file holds) is still used, with a
+`TruncatedAudioWarning` naming the file and both durations.
 """
 
 import os
@@ -102,6 +103,7 @@ def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS,
         raise ImportError(f"{name}: {MISSING_BACKEND}")
     opened = opener or (_open_torchcodec if backend else fallback)
     declared_seconds, target_blocks = opened(source, name, sampling_rate, block_seconds, backend, channel)
+    declared_seconds = max(declared_seconds or 0.0, wav_declared_seconds(source)) or declared_seconds
     total = int(round(declared_seconds * sampling_rate)) if declared_seconds else None
 
     def blocks():
@@ -123,6 +125,31 @@ def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS,
             )
 
     return total, blocks()
+
+
+def wav_declared_seconds(source) -> float:
+    """The duration a WAV file's data chunk declares (0.0 for anything else). FFmpeg and libsndfile both take a
+    WAV's length from the file's size, so a WAV cut short would otherwise read as a complete, shorter one."""
+    if not isinstance(source, str) or not os.path.isfile(source):
+        return 0.0
+    with open(source, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return 0.0
+        block_align = rate = 0
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return 0.0
+            kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind == b"fmt ":
+                fmt = handle.read(size + size % 2)
+                rate, block_align = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[12:14], "little")
+            elif kind == b"data":  # 0 or a placeholder over 2 GiB: a size a streaming writer never filled in
+                valid = block_align > 0 and rate > 0 and 0 < size < 0x7FFFFFFF
+                return size / block_align / rate if valid else 0.0
+            else:
+                handle.seek(size + size % 2, os.SEEK_CUR)
 
 
 def decode_audio(source, sampling_rate: int, channel: Optional[int] = None, fallback=None) -> np.ndarray:

@@ -202,3 +202,32 @@ def test_singing_transcription_takes_lists_and_batches(files, transcriber):
     assert pipe(inputs[0], batch_size=3)["notes"] == one_by_one[0]
     batched = pipeline(model=str(folder), trust_remote_code=True, batch_size=4)
     assert [r["notes"] for r in batched(inputs)] == one_by_one
+
+
+@pytest.mark.parametrize("without_torch", [False, True], ids=["torchcodec", "libsndfile"])
+def test_a_wav_cut_short_warns_through_either_reader_and_a_streamed_one_does_not(tmp_path, without_torch):
+    """FFmpeg and libsndfile take a WAV's length from the file's size: its data chunk's declared size tells."""
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "whole.wav", rng.uniform(-0.5, 0.5, (32000, 2)).astype(np.float32), 16000, subtype="PCM_24")
+    data = (tmp_path / "whole.wav").read_bytes()
+    start = data.index(b"data") + 8
+    (tmp_path / "cut.wav").write_bytes(data[: start + 8000 * 6])  # a copy stopped after 8000 whole frames
+    streamed = bytearray(data)  # a writer that could not go back to fill in the sizes
+    streamed[4:8] = streamed[data.index(b"data") + 4 : data.index(b"data") + 8] = b"\xff\xff\xff\xff"
+    (tmp_path / "streamed.wav").write_bytes(bytes(streamed))
+
+    def read(name):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            total, blocks = open_audio(tmp_path / name, 16000, without_torch=without_torch)
+            samples = np.concatenate(list(blocks))
+        return total, samples, [str(w.message) for w in caught if issubclass(w.category, TruncatedAudioWarning)]
+
+    whole = read("whole.wav")
+    assert whole[0] == 32000 and len(whole[1]) == 32000 and not whole[2]
+    total, samples, warned = read("cut.wav")
+    assert total == 32000 and len(samples) == 8000
+    np.testing.assert_array_equal(samples, whole[1][: len(samples)])
+    assert len(warned) == 1 and warned[0].startswith(f"{tmp_path / 'cut.wav'}: decoded 0.50 s of audio but the file "
+                                                     "declares 2.00 s; it looks truncated"), warned  # fmt: skip
+    assert not read("streamed.wav")[2]
