@@ -1,6 +1,6 @@
 """A saved SVU repo whose ONNX export exists, run by ONNX Runtime and numpy alone: no torch, no transformers.
 
-    found = load_saved_onnx("student/", int8=True)   # None: no export of these files yet (or not an SVU repo)
+    found = load_saved_onnx("student/", saved_files_key("student/"), int8=True)   # None: no export yet, or not SVU
     model, engine = found                             # for `long_audio` (`stitched_logits(model, ..., engine=engine)`)
 
 What decoding and note writing need comes from the repo's config.json read as JSON (`SavedConfig`); the windows are
@@ -137,10 +137,10 @@ class SavedOnnxModel:
         return self
 
 
-def load_saved_onnx(name: str, int8: bool = False, tasks=None, cache_dir=None):
-    """``(SavedOnnxModel, SessionEngine)`` of the SVU repo at `name` when its export (`int8` or fp32) is cached and
-    its config has every field the lean path reads (of one of `tasks`, when given); else None (the caller loads
-    the model and exports it)."""
+def load_saved_onnx(name: str, key, int8: bool = False, tasks=None, cache_dir=None):
+    """``(SavedOnnxModel, SessionEngine)`` of the SVU repo at `name` when its export (`int8` or fp32) is cached under
+    `key` (`saved_files_key(name)`) and its config has every field the lean path reads (of one of `tasks`, when
+    given); else None (the caller loads the model and exports it under `key`)."""
     config_path = saved_file(name, CONFIG_FILE)
     if config_path is None:
         return None
@@ -152,7 +152,6 @@ def load_saved_onnx(name: str, int8: bool = False, tasks=None, cache_dir=None):
         tasks is not None and fields["task"] not in tasks
     ):
         return None
-    key = saved_files_key(name)
     if key is None:
         return None
     path = Path(cache_dir or default_cache_dir()) / key / export_file(int8)

@@ -84,11 +84,11 @@ def load_model_and_engine(name: str, args, command: str, tasks=None):
     if args.engine == "onnx" and device == "cpu":
         from svu.modeling_svu.saved_onnx import load_saved_onnx, saved_files_key
 
+        key = saved_files_key(name)  # read once: a base model's weights are hundreds of MB
         lean_tasks = [task for task in tasks if TASKS[task].onnx_without_torch]
-        found = load_saved_onnx(name, int8=args.int8, tasks=lean_tasks)
+        found = load_saved_onnx(name, key, int8=args.int8, tasks=lean_tasks)
         if found is not None:
             return found
-        key = saved_files_key(name)
     model = load_model(name, command, tasks=tasks, device=device)
     return model, load_engine_or_exit(model, args, command, device, key=key)
 
