@@ -103,7 +103,7 @@ def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS,
         raise ImportError(f"{name}: {MISSING_BACKEND}")
     opened = opener or (_open_torchcodec if backend else fallback)
     declared_seconds, target_blocks = opened(source, name, sampling_rate, block_seconds, backend, channel)
-    declared_seconds = max(declared_seconds or 0.0, wav_declared_seconds(source)) or declared_seconds
+    declared_seconds = max(declared_seconds or 0.0, wav_declared_seconds(source)) or None
     total = int(round(declared_seconds * sampling_rate)) if declared_seconds else None
 
     def blocks():
