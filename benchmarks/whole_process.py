@@ -213,6 +213,7 @@ def checkouts() -> dict:
 def student_rows(smoke: bool) -> list:
     """Distilled students' whole `svu transcribe` process beside basic-pitch's (module docstring)."""
     from svu.modeling_svu import SVUConfig
+    from svu.modeling_svu.tasks import get_task
     from svu.train.distill import student_backbone
 
     sizes = ("nano",) if smoke else ("nano", "tiny")
@@ -225,7 +226,8 @@ def student_rows(smoke: bool) -> list:
         tmp = Path(tmp)
         for size in sizes:
             torch.manual_seed(0)
-            SVUForNoteTranscription.from_backbone(student_backbone(SVUConfig(), size)).save_pretrained(tmp / size)
+            backbone = student_backbone(SVUConfig(), size, pitch_front_end=get_task("transcription").hook("distillation").pitch_front_end)
+            SVUForNoteTranscription.from_backbone(backbone).save_pretrained(tmp / size)
         songs = real_singing(tmp / "singing", count, seconds)
         peer = peer_unavailable(smoke)
         variants = [(label, size, engine) for label in code for size in sizes for engine in engines]

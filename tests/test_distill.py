@@ -20,6 +20,7 @@ from test_remote_code import BLOCK_REPO, run_isolated
 from test_task_dispatch import exported  # noqa: F401 -- a fixture: the teachers
 
 from svu.modeling_svu import TASK_MODELS, TASKS
+from svu.modeling_svu.backbones import FAMILIES, tiny_backbone_config
 
 pytestmark = pytest.mark.xdist_group(DEMO_GROUP)
 TEACHER_TASK = "technique"  # the cheapest demo (cached stage 1)
@@ -361,3 +362,27 @@ def test_pitch_outputs_on_frames_the_teacher_calls_silent_cost_the_student_nothi
     exact = target.soft_loss(teacher, teacher, target.temperature, config).item()
     silent_cost, voiced_cost = loss_with_pitch_changed_on(silent) - exact, loss_with_pitch_changed_on(~silent) - exact
     assert voiced_cost > 0.5 and silent_cost < 1e-3 * voiced_cost, (silent_cost, voiced_cost)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("task", TASKS)
+def test_a_student_gives_the_teachers_frames_at_the_teachers_times(task, family):
+    """Every task's student, of every family, has as many frames as its teacher, centred at the same times (so the
+    teacher's outputs are its targets frame by frame); targets that carry pitch get the pitch CNN front end."""
+    from svu.modeling_svu.pitch import frame_times
+    from svu.train.distill import student_of
+
+    torch.manual_seed(0)
+    id2label = {0: "a", 1: "b"} if TASKS[task].classes else None
+    teacher = TASK_MODELS[task].from_backbone(tiny_backbone_config(family), id2label=id2label).eval()
+    student = student_of(teacher, "nano").eval()
+    kernels = tuple(student.config.backbone_config.conv_kernel)
+    pitch = TASKS[task].hook("distillation").pitch_front_end
+    assert (len(kernels) == 3) == pitch and (kernels == tuple(teacher.config.backbone_config.conv_kernel)) != pitch
+    lengths = [400, 401, 719, 720, 16000, 16123, 40001]
+    with torch.no_grad():
+        for samples in lengths:
+            wave = torch.randn(1, samples)
+            frames = [model.backbone(wave).last_hidden_state.shape[1] for model in (teacher, student)]
+            assert frames[0] == frames[1] == teacher.config.num_frames(samples) == student.config.num_frames(samples)
+    assert np.array_equal(frame_times(50, student.config), frame_times(50, teacher.config))

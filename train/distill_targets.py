@@ -74,6 +74,7 @@ class DistillationTarget:
     description: str
     frame_wise: bool = True
     temperature: float = 2.0  # the default T
+    pitch_front_end: bool = False  # the student's CNN resolves pitch (`train.distill.front_end`)
 
     def loss(self, student, teacher, frame_mask, temperature, config):
         teacher = teacher.to(student.dtype)
@@ -108,6 +109,7 @@ class NotePosteriors(DistillationTarget):
     description: str = ("BCE of the onset and silence sigmoids and KL of the octave and pitch-class softmaxes (on "
                         "the frames the teacher calls voiced) at temperature T (x T^2)")
     temperature: float = 1.0
+    pitch_front_end: bool = True
 
     def soft_loss(self, student, teacher, temperature, config):
         slices = logit_slices(config.num_octaves)
@@ -155,6 +157,7 @@ class PitchPosteriors(DistillationTarget):
     headline: str = "raw_pitch_accuracy"
     description: str = ("BCE of the pitch-bin (on the frames the teacher calls voiced) and voicing sigmoids at "
                         "temperature T against the teacher's (x T^2)")
+    pitch_front_end: bool = True
 
     def soft_loss(self, student, teacher, temperature, config):
         target = torch.sigmoid(teacher[:, :-1] / temperature)
