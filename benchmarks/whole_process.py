@@ -213,7 +213,6 @@ def checkouts() -> dict:
 def student_rows(smoke: bool) -> list:
     """Distilled students' whole `svu transcribe` process beside basic-pitch's (module docstring)."""
     from svu.modeling_svu import SVUConfig
-    from svu.modeling_svu.tasks import get_task
     from svu.train.distill import student_backbone
 
     sizes = ("nano",) if smoke else ("nano", "tiny")
@@ -226,7 +225,7 @@ def student_rows(smoke: bool) -> list:
         tmp = Path(tmp)
         for size in sizes:
             torch.manual_seed(0)
-            backbone = student_backbone(SVUConfig(), size, pitch_front_end=get_task("transcription").hook("distillation").pitch_front_end)
+            backbone = student_backbone(SVUConfig(task="transcription"), size)
             SVUForNoteTranscription.from_backbone(backbone).save_pretrained(tmp / size)
         songs = real_singing(tmp / "singing", count, seconds)
         peer = peer_unavailable(smoke)

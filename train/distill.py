@@ -56,8 +56,10 @@ class StudentSize:
     conv: int  # channels of the teacher-shaped CNN; a pitch `front_end` has 4x, 4x, 2x as many
     pos_conv: int  # kernel of the positional convolution
 
-    def describe(self) -> str:
-        return f"{self.layers} layer{'s' if self.layers > 1 else ''} x {self.hidden}, CNN {self.conv} channels"
+    def describe(self, channels) -> str:
+        """The size in words, with `channels`, the CNN widths of the student built (`student_backbone`)."""
+        widths = str(channels[0]) if len(set(channels)) == 1 else "-".join(str(c) for c in channels)
+        return f"{self.layers} layer{'s' if self.layers > 1 else ''} x {self.hidden}, CNN {widths} channels"
 
 
 STUDENT_SIZES = {
@@ -105,13 +107,14 @@ def front_end(teacher_config, width: int) -> tuple:
     return (first, 4, 4), (step, 4, 4), (4 * width, 4 * width, 2 * width)
 
 
-def student_backbone(teacher_config, size: str, family: Optional[str] = None, pitch_front_end: bool = False):
+def student_backbone(teacher_config, size: str, family: Optional[str] = None):
     """A random backbone config of `size` (`STUDENT_SIZES`) of the teacher's family (or `family`) with the teacher's
-    frames: the teacher's CNN kernels and strides at the size's width, or with `pitch_front_end` a `front_end`."""
+    frames: a `front_end` when the teacher's task's distillation target carries pitch, else the teacher's CNN
+    kernels and strides at the size's width."""
     shape = STUDENT_SIZES[size]
     base = teacher_config.backbone_config
     cnn = (tuple(base.conv_kernel), tuple(base.conv_stride), (shape.conv,) * len(base.conv_kernel))
-    if pitch_front_end:
+    if get_task(teacher_config.task).hook("distillation").pitch_front_end:
         cnn = front_end(teacher_config, shape.conv) or cnn
     kernels, strides, channels = cnn
     return tiny_backbone_config(
@@ -122,14 +125,13 @@ def student_backbone(teacher_config, size: str, family: Optional[str] = None, pi
 
 
 def student_of(teacher, size: str, seed: int = 0):
-    """A new student model: the teacher's class and every config field but the backbone (and its records); a
-    pitch CNN `front_end` when the task's distillation target carries pitch."""
+    """A new student model: the teacher's class and every config field but the backbone (`student_backbone`) and
+    its records."""
     fields = teacher.config.to_dict()
     for key in ("backbone_config", "auto_map", "custom_pipelines", "architectures", "transformers_version",
                 "model_type", "pruning", "distillation", "_name_or_path"):  # fmt: skip
         fields.pop(key, None)
-    pitch = get_task(teacher.config.task).hook("distillation").pitch_front_end
-    config = SVUConfig(backbone_config=student_backbone(teacher.config, size, pitch_front_end=pitch), **fields)
+    config = SVUConfig(backbone_config=student_backbone(teacher.config, size), **fields)
     torch.manual_seed(seed)
     student = TASK_MODELS[config.task](config)
     for parameter in student.parameters():
@@ -570,7 +572,8 @@ def distill(cfg: DistillConfig) -> dict:
     student = module.student.eval()
     record = {
         "teacher": cfg.teacher, "task": task.name, "student_size": cfg.student,
-        "student_shape": STUDENT_SIZES[cfg.student].describe(), "family": student.config.backbone_config.model_type,
+        "student_shape": STUDENT_SIZES[cfg.student].describe(student.config.backbone_config.conv_dim),
+        "family": student.config.backbone_config.model_type,
         "student_parameters": parameter_count(student), "teacher_parameters": parameter_count(teacher),
         "audio": cfg.audio, "audio_kind": "prepared dataset" if data is not None else "folder",
         "files": len(recordings) if data is None else None, "files_failed": failures,
