@@ -17,16 +17,20 @@ from types import SimpleNamespace
 import numpy as np
 
 from .frame_geometry import FrameGeometry
+from .tasks import TASKS
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 FP32_FILE = "model.fp32.onnx"  # also the input of the int8 quantisation: one fp32 export per model
 # a new name whenever `engines.INT8_OPTIONS` change, so that cached exports of another quantisation stay unused
 INT8_FILE = "model.int8-matmul-pc.onnx"
 ONNX_MISSING = "--engine onnx needs onnxruntime and onnx: pip install onnxruntime onnx (or pip install 'svu[onnx]')"
-# config.json fields the lean path reads (decoding, windows, frame grid); a config without one takes the full path
-NEEDED_FIELDS = ("task", "sampling_rate", "chunk_seconds", "normalize_audio", "lowest_midi", "num_octaves",
-                 "onset_threshold", "onset_window", "silence_threshold", "pitch_fmin_hz", "pitch_bins_per_semitone",
-                 "num_pitch_bins", "voicing_threshold", "ctc_vocab")  # fmt: skip
+# config.json fields the lean path reads (windows, frame grid; and decoding, for frame-wise tasks); a config
+# without one takes the full path
+NEEDED_FIELDS = ("task", "sampling_rate", "chunk_seconds", "normalize_audio")
+DECODING_FIELDS = ("lowest_midi", "num_octaves", "onset_threshold", "onset_window", "silence_threshold",
+                   "pitch_fmin_hz", "pitch_bins_per_semitone", "num_pitch_bins", "voicing_threshold", "ctc_vocab")
+# a native export's config.json (`native_form`): the backbone family's config, SVU's own fields under this entry
+NATIVE_ENTRY, NATIVE_CLASS_KEYS = "svu", ("svu", "auto_map", "architectures")
 
 
 def export_file(int8: bool) -> str:
@@ -83,8 +87,8 @@ class WindowNormalizer:
     """The model's `feature_extractor()` on equal-length windows, as numpy: each window to zero mean and unit
     variance (`Wav2Vec2FeatureExtractor`'s normalisation, same expression) when `normalize_audio`."""
 
-    def __init__(self, normalize: bool):
-        self.normalize = normalize
+    def __init__(self, normalize: bool, sampling_rate: int):
+        self.normalize, self.sampling_rate = normalize, sampling_rate
 
     def __call__(self, windows, sampling_rate=None, return_tensors=None) -> dict:
         windows = [np.asarray(window, dtype=np.float32) for window in windows]
@@ -128,13 +132,24 @@ class SavedOnnxModel:
         return self.config.receptive_field_samples
 
     def feature_extractor(self) -> WindowNormalizer:
-        return WindowNormalizer(self.config.normalize_audio)
+        return WindowNormalizer(self.config.normalize_audio, self.config.sampling_rate)
 
     def eval(self):
         return self
 
     def train(self, mode: bool = True):
         return self
+
+
+def svu_fields(fields: dict):
+    """The SVU config fields of a config.json (an SVU config, or a native export's: its `svu` entry, the rest as
+    the backbone's), or None when it is neither."""
+    if fields.get("model_type") == "svu":
+        return fields
+    if isinstance(fields.get(NATIVE_ENTRY), dict):
+        backbone = {k: v for k, v in fields.items() if k not in NATIVE_CLASS_KEYS}
+        return {**fields[NATIVE_ENTRY], "backbone_config": backbone, "id2label": fields.get("id2label")}
+    return None
 
 
 def load_saved_onnx(name: str, key, int8: bool = False, tasks=None, cache_dir=None):
@@ -145,12 +160,13 @@ def load_saved_onnx(name: str, key, int8: bool = False, tasks=None, cache_dir=No
     if config_path is None:
         return None
     try:
-        fields = json.loads(config_path.read_text())
+        fields = svu_fields(json.loads(config_path.read_text()))
     except (OSError, ValueError):
         return None
-    if fields.get("model_type") != "svu" or any(field not in fields for field in NEEDED_FIELDS) or (
-        tasks is not None and fields["task"] not in tasks
-    ):
+    if fields is None or fields.get("task") not in TASKS or (tasks is not None and fields["task"] not in tasks):
+        return None
+    needed = NEEDED_FIELDS if TASKS[fields["task"]].pooled else NEEDED_FIELDS + DECODING_FIELDS
+    if any(field not in fields for field in needed):
         return None
     if key is None:
         return None

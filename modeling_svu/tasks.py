@@ -166,6 +166,7 @@ _CLASSIFIER = dict(
     usage='classifier("take.wav", top_k=3)',
     long_audio="clip-level aggregation is reported as an extra",
     cli_verb="classify",
+    onnx_without_torch=True,
     options=("class_weights", "top_k", "function_to_apply", "cache_stage1"),
 )
 

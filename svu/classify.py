@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from svu.modeling_svu.audio_io import decode_audio
+from svu.modeling_svu.audio_io import open_audio
 
-from .catalogue import Done, add_catalogue_options, collect_inputs, process_device, run_catalogue
-from .common import add_device_option, add_engine_options, add_quiet_option, load_engine_or_exit, load_model, resolve_device
+from .catalogue import Done, add_catalogue_options, collect_inputs, run_catalogue
+from .common import add_device_option, add_engine_options, add_quiet_option, load_model_and_engine
 
 DEFAULT_BATCH_SIZE = 8
 
@@ -70,10 +70,7 @@ def file_chunks(waveform: np.ndarray, chunk_samples: int, sampling_rate: int):
 
 def chunk_logits(model, feature_extractor, chunks, batch_size: int, bar=None, engine=None) -> np.ndarray:
     """(num_chunks, num_labels) logits; a batch holds chunks of one length only (no padding). `engine`: what runs
-    the batches (`modeling_svu.engines`), default the model itself."""
-    import torch
-
-    device = next(model.parameters()).device
+    the batches (`modeling_svu.engines`, or the session of a model run without torch), default the model itself."""
     rate = feature_extractor.sampling_rate
     logits = []
     for first in range(0, len(chunks), batch_size):
@@ -81,8 +78,12 @@ def chunk_logits(model, feature_extractor, chunks, batch_size: int, bar=None, en
         inputs = feature_extractor(batch, sampling_rate=rate, return_tensors="pt")
         mask = inputs.get("attention_mask")
         if engine is not None:
-            logits.append(engine(inputs["input_values"], mask).float().cpu().numpy())
+            out = engine(inputs["input_values"], mask)
+            logits.append(out.float().cpu().numpy() if hasattr(out, "detach") else np.asarray(out, dtype=np.float32))
         else:
+            import torch
+
+            device = next(model.parameters()).device
             with torch.inference_mode():
                 out = model(inputs["input_values"].to(device), attention_mask=None if mask is None else mask.to(device))
             logits.append(out.logits.float().cpu().numpy())
@@ -96,7 +97,8 @@ def classify_file(model, feature_extractor, path, chunk_seconds: float, batch_si
     from tqdm.auto import tqdm
 
     rate = feature_extractor.sampling_rate
-    waveform = decode_audio(path, rate)
+    _, blocks = open_audio(path, rate, without_torch=not getattr(model, "needs_torch", True))
+    waveform = np.concatenate(list(blocks)).astype(np.float32, copy=False)
     min_samples = model.min_input_samples() if hasattr(model, "min_input_samples") else 400
     if len(waveform) < min_samples:
         raise ValueError(
@@ -148,8 +150,6 @@ def earlier_results(output) -> dict:
 
 
 def run_classify(args) -> int:
-    from transformers import AutoFeatureExtractor
-
     if args.output and Path(args.output).suffix.lower() not in (".csv", ".json"):
         raise SystemExit(f"svu classify: -o {args.output}: the output must end in .csv or .json.")
     if args.skip_existing and not args.output:
@@ -157,10 +157,13 @@ def run_classify(args) -> int:
     if args.top_k < 1 or args.batch_size < 1:
         raise SystemExit(f"svu classify: --top-k ({args.top_k}) and --batch-size ({args.batch_size}) must be >= 1.")
     items = collect_inputs(args, "classify")
-    device = process_device(resolve_device(args.device, "classify"))
-    model = load_model(args.model, "classify", device=device, other_classifiers=True)
-    engine = load_engine_or_exit(model, args, "classify", device)
-    feature_extractor = AutoFeatureExtractor.from_pretrained(args.model)
+    model, engine = load_model_and_engine(args.model, args, "classify", other_classifiers=True)
+    if getattr(model, "needs_torch", True):  # any audio classifier: its own preprocessor_config.json
+        from transformers import AutoFeatureExtractor
+
+        feature_extractor = AutoFeatureExtractor.from_pretrained(args.model)
+    else:
+        feature_extractor = model.feature_extractor()
     chunk_seconds = args.chunk_seconds or getattr(model.config, "chunk_seconds", None)
     if not chunk_seconds:
         raise SystemExit(f"svu classify: {args.model!r} does not record its chunk length; pass --chunk-seconds.")

@@ -69,12 +69,12 @@ def command_device(args, command: str) -> str:
     return process_device(resolve_device(args.device, command))
 
 
-def load_model_and_engine(name: str, args, command: str, tasks=None):
+def load_model_and_engine(name: str, args, command: str, tasks=None, other_classifiers: bool = False):
     """``(model, engine)`` of the saved model at `name` as the command's options ask (`load_model`,
     `load_engine_or_exit`). With --engine onnx on the CPU, a repo of a task marked `onnx_without_torch` whose export
     is already cached runs from its config.json and the export alone, without torch or transformers
     (`modeling_svu.saved_onnx`); else the model loads and its export is cached under its saved files' key, for the
-    next run."""
+    next run. `other_classifiers`: as `load_model`'s."""
     from svu.modeling_svu.tasks import TASKS, tasks_of_verb
 
     if tasks is None:
@@ -89,7 +89,7 @@ def load_model_and_engine(name: str, args, command: str, tasks=None):
         found = load_saved_onnx(name, key, int8=args.int8, tasks=lean_tasks)
         if found is not None:
             return found
-    model = load_model(name, command, tasks=tasks, device=device)
+    model = load_model(name, command, tasks=tasks, device=device, other_classifiers=other_classifiers)
     return model, load_engine_or_exit(model, args, command, device, key=key)
 
 

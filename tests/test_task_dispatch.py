@@ -250,6 +250,12 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
+def output_of(name: str, folder) -> str:
+    """-o of the task's verb writing into `folder/name`: a pooled task's verb (classify) writes one table, the
+    others a folder of files."""
+    return str(folder / name / "results.json") if TASKS[name].pooled else str(folder / name)
+
+
 def test_cli_verbs_run_an_exported_model_without_torch_or_transformers(exported, tmp_path, monkeypatch):
     """`svu <verb> --engine onnx --int8` of the tasks marked `onnx_without_torch`: the first run exports the model
     (torch + transformers, in process); then one fresh process runs every verb again on the cached exports, without
@@ -268,8 +274,8 @@ def test_cli_verbs_run_an_exported_model_without_torch_or_transformers(exported,
     runs = {}
     for name in lean:
         argv = [TASKS[name].cli_verb, str(audio), "--model", str(exported[name][1]), "--engine", "onnx", "--int8", "-q"]
-        assert main(argv + ["-o", str(tmp_path / "exporting" / name)]) == 0
-        runs[name] = argv + ["-o", str(tmp_path / "lean" / name)]
+        assert main(argv + ["-o", output_of(name, tmp_path / "exporting")]) == 0
+        runs[name] = argv + ["-o", output_of(name, tmp_path / "lean")]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", LEAN_PROBE, json.dumps(list(runs.values()))], capture_output=True,
                           text=True, env=env, cwd=tmp_path)  # fmt: skip
