@@ -153,9 +153,9 @@ def svu_fields(fields: dict):
 
 
 def load_saved_onnx(name: str, key, int8: bool = False, tasks=None, cache_dir=None):
-    """``(SavedOnnxModel, SessionEngine)`` of the SVU repo at `name` when its export (`int8` or fp32) is cached under
-    `key` (`saved_files_key(name)`) and its config has every field the lean path reads (of one of `tasks`, when
-    given); else None (the caller loads the model and exports it under `key`)."""
+    """``(SavedOnnxModel, SessionEngine)`` of the SVU repo at `name` when its export (`int8` or fp32) is in the repo
+    (`svu export --onnx`) or cached under `key` (`saved_files_key(name)`), and its config has every field the lean
+    path reads (of one of `tasks`, when given); else None (the caller loads the model and exports it under `key`)."""
     config_path = saved_file(name, CONFIG_FILE)
     if config_path is None:
         return None
@@ -168,9 +168,9 @@ def load_saved_onnx(name: str, key, int8: bool = False, tasks=None, cache_dir=No
     needed = NEEDED_FIELDS if TASKS[fields["task"]].pooled else NEEDED_FIELDS + DECODING_FIELDS
     if any(field not in fields for field in needed):
         return None
-    if key is None:
-        return None
-    path = Path(cache_dir or default_cache_dir()) / key / export_file(int8)
-    if not path.is_file():
+    path = saved_file(name, export_file(int8))  # the repo's own (`svu export --onnx`), else the cached one
+    if path is None and key is not None:
+        path = Path(cache_dir or default_cache_dir()) / key / export_file(int8)
+    if path is None or not path.is_file():
         return None
     return SavedOnnxModel(SavedConfig(fields)), SessionEngine(path, int8)

@@ -13,7 +13,7 @@ SUBCOMMANDS = {
     "classify": ("svu.classify", "name the singer or the singing technique of recordings"),
     "evaluate": ("svu.evaluate", "score a saved model on a prepared dataset split (no training)"),
     "distill": ("svu.distill", "distil a fine-tuned model into a small, fast student of the same task"),
-    "export": ("svu.export", "write a pruned copy of an SVU model repo"),
+    "export": ("svu.export", "write a pruned copy of an SVU model repo, or one carrying its ONNX exports"),
     "transcribe": ("svu.transcribe", "transcribe sung notes to MIDI, CSV, JSON, pictures, audio"),
     "pitch": ("svu.pitch", "track the F0 (pitch) of singing, frame by frame, to CSV, JSON, PNG"),
     "lyrics": ("svu.lyrics", "transcribe sung lyrics with word timings to text, JSON, SRT subtitles, LRC karaoke"),

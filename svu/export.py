@@ -1,4 +1,5 @@
-"""`svu export MODEL OUT (--max-layers K | --prune auto[=THRESHOLD])`: a smaller copy of an SVU model repo.
+"""`svu export MODEL OUT [--max-layers K | --prune auto[=THRESHOLD]] [--onnx]`: a smaller copy of an SVU model repo,
+or one that carries its ONNX exports.
 
 `--max-layers K` keeps the first K transformer layers of the backbone; `--prune auto` keeps the layers up to
 the highest hidden state whose softmax layer weight is >= THRESHOLD (default 0.01). Either way the kept layer
@@ -8,14 +9,22 @@ native export (transformers' own `*ForSequenceClassification`, `train.native_exp
 `auto_map` to SVU's class when it had one.
 Its config.json holds a `pruning` record (native: in its `svu` entry) and its README.md (the model card) gets a
 line saying what was pruned.
+
+`--onnx` also writes the copy's ONNX exports into OUT (fp32 and int8, as `--engine onnx [--int8]` runs them:
+`modeling_svu.engines.export_onnx`), so that `svu <verb> --engine onnx` runs it without torch or transformers from
+its first run (`modeling_svu.saved_onnx`); the exports of MODEL itself are never copied (they hold its weights).
 """
 
 import shutil
 import sys
 from pathlib import Path
 
-# Files `save_pretrained` writes itself; everything else in a local model folder (card, samples, metrics) is copied.
-SAVED_BY_MODEL = {"config.json", "model.safetensors", "preprocessor_config.json", "generation_config.json"}
+from svu.modeling_svu.saved_onnx import FP32_FILE, INT8_FILE
+
+# Files `save_pretrained` (and `--onnx`) write; everything else in a local model folder (card, samples, metrics) is
+# copied.
+SAVED_BY_MODEL = {"config.json", "model.safetensors", "preprocessor_config.json", "generation_config.json",
+                  FP32_FILE, INT8_FILE}
 
 
 def parse_prune(text: str):
@@ -82,14 +91,15 @@ def copy_repo_extras(source: Path, out_dir: Path) -> None:
             shutil.copy2(path, target)
 
 
-def note_pruning_in_card(out_dir: Path, report) -> None:
+def add_card_line(out_dir: Path, line: str) -> None:
     card = out_dir / "README.md"
     text = card.read_text() if card.is_file() else ""
-    card.write_text(text.rstrip("\n") + f"\n\n**Pruned:** {report.describe()} (`svu export`).\n")
+    card.write_text(text.rstrip("\n") + f"\n\n{line}\n")
 
 
-def export(model_name: str, out_dir, max_layers=None, prune_threshold=None):
-    """Prune `model_name` and save it to `out_dir`; returns the `PruningReport`."""
+def export(model_name: str, out_dir, max_layers=None, prune_threshold=None, onnx: bool = False):
+    """Save a copy of `model_name` to `out_dir`, pruned (`max_layers` / `prune_threshold`) and with its ONNX exports
+    (`onnx`); returns the `PruningReport`, or None when nothing was pruned."""
     import torch
 
     from svu.modeling_svu.pruning import layers_to_keep, prune_layers
@@ -108,7 +118,7 @@ def export(model_name: str, out_dir, max_layers=None, prune_threshold=None):
     model = load_svu_model(model_name, config, native)
     if prune_threshold is not None:
         max_layers = layers_to_keep(model.layer_weights(), prune_threshold)
-    report = prune_layers(model, max_layers, threshold=prune_threshold)
+    report = None if max_layers is None else prune_layers(model, max_layers, threshold=prune_threshold)
     out_dir.mkdir(parents=True, exist_ok=True)
     if Path(model_name).is_dir():
         copy_repo_extras(Path(model_name), out_dir)
@@ -118,18 +128,30 @@ def export(model_name: str, out_dir, max_layers=None, prune_threshold=None):
         save_native(model, out_dir, remote_code=form == "native")
     else:
         model.save_pretrained(out_dir)
-    note_pruning_in_card(out_dir, report)
+    if report is not None:
+        add_card_line(out_dir, f"**Pruned:** {report.describe()} (`svu export`).")
+    if onnx:
+        from svu.modeling_svu.engines import export_onnx
+
+        export_onnx(model, out_dir / INT8_FILE, int8=True)  # writes the fp32 export first, then quantises it
+        add_card_line(out_dir, f"**ONNX:** `{FP32_FILE}` and `{INT8_FILE}` (int8) hold this model for ONNX Runtime "
+                               "(`svu export --onnx`; `svu <verb> --engine onnx [--int8]` runs them without torch).")
     return report
 
 
 def run_export(args) -> int:
+    if args.max_layers is None and args.prune is None and not args.onnx:
+        print("svu export: error: nothing to do: give --max-layers K, --prune auto[=THRESHOLD] and/or --onnx.", file=sys.stderr)
+        return 2
     try:
         threshold = parse_prune(args.prune) if args.prune else None
-        report = export(args.model, args.output_dir, max_layers=args.max_layers, prune_threshold=threshold)
-    except ValueError as error:
+        report = export(args.model, args.output_dir, max_layers=args.max_layers, prune_threshold=threshold, onnx=args.onnx)
+    except (ValueError, ImportError) as error:
         print(f"svu export: error: {error}", file=sys.stderr)
         return 2
-    print(f"{report.describe()} -> {args.output_dir}")
+    done = [report.describe()] if report is not None else []
+    done += [f"ONNX exports {FP32_FILE}, {INT8_FILE}"] if args.onnx else []
+    print(f"{'; '.join(done)} -> {args.output_dir}")
     return 0
 
 
@@ -137,8 +159,10 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("export")
     parser.add_argument("model", help="SVU model (or its native export): local folder or Hub repo id")
     parser.add_argument("output_dir", help="folder to write the pruned repo to")
-    how = parser.add_mutually_exclusive_group(required=True)
+    how = parser.add_mutually_exclusive_group()
     how.add_argument("--max-layers", type=int, metavar="K", help="keep the first K backbone layers")
     how.add_argument("--prune", metavar="auto[=THRESHOLD]",
                      help="keep the layers up to the highest one whose layer weight is >= THRESHOLD (default 0.01)")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also write the copy's ONNX exports (fp32, int8) into it: --engine onnx runs it without torch")
     parser.set_defaults(func=run_export)

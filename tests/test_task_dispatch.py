@@ -286,3 +286,42 @@ def test_cli_verbs_run_an_exported_model_without_torch_or_transformers(exported,
         written = {path.name: path.read_bytes() for path in (tmp_path / "exporting" / name).iterdir()
                    if path.suffix != ".jsonl"}  # fmt: skip  (the manifest holds times)
         assert written and written == {file: (tmp_path / "lean" / name / file).read_bytes() for file in written}, name
+
+
+def test_a_repo_carrying_its_onnx_export_runs_without_torch_from_its_first_run(exported, tmp_path, monkeypatch):
+    """`svu export REPO OUT --onnx` of each `onnx_without_torch` task's repo: a fresh process with an empty export
+    cache runs `svu <verb> --engine onnx --int8` on OUT without importing torch or transformers and without exporting
+    anything, and writes what REPO writes through the torch-loaded ONNX engine (the model path aside)."""
+    import os
+    import subprocess
+    import sys
+
+    from svu.cli import main
+
+    lean = [name for name, task in TASKS.items() if task.onnx_without_torch]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    audio = tmp_path / "take.wav"
+    sf.write(audio, np.tile(tone(), 2), 22050)
+    runs = {}
+    for name in lean:
+        repo, carrying = exported[name][1], tmp_path / "carrying" / name
+        assert main(["export", str(repo), str(carrying), "--onnx"]) == 0
+        assert main(["export", str(carrying), str(tmp_path / "pruned" / name), "--max-layers", "1"]) == 0
+        assert not list((tmp_path / "pruned" / name).glob("*.onnx"))  # the carried exports hold the unpruned model
+        argv = [TASKS[name].cli_verb, str(audio), "--engine", "onnx", "--int8", "-q"]
+        assert main(argv + ["--model", str(repo), "-o", output_of(name, tmp_path / "reference")]) == 0
+        runs[name] = argv + ["--model", str(carrying), "-o", output_of(name, tmp_path / "lean")]
+    empty = tmp_path / "empty"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(empty)}
+    proc = subprocess.run([sys.executable, "-c", LEAN_PROBE, json.dumps(list(runs.values()))], capture_output=True,
+                          text=True, env=env, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not [module for module in loaded if module.partition(".")[0] in ("torch", "transformers")]
+    assert not list(empty.rglob("*.onnx"))  # nothing was exported (ONNX Runtime keeps its own files there)
+    for name in lean:
+        repo, carrying = str(exported[name][1]).encode(), str(tmp_path / "carrying" / name).encode()
+        reference = {path.name: path.read_bytes().replace(repo, b"MODEL")
+                     for path in (tmp_path / "reference" / name).iterdir() if path.suffix != ".jsonl"}  # fmt: skip
+        assert reference and reference == {
+            file: (tmp_path / "lean" / name / file).read_bytes().replace(carrying, b"MODEL") for file in reference}, name
