@@ -290,11 +290,14 @@ def test_cli_verbs_run_an_exported_model_without_torch_or_transformers(exported,
 
 def test_a_repo_carrying_its_onnx_export_runs_without_torch_from_its_first_run(exported, tmp_path, monkeypatch):
     """`svu export REPO OUT --onnx` of each `onnx_without_torch` task's repo: a fresh process with an empty export
-    cache runs `svu <verb> --engine onnx --int8` on OUT without importing torch or transformers and without exporting
-    anything, and writes what REPO writes through the torch-loaded ONNX engine (the model path aside)."""
+    cache runs `svu <verb> --engine onnx --int8` on OUT, as a folder and as a Hub id in the Hub cache, without
+    importing torch or transformers and without exporting anything, and writes what REPO writes through the
+    torch-loaded ONNX engine (the model path aside)."""
     import os
     import subprocess
     import sys
+
+    from test_default_export import in_hf_cache
 
     from svu.cli import main
 
@@ -310,9 +313,12 @@ def test_a_repo_carrying_its_onnx_export_runs_without_torch_from_its_first_run(e
         assert not list((tmp_path / "pruned" / name).glob("*.onnx"))  # the carried exports hold the unpruned model
         argv = [TASKS[name].cli_verb, str(audio), "--engine", "onnx", "--int8", "-q"]
         assert main(argv + ["--model", str(repo), "-o", output_of(name, tmp_path / "reference")]) == 0
+        in_hf_cache(tmp_path / "hf", carrying, f"svu-test/carrying-{name}")
         runs[name] = argv + ["--model", str(carrying), "-o", output_of(name, tmp_path / "lean")]
+        runs[f"{name} from the Hub cache"] = argv + ["--model", f"svu-test/carrying-{name}", "-o", output_of(name, tmp_path / "hub")]
     empty = tmp_path / "empty"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(empty)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(empty),
+           "HF_HOME": str(tmp_path / "hf")}
     proc = subprocess.run([sys.executable, "-c", LEAN_PROBE, json.dumps(list(runs.values()))], capture_output=True,
                           text=True, env=env, cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -320,8 +326,10 @@ def test_a_repo_carrying_its_onnx_export_runs_without_torch_from_its_first_run(e
     assert not [module for module in loaded if module.partition(".")[0] in ("torch", "transformers")]
     assert not list(empty.rglob("*.onnx"))  # nothing was exported (ONNX Runtime keeps its own files there)
     for name in lean:
-        repo, carrying = str(exported[name][1]).encode(), str(tmp_path / "carrying" / name).encode()
+        repo = str(exported[name][1]).encode()
         reference = {path.name: path.read_bytes().replace(repo, b"MODEL")
                      for path in (tmp_path / "reference" / name).iterdir() if path.suffix != ".jsonl"}  # fmt: skip
-        assert reference and reference == {
-            file: (tmp_path / "lean" / name / file).read_bytes().replace(carrying, b"MODEL") for file in reference}, name
+        for folder, model in (("lean", tmp_path / "carrying" / name), ("hub", f"svu-test/carrying-{name}")):
+            written = {file: (tmp_path / folder / name / file).read_bytes().replace(str(model).encode(), b"MODEL")
+                       for file in reference}  # fmt: skip
+            assert reference and written == reference, (name, folder)
