@@ -152,10 +152,10 @@ def wav_declared_seconds(source) -> float:
                 handle.seek(size + size % 2, os.SEEK_CUR)
 
 
-def decode_audio(source, sampling_rate: int, channel: Optional[int] = None, fallback=None) -> np.ndarray:
-    """The whole file as float32 mono at ``sampling_rate`` (`open_audio`'s blocks joined; ``channel`` and
-    ``fallback`` as there)."""
-    _, blocks = open_audio(source, sampling_rate, channel=channel, fallback=fallback)
+def decode_audio(source, sampling_rate: int, channel: Optional[int] = None, fallback=None, opener=None) -> np.ndarray:
+    """The whole file as float32 mono at ``sampling_rate`` (`open_audio`'s blocks joined; ``channel``,
+    ``fallback`` and ``opener`` as there)."""
+    _, blocks = open_audio(source, sampling_rate, channel=channel, fallback=fallback, opener=opener)
     return np.concatenate(list(blocks)).astype(np.float32, copy=False)
 
 

@@ -41,13 +41,20 @@ def open_audio(source, sampling_rate: int, block_seconds: float = BLOCK_SECONDS,
     `without_torch`, a PCM or float WAV / FLAC / AIFF file is decoded by libsndfile instead of torchcodec (the same
     samples; torch is not imported), for a run whose model needs no torch (`saved_onnx`); such a file's declared
     length is the length libsndfile finds, so a truncated one is read without `TruncatedAudioWarning`."""
-    opener = _open_soundfile if without_torch and _soundfile_decodes(source) else None
-    return _open_audio(source, sampling_rate, block_seconds, channel, fallback=_open_ffmpeg, opener=opener)
+    return _open_audio(source, sampling_rate, block_seconds, channel, fallback=_open_ffmpeg,
+                       opener=_torch_free_opener(source, without_torch))
 
 
-def decode_audio(source, sampling_rate: int, channel: Optional[int] = None) -> np.ndarray:
-    """`audio_decode.decode_audio`, through an ffmpeg subprocess where torchcodec or soxr cannot load."""
-    return _decode_audio(source, sampling_rate, channel, fallback=_open_ffmpeg)
+def decode_audio(source, sampling_rate: int, channel: Optional[int] = None, without_torch: bool = False) -> np.ndarray:
+    """`audio_decode.decode_audio`, through an ffmpeg subprocess where torchcodec or soxr cannot load;
+    `without_torch` as `open_audio`'s."""
+    return _decode_audio(source, sampling_rate, channel, fallback=_open_ffmpeg,
+                         opener=_torch_free_opener(source, without_torch))
+
+
+def _torch_free_opener(source, without_torch: bool):
+    """libsndfile's opener for a file it decodes as FFmpeg does, when torch is not to be imported; else None."""
+    return _open_soundfile if without_torch and _soundfile_decodes(source) else None
 
 
 def resample(waveform, orig_sr: int, target_sr: int) -> np.ndarray:

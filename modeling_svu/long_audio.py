@@ -80,7 +80,7 @@ def _progress_bar(total, desc: str, show: bool):
     return tqdm(total=total, unit="chunk", desc=desc)
 
 
-def _float_logits(logits) -> np.ndarray:
+def float_logits(logits) -> np.ndarray:
     """Logits as a float32 array (an engine may return a torch tensor or an array)."""
     if hasattr(logits, "detach"):
         return logits.detach().float().cpu().numpy()
@@ -156,7 +156,7 @@ def stitched_logits(
             logits = engine(inputs["input_values"], inputs.get("attention_mask"))
         else:
             logits = _model_logits(model, inputs)
-        logits = _float_logits(logits)
+        logits = float_logits(logits)
         for (start, window, is_last), window_logits in zip(batch, logits):
             quiet = np.zeros(len(window_logits), dtype=bool)
             if silence_floor is not None:

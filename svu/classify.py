@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from svu.modeling_svu.audio_io import open_audio
+from svu.modeling_svu.audio_io import decode_audio
+from svu.modeling_svu.long_audio import float_logits
 
 from .catalogue import Done, add_catalogue_options, collect_inputs, run_catalogue
 from .common import add_device_option, add_engine_options, add_quiet_option, load_model_and_engine
@@ -78,15 +79,14 @@ def chunk_logits(model, feature_extractor, chunks, batch_size: int, bar=None, en
         inputs = feature_extractor(batch, sampling_rate=rate, return_tensors="pt")
         mask = inputs.get("attention_mask")
         if engine is not None:
-            out = engine(inputs["input_values"], mask)
-            logits.append(out.float().cpu().numpy() if hasattr(out, "detach") else np.asarray(out, dtype=np.float32))
+            logits.append(float_logits(engine(inputs["input_values"], mask)))
         else:
             import torch
 
             device = next(model.parameters()).device
             with torch.inference_mode():
                 out = model(inputs["input_values"].to(device), attention_mask=None if mask is None else mask.to(device))
-            logits.append(out.logits.float().cpu().numpy())
+            logits.append(float_logits(out.logits))
         if bar is not None:
             bar.update(len(batch))
     return np.concatenate(logits)
@@ -97,8 +97,7 @@ def classify_file(model, feature_extractor, path, chunk_seconds: float, batch_si
     from tqdm.auto import tqdm
 
     rate = feature_extractor.sampling_rate
-    _, blocks = open_audio(path, rate, without_torch=not getattr(model, "needs_torch", True))
-    waveform = np.concatenate(list(blocks)).astype(np.float32, copy=False)
+    waveform = decode_audio(path, rate, without_torch=not getattr(model, "needs_torch", True))
     min_samples = model.min_input_samples() if hasattr(model, "min_input_samples") else 400
     if len(waveform) < min_samples:
         raise ValueError(
