@@ -71,11 +71,11 @@ class _NoProgressBar:
 
 
 def _progress_bar(total, desc: str, show: bool):
-    """transformers' tqdm (its progress switch applies), imported only when shown: a quiet run with an exported
-    engine (`saved_onnx`) needs neither torch nor transformers here."""
+    """The Hub's tqdm, imported only when shown: its progress switch is the one transformers' switch also turns
+    (and `svu -q`), and a run with an exported engine (`saved_onnx`) imports neither torch nor transformers."""
     if not show:
         return _NoProgressBar()
-    from transformers.utils.logging import tqdm
+    from huggingface_hub.utils import tqdm
 
     return tqdm(total=total, unit="chunk", desc=desc)
 

@@ -290,9 +290,9 @@ def test_cli_verbs_run_an_exported_model_without_torch_or_transformers(exported,
 
 def test_a_repo_carrying_its_onnx_export_runs_without_torch_from_its_first_run(exported, tmp_path, monkeypatch):
     """`svu export REPO OUT --onnx` of each `onnx_without_torch` task's repo: a fresh process with an empty export
-    cache runs `svu <verb> --engine onnx --int8` on OUT, as a folder and as a Hub id in the Hub cache, without
-    importing torch or transformers and without exporting anything, and writes what REPO writes through the
-    torch-loaded ONNX engine (the model path aside)."""
+    cache runs `svu <verb> --engine onnx --int8` on OUT (progress bars shown), as a folder and as a Hub id in the
+    Hub cache, without importing torch or transformers and without exporting anything, and writes what REPO writes
+    through the torch-loaded ONNX engine (the model path aside)."""
     import os
     import subprocess
     import sys
@@ -311,8 +311,8 @@ def test_a_repo_carrying_its_onnx_export_runs_without_torch_from_its_first_run(e
         assert main(["export", str(repo), str(carrying), "--onnx"]) == 0
         assert main(["export", str(carrying), str(tmp_path / "pruned" / name), "--max-layers", "1"]) == 0
         assert not list((tmp_path / "pruned" / name).glob("*.onnx"))  # the carried exports hold the unpruned model
-        argv = [TASKS[name].cli_verb, str(audio), "--engine", "onnx", "--int8", "-q"]
-        assert main(argv + ["--model", str(repo), "-o", output_of(name, tmp_path / "reference")]) == 0
+        argv = [TASKS[name].cli_verb, str(audio), "--engine", "onnx", "--int8"]
+        assert main(argv + ["--model", str(repo), "-o", output_of(name, tmp_path / "reference"), "-q"]) == 0
         in_hf_cache(tmp_path / "hf", carrying, f"svu-test/carrying-{name}")
         runs[name] = argv + ["--model", str(carrying), "-o", output_of(name, tmp_path / "lean")]
         runs[f"{name} from the Hub cache"] = argv + ["--model", f"svu-test/carrying-{name}", "-o", output_of(name, tmp_path / "hub")]
