@@ -70,14 +70,15 @@ class _NoProgressBar:
         pass
 
 
-def _progress_bar(total, desc: str, show: bool):
-    """The Hub's tqdm, imported only when shown: its progress switch is the one transformers' switch also turns
-    (and `svu -q`), and a run with an exported engine (`saved_onnx`) imports neither torch nor transformers."""
+def _progress_bar(model, total, desc: str, show: bool):
+    """transformers' tqdm (its progress switch applies), imported only when shown; a model run without torch
+    (`saved_onnx.SavedOnnxModel`) brings its own `progress_bar`, so that transformers is not imported."""
     if not show:
         return _NoProgressBar()
-    from huggingface_hub.utils import tqdm
-
-    return tqdm(total=total, unit="chunk", desc=desc)
+    make = getattr(model, "progress_bar", None)
+    if make is None:
+        from transformers.utils.logging import tqdm as make
+    return make(total=total, unit="chunk", desc=desc)
 
 
 def float_logits(logits) -> np.ndarray:
@@ -144,7 +145,7 @@ def stitched_logits(
     total_windows = None
     if total_samples is not None:
         total_windows = 1 + max(0, -(-(total_samples - window_samples) // hop_samples))
-    bar = _progress_bar(total_windows, desc, progress)
+    bar = _progress_bar(model, total_windows, desc, progress)
     emitted = 0  # global frames already yielded
 
     def run(batch):

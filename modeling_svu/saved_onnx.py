@@ -134,6 +134,16 @@ class SavedOnnxModel:
     def feature_extractor(self) -> WindowNormalizer:
         return WindowNormalizer(self.config.normalize_audio, self.config.sampling_rate)
 
+    @staticmethod
+    def progress_bar(**options):
+        """The Hub's tqdm (`long_audio` shows it): transformers' progress switch and `svu -q` turn it off too, and
+        transformers is not imported."""
+        try:
+            from huggingface_hub.utils import tqdm
+        except ImportError:  # transformers' then (which needs the Hub library: not on an svu install)
+            from transformers.utils.logging import tqdm
+        return tqdm(**options)
+
     def eval(self):
         return self
 
